@@ -1,0 +1,426 @@
+//! `airouter.toml` compiled once into an immutable [`Plan`]: every reference resolved, every
+//! pattern checked, every secret looked up. Nothing in a plan is "filled in later".
+
+mod error;
+pub mod raw;
+pub mod url;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+pub use error::{ConfigError, ConfigErrors};
+use error::Locator;
+pub use raw::BackendKind;
+use raw::{RawBackend, RawConfig, RawKey, RawModel};
+
+use crate::api::{Api, ApiSet};
+use crate::auth::{ClientKey, KeyRing};
+use crate::resolve::{ModelResolver, Pattern};
+
+/// A secret (a backend key): shown as `<redacted>` by `Debug`, so dumps and logs never carry it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// What a backend is sent as credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// No `Authorization` header: the client's is removed.
+    None,
+    /// `Authorization: Bearer <key>`, replacing the client's.
+    Key(Secret),
+    /// The client's own key, as `Authorization: Bearer`.
+    PassThrough,
+}
+
+#[derive(Debug, Clone)]
+pub struct Listener {
+    pub address: String,
+    pub port: u16,
+    pub max_body_bytes: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Admin {
+    pub address: String,
+    pub port: u16,
+}
+
+#[derive(Debug, Clone)]
+pub struct Backend {
+    pub name: String,
+    pub kind: BackendKind,
+    pub url: url::BaseUrl,
+    pub credential: Credential,
+    /// The environment variable the key comes from, when it does (Envoy must expose it to the VM).
+    pub key_env: Option<String>,
+    pub connect_timeout_ms: u64,
+    pub timeout_ms: u64,
+    pub idle_timeout_ms: u64,
+}
+
+impl Backend {
+    /// The Envoy cluster serving this backend.
+    pub fn cluster_name(&self) -> String {
+        format!("airouter_backend_{}", self.name)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Model {
+    /// The client-visible name, or the pattern's text.
+    pub name: String,
+    pub pattern: Option<Pattern>,
+    pub apis: ApiSet,
+    /// Index into [`Plan::backends`].
+    pub backend: usize,
+    /// The backend's name for the model; `None` passes the client's name through.
+    pub backend_model: Option<String>,
+    pub default: bool,
+    pub owned_by: String,
+}
+
+/// The whole configuration, checked and ready; shared read-only by every request.
+#[derive(Debug)]
+pub struct Plan {
+    pub source: String,
+    pub listener: Listener,
+    pub admin: Admin,
+    pub backends: Vec<Backend>,
+    pub models: Vec<Model>,
+    pub resolver: ModelResolver,
+    pub keys: KeyRing,
+    /// Environment variables named by `api_key_env` that were not set when the plan was built.
+    pub missing_env: Vec<String>,
+}
+
+/// Largest body limit: Envoy's buffers count in 32-bit sizes.
+const MAX_BODY_LIMIT: u64 = 1 << 30;
+
+/// Parses and checks one configuration text. `file` names it in errors; `env` looks up
+/// environment variables (the process's own in the sidecar, WASI's inside Envoy).
+pub fn compile(file: &str, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Plan, ConfigErrors> {
+    let loc = Locator { file, text };
+    let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigErrors(vec![loc.from_toml(&e)]))?;
+    let mut errs = Vec::new();
+    let mut missing_env = Vec::new();
+
+    let max_body = *raw.listener.max_body_bytes.get_ref();
+    if max_body == 0 || max_body > MAX_BODY_LIMIT {
+        errs.push(loc.error(
+            raw.listener.max_body_bytes.span(),
+            "listener.max_body_bytes",
+            format!("must be between 1 and {MAX_BODY_LIMIT}"),
+        ));
+    }
+
+    let mut backends = Vec::new();
+    let mut backend_index = HashMap::new();
+    for (name, b) in &raw.backends {
+        if let Some(backend) = compile_backend(&loc, name, b, env, &mut errs, &mut missing_env) {
+            backend_index.insert(name.clone(), backends.len());
+            backends.push(backend);
+        }
+    }
+
+    let mut models = Vec::new();
+    for (i, m) in raw.models.iter().enumerate() {
+        if let Some(model) = compile_model(&loc, i, m, &raw.backends, &backend_index, &mut errs) {
+            models.push(model);
+        }
+    }
+    check_model_overlaps(&loc, &raw.models, &models, &mut errs);
+
+    let keys = compile_keys(&loc, &raw.keys, &mut errs);
+
+    if !errs.is_empty() {
+        return Err(ConfigErrors(errs));
+    }
+    let resolver = ModelResolver::new(&models);
+    Ok(Plan {
+        source: file.to_string(),
+        listener: Listener {
+            address: raw.listener.address,
+            port: raw.listener.port,
+            max_body_bytes: max_body,
+        },
+        admin: Admin {
+            address: raw.admin.address,
+            port: raw.admin.port,
+        },
+        backends,
+        models,
+        resolver,
+        keys,
+        missing_env,
+    })
+}
+
+fn valid_backend_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+        && name.len() <= 64
+}
+
+fn valid_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn compile_backend(
+    loc: &Locator,
+    name: &str,
+    b: &RawBackend,
+    env: &dyn Fn(&str) -> Option<String>,
+    errs: &mut Vec<ConfigError>,
+    missing_env: &mut Vec<String>,
+) -> Option<Backend> {
+    let key = |field: &str| format!("backends.{name}.{field}");
+    if !valid_backend_name(name) {
+        errs.push(loc.error(
+            b.url.span(),
+            format!("backends.{name}"),
+            "backend names are 1-64 characters of letters, digits, `_`, `.` and `-`, starting with a letter or digit",
+        ));
+        return None;
+    }
+    let url = match url::parse(b.url.get_ref()) {
+        Ok(u) => u,
+        Err(why) => {
+            errs.push(loc.error(b.url.span(), key("url"), format!("`{}` {why}", b.url.get_ref())));
+            return None;
+        }
+    };
+    let pass = b.pass_client_key.as_ref().is_some_and(|p| *p.get_ref());
+    let chosen = [b.api_key.is_some(), b.api_key_env.is_some(), pass];
+    if chosen.iter().filter(|c| **c).count() > 1 {
+        let span = b
+            .api_key_env
+            .as_ref()
+            .map(|s| s.span())
+            .or(b.pass_client_key.as_ref().map(|s| s.span()))
+            .unwrap_or(b.url.span());
+        errs.push(loc.error(
+            span,
+            format!("backends.{name}"),
+            "choose one of api_key, api_key_env and pass_client_key",
+        ));
+        return None;
+    }
+    let mut key_env = None;
+    let credential = if let Some(k) = &b.api_key {
+        if k.get_ref().is_empty() {
+            errs.push(loc.error(k.span(), key("api_key"), "is empty"));
+        }
+        Credential::Key(Secret(k.get_ref().clone()))
+    } else if let Some(var) = &b.api_key_env {
+        if !valid_env_name(var.get_ref()) {
+            errs.push(loc.error(var.span(), key("api_key_env"), format!("`{}` is not an environment variable name", var.get_ref())));
+            return None;
+        }
+        key_env = Some(var.get_ref().clone());
+        match env(var.get_ref()).filter(|v| !v.is_empty()) {
+            Some(v) => Credential::Key(Secret(v)),
+            None => {
+                missing_env.push(var.get_ref().clone());
+                Credential::None
+            }
+        }
+    } else if pass {
+        Credential::PassThrough
+    } else {
+        Credential::None
+    };
+    if b.connect_timeout_ms == 0 {
+        errs.push(loc.error(b.url.span(), key("connect_timeout_ms"), "must be above 0"));
+    }
+    Some(Backend {
+        name: name.to_string(),
+        kind: b.kind,
+        url,
+        credential,
+        key_env,
+        connect_timeout_ms: b.connect_timeout_ms,
+        timeout_ms: b.timeout_ms,
+        idle_timeout_ms: b.idle_timeout_ms,
+    })
+}
+
+fn compile_model(
+    loc: &Locator,
+    i: usize,
+    m: &RawModel,
+    raw_backends: &BTreeMap<String, RawBackend>,
+    backend_index: &HashMap<String, usize>,
+    errs: &mut Vec<ConfigError>,
+) -> Option<Model> {
+    let key = |field: &str| format!("models[{i}].{field}");
+    let name = m.name.get_ref();
+    let pattern = if Pattern::is_pattern(name) {
+        match Pattern::new(name) {
+            Ok(p) => Some(p),
+            Err(why) => {
+                errs.push(loc.error(m.name.span(), key("name"), why));
+                return None;
+            }
+        }
+    } else {
+        if let Err(why) = check_model_name(name) {
+            errs.push(loc.error(m.name.span(), key("name"), why));
+            return None;
+        }
+        None
+    };
+    if m.apis.get_ref().is_empty() {
+        errs.push(loc.error(m.apis.span(), key("apis"), "must list at least one API"));
+    }
+    let backend_name = m.target.backend.get_ref();
+    let Some(&backend) = backend_index.get(backend_name) else {
+        if !raw_backends.contains_key(backend_name) {
+            let known: Vec<&str> = raw_backends.keys().map(String::as_str).collect();
+            errs.push(loc.error(
+                m.target.backend.span(),
+                key("target.backend"),
+                format!("no backend named `{backend_name}` (defined: {})", if known.is_empty() { "none".to_string() } else { known.join(", ") }),
+            ));
+        }
+        return None;
+    };
+    let backend_model = match &m.target.model {
+        Some(t) => {
+            if let Err(why) = check_model_name(t.get_ref()) {
+                errs.push(loc.error(t.span(), key("target.model"), why));
+            }
+            Some(t.get_ref().clone())
+        }
+        None => None,
+    };
+    let default = m.default.as_ref().is_some_and(|d| *d.get_ref());
+    if default && pattern.is_some() {
+        if let Some(d) = &m.default {
+            errs.push(loc.error(d.span(), key("default"), "a default model needs a concrete name, not a pattern"));
+        }
+    }
+    Some(Model {
+        name: name.clone(),
+        pattern,
+        apis: m.apis.get_ref().iter().copied().collect(),
+        backend,
+        backend_model,
+        default,
+        owned_by: m.owned_by.clone().unwrap_or_else(|| "airouter".into()),
+    })
+}
+
+fn check_model_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 256 {
+        return Err("must be 1-256 characters".into());
+    }
+    if name.chars().any(char::is_control) {
+        return Err("must not contain control characters".into());
+    }
+    Ok(())
+}
+
+/// Two models may share a name only for different APIs; one default per API.
+fn check_model_overlaps(loc: &Locator, raw: &[RawModel], models: &[Model], errs: &mut Vec<ConfigError>) {
+    // Models that failed to compile are skipped, so map by name back to the raw entry for spans.
+    let span_of = |name: &str, nth: usize| -> (usize, std::ops::Range<usize>) {
+        raw.iter()
+            .enumerate()
+            .filter(|(_, r)| r.name.get_ref() == name)
+            .nth(nth)
+            .map_or((0, 0..0), |(i, r)| (i, r.name.span()))
+    };
+    let mut seen: HashMap<&str, Vec<ApiSet>> = HashMap::new();
+    for m in models {
+        let earlier = seen.entry(m.name.as_str()).or_default();
+        if earlier.iter().any(|a| a.intersects(m.apis)) {
+            let (i, span) = span_of(&m.name, earlier.len());
+            errs.push(loc.error(span, format!("models[{i}].name"), format!("`{}` is defined twice for the same API", m.name)));
+        }
+        earlier.push(m.apis);
+    }
+    let mut defaults: [Option<&str>; Api::ALL.len()] = [None; Api::ALL.len()];
+    for (i, r) in raw.iter().enumerate() {
+        let Some(d) = r.default.as_ref().filter(|d| *d.get_ref()) else {
+            continue;
+        };
+        for api in r.apis.get_ref() {
+            let slot = &mut defaults[api.index()];
+            match slot {
+                Some(other) => errs.push(loc.error(
+                    d.span(),
+                    format!("models[{i}].default"),
+                    format!("API `{}` already has a default model, `{other}`", api.config_name()),
+                )),
+                None => *slot = Some(r.name.get_ref()),
+            }
+        }
+    }
+}
+
+fn compile_keys(loc: &Locator, raw: &[RawKey], errs: &mut Vec<ConfigError>) -> KeyRing {
+    let mut keys = Vec::new();
+    let mut names = HashMap::new();
+    for (i, k) in raw.iter().enumerate() {
+        let key = |field: &str| format!("keys[{i}].{field}");
+        let name = k.name.get_ref();
+        if name.is_empty() || name.chars().any(char::is_control) {
+            errs.push(loc.error(k.name.span(), key("name"), "must be a non-empty printable name"));
+        }
+        if names.insert(name.clone(), i).is_some() {
+            errs.push(loc.error(k.name.span(), key("name"), format!("`{name}` names two keys")));
+        }
+        let hash = match (&k.key, &k.sha256) {
+            (Some(plain), None) if !plain.get_ref().is_empty() => KeyRing::hash(plain.get_ref()),
+            (Some(plain), None) => {
+                errs.push(loc.error(plain.span(), key("key"), "is empty"));
+                continue;
+            }
+            (None, Some(hex)) => match KeyRing::parse_hex(hex.get_ref()) {
+                Some(h) => h,
+                None => {
+                    errs.push(loc.error(hex.span(), key("sha256"), "must be 64 hexadecimal characters"));
+                    continue;
+                }
+            },
+            _ => {
+                errs.push(loc.error(k.name.span(), key("key"), "give exactly one of `key` and `sha256`"));
+                continue;
+            }
+        };
+        let mut allow = Vec::new();
+        for (j, p) in k.models.iter().flatten().enumerate() {
+            match Pattern::new(p.get_ref()) {
+                Ok(pat) => allow.push(pat),
+                Err(why) => errs.push(loc.error(p.span(), format!("keys[{i}].models[{j}]"), why)),
+            }
+        }
+        if keys.iter().any(|c: &ClientKey| c.hash == hash) {
+            errs.push(loc.error(k.name.span(), key("key"), "the same key is given twice"));
+        }
+        keys.push(ClientKey {
+            name: name.clone(),
+            hash,
+            allow: k.models.as_ref().map(|_| allow),
+        });
+    }
+    KeyRing::new(keys)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,194 @@
+//! `airouter.toml` as written: serde types that refuse unknown keys and keep the spans of the
+//! values later checks may need to point at. [`super::compile`] turns them into a [`super::Plan`].
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::api::Api;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(
+    feature = "schema",
+    schemars(title = "airouter.toml", description = "AI Router configuration")
+)]
+pub struct RawConfig {
+    /// Where Envoy listens for OpenAI clients.
+    #[serde(default)]
+    pub listener: RawListener,
+    /// Envoy's admin interface (rendered by `airouter envoy`).
+    #[serde(default)]
+    pub admin: RawAdmin,
+    /// Backends by name: the servers requests are sent to.
+    #[serde(default)]
+    pub backends: BTreeMap<String, RawBackend>,
+    /// Client-visible models, each mapped to a backend target.
+    #[serde(default)]
+    pub models: Vec<RawModel>,
+    /// Client keys. When there are none, the router is open.
+    #[serde(default)]
+    pub keys: Vec<RawKey>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct RawListener {
+    /// Address to bind (default `0.0.0.0`).
+    #[serde(default = "default_listen_address")]
+    pub address: String,
+    /// Port to bind (default 8080).
+    #[serde(default = "default_listen_port")]
+    pub port: u16,
+    /// Largest request body accepted, in bytes (default 32 MiB); larger bodies get 413.
+    #[serde(default = "default_max_body")]
+    #[cfg_attr(feature = "schema", schemars(with = "u64"))]
+    pub max_body_bytes: Spanned<u64>,
+}
+
+impl Default for RawListener {
+    fn default() -> Self {
+        RawListener {
+            address: default_listen_address(),
+            port: default_listen_port(),
+            max_body_bytes: default_max_body(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct RawAdmin {
+    /// Envoy admin address (default `127.0.0.1`; keep it on loopback).
+    #[serde(default = "default_admin_address")]
+    pub address: String,
+    /// Envoy admin port (default 9901).
+    #[serde(default = "default_admin_port")]
+    pub port: u16,
+}
+
+impl Default for RawAdmin {
+    fn default() -> Self {
+        RawAdmin {
+            address: default_admin_address(),
+            port: default_admin_port(),
+        }
+    }
+}
+
+/// The protocol a backend speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub enum BackendKind {
+    /// Any OpenAI-compatible HTTP server (vLLM, llama.cpp, Ollama, TEI, OpenAI, Mistral, xAI, ...).
+    Openai,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct RawBackend {
+    /// What the backend speaks.
+    pub kind: BackendKind,
+    /// Base URL as an OpenAI SDK would take it: scheme, host, optional port and path prefix,
+    /// e.g. `https://api.openai.com/v1` or `http://127.0.0.1:8000/v1`. `https` means TLS with SNI.
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
+    pub url: Spanned<String>,
+    /// The backend's API key, written in the file (prefer `api_key_env`).
+    #[cfg_attr(feature = "schema", schemars(with = "Option<String>"))]
+    pub api_key: Option<Spanned<String>>,
+    /// Name of an environment variable of Envoy's process holding the backend's API key.
+    #[cfg_attr(feature = "schema", schemars(with = "Option<String>"))]
+    pub api_key_env: Option<Spanned<String>>,
+    /// Pass the client's own key through to this backend (only when it has no key of its own).
+    #[cfg_attr(feature = "schema", schemars(with = "Option<bool>"))]
+    pub pass_client_key: Option<Spanned<bool>>,
+    /// TCP (and TLS) connect timeout in milliseconds (default 5000).
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_ms: u64,
+    /// Whole-response timeout in milliseconds, streams included (default 600000; 0 = none).
+    #[serde(default = "default_timeout")]
+    pub timeout_ms: u64,
+    /// Longest silence on a response, e.g. between two stream chunks, in milliseconds (default 300000; 0 = none).
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_ms: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct RawModel {
+    /// Client-visible name, or a glob pattern (`*` any run, `?` one character) such as `gpt-4*`.
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
+    pub name: Spanned<String>,
+    /// The OpenAI APIs this model serves.
+    #[cfg_attr(feature = "schema", schemars(with = "Vec<Api>"))]
+    pub apis: Spanned<Vec<Api>>,
+    /// Where requests for this model go.
+    pub target: RawTarget,
+    /// Serve requests naming an unknown model on each of this model's APIs.
+    #[cfg_attr(feature = "schema", schemars(with = "Option<bool>"))]
+    pub default: Option<Spanned<bool>>,
+    /// `owned_by` in `/v1/models` (default `airouter`).
+    pub owned_by: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct RawTarget {
+    /// A backend's name from `[backends]`.
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
+    pub backend: Spanned<String>,
+    /// The model's name at the backend (default: the name the client used).
+    #[cfg_attr(feature = "schema", schemars(with = "Option<String>"))]
+    pub model: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct RawKey {
+    /// Who holds the key; used in logs and metrics, never the key itself.
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
+    pub name: Spanned<String>,
+    /// The key in plain text (development only).
+    #[cfg_attr(feature = "schema", schemars(with = "Option<String>"))]
+    pub key: Option<Spanned<String>>,
+    /// Lower-case hex SHA-256 of the key (`printf %s "$KEY" | sha256sum`).
+    #[cfg_attr(feature = "schema", schemars(with = "Option<String>"))]
+    pub sha256: Option<Spanned<String>>,
+    /// Model names or patterns this key may use (default: all).
+    #[cfg_attr(feature = "schema", schemars(with = "Option<Vec<String>>"))]
+    pub models: Option<Vec<Spanned<String>>>,
+}
+
+fn default_listen_address() -> String {
+    "0.0.0.0".into()
+}
+fn default_listen_port() -> u16 {
+    8080
+}
+fn default_max_body() -> Spanned<u64> {
+    Spanned::new(0..0, 32 * 1024 * 1024)
+}
+fn default_admin_address() -> String {
+    "127.0.0.1".into()
+}
+fn default_admin_port() -> u16 {
+    9901
+}
+fn default_connect_timeout() -> u64 {
+    5_000
+}
+fn default_timeout() -> u64 {
+    600_000
+}
+fn default_idle_timeout() -> u64 {
+    300_000
+}

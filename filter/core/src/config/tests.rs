@@ -1,0 +1,206 @@
+//! Loading `airouter.toml`: good files compile; every kind of mistake names file, line and key.
+
+use super::*;
+use crate::resolve::How;
+
+fn env(name: &str) -> Option<String> {
+    (name == "PROVIDER_KEY").then(|| "sk-from-env".to_string())
+}
+
+fn load(text: &str) -> Result<Plan, ConfigErrors> {
+    compile("airouter.toml", text, &env)
+}
+
+fn first_error(text: &str) -> ConfigError {
+    load(text).unwrap_err().0.remove(0)
+}
+
+const GOOD: &str = r#"
+[listener]
+port = 8080
+
+[backends.local]
+kind = "openai"
+url = "http://127.0.0.1:8000/v1"
+
+[backends.hosted]
+kind = "openai"
+url = "https://api.example.com/v1"
+api_key_env = "PROVIDER_KEY"
+
+[[models]]
+name = "chat"
+apis = ["chat", "completions"]
+target = { backend = "local", model = "qwen2" }
+default = true
+
+[[models]]
+name = "gpt-4*"
+apis = ["chat"]
+target = { backend = "hosted" }
+
+[[models]]
+name = "gpt-4o-mini"
+apis = ["chat"]
+target = { backend = "hosted", model = "gpt-4o-mini-2024-07-18" }
+
+[[models]]
+name = "chat"
+apis = ["embeddings"]
+target = { backend = "local", model = "bge" }
+
+[[keys]]
+name = "dev"
+key = "sk-dev"
+models = ["chat", "gpt-*"]
+"#;
+
+#[test]
+fn a_good_file_compiles_to_a_plan() {
+    let plan = load(GOOD).unwrap();
+    assert_eq!(plan.backends.len(), 2);
+    assert_eq!(plan.models.len(), 4);
+    let hosted = plan.backends.iter().find(|b| b.name == "hosted").unwrap();
+    assert_eq!(hosted.credential, Credential::Key(Secret("sk-from-env".into())));
+    assert!(hosted.url.tls);
+    assert!(plan.missing_env.is_empty());
+    assert_eq!(plan.listener.max_body_bytes, 32 * 1024 * 1024);
+}
+
+#[test]
+fn resolution_prefers_exact_then_specific_patterns_then_default() {
+    let plan = load(GOOD).unwrap();
+    let t = plan.resolve(Api::Chat, "gpt-4o-mini").unwrap();
+    assert_eq!((t.how, t.backend_model.as_str()), (How::Exact, "gpt-4o-mini-2024-07-18"));
+    let t = plan.resolve(Api::Chat, "gpt-4-turbo").unwrap();
+    assert_eq!((t.how, t.backend_model.as_str(), t.client_name.as_str()), (How::Pattern, "gpt-4-turbo", "gpt-4-turbo"));
+    let t = plan.resolve(Api::Chat, "nope").unwrap();
+    assert_eq!((t.how, t.client_name.as_str(), t.backend_model.as_str()), (How::Default, "chat", "qwen2"));
+    let t = plan.resolve(Api::Embeddings, "chat").unwrap();
+    assert_eq!(t.backend_model, "bge");
+    assert!(plan.resolve(Api::Embeddings, "nope").is_none());
+    assert!(plan.resolve(Api::AudioSpeech, "chat").is_none());
+}
+
+#[test]
+fn most_specific_pattern_wins_whatever_the_order() {
+    let text = r#"
+[backends.a]
+kind = "openai"
+url = "http://a"
+[backends.b]
+kind = "openai"
+url = "http://b"
+[[models]]
+name = "*"
+apis = ["chat"]
+target = { backend = "a" }
+[[models]]
+name = "gpt-*"
+apis = ["chat"]
+target = { backend = "a" }
+[[models]]
+name = "gpt-4*"
+apis = ["chat"]
+target = { backend = "b" }
+"#;
+    let plan = load(text).unwrap();
+    assert_eq!(plan.resolve(Api::Chat, "gpt-4o").unwrap().backend.name, "b");
+    assert_eq!(plan.resolve(Api::Chat, "gpt-3").unwrap().model.name, "gpt-*");
+    assert_eq!(plan.resolve(Api::Chat, "llama").unwrap().model.name, "*");
+}
+
+#[test]
+fn unknown_keys_are_refused_with_line_and_key() {
+    let e = first_error("[listener]\nport = 8080\nprot = 1\n");
+    assert_eq!((e.file.as_str(), e.line), ("airouter.toml", 3));
+    assert_eq!(e.key, "prot");
+    assert!(e.message.contains("unknown field"), "{e}");
+}
+
+#[test]
+fn dangling_backend_is_refused() {
+    let e = first_error("[[models]]\nname = \"m\"\napis = [\"chat\"]\ntarget = { backend = \"ghost\" }\n");
+    assert_eq!((e.line, e.key.as_str()), (4, "models[0].target.backend"));
+    assert!(e.message.contains("ghost"));
+}
+
+#[test]
+fn two_defaults_for_one_api_are_refused() {
+    let text = r#"
+[backends.a]
+kind = "openai"
+url = "http://a"
+[[models]]
+name = "m1"
+apis = ["chat"]
+target = { backend = "a" }
+default = true
+[[models]]
+name = "m2"
+apis = ["completions", "chat"]
+target = { backend = "a" }
+default = true
+"#;
+    let e = first_error(text);
+    assert_eq!((e.line, e.key.as_str()), (14, "models[1].default"));
+    assert!(e.message.contains("`chat` already has a default model, `m1`"), "{e}");
+}
+
+#[test]
+fn bad_patterns_and_values_are_refused() {
+    let base = "[backends.a]\nkind = \"openai\"\nurl = \"http://a\"\n";
+    let cases = [
+        ("[[models]]\nname = \"gpt-[45]\"\napis = [\"chat\"]\ntarget = { backend = \"a\" }\n", "models[0].name", 5),
+        ("[[models]]\nname = \"m\"\napis = [\"chatt\"]\ntarget = { backend = \"a\" }\n", "", 6),
+        ("[[models]]\nname = \"m\"\napis = []\ntarget = { backend = \"a\" }\n", "models[0].apis", 6),
+        ("[[models]]\nname = \"m*\"\napis = [\"chat\"]\ntarget = { backend = \"a\" }\ndefault = true\n", "models[0].default", 8),
+        ("[[keys]]\nname = \"k\"\nkey = \"x\"\nmodels = [\"{a,b}\"]\n", "keys[0].models[0]", 7),
+        ("[[keys]]\nname = \"k\"\nsha256 = \"abc\"\n", "keys[0].sha256", 6),
+        ("[[keys]]\nname = \"k\"\n", "keys[0].key", 5),
+        ("[listener]\nmax_body_bytes = 0\n", "listener.max_body_bytes", 5),
+    ];
+    for (extra, key, line) in cases {
+        let e = first_error(&format!("{base}{extra}"));
+        assert_eq!((e.key.as_str(), e.line), (key, line), "{extra}: {e}");
+    }
+}
+
+#[test]
+fn backend_mistakes_are_refused() {
+    let e = first_error("[backends.a]\nkind = \"openai\"\nurl = \"ftp://x\"\n");
+    assert_eq!((e.key.as_str(), e.line), ("backends.a.url", 3));
+    let e = first_error("[backends.a]\nkind = \"grpc\"\nurl = \"http://x\"\n");
+    assert_eq!(e.line, 2);
+    assert!(e.message.contains("unknown variant"), "{e}");
+    let e = first_error("[backends.a]\nkind = \"openai\"\nurl = \"http://x\"\napi_key = \"k\"\npass_client_key = true\n");
+    assert!(e.message.contains("choose one"), "{e}");
+}
+
+#[test]
+fn duplicate_models_for_one_api_are_refused() {
+    let text = "[backends.a]\nkind = \"openai\"\nurl = \"http://a\"\n[[models]]\nname = \"m\"\napis = [\"chat\"]\ntarget = { backend = \"a\" }\n[[models]]\nname = \"m\"\napis = [\"chat\"]\ntarget = { backend = \"a\" }\n";
+    let e = first_error(text);
+    assert_eq!((e.key.as_str(), e.line), ("models[1].name", 9));
+}
+
+#[test]
+fn missing_environment_keys_are_reported_not_fatal() {
+    let text = "[backends.a]\nkind = \"openai\"\nurl = \"http://a\"\napi_key_env = \"NOT_SET_ANYWHERE\"\n";
+    let plan = load(text).unwrap();
+    assert_eq!(plan.missing_env, vec!["NOT_SET_ANYWHERE".to_string()]);
+}
+
+#[test]
+fn secrets_never_show_in_debug_output() {
+    let text = "[backends.a]\nkind = \"openai\"\nurl = \"http://a\"\napi_key = \"sk-very-secret\"\n[[keys]]\nname = \"k\"\nkey = \"sk-client-secret\"\n";
+    let dump = format!("{:?}", load(text).unwrap());
+    assert!(!dump.contains("sk-very-secret") && !dump.contains("sk-client-secret"), "{dump}");
+}
+
+#[test]
+fn the_shipped_example_compiles() {
+    let text = include_str!("../../../../examples/airouter.toml");
+    let plan = compile("examples/airouter.toml", text, &|_| None).unwrap();
+    assert!(!plan.models.is_empty());
+}

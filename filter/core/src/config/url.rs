@@ -1,0 +1,116 @@
+//! Backend base URLs: `http[s]://host[:port][/prefix]`, split into what Envoy and the filter need.
+
+/// A parsed backend base URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseUrl {
+    pub tls: bool,
+    /// Host name or IP address, without brackets for IPv6.
+    pub host: String,
+    pub port: u16,
+    /// Path prefix without a trailing slash (`""` or `/v1`).
+    pub path_prefix: String,
+    /// The `:authority` to send: host, with the port when it is not the scheme's default.
+    pub authority: String,
+}
+
+pub fn parse(url: &str) -> Result<BaseUrl, String> {
+    let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
+        (true, r)
+    } else if let Some(r) = url.strip_prefix("http://") {
+        (false, r)
+    } else {
+        return Err("must start with http:// or https://".into());
+    };
+    if rest.contains(['?', '#']) {
+        return Err("must not have a query or fragment".into());
+    }
+    let (hostport, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    if hostport.contains('@') {
+        return Err("must not carry credentials; use api_key or api_key_env".into());
+    }
+    let default_port = if tls { 443 } else { 80 };
+    let (host, port, bracketed) = if let Some(v6) = hostport.strip_prefix('[') {
+        let (h, after) = v6.split_once(']').ok_or("has an unclosed `[`")?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => parse_port(p)?,
+            None if after.is_empty() => default_port,
+            None => return Err("has junk after the IPv6 address".into()),
+        };
+        (h.to_string(), port, true)
+    } else {
+        match hostport.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), parse_port(p)?, false),
+            None => (hostport.to_string(), default_port, false),
+        }
+    };
+    if host.is_empty() {
+        return Err("has no host".into());
+    }
+    if !bracketed
+        && !host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_')
+    {
+        return Err(format!("has an invalid host `{host}`"));
+    }
+    let shown_host = if bracketed { format!("[{host}]") } else { host.clone() };
+    let authority = if port == default_port {
+        shown_host
+    } else {
+        format!("{shown_host}:{port}")
+    };
+    Ok(BaseUrl {
+        tls,
+        host,
+        port,
+        path_prefix: path.trim_end_matches('/').to_string(),
+        authority,
+    })
+}
+
+fn parse_port(p: &str) -> Result<u16, String> {
+    match p.parse::<u16>() {
+        Ok(0) | Err(_) => Err(format!("has an invalid port `{p}`")),
+        Ok(n) => Ok(n),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_scheme_host_port_prefix() {
+        let u = parse("https://api.openai.com/v1/").unwrap();
+        assert!(u.tls);
+        assert_eq!((u.host.as_str(), u.port), ("api.openai.com", 443));
+        assert_eq!(u.path_prefix, "/v1");
+        assert_eq!(u.authority, "api.openai.com");
+
+        let u = parse("http://127.0.0.1:8000").unwrap();
+        assert_eq!((u.port, u.path_prefix.as_str()), (8000, ""));
+        assert_eq!(u.authority, "127.0.0.1:8000");
+
+        let u = parse("http://[::1]:9000/openai/v1").unwrap();
+        assert_eq!(u.host, "::1");
+        assert_eq!(u.authority, "[::1]:9000");
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_route() {
+        for bad in [
+            "ftp://x",
+            "http://",
+            "http://h:0",
+            "http://h:99999",
+            "http://u:p@h",
+            "http://h/v1?x=1",
+            "http://h h",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! OpenAI's error envelope, `{"error":{"message","type","param","code"}}`, and the router's own errors.
+
+use serde::Serialize;
+
+/// An error the router answers itself, in OpenAI's shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: u16,
+    pub message: String,
+    pub kind: &'static str,
+    pub param: Option<&'static str>,
+    pub code: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct Envelope<'a> {
+    error: Inner<'a>,
+}
+
+#[derive(Serialize)]
+struct Inner<'a> {
+    message: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    param: Option<&'a str>,
+    code: Option<&'a str>,
+}
+
+/// The OpenAI `type` that goes with an HTTP status, for errors that carry none of their own.
+pub fn type_for_status(status: u16) -> &'static str {
+    match status {
+        401 => "authentication_error",
+        403 => "permission_error",
+        429 => "rate_limit_error",
+        500..=599 => "server_error",
+        _ => "invalid_request_error",
+    }
+}
+
+/// Serializes an envelope; the only input is plain strings, so this cannot fail in practice,
+/// and a fixed body is used if it ever did.
+pub fn envelope(message: &str, kind: &str, param: Option<&str>, code: Option<&str>) -> Vec<u8> {
+    let env = Envelope {
+        error: Inner {
+            message,
+            kind,
+            param,
+            code,
+        },
+    };
+    serde_json::to_vec(&env).unwrap_or_else(|_| {
+        br#"{"error":{"message":"internal error","type":"server_error","param":null,"code":null}}"#
+            .to_vec()
+    })
+}
+
+impl ApiError {
+    fn new(status: u16, message: String) -> Self {
+        ApiError {
+            status,
+            message,
+            kind: type_for_status(status),
+            param: None,
+            code: None,
+        }
+    }
+
+    pub fn body(&self) -> Vec<u8> {
+        envelope(&self.message, self.kind, self.param, self.code)
+    }
+
+    pub fn missing_key() -> Self {
+        ApiError {
+            kind: "invalid_request_error",
+            code: Some("invalid_api_key"),
+            ..Self::new(401, "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).".into())
+        }
+    }
+
+    pub fn invalid_key() -> Self {
+        ApiError {
+            kind: "invalid_request_error",
+            code: Some("invalid_api_key"),
+            ..Self::new(401, "Incorrect API key provided.".into())
+        }
+    }
+
+    pub fn model_not_found(model: &str) -> Self {
+        ApiError {
+            code: Some("model_not_found"),
+            ..Self::new(404, format!("The model `{model}` does not exist."))
+        }
+    }
+
+    pub fn unknown_url(method: &str, path: &str) -> Self {
+        ApiError {
+            code: Some("unknown_url"),
+            ..Self::new(404, format!("Invalid URL ({method} {path})"))
+        }
+    }
+
+    pub fn method_not_allowed(method: &str, path: &str) -> Self {
+        ApiError {
+            code: Some("method_not_allowed"),
+            ..Self::new(405, format!("Method {method} is not allowed on {path}."))
+        }
+    }
+
+    pub fn bad_json() -> Self {
+        Self::new(400, "We could not parse the JSON body of your request. The body must be a JSON object; check for a trailing comma, a missing quote or an unescaped character.".into())
+    }
+
+    pub fn not_an_object() -> Self {
+        Self::new(400, "The request body must be a JSON object.".into())
+    }
+
+    pub fn missing_model() -> Self {
+        ApiError {
+            param: Some("model"),
+            ..Self::new(400, "you must provide a model parameter".into())
+        }
+    }
+
+    pub fn model_not_a_string() -> Self {
+        ApiError {
+            param: Some("model"),
+            code: Some("invalid_type"),
+            ..Self::new(400, "Invalid type for 'model': expected a string.".into())
+        }
+    }
+
+    pub fn bad_multipart(why: &str) -> Self {
+        Self::new(400, format!("Could not parse the multipart form: {why}."))
+    }
+
+    pub fn too_large(limit: u64) -> Self {
+        ApiError {
+            code: Some("request_too_large"),
+            ..Self::new(
+                413,
+                format!("The request body is larger than this router accepts ({limit} bytes)."),
+            )
+        }
+    }
+
+    pub fn bad_gateway(why: &str) -> Self {
+        ApiError {
+            code: Some("upstream_unreachable"),
+            ..Self::new(502, format!("The backend could not be reached: {why}."))
+        }
+    }
+
+    pub fn gateway_timeout() -> Self {
+        ApiError {
+            code: Some("upstream_timeout"),
+            ..Self::new(504, "The backend did not answer in time.".into())
+        }
+    }
+
+    pub fn internal(why: &str) -> Self {
+        Self::new(500, format!("Internal router error: {why}."))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_has_the_four_fields() {
+        let body = ApiError::model_not_found("gpt-\"x\"").body();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"]["message"], "The model `gpt-\"x\"` does not exist.");
+        assert_eq!(v["error"]["type"], "invalid_request_error");
+        assert_eq!(v["error"]["param"], serde_json::Value::Null);
+        assert_eq!(v["error"]["code"], "model_not_found");
+    }
+
+    #[test]
+    fn statuses_get_openai_types() {
+        assert_eq!(type_for_status(429), "rate_limit_error");
+        assert_eq!(type_for_status(503), "server_error");
+        assert_eq!(type_for_status(400), "invalid_request_error");
+    }
+}

@@ -1,0 +1,330 @@
+//! One HTTP request through the filter: authenticate, answer locally or route to a backend with
+//! the body and headers rewritten, then rewrite the response so backend names never reach the
+//! client. Driven by the host's callbacks through [`Host`].
+
+use std::rc::Rc;
+
+use crate::api::{Api, BodyKind};
+use crate::auth::{presented_key, ClientKey};
+use crate::config::{Credential, Plan};
+use crate::errors::ApiError;
+use crate::host::{Action, Headers, Host};
+use crate::json_body;
+use crate::model_names::NameRewriter;
+use crate::models_list;
+use crate::multipart;
+use crate::sse::SseModelRewriter;
+use crate::upstream_errors;
+
+/// The request header the generated Envoy routes match to pick a backend's cluster.
+pub const BACKEND_HEADER: &str = "x-airouter-backend";
+
+const JSON: (&str, &str) = ("content-type", "application/json");
+
+/// Where a routed request went, for the response path.
+#[derive(Debug)]
+struct Routed {
+    names: NameRewriter,
+    backend_model: String,
+    client_name: String,
+}
+
+#[derive(Debug)]
+enum ResponseMode {
+    /// Bytes the router does not change (audio, images as bytes, unrouted requests).
+    Untouched,
+    /// A JSON body, buffered and rewritten whole.
+    Json,
+    /// An SSE stream, rewritten event by event as it arrives.
+    Sse(SseModelRewriter),
+    /// An upstream error body, put into the OpenAI envelope.
+    UpstreamError(u16),
+    /// Envoy answered for the upstream (connection failure, timeout): replaced with our error.
+    Replaced(ApiError),
+}
+
+/// Per-request state.
+#[derive(Debug)]
+pub struct HttpFlow {
+    plan: Rc<Plan>,
+    /// Index of the client's key in the plan's key ring, once authenticated.
+    key: Option<usize>,
+    /// The API of a request waiting for its body, and its query string.
+    pending: Option<(Api, String)>,
+    routed: Option<Routed>,
+    response: ResponseMode,
+}
+
+impl HttpFlow {
+    pub fn new(plan: Rc<Plan>) -> Self {
+        HttpFlow {
+            plan,
+            key: None,
+            pending: None,
+            routed: None,
+            response: ResponseMode::Untouched,
+        }
+    }
+
+    fn client_key(&self) -> Option<&ClientKey> {
+        self.key.and_then(|i| self.plan.keys.keys().get(i))
+    }
+
+    fn reply(&mut self, host: &mut dyn Host, err: &ApiError) -> Action {
+        self.pending = None;
+        let allow;
+        let mut headers = vec![JSON];
+        if err.status == 405 {
+            allow = if err.message.contains("/v1/models") { "GET" } else { "POST" };
+            headers.push(("allow", allow));
+        }
+        host.send_response(err.status, &headers, &err.body());
+        Action::Pause
+    }
+
+    fn reply_json(&mut self, host: &mut dyn Host, body: &[u8]) -> Action {
+        host.send_response(200, &[JSON], body);
+        Action::Pause
+    }
+
+    pub fn on_request_headers(&mut self, host: &mut dyn Host, end_of_stream: bool) -> Action {
+        let method = host.header(Headers::Request, ":method").unwrap_or_default();
+        let full_path = host.header(Headers::Request, ":path").unwrap_or_default();
+        let (path, query) = match full_path.split_once('?') {
+            Some((p, q)) => (p.to_string(), q.to_string()),
+            None => (full_path.clone(), String::new()),
+        };
+        let is_get = method == "GET" || method == "HEAD";
+
+        if path == "/health" && is_get {
+            return self.reply_json(host, br#"{"status":"ok"}"#);
+        }
+        if let Some(err) = self.authenticate(host) {
+            return self.reply(host, &err);
+        }
+        if path == "/v1/models" {
+            if !is_get {
+                return self.reply(host, &ApiError::method_not_allowed(&method, &path));
+            }
+            let body = models_list::list(&self.plan, self.client_key());
+            return self.reply_json(host, &body);
+        }
+        if let Some(id) = path.strip_prefix("/v1/models/") {
+            if !is_get {
+                return self.reply(host, &ApiError::method_not_allowed(&method, &path));
+            }
+            let id = models_list::percent_decode(id).unwrap_or_default();
+            return match models_list::one(&self.plan, self.client_key(), &id) {
+                Some(body) => self.reply_json(host, &body),
+                None => self.reply(host, &ApiError::model_not_found(&id)),
+            };
+        }
+        let Some(api) = Api::from_client_path(&path) else {
+            return self.reply(host, &ApiError::unknown_url(&method, &path));
+        };
+        if method != "POST" {
+            return self.reply(host, &ApiError::method_not_allowed(&method, &path));
+        }
+        if end_of_stream {
+            return self.reply(host, &ApiError::missing_model());
+        }
+        let limit = self.plan.listener.max_body_bytes;
+        let declared = host
+            .header(Headers::Request, "content-length")
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit) {
+            return self.reply(host, &ApiError::too_large(limit));
+        }
+        self.pending = Some((api, query));
+        Action::Pause
+    }
+
+    /// Checks the client's key; `Some(error)` when the request must be refused.
+    fn authenticate(&mut self, host: &dyn Host) -> Option<ApiError> {
+        if self.plan.keys.is_open() {
+            return None;
+        }
+        let authz = host.header(Headers::Request, "authorization");
+        let api_key = host.header(Headers::Request, "api-key");
+        let x_api_key = host.header(Headers::Request, "x-api-key");
+        let Some(presented) = presented_key(authz.as_deref(), api_key.as_deref(), x_api_key.as_deref()) else {
+            return Some(ApiError::missing_key());
+        };
+        let Some(found) = self.plan.keys.find(presented) else {
+            return Some(ApiError::invalid_key());
+        };
+        self.key = self.plan.keys.keys().iter().position(|k| std::ptr::eq(k, found));
+        None
+    }
+
+    pub fn on_request_body(&mut self, host: &mut dyn Host, body_size: usize, end_of_stream: bool) -> Action {
+        let Some((api, _)) = &self.pending else {
+            return Action::Continue;
+        };
+        let api = *api;
+        let limit = self.plan.listener.max_body_bytes;
+        if body_size as u64 > limit {
+            return self.reply(host, &ApiError::too_large(limit));
+        }
+        if !end_of_stream {
+            return Action::Pause;
+        }
+        match self.route(host, api, body_size) {
+            Ok(()) => Action::Continue,
+            Err(err) => self.reply(host, &err),
+        }
+    }
+
+    fn route(&mut self, host: &mut dyn Host, api: Api, body_size: usize) -> Result<(), ApiError> {
+        let query = self.pending.take().map(|(_, q)| q).unwrap_or_default();
+        let body = host
+            .body(Headers::Request, body_size)
+            .ok_or_else(|| ApiError::internal("the request body could not be read"))?;
+        let (span, requested) = match api.body_kind() {
+            BodyKind::Json => {
+                let f = json_body::find_model(&body)?;
+                (f.span, f.name)
+            }
+            BodyKind::Multipart => {
+                let ctype = host.header(Headers::Request, "content-type").unwrap_or_default();
+                let boundary = multipart::boundary(&ctype)
+                    .ok_or_else(|| ApiError::bad_multipart("the content type must be multipart/form-data with a boundary"))?;
+                let field = multipart::find_field(&body, boundary, "model")
+                    .map_err(ApiError::bad_multipart)?
+                    .ok_or_else(ApiError::missing_model)?;
+                (field.span, field.value)
+            }
+        };
+        let plan = Rc::clone(&self.plan);
+        let target = plan
+            .resolve(api, &requested)
+            .ok_or_else(|| ApiError::model_not_found(&requested))?;
+        if let Some(k) = self.client_key() {
+            if !k.allows(&requested) || !k.allows(&target.client_name) {
+                return Err(ApiError::model_not_found(&requested));
+            }
+        }
+        let new_body = match api.body_kind() {
+            BodyKind::Json => json_body::splice_string(&body, span, &target.backend_model),
+            BodyKind::Multipart => json_body::splice(&body, span, target.backend_model.as_bytes()),
+        };
+        if !host.replace_body(Headers::Request, body_size, &new_body) {
+            return Err(ApiError::internal("the request body could not be rewritten"));
+        }
+        let backend = target.backend;
+        let mut path = format!("{}{}", backend.url.path_prefix, api.path_suffix());
+        if !query.is_empty() {
+            path.push('?');
+            path.push_str(&query);
+        }
+        let req = Headers::Request;
+        host.set_header(req, "content-length", Some(&new_body.len().to_string()));
+        host.set_header(req, ":path", Some(&path));
+        host.set_header(req, ":authority", Some(&backend.url.authority));
+        host.set_header(req, BACKEND_HEADER, Some(&backend.name));
+        // Responses are rewritten, so they must come back uncompressed.
+        host.set_header(req, "accept-encoding", None);
+        self.set_credentials(host, &backend.credential);
+        self.routed = Some(Routed {
+            names: NameRewriter::new(&target.client_name, &target.backend_model),
+            backend_model: target.backend_model.clone(),
+            client_name: target.client_name.clone(),
+        });
+        Ok(())
+    }
+
+    fn set_credentials(&self, host: &mut dyn Host, credential: &Credential) {
+        let req = Headers::Request;
+        let bearer = match credential {
+            Credential::Key(secret) => Some(format!("Bearer {}", secret.expose())),
+            Credential::PassThrough => {
+                let authz = host.header(req, "authorization");
+                let api_key = host.header(req, "api-key");
+                let x_api_key = host.header(req, "x-api-key");
+                presented_key(authz.as_deref(), api_key.as_deref(), x_api_key.as_deref())
+                    .map(|k| format!("Bearer {k}"))
+            }
+            Credential::None => None,
+        };
+        host.set_header(req, "authorization", bearer.as_deref());
+        host.set_header(req, "api-key", None);
+        host.set_header(req, "x-api-key", None);
+    }
+
+    pub fn on_response_headers(&mut self, host: &mut dyn Host, _end_of_stream: bool) -> Action {
+        let Some(routed) = &self.routed else {
+            return Action::Continue;
+        };
+        let resp = Headers::Response;
+        let status = host
+            .header(resp, ":status")
+            .and_then(|s| s.parse::<u16>().ok())
+            .unwrap_or(0);
+        let details = host.property(&["response", "code_details"]).unwrap_or_default();
+        let ctype = host.header(resp, "content-type").unwrap_or_default().to_ascii_lowercase();
+        self.response = if let Some(err) = upstream_errors::local_failure(status, &details) {
+            host.set_header(resp, ":status", Some(&err.status.to_string()));
+            ResponseMode::Replaced(err)
+        } else if status >= 400 {
+            ResponseMode::UpstreamError(status)
+        } else if ctype.starts_with("text/event-stream") {
+            ResponseMode::Sse(SseModelRewriter::new(routed.names.clone()))
+        } else if ctype.contains("json") {
+            ResponseMode::Json
+        } else {
+            ResponseMode::Untouched
+        };
+        match self.response {
+            ResponseMode::Untouched => {}
+            ResponseMode::Replaced(_) | ResponseMode::UpstreamError(_) => {
+                host.set_header(resp, "content-type", Some("application/json"));
+                host.set_header(resp, "content-length", None);
+            }
+            ResponseMode::Json | ResponseMode::Sse(_) => host.set_header(resp, "content-length", None),
+        }
+        Action::Continue
+    }
+
+    pub fn on_response_body(&mut self, host: &mut dyn Host, body_size: usize, end_of_stream: bool) -> Action {
+        let Some(routed) = &self.routed else {
+            return Action::Continue;
+        };
+        let resp = Headers::Response;
+        match &mut self.response {
+            ResponseMode::Untouched => Action::Continue,
+            ResponseMode::Sse(rewriter) => {
+                let chunk = host.body(resp, body_size).unwrap_or_default();
+                let mut out = rewriter.feed(&chunk);
+                if end_of_stream {
+                    out.extend(rewriter.finish());
+                }
+                if out != chunk && !host.replace_body(resp, body_size, &out) {
+                    host.log_warn("could not rewrite an SSE chunk");
+                }
+                Action::Continue
+            }
+            _ if !end_of_stream => Action::Pause,
+            ResponseMode::Json => {
+                let body = host.body(resp, body_size).unwrap_or_default();
+                if let Some(out) = routed.names.rewrite_document(&body) {
+                    host.replace_body(resp, body_size, &out);
+                }
+                Action::Continue
+            }
+            ResponseMode::UpstreamError(status) => {
+                let body = host.body(resp, body_size).unwrap_or_default();
+                let out = upstream_errors::wrap(*status, &body, &routed.names, &routed.backend_model, &routed.client_name);
+                host.replace_body(resp, body_size, &out);
+                Action::Continue
+            }
+            ResponseMode::Replaced(err) => {
+                let out = err.body();
+                host.replace_body(resp, body_size, &out);
+                Action::Continue
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

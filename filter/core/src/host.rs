@@ -1,0 +1,33 @@
+//! The one seam between the core and its host (Envoy's proxy-wasm ABI, or a test double).
+
+/// Header maps a callback can touch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Headers {
+    Request,
+    Response,
+}
+
+/// What a callback tells the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Continue,
+    /// Headers: stop iteration. Body: stop and buffer.
+    Pause,
+}
+
+/// Host calls the per-request flow needs. Implementations never panic: a failed call returns
+/// `None`/`false` and the flow carries on as well as it can.
+pub trait Host {
+    fn header(&self, map: Headers, name: &str) -> Option<String>;
+    /// Sets (`Some`) or removes (`None`) a header.
+    fn set_header(&mut self, map: Headers, name: &str, value: Option<&str>);
+    /// The first `len` bytes of the body buffered so far.
+    fn body(&self, map: Headers, len: usize) -> Option<Vec<u8>>;
+    /// Replaces the first `len` bytes of the current body buffer with `data`.
+    fn replace_body(&mut self, map: Headers, len: usize, data: &[u8]) -> bool;
+    /// Answers the client directly; the request goes no further.
+    fn send_response(&mut self, status: u16, headers: &[(&str, &str)], body: &[u8]);
+    /// An Envoy attribute such as `response.code_details`, as text.
+    fn property(&self, path: &[&str]) -> Option<String>;
+    fn log_warn(&self, message: &str);
+}

@@ -1,0 +1,109 @@
+//! Request bodies edited in place: find the top-level `model` and splice a new value into the
+//! original bytes. Every other byte, unknown fields included, reaches the backend as sent.
+
+use std::ops::Range;
+
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::errors::ApiError;
+
+/// The fields of a request body the router reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelField {
+    /// Byte range of the `model` value (with its quotes) in the body.
+    pub span: Range<usize>,
+    /// The decoded name.
+    pub name: String,
+}
+
+#[derive(Deserialize)]
+struct TopLevel<'a> {
+    #[serde(borrow)]
+    model: Option<&'a RawValue>,
+}
+
+/// Finds the top-level `model` of a JSON request body, or the OpenAI error for a body without one.
+pub fn find_model(body: &[u8]) -> Result<ModelField, ApiError> {
+    let text = std::str::from_utf8(body).map_err(|_| ApiError::bad_json())?;
+    if !text.trim_start().starts_with('{') {
+        return Err(match serde_json::from_str::<IgnoredAny>(text) {
+            Ok(_) => ApiError::not_an_object(),
+            Err(_) => ApiError::bad_json(),
+        });
+    }
+    let top: TopLevel = serde_json::from_str(text).map_err(|_| ApiError::bad_json())?;
+    let raw = top.model.ok_or_else(ApiError::missing_model)?;
+    let value = raw.get();
+    if value == "null" {
+        return Err(ApiError::missing_model());
+    }
+    if !value.starts_with('"') {
+        return Err(ApiError::model_not_a_string());
+    }
+    let name: String = serde_json::from_str(value).map_err(|_| ApiError::bad_json())?;
+    // `value` borrows from `text`, so its address lies inside the body.
+    let start = (value.as_ptr() as usize).wrapping_sub(text.as_ptr() as usize);
+    let span = start..start + value.len();
+    if body.get(span.clone()) != Some(value.as_bytes()) {
+        return Err(ApiError::internal("could not locate the model field"));
+    }
+    Ok(ModelField { span, name })
+}
+
+/// The body with `span` replaced by `name` as a JSON string.
+pub fn splice_string(body: &[u8], span: Range<usize>, name: &str) -> Vec<u8> {
+    let quoted = serde_json::to_string(name).unwrap_or_else(|_| String::from("\"\""));
+    splice(body, span, quoted.as_bytes())
+}
+
+/// The body with `span` replaced by `with`.
+pub fn splice(body: &[u8], span: Range<usize>, with: &[u8]) -> Vec<u8> {
+    let head = body.get(..span.start).unwrap_or(&[]);
+    let tail = body.get(span.end..).unwrap_or(&[]);
+    let mut out = Vec::with_capacity(head.len() + with.len() + tail.len());
+    out.extend_from_slice(head);
+    out.extend_from_slice(with);
+    out.extend_from_slice(tail);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_and_replaces_only_the_model_value() {
+        let body = br#"{"messages":[{"role":"user","content":"model \"x\""}], "model" : "gpt-4o","zz_unknown":{"model":"inner"}}"#;
+        let f = find_model(body).unwrap();
+        assert_eq!(f.name, "gpt-4o");
+        let out = splice_string(body, f.span, "llama/3 \"8b\"");
+        let expected = br#"{"messages":[{"role":"user","content":"model \"x\""}], "model" : "llama/3 \"8b\"","zz_unknown":{"model":"inner"}}"#;
+        assert_eq!(out, expected.to_vec());
+    }
+
+    #[test]
+    fn decodes_escaped_names() {
+        let f = find_model(br#"{"model":"a\u0062c"}"#).unwrap();
+        assert_eq!(f.name, "abc");
+        assert_eq!(f.span, 9..19);
+    }
+
+    #[test]
+    fn bad_bodies_get_openai_errors() {
+        let cases: [(&[u8], u16, Option<&str>); 7] = [
+            (b"{not json", 400, None),
+            (b"[1,2]", 400, None),
+            (b"{}", 400, Some("model")),
+            (br#"{"model":null}"#, 400, Some("model")),
+            (br#"{"model":7}"#, 400, Some("model")),
+            (br#"{"model":"a","model":"b"}"#, 400, None),
+            (b"\xff\xfe", 400, None),
+        ];
+        for (body, status, param) in cases {
+            let e = find_model(body).unwrap_err();
+            assert_eq!((e.status, e.param), (status, param), "{:?}", String::from_utf8_lossy(body));
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! AI Router's pure core: everything the Envoy filter and the sidecar decide, with no host in sight.
+//!
+//! The wasm crate adapts Envoy's proxy-wasm calls to the [`host::Host`] seam and forwards each
+//! callback to [`flow::HttpFlow`]; the sidecar uses [`config`] to check files and render Envoy
+//! bootstraps. Everything here runs natively, so it is unit-tested and benchmarked directly.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod errors;
+pub mod flow;
+pub mod host;
+pub mod json_body;
+pub mod model_names;
+pub mod models_list;
+pub mod multipart;
+pub mod resolve;
+pub mod sse;
+pub mod upstream_errors;

@@ -1,0 +1,139 @@
+//! Server-sent events: a byte-level incremental framer, and the per-event model-name rewriter
+//! built on it. Chunks may split events, lines, CRLF pairs and UTF-8 characters anywhere; only
+//! whole events are emitted, each rewritten or, when nothing changed, as the original bytes.
+
+use memchr::memchr2;
+
+use crate::model_names::{NameRewriter, ScanState};
+
+/// Largest event held back while waiting for its end; a longer one is passed on as it is.
+pub const MAX_EVENT_BYTES: usize = 4 * 1024 * 1024;
+
+/// Cuts a byte stream into SSE events (each ending with its blank line).
+#[derive(Debug, Default)]
+pub struct SseFramer {
+    pending: Vec<u8>,
+}
+
+/// Where the first complete event in `data` ends, or `None` when more bytes are needed.
+/// Lines end with LF, CRLF or CR; a CR at the very end is undecided until the next byte.
+pub fn event_end(data: &[u8]) -> Option<usize> {
+    let mut line_start = 0;
+    let mut pos = 0;
+    loop {
+        let at = pos + memchr2(b'\n', b'\r', data.get(pos..)?)?;
+        let eol = if data.get(at) == Some(&b'\r') {
+            match data.get(at + 1) {
+                Some(b'\n') => 2,
+                Some(_) => 1,
+                None => return None,
+            }
+        } else {
+            1
+        };
+        if at == line_start {
+            return Some(at + eol);
+        }
+        line_start = at + eol;
+        pos = line_start;
+    }
+}
+
+impl SseFramer {
+    /// Adds a chunk and hands each event it completes to `on_event`.
+    pub fn push(&mut self, chunk: &[u8], on_event: &mut dyn FnMut(&[u8])) {
+        self.pending.extend_from_slice(chunk);
+        let mut start = 0;
+        while let Some(len) = self.pending.get(start..).and_then(event_end) {
+            if let Some(event) = self.pending.get(start..start + len) {
+                on_event(event);
+            }
+            start += len;
+        }
+        if self.pending.len() - start > MAX_EVENT_BYTES {
+            if let Some(rest) = self.pending.get(start..) {
+                on_event(rest);
+            }
+            start = self.pending.len();
+        }
+        self.pending.drain(..start);
+    }
+
+    /// The bytes of an unfinished last event, when the stream ends.
+    pub fn finish(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.pending)
+    }
+}
+
+/// Rewrites the model names in every `data:` line of an SSE stream.
+#[derive(Debug)]
+pub struct SseModelRewriter {
+    framer: SseFramer,
+    names: NameRewriter,
+}
+
+impl SseModelRewriter {
+    pub fn new(names: NameRewriter) -> Self {
+        SseModelRewriter {
+            framer: SseFramer::default(),
+            names,
+        }
+    }
+
+    /// What to send downstream for this chunk (possibly empty while an event is incomplete).
+    pub fn feed(&mut self, chunk: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(chunk.len() + 16);
+        let names = &self.names;
+        self.framer.push(chunk, &mut |event| rewrite_event(names, event, &mut out));
+        out
+    }
+
+    /// What is left when the upstream stream ends.
+    pub fn finish(&mut self) -> Vec<u8> {
+        let rest = self.framer.finish();
+        let mut out = Vec::with_capacity(rest.len());
+        rewrite_event(&self.names, &rest, &mut out);
+        out
+    }
+}
+
+/// Splits into lines, each with its terminator.
+fn lines(event: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = event;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let end = match memchr2(b'\n', b'\r', rest) {
+            Some(at) if rest.get(at) == Some(&b'\r') && rest.get(at + 1) == Some(&b'\n') => at + 2,
+            Some(at) => at + 1,
+            None => rest.len(),
+        };
+        let (line, tail) = rest.split_at(end);
+        rest = tail;
+        Some(line)
+    })
+}
+
+fn rewrite_event(names: &NameRewriter, event: &[u8], out: &mut Vec<u8>) {
+    let start = out.len();
+    let mut state = ScanState::default();
+    let mut changed = false;
+    for line in lines(event) {
+        match line.strip_prefix(b"data:") {
+            Some(value) => {
+                let skip = usize::from(value.first() == Some(&b' '));
+                out.extend_from_slice(line.get(..5 + skip).unwrap_or(&[]));
+                changed |= names.rewrite_fragment(&mut state, value.get(skip..).unwrap_or(&[]), out);
+            }
+            None => out.extend_from_slice(line),
+        }
+    }
+    if !changed {
+        out.truncate(start);
+        out.extend_from_slice(event);
+    }
+}
+
+#[cfg(test)]
+mod tests;
