@@ -1,1 +1,116 @@
-//! placeholder
+//! AI Router's Envoy HTTP filter: proxy-wasm glue over `airouter-core`.
+//!
+//! The root context compiles the plugin configuration (the `airouter.toml` text) into a plan once;
+//! each HTTP context forwards Envoy's callbacks to an [`HttpFlow`] through [`EnvoyHost`].
+
+mod abi;
+mod envoy_host;
+
+use std::rc::Rc;
+
+use airouter_core::config::{compile, Plan};
+use airouter_core::flow::HttpFlow;
+use airouter_core::host::Action as CoreAction;
+use envoy_host::EnvoyHost;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel};
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Info);
+    std::panic::set_hook(Box::new(|info| {
+        abi::log(abi::LOG_ERROR, &format!("panic: {info}"));
+    }));
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { plan: None }) });
+}}
+
+struct Root {
+    plan: Option<Rc<Plan>>,
+}
+
+impl Context for Root {}
+
+/// The file name operators know the configuration by: the plugin's name when set, else a label.
+fn source_name() -> String {
+    proxy_wasm::hostcalls::get_property(vec!["plugin_name"])
+        .ok()
+        .flatten()
+        .and_then(|b| String::from_utf8(b).ok())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "plugin configuration".to_string())
+}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, size: usize) -> bool {
+        let raw = match proxy_wasm::hostcalls::get_buffer(BufferType::PluginConfiguration, 0, size) {
+            Ok(Some(bytes)) => bytes,
+            _ => Vec::new(),
+        };
+        let file = source_name();
+        let Ok(text) = String::from_utf8(raw) else {
+            abi::log(abi::LOG_ERROR, &format!("{file}: the configuration is not UTF-8"));
+            return false;
+        };
+        match compile(&file, &text, &|name| std::env::var(name).ok()) {
+            Ok(plan) if !plan.missing_env.is_empty() => {
+                let vars = plan.missing_env.join(", ");
+                abi::log(
+                    abi::LOG_ERROR,
+                    &format!("{file}: environment variables not visible to the filter: {vars} (set them for Envoy; `airouter envoy` exposes them through vm_config.environment_variables)"),
+                );
+                false
+            }
+            Ok(plan) => {
+                self.plan = Some(Rc::new(plan));
+                true
+            }
+            Err(errors) => {
+                for e in errors.0 {
+                    abi::log(abi::LOG_ERROR, &format!("{e}"));
+                }
+                false
+            }
+        }
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        let plan = self.plan.clone()?;
+        Some(Box::new(Filter {
+            flow: HttpFlow::new(plan),
+        }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+struct Filter {
+    flow: HttpFlow,
+}
+
+impl Context for Filter {}
+
+fn action(a: CoreAction) -> Action {
+    match a {
+        CoreAction::Continue => Action::Continue,
+        CoreAction::Pause => Action::Pause,
+    }
+}
+
+impl HttpContext for Filter {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        action(self.flow.on_request_headers(&mut EnvoyHost, end_of_stream))
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        action(self.flow.on_request_body(&mut EnvoyHost, body_size, end_of_stream))
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        action(self.flow.on_response_headers(&mut EnvoyHost, end_of_stream))
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        action(self.flow.on_response_body(&mut EnvoyHost, body_size, end_of_stream))
+    }
+}

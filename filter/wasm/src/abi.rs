@@ -1,0 +1,161 @@
+//! The few proxy-wasm ABI calls made per request, declared here so that an unexpected host status
+//! or a non-UTF-8 header becomes `None`/`false` instead of the SDK's `panic!` (which would trap the
+//! worker's VM). Memory the host returns was allocated through the SDK's exported allocator.
+
+use std::ptr::null_mut;
+
+const OK: u32 = 0;
+
+pub const REQUEST_HEADERS: u32 = 0;
+pub const RESPONSE_HEADERS: u32 = 2;
+pub const REQUEST_BODY: u32 = 0;
+pub const RESPONSE_BODY: u32 = 1;
+pub const LOG_WARN: u32 = 3;
+pub const LOG_ERROR: u32 = 4;
+
+extern "C" {
+    fn proxy_log(level: u32, message_data: *const u8, message_size: usize) -> u32;
+    fn proxy_get_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+    ) -> u32;
+    fn proxy_replace_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> u32;
+    fn proxy_remove_header_map_value(map_type: u32, key_data: *const u8, key_size: usize) -> u32;
+    fn proxy_get_buffer_bytes(
+        buffer_type: u32,
+        start: usize,
+        max_size: usize,
+        return_buffer_data: *mut *mut u8,
+        return_buffer_size: *mut usize,
+    ) -> u32;
+    fn proxy_set_buffer_bytes(
+        buffer_type: u32,
+        start: usize,
+        size: usize,
+        buffer_data: *const u8,
+        buffer_size: usize,
+    ) -> u32;
+    fn proxy_send_local_response(
+        status_code: u32,
+        status_code_details_data: *const u8,
+        status_code_details_size: usize,
+        body_data: *const u8,
+        body_size: usize,
+        headers_data: *const u8,
+        headers_size: usize,
+        grpc_status: i32,
+    ) -> u32;
+    fn proxy_get_property(
+        path_data: *const u8,
+        path_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+    ) -> u32;
+}
+
+/// Takes ownership of a host-allocated buffer.
+fn take(data: *mut u8, size: usize) -> Vec<u8> {
+    if data.is_null() || size == 0 {
+        return Vec::new();
+    }
+    // SAFETY: the host allocated `size` bytes at `data` through `proxy_on_memory_allocate`
+    // (the Rust global allocator) and hands their ownership to the module.
+    unsafe { Vec::from_raw_parts(data, size, size) }
+}
+
+pub fn log(level: u32, message: &str) {
+    // SAFETY: pointer and length describe a live string for the duration of the call.
+    unsafe {
+        proxy_log(level, message.as_ptr(), message.len());
+    }
+}
+
+pub fn header(map: u32, name: &str) -> Option<String> {
+    let mut data = null_mut();
+    let mut size = 0;
+    // SAFETY: the out-pointers are valid locals; the key is a live string.
+    let status = unsafe { proxy_get_header_map_value(map, name.as_ptr(), name.len(), &mut data, &mut size) };
+    (status == OK).then(|| String::from_utf8_lossy(&take(data, size)).into_owned())
+}
+
+pub fn set_header(map: u32, name: &str, value: Option<&str>) -> bool {
+    // SAFETY: pointers and lengths describe live strings for the duration of the call.
+    let status = unsafe {
+        match value {
+            Some(v) => proxy_replace_header_map_value(map, name.as_ptr(), name.len(), v.as_ptr(), v.len()),
+            None => proxy_remove_header_map_value(map, name.as_ptr(), name.len()),
+        }
+    };
+    status == OK
+}
+
+pub fn buffer(kind: u32, start: usize, max: usize) -> Option<Vec<u8>> {
+    let mut data = null_mut();
+    let mut size = 0;
+    // SAFETY: the out-pointers are valid locals.
+    let status = unsafe { proxy_get_buffer_bytes(kind, start, max, &mut data, &mut size) };
+    match status {
+        OK => Some(take(data, size)),
+        // Envoy answers NotFound/Empty for a body of zero bytes.
+        _ if max == 0 => Some(Vec::new()),
+        _ => None,
+    }
+}
+
+pub fn set_buffer(kind: u32, start: usize, size: usize, value: &[u8]) -> bool {
+    // SAFETY: pointer and length describe a live slice for the duration of the call.
+    unsafe { proxy_set_buffer_bytes(kind, start, size, value.as_ptr(), value.len()) == OK }
+}
+
+/// proxy-wasm's header-map wire form: count, then lengths, then NUL-terminated names and values.
+fn serialize_headers(headers: &[(&str, &str)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&(headers.len() as u32).to_le_bytes());
+    for (k, v) in headers {
+        out.extend_from_slice(&(k.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+    }
+    for (k, v) in headers {
+        out.extend_from_slice(k.as_bytes());
+        out.push(0);
+        out.extend_from_slice(v.as_bytes());
+        out.push(0);
+    }
+    out
+}
+
+pub fn send_response(status: u16, headers: &[(&str, &str)], body: &[u8]) -> bool {
+    let serialized = serialize_headers(headers);
+    let details = b"airouter";
+    // SAFETY: all pointers describe live buffers for the duration of the call.
+    unsafe {
+        proxy_send_local_response(
+            u32::from(status),
+            details.as_ptr(),
+            details.len(),
+            body.as_ptr(),
+            body.len(),
+            serialized.as_ptr(),
+            serialized.len(),
+            -1,
+        ) == OK
+    }
+}
+
+pub fn property(path: &[&str]) -> Option<Vec<u8>> {
+    let joined = path.join("\0");
+    let mut data = null_mut();
+    let mut size = 0;
+    // SAFETY: the out-pointers are valid locals; the path is a live buffer.
+    let status = unsafe { proxy_get_property(joined.as_ptr(), joined.len(), &mut data, &mut size) };
+    (status == OK).then(|| take(data, size))
+}

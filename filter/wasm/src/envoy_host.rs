@@ -1,0 +1,56 @@
+//! [`Host`] over Envoy's proxy-wasm ABI: the only place the core meets the host.
+
+use airouter_core::host::{Headers, Host};
+
+use crate::abi;
+
+/// Envoy, as seen from one HTTP context's callbacks.
+pub struct EnvoyHost;
+
+fn map(h: Headers) -> u32 {
+    match h {
+        Headers::Request => abi::REQUEST_HEADERS,
+        Headers::Response => abi::RESPONSE_HEADERS,
+    }
+}
+
+fn body_kind(h: Headers) -> u32 {
+    match h {
+        Headers::Request => abi::REQUEST_BODY,
+        Headers::Response => abi::RESPONSE_BODY,
+    }
+}
+
+impl Host for EnvoyHost {
+    fn header(&self, m: Headers, name: &str) -> Option<String> {
+        abi::header(map(m), name)
+    }
+
+    fn set_header(&mut self, m: Headers, name: &str, value: Option<&str>) {
+        if !abi::set_header(map(m), name, value) && value.is_some() {
+            abi::log(abi::LOG_WARN, &format!("could not set header {name}"));
+        }
+    }
+
+    fn body(&self, m: Headers, len: usize) -> Option<Vec<u8>> {
+        abi::buffer(body_kind(m), 0, len)
+    }
+
+    fn replace_body(&mut self, m: Headers, len: usize, data: &[u8]) -> bool {
+        abi::set_buffer(body_kind(m), 0, len, data)
+    }
+
+    fn send_response(&mut self, status: u16, headers: &[(&str, &str)], body: &[u8]) {
+        if !abi::send_response(status, headers, body) {
+            abi::log(abi::LOG_WARN, "could not send a local reply");
+        }
+    }
+
+    fn property(&self, path: &[&str]) -> Option<String> {
+        abi::property(path).map(|b| String::from_utf8_lossy(&b).into_owned())
+    }
+
+    fn log_warn(&self, message: &str) {
+        abi::log(abi::LOG_WARN, &format!("{message}"));
+    }
+}
