@@ -23,7 +23,11 @@ fn socket(address: &str, port: u16) -> Value {
 
 pub fn render(plan: &Plan, toml_text: &str, wasm: &Path, ca_file: &Path) -> Value {
     let buffer_limit = plan.listener.max_body_bytes + BUFFER_HEADROOM;
-    let mut env_keys: Vec<&str> = plan.backends.iter().filter_map(|b| b.key_env.as_deref()).collect();
+    let mut env_keys: Vec<&str> = plan
+        .backends
+        .iter()
+        .filter_map(|b| b.key_env.as_deref())
+        .collect();
     env_keys.sort_unstable();
     env_keys.dedup();
 

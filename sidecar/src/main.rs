@@ -40,7 +40,11 @@ fn run(args: &[String]) -> Result<(), String> {
                 plan.backends.len(),
                 plan.models.len(),
                 plan.keys.keys().len(),
-                if plan.keys.is_open() { ", open: no key needed" } else { "" }
+                if plan.keys.is_open() {
+                    ", open: no key needed"
+                } else {
+                    ""
+                }
             );
             Ok(())
         }

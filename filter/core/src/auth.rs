@@ -128,7 +128,10 @@ mod tests {
 
     #[test]
     fn hex_digests_parse() {
-        let hex: String = KeyRing::hash("x").iter().map(|b| format!("{b:02x}")).collect();
+        let hex: String = KeyRing::hash("x")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         assert_eq!(KeyRing::parse_hex(&hex), Some(KeyRing::hash("x")));
         assert_eq!(KeyRing::parse_hex("zz"), None);
     }

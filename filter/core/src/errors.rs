@@ -170,7 +170,10 @@ mod tests {
     fn envelope_has_the_four_fields() {
         let body = ApiError::model_not_found("gpt-\"x\"").body();
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(v["error"]["message"], "The model `gpt-\"x\"` does not exist.");
+        assert_eq!(
+            v["error"]["message"],
+            "The model `gpt-\"x\"` does not exist."
+        );
         assert_eq!(v["error"]["type"], "invalid_request_error");
         assert_eq!(v["error"]["param"], serde_json::Value::Null);
         assert_eq!(v["error"]["code"], "model_not_found");

@@ -75,7 +75,11 @@ impl HttpFlow {
         let allow;
         let mut headers = vec![JSON];
         if err.status == 405 {
-            allow = if err.message.contains("/v1/models") { "GET" } else { "POST" };
+            allow = if err.message.contains("/v1/models") {
+                "GET"
+            } else {
+                "POST"
+            };
             headers.push(("allow", allow));
         }
         host.send_response(err.status, &headers, &err.body());
@@ -147,17 +151,29 @@ impl HttpFlow {
         let authz = host.header(Headers::Request, "authorization");
         let api_key = host.header(Headers::Request, "api-key");
         let x_api_key = host.header(Headers::Request, "x-api-key");
-        let Some(presented) = presented_key(authz.as_deref(), api_key.as_deref(), x_api_key.as_deref()) else {
+        let Some(presented) =
+            presented_key(authz.as_deref(), api_key.as_deref(), x_api_key.as_deref())
+        else {
             return Some(ApiError::missing_key());
         };
         let Some(found) = self.plan.keys.find(presented) else {
             return Some(ApiError::invalid_key());
         };
-        self.key = self.plan.keys.keys().iter().position(|k| std::ptr::eq(k, found));
+        self.key = self
+            .plan
+            .keys
+            .keys()
+            .iter()
+            .position(|k| std::ptr::eq(k, found));
         None
     }
 
-    pub fn on_request_body(&mut self, host: &mut dyn Host, body_size: usize, end_of_stream: bool) -> Action {
+    pub fn on_request_body(
+        &mut self,
+        host: &mut dyn Host,
+        body_size: usize,
+        end_of_stream: bool,
+    ) -> Action {
         let Some((api, _)) = &self.pending else {
             return Action::Continue;
         };
@@ -186,9 +202,14 @@ impl HttpFlow {
                 (f.span, f.name)
             }
             BodyKind::Multipart => {
-                let ctype = host.header(Headers::Request, "content-type").unwrap_or_default();
-                let boundary = multipart::boundary(&ctype)
-                    .ok_or_else(|| ApiError::bad_multipart("the content type must be multipart/form-data with a boundary"))?;
+                let ctype = host
+                    .header(Headers::Request, "content-type")
+                    .unwrap_or_default();
+                let boundary = multipart::boundary(&ctype).ok_or_else(|| {
+                    ApiError::bad_multipart(
+                        "the content type must be multipart/form-data with a boundary",
+                    )
+                })?;
                 let field = multipart::find_field(&body, boundary, "model")
                     .map_err(ApiError::bad_multipart)?
                     .ok_or_else(ApiError::missing_model)?;
@@ -209,7 +230,9 @@ impl HttpFlow {
             BodyKind::Multipart => json_body::splice(&body, span, target.backend_model.as_bytes()),
         };
         if !host.replace_body(Headers::Request, body_size, &new_body) {
-            return Err(ApiError::internal("the request body could not be rewritten"));
+            return Err(ApiError::internal(
+                "the request body could not be rewritten",
+            ));
         }
         let backend = target.backend;
         let mut path = format!("{}{}", backend.url.path_prefix, api.path_suffix());
@@ -260,8 +283,13 @@ impl HttpFlow {
             .header(resp, ":status")
             .and_then(|s| s.parse::<u16>().ok())
             .unwrap_or(0);
-        let details = host.property(&["response", "code_details"]).unwrap_or_default();
-        let ctype = host.header(resp, "content-type").unwrap_or_default().to_ascii_lowercase();
+        let details = host
+            .property(&["response", "code_details"])
+            .unwrap_or_default();
+        let ctype = host
+            .header(resp, "content-type")
+            .unwrap_or_default()
+            .to_ascii_lowercase();
         self.response = if let Some(err) = upstream_errors::local_failure(status, &details) {
             host.set_header(resp, ":status", Some(&err.status.to_string()));
             ResponseMode::Replaced(err)
@@ -280,12 +308,19 @@ impl HttpFlow {
                 host.set_header(resp, "content-type", Some("application/json"));
                 host.set_header(resp, "content-length", None);
             }
-            ResponseMode::Json | ResponseMode::Sse(_) => host.set_header(resp, "content-length", None),
+            ResponseMode::Json | ResponseMode::Sse(_) => {
+                host.set_header(resp, "content-length", None)
+            }
         }
         Action::Continue
     }
 
-    pub fn on_response_body(&mut self, host: &mut dyn Host, body_size: usize, end_of_stream: bool) -> Action {
+    pub fn on_response_body(
+        &mut self,
+        host: &mut dyn Host,
+        body_size: usize,
+        end_of_stream: bool,
+    ) -> Action {
         let Some(routed) = &self.routed else {
             return Action::Continue;
         };
@@ -313,7 +348,13 @@ impl HttpFlow {
             }
             ResponseMode::UpstreamError(status) => {
                 let body = host.body(resp, body_size).unwrap_or_default();
-                let out = upstream_errors::wrap(*status, &body, &routed.names, &routed.backend_model, &routed.client_name);
+                let out = upstream_errors::wrap(
+                    *status,
+                    &body,
+                    &routed.names,
+                    &routed.backend_model,
+                    &routed.client_name,
+                );
                 host.replace_body(resp, body_size, &out);
                 Action::Continue
             }

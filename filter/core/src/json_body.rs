@@ -103,7 +103,12 @@ mod tests {
         ];
         for (body, status, param) in cases {
             let e = find_model(body).unwrap_err();
-            assert_eq!((e.status, e.param), (status, param), "{:?}", String::from_utf8_lossy(body));
+            assert_eq!(
+                (e.status, e.param),
+                (status, param),
+                "{:?}",
+                String::from_utf8_lossy(body)
+            );
         }
     }
 }

@@ -33,7 +33,11 @@ impl NameRewriter {
         let client_json = json_escaped(client_name);
         let backend_json = json_escaped(backend_name);
         let backend_raw = (backend_name != client_name)
-            .then(|| backend_json.get(1..backend_json.len().saturating_sub(1)).map(<[u8]>::to_vec))
+            .then(|| {
+                backend_json
+                    .get(1..backend_json.len().saturating_sub(1))
+                    .map(<[u8]>::to_vec)
+            })
             .flatten()
             .filter(|b| !b.is_empty());
         NameRewriter {
@@ -146,7 +150,10 @@ mod tests {
             r#"{"id":"x","model":"my-model","choices":[]}"#
         );
         // A dated snapshot the backend chose is still replaced.
-        assert_eq!(rw(r#"{"model" : "other-2024"}"#), r#"{"model" : "my-model"}"#);
+        assert_eq!(
+            rw(r#"{"model" : "other-2024"}"#),
+            r#"{"model" : "my-model"}"#
+        );
         // Nested model keys (Responses API events) and bare tokens anywhere.
         assert_eq!(
             rw(r#"{"response":{"model":"x"},"meta":["backend/llama-3"]}"#),
@@ -156,7 +163,8 @@ mod tests {
 
     #[test]
     fn leaves_content_and_non_string_models_alone() {
-        let content = r#"{"content":"the \"model\": \"backend/llama-3\" said","model":null,"x":"model"}"#;
+        let content =
+            r#"{"content":"the \"model\": \"backend/llama-3\" said","model":null,"x":"model"}"#;
         assert_eq!(rw(content), content);
         let arr = r#"{"data":[{"embedding":[0.1,-2e-3]}],"usage":{"prompt_tokens":3}}"#;
         assert_eq!(rw(arr), arr);

@@ -37,7 +37,11 @@ pub fn list(plan: &Plan, key: Option<&ClientKey>) -> Vec<u8> {
             });
         }
     }
-    serde_json::to_vec(&ModelList { object: "list", data }).unwrap_or_default()
+    serde_json::to_vec(&ModelList {
+        object: "list",
+        data,
+    })
+    .unwrap_or_default()
 }
 
 /// One model as JSON, when the caller may see it: a concrete name, or a name a pattern serves.
@@ -83,7 +87,10 @@ mod tests {
 
     #[test]
     fn decodes_percent_escapes() {
-        assert_eq!(percent_decode("meta-llama%2FLlama-3").as_deref(), Some("meta-llama/Llama-3"));
+        assert_eq!(
+            percent_decode("meta-llama%2FLlama-3").as_deref(),
+            Some("meta-llama/Llama-3")
+        );
         assert_eq!(percent_decode("bad%2").as_deref(), None);
         assert_eq!(percent_decode("a%zz").as_deref(), None);
     }

@@ -18,7 +18,10 @@ pub fn boundary(content_type: &str) -> Option<&str> {
             return None;
         }
         let v = v.trim();
-        let v = v.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(v);
+        let v = v
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(v);
         (!v.is_empty() && v.len() <= 70).then_some(v)
     })
 }
@@ -31,7 +34,11 @@ pub struct FormValue {
 }
 
 /// Finds the form field `field` in a multipart body.
-pub fn find_field(body: &[u8], boundary: &str, field: &str) -> Result<Option<FormValue>, &'static str> {
+pub fn find_field(
+    body: &[u8],
+    boundary: &str,
+    field: &str,
+) -> Result<Option<FormValue>, &'static str> {
     let delim = format!("--{boundary}");
     let next_delim = format!("\r\n--{boundary}");
     let first = memmem::find(body, delim.as_bytes()).ok_or("no boundary line found")?;
@@ -46,8 +53,11 @@ pub fn find_field(body: &[u8], boundary: &str, field: &str) -> Result<Option<For
         let head_len = memmem::find(head_rest, b"\r\n\r\n").ok_or("a part has no header end")?;
         let headers = head_rest.get(..head_len).unwrap_or(&[]);
         let content_start = headers_start + head_len + 4;
-        let content_len = memmem::find(body.get(content_start..).unwrap_or(&[]), next_delim.as_bytes())
-            .ok_or("a part has no closing boundary")?;
+        let content_len = memmem::find(
+            body.get(content_start..).unwrap_or(&[]),
+            next_delim.as_bytes(),
+        )
+        .ok_or("a part has no closing boundary")?;
         let content_end = content_start + content_len;
         if part_name(headers).as_deref() == Some(field) {
             let raw = body.get(content_start..content_end).unwrap_or(&[]);
@@ -63,7 +73,10 @@ pub fn find_field(body: &[u8], boundary: &str, field: &str) -> Result<Option<For
 
 /// Length of the CRLF (or LF) that ends a boundary line, allowing trailing spaces.
 fn line_end_len(rest: &[u8]) -> Option<usize> {
-    let spaces = rest.iter().take_while(|b| **b == b' ' || **b == b'\t').count();
+    let spaces = rest
+        .iter()
+        .take_while(|b| **b == b' ' || **b == b'\t')
+        .count();
     match rest.get(spaces..)? {
         [b'\r', b'\n', ..] => Some(spaces + 2),
         [b'\n', ..] => Some(spaces + 1),
@@ -76,7 +89,9 @@ fn part_name(headers: &[u8]) -> Option<String> {
     let text = std::str::from_utf8(headers).ok()?;
     let disp = text.split("\r\n").find_map(|line| {
         let (k, v) = line.split_once(':')?;
-        k.trim().eq_ignore_ascii_case("content-disposition").then_some(v)
+        k.trim()
+            .eq_ignore_ascii_case("content-disposition")
+            .then_some(v)
     })?;
     disp.split(';').skip(1).find_map(|p| {
         let (k, v) = p.split_once('=')?;
@@ -84,7 +99,12 @@ fn part_name(headers: &[u8]) -> Option<String> {
             return None;
         }
         let v = v.trim();
-        Some(v.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(v).to_string())
+        Some(
+            v.strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(v)
+                .to_string(),
+        )
     })
 }
 
@@ -97,7 +117,10 @@ mod tests {
     #[test]
     fn reads_the_boundary() {
         assert_eq!(boundary("multipart/form-data; boundary=XyZ"), Some("XyZ"));
-        assert_eq!(boundary("Multipart/Form-Data;boundary=\"a b\""), Some("a b"));
+        assert_eq!(
+            boundary("Multipart/Form-Data;boundary=\"a b\""),
+            Some("a b")
+        );
         assert_eq!(boundary("application/json"), None);
     }
 
@@ -106,7 +129,10 @@ mod tests {
         let m = find_field(BODY, "XyZ", "model").unwrap().unwrap();
         assert_eq!(m.value, "whisper-1");
         assert_eq!(&BODY[m.span.clone()], b"whisper-1");
-        assert_eq!(find_field(BODY, "XyZ", "language").unwrap().unwrap().value, "en");
+        assert_eq!(
+            find_field(BODY, "XyZ", "language").unwrap().unwrap().value,
+            "en"
+        );
         assert_eq!(find_field(BODY, "XyZ", "prompt").unwrap(), None);
     }
 

@@ -87,14 +87,19 @@ impl ModelResolver {
                 .and_then(|m| m.pattern.as_ref())
                 .map_or((0, 0), |p| (p.specificity, p.text.len()))
         };
-        r.patterns.sort_by(|a, b| key(b).cmp(&key(a)).then(a.cmp(b)));
+        r.patterns
+            .sort_by(|a, b| key(b).cmp(&key(a)).then(a.cmp(b)));
         r
     }
 
     /// The index of the model serving `name` on `api`, and how it was found.
     pub fn resolve(&self, models: &[Model], api: Api, name: &str) -> Option<(usize, How)> {
         let serves = |i: &usize| models.get(*i).is_some_and(|m| m.apis.contains(api));
-        if let Some(i) = self.exact.get(name).and_then(|v| v.iter().copied().find(serves)) {
+        if let Some(i) = self
+            .exact
+            .get(name)
+            .and_then(|v| v.iter().copied().find(serves))
+        {
             return Some((i, How::Exact));
         }
         let by_pattern = self.patterns.iter().copied().find(|i| {
@@ -143,7 +148,10 @@ impl Plan {
             How::Exact | How::Pattern => requested.to_string(),
             How::Default => model.name.clone(),
         };
-        let backend_model = model.backend_model.clone().unwrap_or_else(|| client_name.clone());
+        let backend_model = model
+            .backend_model
+            .clone()
+            .unwrap_or_else(|| client_name.clone());
         Some(Target {
             model,
             backend,

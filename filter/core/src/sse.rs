@@ -84,7 +84,8 @@ impl SseModelRewriter {
     pub fn feed(&mut self, chunk: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(chunk.len() + 16);
         let names = &self.names;
-        self.framer.push(chunk, &mut |event| rewrite_event(names, event, &mut out));
+        self.framer
+            .push(chunk, &mut |event| rewrite_event(names, event, &mut out));
         out
     }
 
@@ -124,7 +125,8 @@ fn rewrite_event(names: &NameRewriter, event: &[u8], out: &mut Vec<u8>) {
             Some(value) => {
                 let skip = usize::from(value.first() == Some(&b' '));
                 out.extend_from_slice(line.get(..5 + skip).unwrap_or(&[]));
-                changed |= names.rewrite_fragment(&mut state, value.get(skip..).unwrap_or(&[]), out);
+                changed |=
+                    names.rewrite_fragment(&mut state, value.get(skip..).unwrap_or(&[]), out);
             }
             None => out.extend_from_slice(line),
         }

@@ -7,7 +7,13 @@ use crate::errors::{envelope, type_for_status, ApiError};
 use crate::model_names::NameRewriter;
 
 /// An upstream error body in OpenAI's envelope, with every backend model name replaced.
-pub fn wrap(status: u16, body: &[u8], names: &NameRewriter, backend_model: &str, client_name: &str) -> Vec<u8> {
+pub fn wrap(
+    status: u16,
+    body: &[u8],
+    names: &NameRewriter,
+    backend_model: &str,
+    client_name: &str,
+) -> Vec<u8> {
     let scrub = |s: &str| {
         if backend_model.is_empty() || backend_model == client_name {
             s.to_string()
@@ -20,7 +26,9 @@ pub fn wrap(status: u16, body: &[u8], names: &NameRewriter, backend_model: &str,
         if let Some(Value::Object(err)) = obj.get("error") {
             if err.get("message").is_some_and(Value::is_string) {
                 // Already OpenAI-shaped: swap names in tokens, then inside messages.
-                let renamed = names.rewrite_document(body).unwrap_or_else(|| body.to_vec());
+                let renamed = names
+                    .rewrite_document(body)
+                    .unwrap_or_else(|| body.to_vec());
                 let text = String::from_utf8_lossy(&renamed);
                 return scrub(&text).into_bytes();
             }
@@ -95,19 +103,40 @@ mod tests {
         let body = br#"{"error":{"message":"The model `qwen2-0.5b` is overloaded","type":"server_error","param":null,"code":"overloaded","model":"qwen2-0.5b"}}"#;
         let out = wrap(503, body, &names(), "qwen2-0.5b", "chat-small");
         let v = parse(&out);
-        assert_eq!(v["error"]["message"], "The model `chat-small` is overloaded");
+        assert_eq!(
+            v["error"]["message"],
+            "The model `chat-small` is overloaded"
+        );
         assert_eq!(v["error"]["code"], "overloaded");
         assert!(!String::from_utf8_lossy(&out).contains("qwen2"));
     }
 
     #[test]
     fn other_shapes_are_wrapped() {
-        let v = parse(&wrap(400, br#"{"object":"error","message":"bad qwen2-0.5b","code":400}"#, &names(), "qwen2-0.5b", "chat-small"));
+        let v = parse(&wrap(
+            400,
+            br#"{"object":"error","message":"bad qwen2-0.5b","code":400}"#,
+            &names(),
+            "qwen2-0.5b",
+            "chat-small",
+        ));
         assert_eq!(v["error"]["message"], "bad chat-small");
         assert_eq!(v["error"]["type"], "invalid_request_error");
-        let v = parse(&wrap(422, br#"{"detail":"nope"}"#, &names(), "qwen2-0.5b", "chat-small"));
+        let v = parse(&wrap(
+            422,
+            br#"{"detail":"nope"}"#,
+            &names(),
+            "qwen2-0.5b",
+            "chat-small",
+        ));
         assert_eq!(v["error"]["message"], "nope");
-        let v = parse(&wrap(500, b"Internal Server Error\n", &names(), "qwen2-0.5b", "chat-small"));
+        let v = parse(&wrap(
+            500,
+            b"Internal Server Error\n",
+            &names(),
+            "qwen2-0.5b",
+            "chat-small",
+        ));
         assert_eq!(v["error"]["message"], "Internal Server Error");
         assert_eq!(v["error"]["type"], "server_error");
         let v = parse(&wrap(502, b"", &names(), "qwen2-0.5b", "chat-small"));
@@ -117,7 +146,12 @@ mod tests {
     #[test]
     fn envoy_failures_map_to_502_and_504() {
         assert_eq!(local_failure(503, "via_upstream"), None);
-        assert_eq!(local_failure(504, "upstream_response_timeout").unwrap().status, 504);
+        assert_eq!(
+            local_failure(504, "upstream_response_timeout")
+                .unwrap()
+                .status,
+            504
+        );
         let refused = "upstream_reset_before_response_started{remote_connection_failure,delayed_connect_error:_Connection_refused}";
         assert_eq!(local_failure(503, refused).unwrap().status, 502);
     }

@@ -83,7 +83,8 @@ pub fn header(map: u32, name: &str) -> Option<String> {
     let mut data = null_mut();
     let mut size = 0;
     // SAFETY: the out-pointers are valid locals; the key is a live string.
-    let status = unsafe { proxy_get_header_map_value(map, name.as_ptr(), name.len(), &mut data, &mut size) };
+    let status =
+        unsafe { proxy_get_header_map_value(map, name.as_ptr(), name.len(), &mut data, &mut size) };
     (status == OK).then(|| String::from_utf8_lossy(&take(data, size)).into_owned())
 }
 
@@ -91,7 +92,9 @@ pub fn set_header(map: u32, name: &str, value: Option<&str>) -> bool {
     // SAFETY: pointers and lengths describe live strings for the duration of the call.
     let status = unsafe {
         match value {
-            Some(v) => proxy_replace_header_map_value(map, name.as_ptr(), name.len(), v.as_ptr(), v.len()),
+            Some(v) => {
+                proxy_replace_header_map_value(map, name.as_ptr(), name.len(), v.as_ptr(), v.len())
+            }
             None => proxy_remove_header_map_value(map, name.as_ptr(), name.len()),
         }
     };

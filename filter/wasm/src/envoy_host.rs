@@ -51,6 +51,6 @@ impl Host for EnvoyHost {
     }
 
     fn log_warn(&self, message: &str) {
-        abi::log(abi::LOG_WARN, &format!("{message}"));
+        abi::log(abi::LOG_WARN, message);
     }
 }

@@ -41,13 +41,17 @@ fn source_name() -> String {
 
 impl RootContext for Root {
     fn on_configure(&mut self, size: usize) -> bool {
-        let raw = match proxy_wasm::hostcalls::get_buffer(BufferType::PluginConfiguration, 0, size) {
+        let raw = match proxy_wasm::hostcalls::get_buffer(BufferType::PluginConfiguration, 0, size)
+        {
             Ok(Some(bytes)) => bytes,
             _ => Vec::new(),
         };
         let file = source_name();
         let Ok(text) = String::from_utf8(raw) else {
-            abi::log(abi::LOG_ERROR, &format!("{file}: the configuration is not UTF-8"));
+            abi::log(
+                abi::LOG_ERROR,
+                &format!("{file}: the configuration is not UTF-8"),
+            );
             return false;
         };
         match compile(&file, &text, &|name| std::env::var(name).ok()) {
@@ -103,7 +107,10 @@ impl HttpContext for Filter {
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        action(self.flow.on_request_body(&mut EnvoyHost, body_size, end_of_stream))
+        action(
+            self.flow
+                .on_request_body(&mut EnvoyHost, body_size, end_of_stream),
+        )
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
@@ -111,6 +118,9 @@ impl HttpContext for Filter {
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        action(self.flow.on_response_body(&mut EnvoyHost, body_size, end_of_stream))
+        action(
+            self.flow
+                .on_response_body(&mut EnvoyHost, body_size, end_of_stream),
+        )
     }
 }

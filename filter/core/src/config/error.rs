@@ -52,11 +52,19 @@ impl Locator<'_> {
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
         let upto = self.text.get(..offset.min(self.text.len())).unwrap_or("");
         let line = upto.matches('\n').count() + 1;
-        let column = upto.rfind('\n').map_or(upto.len(), |nl| upto.len() - nl - 1) + 1;
+        let column = upto
+            .rfind('\n')
+            .map_or(upto.len(), |nl| upto.len() - nl - 1)
+            + 1;
         (line, column)
     }
 
-    pub fn error(&self, span: Range<usize>, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    pub fn error(
+        &self,
+        span: Range<usize>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ConfigError {
         let (line, column) = self.line_col(span.start);
         ConfigError {
             file: self.file.to_string(),
@@ -68,12 +76,14 @@ impl Locator<'_> {
     }
 
     /// A TOML syntax or type error; the key is the text the parser pointed at when it is one.
-    pub fn from_toml(&self, err: &toml::de::Error) -> ConfigError {
+    pub fn toml_error(&self, err: &toml::de::Error) -> ConfigError {
         let span = err.span().unwrap_or(0..0);
         let pointed = self.text.get(span.clone()).unwrap_or("").trim();
         let key = if !pointed.is_empty()
             && pointed.len() <= 64
-            && pointed.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+            && pointed
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
         {
             pointed.to_string()
         } else {

@@ -8,8 +8,8 @@ pub mod url;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
-pub use error::{ConfigError, ConfigErrors};
 use error::Locator;
+pub use error::{ConfigError, ConfigErrors};
 pub use raw::BackendKind;
 use raw::{RawBackend, RawConfig, RawKey, RawModel};
 
@@ -110,9 +110,14 @@ const MAX_BODY_LIMIT: u64 = 1 << 30;
 
 /// Parses and checks one configuration text. `file` names it in errors; `env` looks up
 /// environment variables (the process's own in the sidecar, WASI's inside Envoy).
-pub fn compile(file: &str, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Plan, ConfigErrors> {
+pub fn compile(
+    file: &str,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Plan, ConfigErrors> {
     let loc = Locator { file, text };
-    let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigErrors(vec![loc.from_toml(&e)]))?;
+    let raw: RawConfig =
+        toml::from_str(text).map_err(|e| ConfigErrors(vec![loc.toml_error(&e)]))?;
     let mut errs = Vec::new();
     let mut missing_env = Vec::new();
 
@@ -176,7 +181,9 @@ fn valid_backend_name(name: &str) -> bool {
 
 fn valid_env_name(name: &str) -> bool {
     let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
@@ -200,7 +207,11 @@ fn compile_backend(
     let url = match url::parse(b.url.get_ref()) {
         Ok(u) => u,
         Err(why) => {
-            errs.push(loc.error(b.url.span(), key("url"), format!("`{}` {why}", b.url.get_ref())));
+            errs.push(loc.error(
+                b.url.span(),
+                key("url"),
+                format!("`{}` {why}", b.url.get_ref()),
+            ));
             return None;
         }
     };
@@ -228,7 +239,11 @@ fn compile_backend(
         Credential::Key(Secret(k.get_ref().clone()))
     } else if let Some(var) = &b.api_key_env {
         if !valid_env_name(var.get_ref()) {
-            errs.push(loc.error(var.span(), key("api_key_env"), format!("`{}` is not an environment variable name", var.get_ref())));
+            errs.push(loc.error(
+                var.span(),
+                key("api_key_env"),
+                format!("`{}` is not an environment variable name", var.get_ref()),
+            ));
             return None;
         }
         key_env = Some(var.get_ref().clone());
@@ -294,7 +309,14 @@ fn compile_model(
             errs.push(loc.error(
                 m.target.backend.span(),
                 key("target.backend"),
-                format!("no backend named `{backend_name}` (defined: {})", if known.is_empty() { "none".to_string() } else { known.join(", ") }),
+                format!(
+                    "no backend named `{backend_name}` (defined: {})",
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
             ));
         }
         return None;
@@ -311,7 +333,11 @@ fn compile_model(
     let default = m.default.as_ref().is_some_and(|d| *d.get_ref());
     if default && pattern.is_some() {
         if let Some(d) = &m.default {
-            errs.push(loc.error(d.span(), key("default"), "a default model needs a concrete name, not a pattern"));
+            errs.push(loc.error(
+                d.span(),
+                key("default"),
+                "a default model needs a concrete name, not a pattern",
+            ));
         }
     }
     Some(Model {
@@ -336,7 +362,12 @@ fn check_model_name(name: &str) -> Result<(), String> {
 }
 
 /// Two models may share a name only for different APIs; one default per API.
-fn check_model_overlaps(loc: &Locator, raw: &[RawModel], models: &[Model], errs: &mut Vec<ConfigError>) {
+fn check_model_overlaps(
+    loc: &Locator,
+    raw: &[RawModel],
+    models: &[Model],
+    errs: &mut Vec<ConfigError>,
+) {
     // Models that failed to compile are skipped, so map by name back to the raw entry for spans.
     let span_of = |name: &str, nth: usize| -> (usize, std::ops::Range<usize>) {
         raw.iter()
@@ -350,7 +381,11 @@ fn check_model_overlaps(loc: &Locator, raw: &[RawModel], models: &[Model], errs:
         let earlier = seen.entry(m.name.as_str()).or_default();
         if earlier.iter().any(|a| a.intersects(m.apis)) {
             let (i, span) = span_of(&m.name, earlier.len());
-            errs.push(loc.error(span, format!("models[{i}].name"), format!("`{}` is defined twice for the same API", m.name)));
+            errs.push(loc.error(
+                span,
+                format!("models[{i}].name"),
+                format!("`{}` is defined twice for the same API", m.name),
+            ));
         }
         earlier.push(m.apis);
     }
@@ -365,7 +400,10 @@ fn check_model_overlaps(loc: &Locator, raw: &[RawModel], models: &[Model], errs:
                 Some(other) => errs.push(loc.error(
                     d.span(),
                     format!("models[{i}].default"),
-                    format!("API `{}` already has a default model, `{other}`", api.config_name()),
+                    format!(
+                        "API `{}` already has a default model, `{other}`",
+                        api.config_name()
+                    ),
                 )),
                 None => *slot = Some(r.name.get_ref()),
             }
@@ -380,10 +418,18 @@ fn compile_keys(loc: &Locator, raw: &[RawKey], errs: &mut Vec<ConfigError>) -> K
         let key = |field: &str| format!("keys[{i}].{field}");
         let name = k.name.get_ref();
         if name.is_empty() || name.chars().any(char::is_control) {
-            errs.push(loc.error(k.name.span(), key("name"), "must be a non-empty printable name"));
+            errs.push(loc.error(
+                k.name.span(),
+                key("name"),
+                "must be a non-empty printable name",
+            ));
         }
         if names.insert(name.clone(), i).is_some() {
-            errs.push(loc.error(k.name.span(), key("name"), format!("`{name}` names two keys")));
+            errs.push(loc.error(
+                k.name.span(),
+                key("name"),
+                format!("`{name}` names two keys"),
+            ));
         }
         let hash = match (&k.key, &k.sha256) {
             (Some(plain), None) if !plain.get_ref().is_empty() => KeyRing::hash(plain.get_ref()),
@@ -394,12 +440,20 @@ fn compile_keys(loc: &Locator, raw: &[RawKey], errs: &mut Vec<ConfigError>) -> K
             (None, Some(hex)) => match KeyRing::parse_hex(hex.get_ref()) {
                 Some(h) => h,
                 None => {
-                    errs.push(loc.error(hex.span(), key("sha256"), "must be 64 hexadecimal characters"));
+                    errs.push(loc.error(
+                        hex.span(),
+                        key("sha256"),
+                        "must be 64 hexadecimal characters",
+                    ));
                     continue;
                 }
             },
             _ => {
-                errs.push(loc.error(k.name.span(), key("key"), "give exactly one of `key` and `sha256`"));
+                errs.push(loc.error(
+                    k.name.span(),
+                    key("key"),
+                    "give exactly one of `key` and `sha256`",
+                ));
                 continue;
             }
         };

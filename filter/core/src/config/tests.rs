@@ -61,7 +61,10 @@ fn a_good_file_compiles_to_a_plan() {
     assert_eq!(plan.backends.len(), 2);
     assert_eq!(plan.models.len(), 4);
     let hosted = plan.backends.iter().find(|b| b.name == "hosted").unwrap();
-    assert_eq!(hosted.credential, Credential::Key(Secret("sk-from-env".into())));
+    assert_eq!(
+        hosted.credential,
+        Credential::Key(Secret("sk-from-env".into()))
+    );
     assert!(hosted.url.tls);
     assert!(plan.missing_env.is_empty());
     assert_eq!(plan.listener.max_body_bytes, 32 * 1024 * 1024);
@@ -71,11 +74,20 @@ fn a_good_file_compiles_to_a_plan() {
 fn resolution_prefers_exact_then_specific_patterns_then_default() {
     let plan = load(GOOD).unwrap();
     let t = plan.resolve(Api::Chat, "gpt-4o-mini").unwrap();
-    assert_eq!((t.how, t.backend_model.as_str()), (How::Exact, "gpt-4o-mini-2024-07-18"));
+    assert_eq!(
+        (t.how, t.backend_model.as_str()),
+        (How::Exact, "gpt-4o-mini-2024-07-18")
+    );
     let t = plan.resolve(Api::Chat, "gpt-4-turbo").unwrap();
-    assert_eq!((t.how, t.backend_model.as_str(), t.client_name.as_str()), (How::Pattern, "gpt-4-turbo", "gpt-4-turbo"));
+    assert_eq!(
+        (t.how, t.backend_model.as_str(), t.client_name.as_str()),
+        (How::Pattern, "gpt-4-turbo", "gpt-4-turbo")
+    );
     let t = plan.resolve(Api::Chat, "nope").unwrap();
-    assert_eq!((t.how, t.client_name.as_str(), t.backend_model.as_str()), (How::Default, "chat", "qwen2"));
+    assert_eq!(
+        (t.how, t.client_name.as_str(), t.backend_model.as_str()),
+        (How::Default, "chat", "qwen2")
+    );
     let t = plan.resolve(Api::Embeddings, "chat").unwrap();
     assert_eq!(t.backend_model, "bge");
     assert!(plan.resolve(Api::Embeddings, "nope").is_none());
@@ -106,7 +118,10 @@ target = { backend = "b" }
 "#;
     let plan = load(text).unwrap();
     assert_eq!(plan.resolve(Api::Chat, "gpt-4o").unwrap().backend.name, "b");
-    assert_eq!(plan.resolve(Api::Chat, "gpt-3").unwrap().model.name, "gpt-*");
+    assert_eq!(
+        plan.resolve(Api::Chat, "gpt-3").unwrap().model.name,
+        "gpt-*"
+    );
     assert_eq!(plan.resolve(Api::Chat, "llama").unwrap().model.name, "*");
 }
 
@@ -120,7 +135,9 @@ fn unknown_keys_are_refused_with_line_and_key() {
 
 #[test]
 fn dangling_backend_is_refused() {
-    let e = first_error("[[models]]\nname = \"m\"\napis = [\"chat\"]\ntarget = { backend = \"ghost\" }\n");
+    let e = first_error(
+        "[[models]]\nname = \"m\"\napis = [\"chat\"]\ntarget = { backend = \"ghost\" }\n",
+    );
     assert_eq!((e.line, e.key.as_str()), (4, "models[0].target.backend"));
     assert!(e.message.contains("ghost"));
 }
@@ -144,7 +161,11 @@ default = true
 "#;
     let e = first_error(text);
     assert_eq!((e.line, e.key.as_str()), (14, "models[1].default"));
-    assert!(e.message.contains("`chat` already has a default model, `m1`"), "{e}");
+    assert!(
+        e.message
+            .contains("`chat` already has a default model, `m1`"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -186,7 +207,8 @@ fn duplicate_models_for_one_api_are_refused() {
 
 #[test]
 fn missing_environment_keys_are_reported_not_fatal() {
-    let text = "[backends.a]\nkind = \"openai\"\nurl = \"http://a\"\napi_key_env = \"NOT_SET_ANYWHERE\"\n";
+    let text =
+        "[backends.a]\nkind = \"openai\"\nurl = \"http://a\"\napi_key_env = \"NOT_SET_ANYWHERE\"\n";
     let plan = load(text).unwrap();
     assert_eq!(plan.missing_env, vec!["NOT_SET_ANYWHERE".to_string()]);
 }
@@ -195,7 +217,10 @@ fn missing_environment_keys_are_reported_not_fatal() {
 fn secrets_never_show_in_debug_output() {
     let text = "[backends.a]\nkind = \"openai\"\nurl = \"http://a\"\napi_key = \"sk-very-secret\"\n[[keys]]\nname = \"k\"\nkey = \"sk-client-secret\"\n";
     let dump = format!("{:?}", load(text).unwrap());
-    assert!(!dump.contains("sk-very-secret") && !dump.contains("sk-client-secret"), "{dump}");
+    assert!(
+        !dump.contains("sk-very-secret") && !dump.contains("sk-client-secret"),
+        "{dump}"
+    );
 }
 
 #[test]

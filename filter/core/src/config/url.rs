@@ -56,7 +56,11 @@ pub fn parse(url: &str) -> Result<BaseUrl, String> {
     {
         return Err(format!("has an invalid host `{host}`"));
     }
-    let shown_host = if bracketed { format!("[{host}]") } else { host.clone() };
+    let shown_host = if bracketed {
+        format!("[{host}]")
+    } else {
+        host.clone()
+    };
     let authority = if port == default_port {
         shown_host
     } else {

@@ -5,39 +5,61 @@ use std::collections::HashMap;
 use super::*;
 use crate::config::compile;
 
+/// A local reply: status, headers, body.
+type Sent = (u16, Vec<(String, String)>, Vec<u8>);
+
 #[derive(Default)]
 struct FakeHost {
     req: Vec<(String, String)>,
     resp: Vec<(String, String)>,
     req_body: Vec<u8>,
     resp_body: Vec<u8>,
-    sent: Option<(u16, Vec<(String, String)>, Vec<u8>)>,
+    sent: Option<Sent>,
     props: HashMap<String, String>,
 }
 
 impl Host for FakeHost {
     fn header(&self, map: Headers, name: &str) -> Option<String> {
-        let m = if map == Headers::Request { &self.req } else { &self.resp };
+        let m = if map == Headers::Request {
+            &self.req
+        } else {
+            &self.resp
+        };
         m.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
     }
     fn set_header(&mut self, map: Headers, name: &str, value: Option<&str>) {
-        let m = if map == Headers::Request { &mut self.req } else { &mut self.resp };
+        let m = if map == Headers::Request {
+            &mut self.req
+        } else {
+            &mut self.resp
+        };
         m.retain(|(k, _)| k != name);
         if let Some(v) = value {
             m.push((name.to_string(), v.to_string()));
         }
     }
     fn body(&self, map: Headers, len: usize) -> Option<Vec<u8>> {
-        let b = if map == Headers::Request { &self.req_body } else { &self.resp_body };
+        let b = if map == Headers::Request {
+            &self.req_body
+        } else {
+            &self.resp_body
+        };
         Some(b[..len.min(b.len())].to_vec())
     }
     fn replace_body(&mut self, map: Headers, len: usize, data: &[u8]) -> bool {
-        let b = if map == Headers::Request { &mut self.req_body } else { &mut self.resp_body };
+        let b = if map == Headers::Request {
+            &mut self.req_body
+        } else {
+            &mut self.resp_body
+        };
         b.splice(..len.min(b.len()), data.iter().copied());
         true
     }
     fn send_response(&mut self, status: u16, headers: &[(&str, &str)], body: &[u8]) {
-        let h = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let h = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         self.sent = Some((status, h, body.to_vec()));
     }
     fn property(&self, path: &[&str]) -> Option<String> {
@@ -90,7 +112,8 @@ fn request(method: &str, path: &str, key: Option<&str>, body: &[u8]) -> FakeHost
     h.req.push((":method".into(), method.into()));
     h.req.push((":path".into(), path.into()));
     h.req.push((":authority".into(), "router.local".into()));
-    h.req.push(("content-type".into(), "application/json".into()));
+    h.req
+        .push(("content-type".into(), "application/json".into()));
     h.req.push(("accept-encoding".into(), "gzip".into()));
     if let Some(k) = key {
         h.req.push(("authorization".into(), format!("Bearer {k}")));
@@ -123,8 +146,14 @@ fn health_needs_no_key() {
 #[test]
 fn keys_are_checked() {
     let (s, e) = error_of(&send(&mut flow(), request("GET", "/v1/models", None, b"")));
-    assert_eq!((s, e["error"]["code"].as_str()), (401, Some("invalid_api_key")));
-    let (s, _) = error_of(&send(&mut flow(), request("GET", "/v1/models", Some("sk-mallory"), b"")));
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (401, Some("invalid_api_key"))
+    );
+    let (s, _) = error_of(&send(
+        &mut flow(),
+        request("GET", "/v1/models", Some("sk-mallory"), b""),
+    ));
     assert_eq!(s, 401);
     let mut h = request("GET", "/v1/models", None, b"");
     h.req.push(("x-api-key".into(), "sk-alice".into()));
@@ -133,38 +162,71 @@ fn keys_are_checked() {
 
 #[test]
 fn models_list_applies_the_allow_list() {
-    let h = send(&mut flow(), request("GET", "/v1/models", Some("sk-alice"), b""));
+    let h = send(
+        &mut flow(),
+        request("GET", "/v1/models", Some("sk-alice"), b""),
+    );
     let v: serde_json::Value = serde_json::from_slice(&h.sent.unwrap().2).unwrap();
-    let ids: Vec<&str> = v["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["chat-small", "whisper"]);
-    let h = send(&mut flow(), request("GET", "/v1/models", Some("sk-bob"), b""));
+    let h = send(
+        &mut flow(),
+        request("GET", "/v1/models", Some("sk-bob"), b""),
+    );
     let v: serde_json::Value = serde_json::from_slice(&h.sent.unwrap().2).unwrap();
     assert_eq!(v["data"].as_array().unwrap().len(), 0);
-    let h = send(&mut flow(), request("GET", "/v1/models/gpt-4o", Some("sk-bob"), b""));
+    let h = send(
+        &mut flow(),
+        request("GET", "/v1/models/gpt-4o", Some("sk-bob"), b""),
+    );
     assert_eq!(h.sent.unwrap().0, 200);
-    let (s, e) = error_of(&send(&mut flow(), request("GET", "/v1/models/chat-small", Some("sk-bob"), b"")));
-    assert_eq!((s, e["error"]["code"].as_str()), (404, Some("model_not_found")));
+    let (s, e) = error_of(&send(
+        &mut flow(),
+        request("GET", "/v1/models/chat-small", Some("sk-bob"), b""),
+    ));
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (404, Some("model_not_found"))
+    );
 }
 
 #[test]
 fn chat_is_rewritten_for_its_backend() {
     let body = br#"{"model":"chat-small","messages":[],"extra_unknown":{"a":[1,2]}}"#;
-    let h = send(&mut flow(), request("POST", "/v1/chat/completions?x=1", Some("sk-alice"), body));
+    let h = send(
+        &mut flow(),
+        request("POST", "/v1/chat/completions?x=1", Some("sk-alice"), body),
+    );
     assert!(h.sent.is_none());
-    assert_eq!(h.req_body, br#"{"model":"qwen2-0.5b","messages":[],"extra_unknown":{"a":[1,2]}}"#.to_vec());
+    assert_eq!(
+        h.req_body,
+        br#"{"model":"qwen2-0.5b","messages":[],"extra_unknown":{"a":[1,2]}}"#.to_vec()
+    );
     let get = |k: &str| h.header(Headers::Request, k);
     assert_eq!(get(":path").as_deref(), Some("/v1/chat/completions?x=1"));
     assert_eq!(get(":authority").as_deref(), Some("127.0.0.1:8000"));
     assert_eq!(get(BACKEND_HEADER).as_deref(), Some("local"));
     assert_eq!(get("content-length"), Some(h.req_body.len().to_string()));
-    assert_eq!(get("authorization"), None, "the client's key must not reach a keyless backend");
+    assert_eq!(
+        get("authorization"),
+        None,
+        "the client's key must not reach a keyless backend"
+    );
     assert_eq!(get("accept-encoding"), None);
 }
 
 #[test]
 fn hosted_backend_gets_its_own_key_and_prefix() {
     let body = br#"{"model":"gpt-4o","messages":[]}"#;
-    let h = send(&mut flow(), request("POST", "/v1/chat/completions", Some("sk-bob"), body));
+    let h = send(
+        &mut flow(),
+        request("POST", "/v1/chat/completions", Some("sk-bob"), body),
+    );
     let get = |k: &str| h.header(Headers::Request, k);
     assert_eq!(get(":path").as_deref(), Some("/openai/v1/chat/completions"));
     assert_eq!(get(":authority").as_deref(), Some("api.example.com"));
@@ -174,9 +236,15 @@ fn hosted_backend_gets_its_own_key_and_prefix() {
 #[test]
 fn allow_list_hides_models_as_not_found() {
     let body = br#"{"model":"chat-small"}"#;
-    let (s, e) = error_of(&send(&mut flow(), request("POST", "/v1/chat/completions", Some("sk-bob"), body)));
+    let (s, e) = error_of(&send(
+        &mut flow(),
+        request("POST", "/v1/chat/completions", Some("sk-bob"), body),
+    ));
     assert_eq!(s, 404);
-    assert_eq!(e["error"]["message"], "The model `chat-small` does not exist.");
+    assert_eq!(
+        e["error"]["message"],
+        "The model `chat-small` does not exist."
+    );
 }
 
 #[test]
@@ -184,13 +252,21 @@ fn request_errors_are_openai_shaped() {
     let cases: [(&str, &str, &[u8], u16); 6] = [
         ("POST", "/v1/chat/completions", b"{bad", 400),
         ("POST", "/v1/chat/completions", b"{\"messages\":[]}", 400),
-        ("POST", "/v1/chat/completions", b"{\"model\":\"unknown\"}", 404),
+        (
+            "POST",
+            "/v1/chat/completions",
+            b"{\"model\":\"unknown\"}",
+            404,
+        ),
         ("POST", "/v1/embeddings", b"{\"model\":\"chat-small\"}", 404),
         ("POST", "/v1/nope", b"{}", 404),
         ("GET", "/v1/chat/completions", b"", 405),
     ];
     for (method, path, body, status) in cases {
-        let (s, e) = error_of(&send(&mut flow(), request(method, path, Some("sk-alice"), body)));
+        let (s, e) = error_of(&send(
+            &mut flow(),
+            request(method, path, Some("sk-alice"), body),
+        ));
         assert_eq!(s, status, "{method} {path}");
         assert!(e["error"]["message"].is_string() && e["error"]["type"].is_string());
     }
@@ -198,13 +274,23 @@ fn request_errors_are_openai_shaped() {
 
 #[test]
 fn oversized_bodies_get_413() {
-    let mut h = request("POST", "/v1/chat/completions", Some("sk-alice"), &[b' '; 5000]);
+    let mut h = request(
+        "POST",
+        "/v1/chat/completions",
+        Some("sk-alice"),
+        &[b' '; 5000],
+    );
     h.req.push(("content-length".into(), "5000".into()));
     let (s, _) = error_of(&send(&mut flow(), h));
     assert_eq!(s, 413);
     // Without a declared length, the buffered size decides.
     let mut f = flow();
-    let mut h = request("POST", "/v1/chat/completions", Some("sk-alice"), &[b' '; 5000]);
+    let mut h = request(
+        "POST",
+        "/v1/chat/completions",
+        Some("sk-alice"),
+        &[b' '; 5000],
+    );
     assert_eq!(f.on_request_headers(&mut h, false), Action::Pause);
     assert_eq!(f.on_request_body(&mut h, 3000, false), Action::Pause);
     f.on_request_body(&mut h, 5000, false);
@@ -215,24 +301,44 @@ fn oversized_bodies_get_413() {
 fn multipart_model_part_is_rewritten_and_client_key_passed_through() {
     let body = b"--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n\r\nRIFF\x00\xff\r\n--B\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper\r\n--B--\r\n";
     let mut h = request("POST", "/v1/audio/transcriptions", Some("sk-alice"), body);
-    h.set_header(Headers::Request, "content-type", Some("multipart/form-data; boundary=B"));
+    h.set_header(
+        Headers::Request,
+        "content-type",
+        Some("multipart/form-data; boundary=B"),
+    );
     let h = send(&mut flow(), h);
     assert!(h.sent.is_none());
     let expected = b"--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n\r\nRIFF\x00\xff\r\n--B\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper-large-v3\r\n--B--\r\n";
     assert_eq!(h.req_body, expected.to_vec());
-    assert_eq!(h.header(Headers::Request, "authorization").as_deref(), Some("Bearer sk-alice"));
+    assert_eq!(
+        h.header(Headers::Request, "authorization").as_deref(),
+        Some("Bearer sk-alice")
+    );
 }
 
 fn routed() -> (HttpFlow, FakeHost) {
     let mut f = flow();
     let body = br#"{"model":"chat-small","messages":[]}"#;
-    let h = send(&mut f, request("POST", "/v1/chat/completions", Some("sk-alice"), body));
+    let h = send(
+        &mut f,
+        request("POST", "/v1/chat/completions", Some("sk-alice"), body),
+    );
     assert!(h.sent.is_none());
     (f, h)
 }
 
-fn respond(f: &mut HttpFlow, h: &mut FakeHost, status: &str, ctype: &str, chunks: &[&[u8]]) -> Vec<u8> {
-    h.resp = vec![(":status".into(), status.into()), ("content-type".into(), ctype.into()), ("content-length".into(), "99".into())];
+fn respond(
+    f: &mut HttpFlow,
+    h: &mut FakeHost,
+    status: &str,
+    ctype: &str,
+    chunks: &[&[u8]],
+) -> Vec<u8> {
+    h.resp = vec![
+        (":status".into(), status.into()),
+        ("content-type".into(), ctype.into()),
+        ("content-length".into(), "99".into()),
+    ];
     f.on_response_headers(h, false);
     let mut delivered = Vec::new();
     let mut buffered = 0;
@@ -241,7 +347,7 @@ fn respond(f: &mut HttpFlow, h: &mut FakeHost, status: &str, ctype: &str, chunks
         let eos = i + 1 == chunks.len();
         let size = h.resp_body.len();
         if f.on_response_body(h, size, eos) == Action::Continue {
-            delivered.extend(h.resp_body.drain(..));
+            delivered.append(&mut h.resp_body);
             buffered = 0;
         } else {
             buffered = size;
@@ -254,7 +360,13 @@ fn respond(f: &mut HttpFlow, h: &mut FakeHost, status: &str, ctype: &str, chunks
 #[test]
 fn json_responses_lose_backend_names() {
     let (mut f, mut h) = routed();
-    let out = respond(&mut f, &mut h, "200", "application/json", &[b"{\"model\":\"qwen2-", b"0.5b\",\"x\":1}"]);
+    let out = respond(
+        &mut f,
+        &mut h,
+        "200",
+        "application/json",
+        &[b"{\"model\":\"qwen2-", b"0.5b\",\"x\":1}"],
+    );
     assert_eq!(out, b"{\"model\":\"chat-small\",\"x\":1}".to_vec());
     assert_eq!(h.header(Headers::Response, "content-length"), None);
 }
@@ -262,26 +374,62 @@ fn json_responses_lose_backend_names() {
 #[test]
 fn sse_responses_are_rewritten_chunk_by_chunk() {
     let (mut f, mut h) = routed();
-    let out = respond(&mut f, &mut h, "200", "text/event-stream", &[b"data: {\"model\":\"qwen2-0.5b\"}\n\ndata: {\"mod", b"el\":\"qwen2-0.5b\"}\n\ndata: [DONE]\n\n"]);
-    assert_eq!(String::from_utf8(out).unwrap(), "data: {\"model\":\"chat-small\"}\n\ndata: {\"model\":\"chat-small\"}\n\ndata: [DONE]\n\n");
+    let out = respond(
+        &mut f,
+        &mut h,
+        "200",
+        "text/event-stream",
+        &[
+            b"data: {\"model\":\"qwen2-0.5b\"}\n\ndata: {\"mod",
+            b"el\":\"qwen2-0.5b\"}\n\ndata: [DONE]\n\n",
+        ],
+    );
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "data: {\"model\":\"chat-small\"}\n\ndata: {\"model\":\"chat-small\"}\n\ndata: [DONE]\n\n"
+    );
 }
 
 #[test]
 fn upstream_errors_keep_status_and_get_the_envelope() {
     let (mut f, mut h) = routed();
-    let out = respond(&mut f, &mut h, "500", "text/plain", &[b"qwen2-0.5b exploded"]);
+    let out = respond(
+        &mut f,
+        &mut h,
+        "500",
+        "text/plain",
+        &[b"qwen2-0.5b exploded"],
+    );
     let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(v["error"]["message"], "chat-small exploded");
-    assert_eq!(h.header(Headers::Response, ":status").as_deref(), Some("500"));
-    assert_eq!(h.header(Headers::Response, "content-type").as_deref(), Some("application/json"));
+    assert_eq!(
+        h.header(Headers::Response, ":status").as_deref(),
+        Some("500")
+    );
+    assert_eq!(
+        h.header(Headers::Response, "content-type").as_deref(),
+        Some("application/json")
+    );
 }
 
 #[test]
 fn envoy_connection_failures_become_502() {
     let (mut f, mut h) = routed();
-    h.props.insert("response.code_details".into(), "upstream_reset_before_response_started{remote_connection_failure}".into());
-    let out = respond(&mut f, &mut h, "503", "text/plain", &[b"upstream connect error"]);
-    assert_eq!(h.header(Headers::Response, ":status").as_deref(), Some("502"));
+    h.props.insert(
+        "response.code_details".into(),
+        "upstream_reset_before_response_started{remote_connection_failure}".into(),
+    );
+    let out = respond(
+        &mut f,
+        &mut h,
+        "503",
+        "text/plain",
+        &[b"upstream connect error"],
+    );
+    assert_eq!(
+        h.header(Headers::Response, ":status").as_deref(),
+        Some("502")
+    );
     let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(v["error"]["type"], "server_error");
 }
@@ -291,5 +439,8 @@ fn binary_responses_pass_untouched() {
     let (mut f, mut h) = routed();
     let out = respond(&mut f, &mut h, "200", "audio/mpeg", &[b"ID3\x00qwen2-0.5b"]);
     assert_eq!(out, b"ID3\x00qwen2-0.5b".to_vec());
-    assert_eq!(h.header(Headers::Response, "content-length").as_deref(), Some("99"));
+    assert_eq!(
+        h.header(Headers::Response, "content-length").as_deref(),
+        Some("99")
+    );
 }

@@ -33,7 +33,10 @@ fn run(chunks: &[&[u8]]) -> Vec<u8> {
 
 #[test]
 fn whole_stream_is_rewritten() {
-    assert_eq!(String::from_utf8(run(&[CHAT.as_bytes()])).unwrap(), EXPECTED);
+    assert_eq!(
+        String::from_utf8(run(&[CHAT.as_bytes()])).unwrap(),
+        EXPECTED
+    );
 }
 
 #[test]
@@ -65,13 +68,19 @@ fn byte_at_a_time_works() {
 #[test]
 fn complete_events_are_emitted_without_waiting() {
     let mut r = SseModelRewriter::new(NameRewriter::new("a", "b"));
-    assert_eq!(r.feed(b"data: {\"model\":\"b\"}\n\ndata: {\"mo"), b"data: {\"model\":\"a\"}\n\n");
+    assert_eq!(
+        r.feed(b"data: {\"model\":\"b\"}\n\ndata: {\"mo"),
+        b"data: {\"model\":\"a\"}\n\n"
+    );
     assert_eq!(r.feed(b"del\":\"b\"}\n\n"), b"data: {\"model\":\"a\"}\n\n");
 }
 
 #[test]
 fn a_trailing_unterminated_event_is_flushed_at_the_end() {
-    assert_eq!(run(&[b"data: {\"model\":\"llama-3-backend\"}"]), b"data: {\"model\":\"my-chat\"}");
+    assert_eq!(
+        run(&[b"data: {\"model\":\"llama-3-backend\"}"]),
+        b"data: {\"model\":\"my-chat\"}"
+    );
 }
 
 #[test]
