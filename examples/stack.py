@@ -84,12 +84,12 @@ class Stack:
         proc, log = self._spawn(name, argv)
         wait_http("http://127.0.0.1:%d/health" % port, proc=proc, log=log)
 
-    def render(self, config_path):
+    def render(self, config_path, name="envoy.json"):
         out = subprocess.run([str(AIROUTER), "envoy", str(config_path), "--wasm", str(WASM)],
                              capture_output=True, text=True, check=False)
         if out.returncode != 0:
             raise RuntimeError("airouter envoy failed:\n" + out.stderr)
-        bootstrap = self.workdir / "envoy.json"
+        bootstrap = self.workdir / name
         bootstrap.write_text(out.stdout)
         return bootstrap
 

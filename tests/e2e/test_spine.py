@@ -203,3 +203,16 @@ def test_slow_backend_is_504(env):
     status, _, body = env.raw("POST", "/v1/chat/completions", {"model": "sleepy", "messages": MESSAGES})
     assert status == 504
     assert json.loads(body)["error"]["code"] == "upstream_timeout"
+
+
+def test_shipped_example_renders_to_a_config_envoy_accepts(env, tmp_path):
+    from stack import ROOT
+    stack = env.stack
+    bootstrap = stack.render(ROOT / "examples" / "airouter.toml", "example-envoy.json")
+    import os
+    code, output = stack.validate(bootstrap, dict(os.environ, DEMO_HOSTED_KEY="sk-x"))
+    assert code == 0, output[-3000:]
+    # Without the backend key in Envoy's environment, the filter refuses to start, saying why.
+    clean = {k: v for k, v in os.environ.items() if k != "DEMO_HOSTED_KEY"}
+    code, output = stack.validate(bootstrap, clean)
+    assert code != 0 and "DEMO_HOSTED_KEY" in output

@@ -1,0 +1,56 @@
+"""The shipped example config, as `make run` serves it, on free ports: demo models answer the
+openai SDK through real Envoy, and the hashed restricted key sees only its model."""
+
+import re
+
+import openai
+import pytest
+
+from stack import ROOT, Stack, free_port
+
+
+@pytest.fixture(scope="module")
+def example(tmp_path_factory):
+    work = tmp_path_factory.mktemp("example")
+    text = (ROOT / "examples" / "airouter.toml").read_text()
+    ports = {p: free_port() for p in (8080, 9901, 8101, 8102)}
+    for old, new in ports.items():
+        text = re.sub(r"\b%d\b" % old, str(new), text)
+    config = work / "airouter.toml"
+    config.write_text(text)
+    stack = Stack(work)
+    try:
+        stack.start_backend("demo", ports[8101], "/v1")
+        stack.start_backend("demo-hosted", ports[8102], "/openai/v1", api_key="sk-hosted-demo")
+        stack.start_envoy(config, {"DEMO_HOSTED_KEY": "sk-hosted-demo"})
+        yield "http://127.0.0.1:%d/v1" % ports[8080]
+    except Exception:
+        print(stack.logs())
+        raise
+    finally:
+        stack.stop()
+
+
+def test_demo_models_answer_with_the_demo_key(example):
+    client = openai.OpenAI(base_url=example, api_key="sk-demo", max_retries=0)
+    ids = {m.id for m in client.models.list().data}
+    assert {"demo-chat", "demo-embed", "demo-tts", "demo-whisper"} <= ids
+    chat = client.chat.completions.create(model="demo-chat", messages=[{"role": "user", "content": "hi"}])
+    assert chat.model == "demo-chat" and chat.choices[0].message.content == "You said: hi"
+    emb = client.embeddings.create(model="demo-embed", input="hi")
+    assert emb.model == "demo-embed" and len(emb.data[0].embedding) == 8
+    hosted = client.chat.completions.create(model="hosted-anything", messages=[{"role": "user", "content": "x"}])
+    assert hosted.model == "hosted-anything"
+
+
+def test_unknown_chat_model_falls_back_to_the_default(example):
+    client = openai.OpenAI(base_url=example, api_key="sk-demo", max_retries=0)
+    chat = client.chat.completions.create(model="whatever", messages=[{"role": "user", "content": "hi"}])
+    assert chat.model == "demo-chat"
+
+
+def test_hashed_restricted_key_sees_only_its_model(example):
+    client = openai.OpenAI(base_url=example, api_key="sk-restricted", max_retries=0)
+    assert [m.id for m in client.models.list().data] == ["demo-chat"]
+    with pytest.raises(openai.NotFoundError):
+        client.embeddings.create(model="demo-embed", input="x")
