@@ -76,6 +76,8 @@ pub fn render(plan: &Plan, toml_text: &str, wasm: &Path, ca_file: &Path) -> Valu
                     "typed_config": {
                         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
                         "stat_prefix": "airouter",
+                        // Envoy is the edge here: clients' own x-envoy-* headers are not trusted.
+                        "use_remote_address": true,
                         "codec_type": "AUTO",
                         "access_log": [access_log()],
                         "route_config": {
@@ -103,6 +105,8 @@ fn route(b: &Backend) -> Value {
             "prefix": "/",
             "headers": [{ "name": BACKEND_HEADER, "string_match": { "exact": b.name } }]
         },
+        // The routing header is the filter's note to this route table, not the backend's business.
+        "request_headers_to_remove": [BACKEND_HEADER],
         "route": {
             "cluster": b.cluster_name(),
             "timeout": duration_ms(b.timeout_ms),

@@ -25,8 +25,14 @@ fn airouter(args: &[&str]) -> Output {
 #[test]
 fn check_accepts_the_example_and_warns_about_unset_keys() {
     let out = airouter(&["check", "examples/airouter.toml"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (2 backends, 5 models, 2 client keys)"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("ok (2 backends, 5 models, 2 client keys)")
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("DEMO_HOSTED_KEY"));
 }
 
@@ -44,27 +50,53 @@ fn check_refuses_a_bad_file_naming_file_line_and_key() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("bad.toml:8:") && err.contains("models[0].target.backend: no backend named `b` (defined: a)"),
+        err.contains("bad.toml:8:")
+            && err.contains("models[0].target.backend: no backend named `b` (defined: a)"),
         "{err}"
     );
 }
 
 #[test]
 fn envoy_renders_clusters_routes_and_the_filter() {
-    let out = airouter(&["envoy", "examples/airouter.toml", "--wasm", "/opt/airouter.wasm"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = airouter(&[
+        "envoy",
+        "examples/airouter.toml",
+        "--wasm",
+        "/opt/airouter.wasm",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let clusters = doc["static_resources"]["clusters"].as_array().unwrap();
-    let names: Vec<&str> = clusters.iter().map(|c| c["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["airouter_backend_demo", "airouter_backend_demo-hosted"]);
-    let hcm = &doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
+    let names: Vec<&str> = clusters
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["airouter_backend_demo", "airouter_backend_demo-hosted"]
+    );
+    let hcm =
+        &doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
     let wasm = &hcm["http_filters"][0]["typed_config"]["config"];
-    assert_eq!(wasm["vm_config"]["code"]["local"]["filename"], "/opt/airouter.wasm");
-    assert_eq!(wasm["vm_config"]["environment_variables"]["host_env_keys"][0], "DEMO_HOSTED_KEY");
+    assert_eq!(
+        wasm["vm_config"]["code"]["local"]["filename"],
+        "/opt/airouter.wasm"
+    );
+    assert_eq!(
+        wasm["vm_config"]["environment_variables"]["host_env_keys"][0],
+        "DEMO_HOSTED_KEY"
+    );
     assert_eq!(wasm["allow_on_headers_stop_iteration"], true);
     let toml = std::fs::read_to_string(root().join("examples/airouter.toml")).unwrap();
     assert_eq!(wasm["configuration"]["value"], toml.as_str());
-    assert_eq!(doc["admin"]["address"]["socket_address"]["port_value"], 9901);
+    assert_eq!(
+        doc["admin"]["address"]["socket_address"]["port_value"],
+        9901
+    );
 }
 
 #[test]

@@ -47,6 +47,7 @@ def test_chat_is_routed_rewritten_and_renamed(env):
     assert sent["vendor_knob"] == {"keep": [1, 2]}, "unknown fields must pass through untouched"
     assert seen["path"] == "/v1/chat/completions"
     assert "authorization" not in seen["headers"], "the client's key must not reach a keyless backend"
+    assert "x-airouter-backend" not in seen["headers"], "the routing header is internal"
     assert seen["headers"]["content-length"] == str(len(base64.b64decode(seen["body_b64"])))
 
 

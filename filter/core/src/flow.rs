@@ -274,7 +274,7 @@ impl HttpFlow {
         host.set_header(req, "x-api-key", None);
     }
 
-    pub fn on_response_headers(&mut self, host: &mut dyn Host, _end_of_stream: bool) -> Action {
+    pub fn on_response_headers(&mut self, host: &mut dyn Host, end_of_stream: bool) -> Action {
         let Some(routed) = &self.routed else {
             return Action::Continue;
         };
@@ -290,9 +290,20 @@ impl HttpFlow {
             .header(resp, "content-type")
             .unwrap_or_default()
             .to_ascii_lowercase();
+        let encoded = host
+            .header(resp, "content-encoding")
+            .is_some_and(|e| !e.trim().eq_ignore_ascii_case("identity"));
         self.response = if let Some(err) = upstream_errors::local_failure(status, &details) {
             host.set_header(resp, ":status", Some(&err.status.to_string()));
             ResponseMode::Replaced(err)
+        } else if end_of_stream {
+            // No body will follow, so there is nothing to rewrite (and none can be added).
+            ResponseMode::Untouched
+        } else if encoded {
+            // The request asked for identity encoding; a backend that compresses anyway gets its
+            // bytes passed through, since rewriting compressed bytes would corrupt them.
+            host.log_warn("backend sent a compressed body; it is passed on without renaming");
+            ResponseMode::Untouched
         } else if status >= 400 {
             ResponseMode::UpstreamError(status)
         } else if ctype.starts_with("text/event-stream") {

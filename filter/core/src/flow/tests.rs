@@ -444,3 +444,32 @@ fn binary_responses_pass_untouched() {
         Some("99")
     );
 }
+
+#[test]
+fn compressed_bodies_pass_untouched() {
+    let (mut f, mut h) = routed();
+    h.resp = vec![
+        (":status".into(), "200".into()),
+        ("content-type".into(), "application/json".into()),
+        ("content-encoding".into(), "gzip".into()),
+    ];
+    f.on_response_headers(&mut h, false);
+    h.resp_body = b"\x1f\x8b\"model\":\"qwen2-0.5b\"".to_vec();
+    let n = h.resp_body.len();
+    assert_eq!(f.on_response_body(&mut h, n, true), Action::Continue);
+    assert_eq!(h.resp_body, b"\x1f\x8b\"model\":\"qwen2-0.5b\"".to_vec());
+}
+
+#[test]
+fn bodiless_errors_keep_their_headers() {
+    let (mut f, mut h) = routed();
+    h.resp = vec![
+        (":status".into(), "503".into()),
+        ("content-type".into(), "text/plain".into()),
+    ];
+    f.on_response_headers(&mut h, true);
+    assert_eq!(
+        h.header(Headers::Response, "content-type").as_deref(),
+        Some("text/plain")
+    );
+}
