@@ -7,6 +7,7 @@ stopped by pid; their logs go to files that are shown when something fails.
 
 import json
 import os
+import sysconfig
 import signal
 import socket
 import subprocess
@@ -28,6 +29,28 @@ def envoy_binary():
     if candidate.exists():
         return str(candidate)
     raise RuntimeError("envoy not found next to %s; run `make venv`" % sys.executable)
+
+
+def triton_root():
+    """The `tritonserver` bundled in the nvidia-pytriton wheel installed in this environment."""
+    import pytriton  # noqa: PLC0415 - only needed when Triton is started
+
+    return Path(pytriton.__file__).parent / "tritonserver"
+
+
+def triton_backends(workdir):
+    """A backend directory with the Python backend and the stub built for this interpreter."""
+    root = triton_root()
+    target = Path(workdir) / "triton-backends" / "python"
+    target.mkdir(parents=True, exist_ok=True)
+    version = "%d.%d" % sys.version_info[:2]
+    links = {p.name: p for p in (root / "backends" / "python").iterdir() if p.name != "__pycache__"}
+    links["triton_python_backend_stub"] = root / "python_backend_stubs" / version / "triton_python_backend_stub"
+    for name, src in links.items():
+        dst = target / name
+        if not dst.exists():
+            dst.symlink_to(src)
+    return target.parent
 
 
 def free_port():
@@ -83,6 +106,38 @@ class Stack:
             argv.append("--record")
         proc, log = self._spawn(name, argv)
         wait_http("http://127.0.0.1:%d/health" % port, proc=proc, log=log)
+
+    def start_triton(self, model_repository, grpc_port, name="triton"):
+        """The real Triton server on CPU with a Python-backend model repository."""
+        http_port = free_port()
+        env = dict(os.environ)
+        # The Python backend's stub must load this interpreter's libpython and see its packages.
+        libdir = sysconfig.get_config_var("LIBDIR") or ""
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (libdir, env.get("LD_LIBRARY_PATH", "")) if p)
+        from pytriton.utils.distribution import get_libs_path  # noqa: PLC0415
+
+        env["LD_LIBRARY_PATH"] += os.pathsep + str(get_libs_path())
+        # The embedded interpreter finds its environment (numpy, ...) from `python3` on PATH.
+        env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+        argv = [str(triton_root() / "bin" / "tritonserver"),
+                "--model-repository", str(model_repository),
+                "--backend-directory", str(triton_backends(self.workdir)),
+                "--grpc-port", str(grpc_port), "--http-port", str(http_port),
+                "--allow-metrics", "false", "--allow-gpu-metrics", "false",
+                "--log-verbose", "0", "--exit-timeout-secs", "3"]
+        proc, log = self._spawn(name, argv, env)
+        wait_http("http://127.0.0.1:%d/v2/health/ready" % http_port, timeout=90, proc=proc, log=log)
+        return proc
+
+    def start_sidecar(self, config_path, env_extra=None):
+        env = dict(os.environ, **(env_extra or {}))
+        proc, log = self._spawn("sidecar", [str(AIROUTER), "serve", str(config_path)], env)
+        doc = json.loads(subprocess.run([str(AIROUTER), "envoy", str(config_path)], capture_output=True,
+                                        text=True, check=True).stdout)
+        sidecar = [c for c in doc["static_resources"]["clusters"] if c["name"] == "airouter_sidecar"][0]
+        addr = sidecar["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]
+        wait_http("http://%s:%d/health" % (addr["address"], addr["port_value"]), proc=proc, log=log)
+        return proc
 
     def render(self, config_path, name="envoy.json"):
         out = subprocess.run([str(AIROUTER), "envoy", str(config_path), "--wasm", str(WASM)],

@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 use std::path::Path;
 
-use airouter_core::config::{Backend, Plan};
+use airouter_core::config::{Backend, BackendKind, Plan, Sidecar};
 use airouter_core::errors::ApiError;
 use airouter_core::flow::BACKEND_HEADER;
 use serde_json::{json, Value};
@@ -94,12 +94,19 @@ pub fn render(plan: &Plan, toml_text: &str, wasm: &Path, ca_file: &Path) -> Valu
                     }
                 }]}]
             }],
-            "clusters": plan.backends.iter().map(|b| cluster(b, buffer_limit, ca_file)).collect::<Vec<_>>()
+            "clusters": clusters(plan, buffer_limit, ca_file)
         }
     })
 }
 
+/// The Envoy cluster of the sidecar, which serves every Triton backend.
+pub const SIDECAR_CLUSTER: &str = "airouter_sidecar";
+
 fn route(b: &Backend) -> Value {
+    let cluster = match b.kind {
+        BackendKind::Openai => b.cluster_name(),
+        BackendKind::Triton => SIDECAR_CLUSTER.to_string(),
+    };
     json!({
         "match": {
             "prefix": "/",
@@ -108,9 +115,35 @@ fn route(b: &Backend) -> Value {
         // The routing header is the filter's note to this route table, not the backend's business.
         "request_headers_to_remove": [BACKEND_HEADER],
         "route": {
-            "cluster": b.cluster_name(),
+            "cluster": cluster,
             "timeout": duration_ms(b.timeout_ms),
             "idle_timeout": duration_ms(b.idle_timeout_ms)
+        }
+    })
+}
+
+fn clusters(plan: &Plan, buffer_limit: u64, ca_file: &Path) -> Vec<Value> {
+    let mut out: Vec<Value> = plan
+        .backends
+        .iter()
+        .filter(|b| b.kind == BackendKind::Openai)
+        .map(|b| cluster(b, buffer_limit, ca_file))
+        .collect();
+    if let Some(sidecar) = &plan.sidecar {
+        out.push(sidecar_cluster(sidecar, buffer_limit));
+    }
+    out
+}
+
+fn sidecar_cluster(s: &Sidecar, buffer_limit: u64) -> Value {
+    json!({
+        "name": SIDECAR_CLUSTER,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "per_connection_buffer_limit_bytes": buffer_limit,
+        "load_assignment": {
+            "cluster_name": SIDECAR_CLUSTER,
+            "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": socket(&s.address, s.port) } }] }]
         }
     })
 }

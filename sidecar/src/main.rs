@@ -1,19 +1,22 @@
-//! `airouter`: AI Router's command-line tool and (in later releases) its sidecar service.
+//! `airouter`: AI Router's command-line tool and sidecar service.
 //!
-//! - `airouter check FILE` validates an `airouter.toml`.
+//! - `airouter check FILE` validates an `airouter.toml` (chat templates included).
 //! - `airouter envoy FILE [--wasm PATH] [--ca-file PATH]` prints a complete Envoy bootstrap.
+//! - `airouter serve FILE` runs the sidecar that serves the file's Triton models.
 //! - `airouter schema` prints the JSON Schema of `airouter.toml`.
-
-mod bootstrap;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use airouter_core::config::{compile, Plan};
+use airouter_sidecar::bootstrap;
+use airouter_sidecar::serve::{self, State};
 
 const USAGE: &str = "usage:
   airouter check FILE
   airouter envoy FILE [--wasm PATH] [--ca-file PATH]
+  airouter serve FILE
   airouter schema";
 
 fn main() -> ExitCode {
@@ -32,6 +35,10 @@ fn run(args: &[String]) -> Result<(), String> {
         Some("check") => {
             let file = args.get(1).ok_or(USAGE)?;
             let plan = load(file)?;
+            // Building the sidecar's state compiles and test-renders every chat template.
+            let plan = State::build(plan, &config_dir(file))
+                .map_err(|e| format!("{file}: {e}"))?
+                .plan;
             for var in &plan.missing_env {
                 eprintln!("{file}: warning: environment variable {var} is not set here; Envoy needs it at start");
             }
@@ -69,6 +76,10 @@ fn run(args: &[String]) -> Result<(), String> {
             println!("{out}");
             Ok(())
         }
+        Some("serve") => {
+            let file = args.get(1).ok_or(USAGE)?;
+            serve_sidecar(file)
+        }
         Some("schema") => {
             let schema = schemars::schema_for!(airouter_core::config::raw::RawConfig);
             let out = serde_json::to_string_pretty(&schema).map_err(|e| e.to_string())?;
@@ -76,6 +87,71 @@ fn run(args: &[String]) -> Result<(), String> {
             Ok(())
         }
         _ => Err(USAGE.to_string()),
+    }
+}
+
+fn config_dir(file: &str) -> PathBuf {
+    Path::new(file)
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+fn serve_sidecar(file: &str) -> Result<(), String> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("AIROUTER_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let plan = load(file)?;
+    if !plan.missing_env.is_empty() {
+        return Err(format!(
+            "{file}: environment variables not set: {}",
+            plan.missing_env.join(", ")
+        ));
+    }
+    let sidecar = plan.sidecar.clone().ok_or_else(|| {
+        format!("{file}: no backend has kind = \"triton\"; the sidecar has nothing to serve")
+    })?;
+    let state =
+        Arc::new(State::build(plan, &config_dir(file)).map_err(|e| format!("{file}: {e}"))?);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async move {
+        state
+            .check_models()
+            .await
+            .map_err(|e| format!("{file}: {e}"))?;
+        let addr = format!("{}:{}", sidecar.address, sidecar.port);
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await
+            .map_err(|e| format!("{addr}: {e}"))?;
+        tracing::info!("airouter sidecar listening on http://{addr}");
+        tokio::select! {
+            () = serve::serve(state, listener) => {}
+            _ = shutdown_signal() => tracing::info!("stopping"),
+        }
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = ctrl_c.await;
+        }
     }
 }
 

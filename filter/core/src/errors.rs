@@ -69,6 +69,19 @@ impl ApiError {
         envelope(&self.message, self.kind, self.param, self.code)
     }
 
+    /// A 400 with the caller's message (parameter checks set `param` themselves).
+    pub fn bad_request(message: String) -> Self {
+        Self::new(400, message)
+    }
+
+    /// An error with a given status, the OpenAI `type` for that status, and an optional code.
+    pub fn with_status(status: u16, message: String, code: Option<&'static str>) -> Self {
+        ApiError {
+            code,
+            ..Self::new(status, message)
+        }
+    }
+
     pub fn missing_key() -> Self {
         ApiError {
             kind: "invalid_request_error",

@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use crate::api::{Api, BodyKind};
 use crate::auth::{presented_key, ClientKey};
-use crate::config::{Credential, Plan};
+use crate::config::{BackendKind, Credential, Plan, SIDECAR_SECRET_HEADER};
 use crate::errors::ApiError;
 use crate::host::{Action, Headers, Host};
 use crate::json_body;
@@ -18,6 +18,19 @@ use crate::upstream_errors;
 
 /// The request header the generated Envoy routes match to pick a backend's cluster.
 pub const BACKEND_HEADER: &str = "x-airouter-backend";
+
+/// Instructions to the sidecar: which Triton backend and model serve the request, and the name
+/// the client used. Set only by the filter; any a client sends are removed.
+pub const TRITON_BACKEND_HEADER: &str = "x-airouter-triton-backend";
+pub const TRITON_MODEL_HEADER: &str = "x-airouter-triton-model";
+pub const CLIENT_MODEL_HEADER: &str = "x-airouter-client-model";
+
+const INSTRUCTION_HEADERS: [&str; 4] = [
+    TRITON_BACKEND_HEADER,
+    TRITON_MODEL_HEADER,
+    CLIENT_MODEL_HEADER,
+    SIDECAR_SECRET_HEADER,
+];
 
 const JSON: (&str, &str) = ("content-type", "application/json");
 
@@ -235,19 +248,41 @@ impl HttpFlow {
             ));
         }
         let backend = target.backend;
-        let mut path = format!("{}{}", backend.url.path_prefix, api.path_suffix());
+        let req = Headers::Request;
+        for name in INSTRUCTION_HEADERS {
+            host.set_header(req, name, None);
+        }
+        let (prefix, authority) = match backend.kind {
+            BackendKind::Openai => (
+                backend.url.path_prefix.as_str(),
+                backend.url.authority.as_str(),
+            ),
+            BackendKind::Triton => ("/v1", "airouter-sidecar"),
+        };
+        let mut path = format!("{prefix}{}", api.path_suffix());
         if !query.is_empty() {
             path.push('?');
             path.push_str(&query);
         }
-        let req = Headers::Request;
         host.set_header(req, "content-length", Some(&new_body.len().to_string()));
         host.set_header(req, ":path", Some(&path));
-        host.set_header(req, ":authority", Some(&backend.url.authority));
+        host.set_header(req, ":authority", Some(authority));
         host.set_header(req, BACKEND_HEADER, Some(&backend.name));
         // Responses are rewritten, so they must come back uncompressed.
         host.set_header(req, "accept-encoding", None);
-        self.set_credentials(host, &backend.credential);
+        match backend.kind {
+            BackendKind::Openai => self.set_credentials(host, &backend.credential),
+            BackendKind::Triton => {
+                self.set_credentials(host, &Credential::None);
+                host.set_header(req, TRITON_BACKEND_HEADER, Some(&backend.name));
+                host.set_header(req, TRITON_MODEL_HEADER, Some(&target.backend_model));
+                host.set_header(req, CLIENT_MODEL_HEADER, Some(&target.client_name));
+                let secret = plan.sidecar.as_ref().and_then(|s| s.secret.as_ref());
+                if let Some(secret) = secret {
+                    host.set_header(req, SIDECAR_SECRET_HEADER, Some(secret.expose()));
+                }
+            }
+        }
         self.routed = Some(Routed {
             names: NameRewriter::new(&target.client_name, &target.backend_model),
             backend_model: target.backend_model.clone(),

@@ -10,8 +10,8 @@ use std::fmt;
 
 use error::Locator;
 pub use error::{ConfigError, ConfigErrors};
-pub use raw::BackendKind;
-use raw::{RawBackend, RawConfig, RawKey, RawModel};
+pub use raw::{BackendKind, StreamText, TritonFamily};
+use raw::{RawBackend, RawConfig, RawKey, RawModel, RawTritonModel};
 
 use crate::api::{Api, ApiSet};
 use crate::auth::{ClientKey, KeyRing};
@@ -89,7 +89,57 @@ pub struct Model {
     pub backend_model: Option<String>,
     pub default: bool,
     pub owned_by: String,
+    /// How to drive the model, when its backend is a Triton server.
+    pub triton: Option<TritonModel>,
 }
+
+/// Where a Triton model's chat template comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplateSource {
+    /// No template: legacy completions only.
+    None,
+    /// One of [`BUILTIN_TEMPLATES`].
+    Builtin(String),
+    /// A Hugging Face `chat_template`, inline.
+    Inline(String),
+    /// A file holding one, as written in the config (relative to the config file).
+    File(String),
+}
+
+/// Built-in chat templates and the end-of-turn strings their models emit.
+pub const BUILTIN_TEMPLATES: [(&str, &[&str]); 5] = [
+    ("llama3", &["<|eot_id|>", "<|end_of_text|>"]),
+    ("chatml", &["<|im_end|>"]),
+    ("mistral", &["</s>"]),
+    ("gemma", &["<end_of_turn>"]),
+    ("plain", &[]),
+];
+
+/// A Triton model's settings, checked.
+#[derive(Debug, Clone)]
+pub struct TritonModel {
+    pub family: TritonFamily,
+    pub template: TemplateSource,
+    pub bos_token: String,
+    pub eos_token: String,
+    pub max_tokens: u32,
+    pub stream_text: StreamText,
+    /// Strings removed from the end of generated text.
+    pub stop_strings: Vec<String>,
+}
+
+/// The sidecar, present when any backend is a Triton server.
+#[derive(Debug, Clone)]
+pub struct Sidecar {
+    pub address: String,
+    pub port: u16,
+    /// Shared secret Envoy sends in [`SIDECAR_SECRET_HEADER`]; `None`: loopback peers only.
+    pub secret: Option<Secret>,
+    pub secret_env: Option<String>,
+}
+
+/// The header carrying the sidecar's shared secret.
+pub const SIDECAR_SECRET_HEADER: &str = "x-airouter-sidecar-secret";
 
 /// The whole configuration, checked and ready; shared read-only by every request.
 #[derive(Debug)]
@@ -101,6 +151,7 @@ pub struct Plan {
     pub models: Vec<Model>,
     pub resolver: ModelResolver,
     pub keys: KeyRing,
+    pub sidecar: Option<Sidecar>,
     /// Environment variables named by `api_key_env` that were not set when the plan was built.
     pub missing_env: Vec<String>,
 }
@@ -141,13 +192,45 @@ pub fn compile(
 
     let mut models = Vec::new();
     for (i, m) in raw.models.iter().enumerate() {
-        if let Some(model) = compile_model(&loc, i, m, &raw.backends, &backend_index, &mut errs) {
+        let kinds = |b: usize| backends.get(b).map(|b: &Backend| b.kind);
+        if let Some(model) =
+            compile_model(&loc, i, m, &raw.backends, &backend_index, &kinds, &mut errs)
+        {
             models.push(model);
         }
     }
     check_model_overlaps(&loc, &raw.models, &models, &mut errs);
 
     let keys = compile_keys(&loc, &raw.keys, &mut errs);
+
+    let sidecar = backends
+        .iter()
+        .any(|b| b.kind == BackendKind::Triton)
+        .then(|| {
+            let secret_env = raw.sidecar.secret_env.as_ref().map(|v| v.get_ref().clone());
+            let secret = secret_env.as_ref().and_then(|var| {
+                let value = env(var).filter(|v| !v.is_empty());
+                if value.is_none() {
+                    missing_env.push(var.clone());
+                }
+                value.map(Secret)
+            });
+            Sidecar {
+                address: raw.sidecar.address.clone(),
+                port: raw.sidecar.port,
+                secret,
+                secret_env,
+            }
+        });
+    if let Some(var) = &raw.sidecar.secret_env {
+        if !valid_env_name(var.get_ref()) {
+            errs.push(loc.error(
+                var.span(),
+                "sidecar.secret_env",
+                format!("`{}` is not an environment variable name", var.get_ref()),
+            ));
+        }
+    }
 
     if !errs.is_empty() {
         return Err(ConfigErrors(errs));
@@ -168,6 +251,7 @@ pub fn compile(
         models,
         resolver,
         keys,
+        sidecar,
         missing_env,
     })
 }
@@ -215,7 +299,32 @@ fn compile_backend(
             return None;
         }
     };
+    let scheme_ok = match b.kind {
+        BackendKind::Openai => !url.grpc,
+        BackendKind::Triton => url.grpc,
+    };
+    if !scheme_ok {
+        let want = if b.kind == BackendKind::Triton {
+            "grpc:// or grpcs://"
+        } else {
+            "http:// or https://"
+        };
+        errs.push(loc.error(
+            b.url.span(),
+            key("url"),
+            format!("a `{}` backend's URL starts with {want}", kind_name(b.kind)),
+        ));
+        return None;
+    }
     let pass = b.pass_client_key.as_ref().is_some_and(|p| *p.get_ref());
+    if b.kind == BackendKind::Triton && (b.api_key.is_some() || b.api_key_env.is_some() || pass) {
+        errs.push(loc.error(
+            b.url.span(),
+            format!("backends.{name}"),
+            "Triton backends take no API key",
+        ));
+        return None;
+    }
     let chosen = [b.api_key.is_some(), b.api_key_env.is_some(), pass];
     if chosen.iter().filter(|c| **c).count() > 1 {
         let span = b
@@ -274,12 +383,20 @@ fn compile_backend(
     })
 }
 
+fn kind_name(kind: BackendKind) -> &'static str {
+    match kind {
+        BackendKind::Openai => "openai",
+        BackendKind::Triton => "triton",
+    }
+}
+
 fn compile_model(
     loc: &Locator,
     i: usize,
     m: &RawModel,
     raw_backends: &BTreeMap<String, RawBackend>,
     backend_index: &HashMap<String, usize>,
+    kinds: &dyn Fn(usize) -> Option<BackendKind>,
     errs: &mut Vec<ConfigError>,
 ) -> Option<Model> {
     let key = |field: &str| format!("models[{i}].{field}");
@@ -340,14 +457,122 @@ fn compile_model(
             ));
         }
     }
+    let apis: ApiSet = m.apis.get_ref().iter().copied().collect();
+    let triton = match (kinds(backend), &m.triton) {
+        (Some(BackendKind::Triton), Some(t)) => {
+            compile_triton(loc, i, t.get_ref(), t.span(), apis, errs)
+        }
+        (Some(BackendKind::Triton), None) => {
+            errs.push(loc.error(
+                m.target.backend.span(),
+                key("triton"),
+                "a model on a Triton backend needs a `triton` table (family, template)",
+            ));
+            None
+        }
+        (_, Some(t)) => {
+            errs.push(loc.error(
+                t.span(),
+                key("triton"),
+                "only models on Triton backends take a `triton` table",
+            ));
+            None
+        }
+        (_, None) => None,
+    };
     Some(Model {
         name: name.clone(),
         pattern,
-        apis: m.apis.get_ref().iter().copied().collect(),
+        apis,
         backend,
         backend_model,
         default,
         owned_by: m.owned_by.clone().unwrap_or_else(|| "airouter".into()),
+        triton,
+    })
+}
+
+fn compile_triton(
+    loc: &Locator,
+    i: usize,
+    t: &RawTritonModel,
+    span: std::ops::Range<usize>,
+    apis: ApiSet,
+    errs: &mut Vec<ConfigError>,
+) -> Option<TritonModel> {
+    let key = format!("models[{i}].triton");
+    let mut fail = |msg: String| errs.push(loc.error(span.clone(), key.clone(), msg));
+    let llm_apis: ApiSet = [Api::Chat, Api::Completions].into_iter().collect();
+    let fits = match t.family {
+        TritonFamily::Embeddings => apis.iter().all(|a| a == Api::Embeddings),
+        _ => apis.iter().all(|a| llm_apis.contains(a)),
+    };
+    if !fits {
+        fail(
+            "this family serves only `embeddings`; LLM families serve `chat` and `completions`"
+                .into(),
+        );
+        return None;
+    }
+    let sources = [
+        t.template.is_some(),
+        t.chat_template.is_some(),
+        t.chat_template_file.is_some(),
+    ];
+    if sources.iter().filter(|s| **s).count() > 1 {
+        fail("choose one of template, chat_template and chat_template_file".into());
+        return None;
+    }
+    let template = match (&t.template, &t.chat_template, &t.chat_template_file) {
+        (Some(name), _, _) => match BUILTIN_TEMPLATES.iter().find(|(n, _)| n == name) {
+            Some(_) => TemplateSource::Builtin(name.clone()),
+            None => {
+                let known: Vec<&str> = BUILTIN_TEMPLATES.iter().map(|(n, _)| *n).collect();
+                fail(format!(
+                    "unknown template `{name}` (built in: {})",
+                    known.join(", ")
+                ));
+                return None;
+            }
+        },
+        (_, Some(inline), _) => TemplateSource::Inline(inline.clone()),
+        (_, _, Some(file)) => TemplateSource::File(file.clone()),
+        _ => TemplateSource::None,
+    };
+    if apis.contains(Api::Chat) && template == TemplateSource::None {
+        fail("a chat model needs template, chat_template or chat_template_file".into());
+        return None;
+    }
+    if t.max_tokens == Some(0) {
+        fail("max_tokens must be above 0".into());
+        return None;
+    }
+    let eos_token = t.eos_token.clone().unwrap_or_default();
+    let stop_strings = match &t.stop_strings {
+        Some(list) => list.clone(),
+        None => {
+            let mut list: Vec<String> = match &template {
+                TemplateSource::Builtin(name) => BUILTIN_TEMPLATES
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, stops)| stops.iter().map(|s| s.to_string()).collect())
+                    .unwrap_or_default(),
+                _ => Vec::new(),
+            };
+            if !eos_token.is_empty() && !list.contains(&eos_token) {
+                list.push(eos_token.clone());
+            }
+            list
+        }
+    };
+    Some(TritonModel {
+        family: t.family,
+        template,
+        bos_token: t.bos_token.clone().unwrap_or_default(),
+        eos_token,
+        max_tokens: t.max_tokens.unwrap_or(256),
+        stream_text: t.stream_text,
+        stop_strings: stop_strings.into_iter().filter(|s| !s.is_empty()).collect(),
     })
 }
 

@@ -31,6 +31,35 @@ pub struct RawConfig {
     /// Client keys. When there are none, the router is open.
     #[serde(default)]
     pub keys: Vec<RawKey>,
+    /// The sidecar that serves Triton backends (used when any backend has `kind = "triton"`).
+    #[serde(default)]
+    pub sidecar: RawSidecar,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct RawSidecar {
+    /// Address the sidecar listens on, for Envoy only (default `127.0.0.1`).
+    #[serde(default = "default_admin_address")]
+    pub address: String,
+    /// Port the sidecar listens on (default 8090).
+    #[serde(default = "default_sidecar_port")]
+    pub port: u16,
+    /// Environment variable holding a secret Envoy sends with each request; without it, the
+    /// sidecar accepts requests from loopback peers only.
+    #[cfg_attr(feature = "schema", schemars(with = "Option<String>"))]
+    pub secret_env: Option<Spanned<String>>,
+}
+
+impl Default for RawSidecar {
+    fn default() -> Self {
+        RawSidecar {
+            address: default_admin_address(),
+            port: default_sidecar_port(),
+            secret_env: None,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -87,6 +116,63 @@ impl Default for RawAdmin {
 pub enum BackendKind {
     /// Any OpenAI-compatible HTTP server (vLLM, llama.cpp, Ollama, TEI, OpenAI, Mistral, xAI, ...).
     Openai,
+    /// NVIDIA Triton over KServe v2 gRPC, served through the sidecar (`url = "grpc://host:8001"`).
+    Triton,
+}
+
+/// How a Triton model is driven (see docs/config.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub enum TritonFamily {
+    /// Triton's vLLM backend: no batch dimension, `sampling_parameters` JSON.
+    #[serde(rename = "vllm")]
+    Vllm,
+    /// A TensorRT-LLM `ensemble`: batch dimension, one tensor per parameter.
+    #[serde(rename = "trtllm")]
+    Trtllm,
+    /// TensorRT-LLM's `tensorrt_llm_bls` model: as `trtllm`, possibly cumulative text.
+    #[serde(rename = "trtllm-bls")]
+    TrtllmBls,
+    /// Text in (`BYTES [N,1]`), vectors out (`FP32 [N,D]`).
+    #[serde(rename = "embeddings")]
+    Embeddings,
+}
+
+/// Whether streamed text arrives as deltas or as the whole text so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub enum StreamText {
+    Delta,
+    Cumulative,
+    /// Decided from the first two responses: cumulative only if the second strictly extends the first.
+    #[default]
+    Auto,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct RawTritonModel {
+    /// The model family: `vllm`, `trtllm`, `trtllm-bls` or `embeddings`.
+    pub family: TritonFamily,
+    /// A built-in chat template: `llama3`, `chatml`, `mistral`, `gemma` or `plain`.
+    pub template: Option<String>,
+    /// A Hugging Face `chat_template` (Jinja), inline.
+    pub chat_template: Option<String>,
+    /// A file holding a Hugging Face `chat_template`, relative to this file.
+    pub chat_template_file: Option<String>,
+    /// `bos_token` for templates.
+    pub bos_token: Option<String>,
+    /// `eos_token` for templates; also removed from the end of generated text.
+    pub eos_token: Option<String>,
+    /// `max_tokens` when the client gives none (default 256).
+    pub max_tokens: Option<u32>,
+    /// Streamed text shape (default `auto`).
+    #[serde(default)]
+    pub stream_text: StreamText,
+    /// Strings removed from the end of generated text (default: the template's end-of-turn marker).
+    pub stop_strings: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -136,6 +222,9 @@ pub struct RawModel {
     pub default: Option<Spanned<bool>>,
     /// `owned_by` in `/v1/models` (default `airouter`).
     pub owned_by: Option<String>,
+    /// How to drive the model when its backend is a Triton server (required then).
+    #[cfg_attr(feature = "schema", schemars(with = "Option<RawTritonModel>"))]
+    pub triton: Option<Spanned<RawTritonModel>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -182,6 +271,9 @@ fn default_admin_address() -> String {
 }
 fn default_admin_port() -> u16 {
     9901
+}
+fn default_sidecar_port() -> u16 {
+    8090
 }
 fn default_connect_timeout() -> u64 {
     5_000

@@ -3,6 +3,8 @@
 /// A parsed backend base URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BaseUrl {
+    /// `grpc://` or `grpcs://` rather than `http://` or `https://`.
+    pub grpc: bool,
     pub tls: bool,
     /// Host name or IP address, without brackets for IPv6.
     pub host: String,
@@ -14,12 +16,17 @@ pub struct BaseUrl {
 }
 
 pub fn parse(url: &str) -> Result<BaseUrl, String> {
-    let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
-        (true, r)
-    } else if let Some(r) = url.strip_prefix("http://") {
-        (false, r)
-    } else {
-        return Err("must start with http:// or https://".into());
+    let schemes = [
+        ("https://", true, false),
+        ("http://", false, false),
+        ("grpcs://", true, true),
+        ("grpc://", false, true),
+    ];
+    let Some((tls, grpc, rest)) = schemes
+        .iter()
+        .find_map(|(prefix, tls, grpc)| url.strip_prefix(prefix).map(|r| (*tls, *grpc, r)))
+    else {
+        return Err("must start with http://, https://, grpc:// or grpcs://".into());
     };
     if rest.contains(['?', '#']) {
         return Err("must not have a query or fragment".into());
@@ -67,6 +74,7 @@ pub fn parse(url: &str) -> Result<BaseUrl, String> {
         format!("{shown_host}:{port}")
     };
     Ok(BaseUrl {
+        grpc,
         tls,
         host,
         port,
@@ -107,6 +115,7 @@ mod tests {
     fn refuses_what_it_cannot_route() {
         for bad in [
             "ftp://x",
+            "grpc:/x",
             "http://",
             "http://h:0",
             "http://h:99999",

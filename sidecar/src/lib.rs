@@ -1,0 +1,8 @@
+//! AI Router's native side: the Envoy bootstrap renderer, and the sidecar that serves Triton
+//! models to OpenAI clients (templates, translators, the KServe v2 client, the HTTP server).
+
+pub mod bootstrap;
+pub mod serve;
+pub mod templates;
+pub mod translate;
+pub mod triton;

@@ -1,0 +1,315 @@
+//! `airouter serve`: the sidecar's HTTP server. Envoy (through the filter) sends it the OpenAI
+//! requests of Triton-backed models, with instructions in `x-airouter-*` headers; it answers them
+//! in OpenAI's format, speaking KServe v2 gRPC to Triton.
+
+mod embed;
+mod llm;
+pub mod status;
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use airouter_core::api::Api;
+use airouter_core::config::{BackendKind, Plan, TritonFamily, SIDECAR_SECRET_HEADER};
+use airouter_core::errors::ApiError;
+use airouter_core::flow::{CLIENT_MODEL_HEADER, TRITON_BACKEND_HEADER, TRITON_MODEL_HEADER};
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+use crate::templates::ChatTemplate;
+use crate::translate::llm_request;
+use crate::triton::client::TritonBackend;
+
+pub type Body = BoxBody<Bytes, Infallible>;
+
+/// Everything a request needs, built once at start-up.
+pub struct State {
+    pub plan: Plan,
+    pub backends: HashMap<String, TritonBackend>,
+    /// Compiled chat templates by model index.
+    pub templates: HashMap<usize, ChatTemplate>,
+}
+
+/// Request context passed to Triton as gRPC metadata.
+#[derive(Debug, Clone, Default)]
+pub struct TraceContext {
+    pub request_id: String,
+    pub traceparent: Option<String>,
+    pub tracestate: Option<String>,
+}
+
+impl State {
+    pub fn build(plan: Plan, config_dir: &Path) -> Result<State, String> {
+        let mut backends = HashMap::new();
+        for b in plan
+            .backends
+            .iter()
+            .filter(|b| b.kind == BackendKind::Triton)
+        {
+            let client = TritonBackend::new(
+                &b.name,
+                &b.url.host,
+                b.url.port,
+                Duration::from_millis(b.connect_timeout_ms),
+            )?;
+            backends.insert(b.name.clone(), client);
+        }
+        let mut templates = HashMap::new();
+        for (i, m) in plan.models.iter().enumerate() {
+            if let Some(t) = &m.triton {
+                if let Some(tmpl) = ChatTemplate::load(t, config_dir)
+                    .map_err(|e| format!("model `{}`: {e}", m.name))?
+                {
+                    templates.insert(i, tmpl);
+                }
+            }
+        }
+        Ok(State {
+            plan,
+            backends,
+            templates,
+        })
+    }
+
+    /// Reads each Triton model's configuration once now; a model that cannot work as configured
+    /// stops start-up. A Triton server that is down is not fatal: its models are checked on use.
+    pub async fn check_models(&self) -> Result<(), String> {
+        for m in &self.plan.models {
+            let (Some(t), Some(backend)) = (&m.triton, self.plan.backends.get(m.backend)) else {
+                continue;
+            };
+            let Some(client) = self.backends.get(&backend.name) else {
+                continue;
+            };
+            let Some(name) = &m.backend_model else {
+                continue;
+            };
+            match tokio::time::timeout(Duration::from_secs(5), client.model_info(name)).await {
+                Ok(Ok(info)) => llm_request::check(t.family, &info).map_err(|e| {
+                    format!(
+                        "model `{}` (Triton model `{name}` on `{}`) cannot be served as {:?}: {}",
+                        m.name, backend.name, t.family, e.0
+                    )
+                })?,
+                Ok(Err(status)) => {
+                    tracing::warn!(model = %m.name, "Triton model not checked at start-up: {}", status.message())
+                }
+                Err(_) => {
+                    tracing::warn!(model = %m.name, "Triton did not answer at start-up; checking on first use")
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+pub fn json_response(status: u16, body: &serde_json::Value) -> Response<Body> {
+    bytes_response(status, Bytes::from(body.to_string()))
+}
+
+fn bytes_response(status: u16, body: Bytes) -> Response<Body> {
+    let mut resp = Response::new(Full::new(body).boxed());
+    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+pub fn error_response(err: &ApiError) -> Response<Body> {
+    bytes_response(err.status, Bytes::from(err.body()))
+}
+
+/// Accepts connections until the process is stopped.
+pub async fn serve(state: Arc<State>, listener: TcpListener) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let state = Arc::clone(&state);
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| handle(Arc::clone(&state), peer, req));
+            if let Err(e) = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await
+            {
+                tracing::debug!("connection from {peer} ended: {e}");
+            }
+        });
+    }
+}
+
+fn header<'r>(req: &'r Request<Incoming>, name: &str) -> Option<&'r str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn handle(
+    state: Arc<State>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    if req.method() == Method::GET && req.uri().path() == "/health" {
+        return Ok(health(&state).await);
+    }
+    // Only Envoy may instruct the sidecar: a shared secret when configured, else loopback peers.
+    let trusted = match state.plan.sidecar.as_ref().and_then(|s| s.secret.as_ref()) {
+        Some(secret) => header(&req, SIDECAR_SECRET_HEADER)
+            .is_some_and(|v| constant_time_eq(v.as_bytes(), secret.expose().as_bytes())),
+        None => peer.ip().is_loopback(),
+    };
+    if !trusted {
+        let err = ApiError::with_status(
+            403,
+            "This endpoint only serves the AI Router Envoy filter.".into(),
+            Some("forbidden"),
+        );
+        return Ok(error_response(&err));
+    }
+    Ok(route(&state, req)
+        .await
+        .unwrap_or_else(|e| error_response(&e)))
+}
+
+async fn health(state: &State) -> Response<Body> {
+    let mut backends = serde_json::Map::new();
+    for (name, b) in &state.backends {
+        let ready = tokio::time::timeout(Duration::from_secs(2), b.server_ready())
+            .await
+            .unwrap_or(false);
+        backends.insert(
+            name.clone(),
+            serde_json::json!(if ready { "ready" } else { "unavailable" }),
+        );
+    }
+    json_response(
+        200,
+        &serde_json::json!({ "status": "ok", "backends": backends }),
+    )
+}
+
+async fn route(state: &State, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    let path = req.uri().path().to_string();
+    let api = Api::from_client_path(&path)
+        .ok_or_else(|| ApiError::unknown_url(req.method().as_str(), &path))?;
+    if req.method() != Method::POST {
+        return Err(ApiError::method_not_allowed(req.method().as_str(), &path));
+    }
+    let instructed = |name: &str| {
+        header(&req, name).map(str::to_string).ok_or_else(|| {
+            ApiError::internal(&format!(
+                "the sidecar needs the {name} header from the filter"
+            ))
+        })
+    };
+    let backend_name = instructed(TRITON_BACKEND_HEADER)?;
+    let triton_model = instructed(TRITON_MODEL_HEADER)?;
+    let client_model = instructed(CLIENT_MODEL_HEADER)?;
+    let trace = TraceContext {
+        request_id: header(&req, "x-request-id").unwrap_or_default().to_string(),
+        traceparent: header(&req, "traceparent").map(str::to_string),
+        tracestate: header(&req, "tracestate").map(str::to_string),
+    };
+    let target = state
+        .plan
+        .resolve(api, &client_model)
+        .ok_or_else(|| ApiError::model_not_found(&client_model))?;
+    if target.backend.name != backend_name || target.backend_model != triton_model {
+        return Err(ApiError::internal(
+            "the filter and the sidecar run different configurations",
+        ));
+    }
+    let triton = target
+        .model
+        .triton
+        .as_ref()
+        .ok_or_else(|| ApiError::internal("model has no Triton settings"))?;
+    let backend = state
+        .backends
+        .get(&backend_name)
+        .ok_or_else(|| ApiError::internal("unknown Triton backend"))?;
+    let limit = state.plan.listener.max_body_bytes as usize;
+    let body = Limited::new(req.into_body(), limit)
+        .collect()
+        .await
+        .map_err(|_| ApiError::too_large(limit as u64))?
+        .to_bytes();
+    let json: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|_| ApiError::bad_json())?;
+    let model_index = state
+        .plan
+        .models
+        .iter()
+        .position(|m| std::ptr::eq(m, target.model))
+        .unwrap_or(usize::MAX);
+    match (triton.family, api) {
+        (TritonFamily::Embeddings, Api::Embeddings) => {
+            embed::handle(backend, &triton_model, &client_model, &json, &trace).await
+        }
+        (TritonFamily::Embeddings, _) | (_, Api::Embeddings) => {
+            Err(ApiError::model_not_found(&client_model))
+        }
+        (_, Api::Chat | Api::Completions) => {
+            let job = llm::Job {
+                backend,
+                triton,
+                template: state.templates.get(&model_index),
+                triton_model: &triton_model,
+                client_model: &client_model,
+                chat: api == Api::Chat,
+                trace,
+            };
+            llm::handle(job, &json).await
+        }
+        _ => Err(ApiError::model_not_found(&client_model)),
+    }
+}
+
+/// A gRPC request carrying the request id and W3C trace context as metadata.
+pub fn with_trace<T>(message: T, trace: &TraceContext) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(message);
+    let md = req.metadata_mut();
+    let pairs = [
+        (
+            "x-request-id",
+            Some(trace.request_id.as_str()).filter(|s| !s.is_empty()),
+        ),
+        ("traceparent", trace.traceparent.as_deref()),
+        ("tracestate", trace.tracestate.as_deref()),
+    ];
+    for (key, value) in pairs {
+        if let Some(v) = value.and_then(|v| v.parse().ok()) {
+            md.insert(key, v);
+        }
+    }
+    req
+}
+
+/// A token count for text when the model reports none (about four characters a token).
+pub fn estimate_tokens(text: &str) -> usize {
+    text.chars()
+        .count()
+        .div_ceil(4)
+        .max(usize::from(!text.is_empty()))
+}

@@ -1,0 +1,248 @@
+//! OpenAI embeddings ↔ a Triton embeddings model: text `BYTES [N, 1]` in, `FP32 [N, D]` out.
+
+use airouter_core::errors::ApiError;
+use base64::Engine as _;
+use serde_json::{json, Value};
+
+use crate::triton::client::ModelInfo;
+use crate::triton::pb::model_infer_request::InferRequestedOutputTensor;
+use crate::triton::pb::{DataType, ModelInferRequest, ModelInferResponse};
+use crate::triton::tensors;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmbeddingsRequest {
+    pub inputs: Vec<String>,
+    pub base64: bool,
+}
+
+fn bad(param: &'static str, message: &str) -> ApiError {
+    let mut e = ApiError::bad_request(message.to_string());
+    e.param = Some(param);
+    e
+}
+
+pub fn parse(body: &Value) -> Result<EmbeddingsRequest, ApiError> {
+    if !body.is_object() {
+        return Err(ApiError::not_an_object());
+    }
+    let inputs = match body.get("input") {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(items)) if !items.is_empty() && items.iter().all(Value::is_string) => {
+            items
+                .iter()
+                .filter_map(|i| i.as_str().map(str::to_string))
+                .collect()
+        }
+        Some(Value::Array(items))
+            if !items.is_empty() && items.iter().all(|i| i.is_number() || i.is_array()) =>
+        {
+            return Err(bad(
+                "input",
+                "This model takes text input; token arrays are not supported.",
+            ))
+        }
+        _ => {
+            return Err(bad(
+                "input",
+                "'input' must be a string or a non-empty list of strings.",
+            ))
+        }
+    };
+    if inputs.len() > 2048 {
+        return Err(bad("input", "At most 2048 inputs per request."));
+    }
+    let base64 = match body.get("encoding_format").and_then(Value::as_str) {
+        None | Some("float") => false,
+        Some("base64") => true,
+        Some(_) => {
+            return Err(bad(
+                "encoding_format",
+                "'encoding_format' must be 'float' or 'base64'.",
+            ))
+        }
+    };
+    Ok(EmbeddingsRequest { inputs, base64 })
+}
+
+/// The model's text input and vector output names: `text`/`embedding` when declared, else the
+/// first BYTES input and the first output.
+pub fn tensor_names(info: &ModelInfo) -> Option<(String, String)> {
+    let input = if info.input_type("text") == Some(DataType::TypeString) {
+        "text".to_string()
+    } else {
+        let mut names: Vec<&String> = info
+            .inputs
+            .iter()
+            .filter(|(_, (t, _))| *t == DataType::TypeString)
+            .map(|(n, _)| n)
+            .collect();
+        names.sort();
+        names.first().map(|n| n.to_string())?
+    };
+    let output = if info.has_output("embedding") {
+        "embedding".to_string()
+    } else {
+        info.outputs.first()?.clone()
+    };
+    Some((input, output))
+}
+
+pub fn build(
+    info: &ModelInfo,
+    model: &str,
+    id: &str,
+    texts: &[String],
+) -> Option<ModelInferRequest> {
+    let (input, output) = tensor_names(info)?;
+    let n = texts.len() as i64;
+    let shape = if info.max_batch_size > 0 {
+        vec![n, 1]
+    } else {
+        vec![n]
+    };
+    Some(ModelInferRequest {
+        model_name: model.to_string(),
+        id: id.to_string(),
+        inputs: vec![tensors::bytes(
+            &input,
+            texts.iter().map(|t| t.as_bytes().to_vec()).collect(),
+            shape,
+        )],
+        outputs: vec![InferRequestedOutputTensor {
+            name: output,
+            parameters: Default::default(),
+        }],
+        ..Default::default()
+    })
+}
+
+/// The `N` vectors of a response; a count or size that does not fit is a 502 (the backend broke
+/// its contract, the client did nothing wrong).
+pub fn decode(
+    info: &ModelInfo,
+    resp: &ModelInferResponse,
+    n: usize,
+) -> Result<Vec<Vec<f32>>, ApiError> {
+    let broken = |why: String| {
+        ApiError::with_status(
+            502,
+            format!("The embeddings backend sent an unusable answer: {why}."),
+            Some("bad_upstream_response"),
+        )
+    };
+    let (_, output) = tensor_names(info).ok_or_else(|| broken("no output".into()))?;
+    let (meta, raw) = tensors::output(resp, &output)
+        .ok_or_else(|| broken(format!("output `{output}` is missing")))?;
+    if meta.datatype != "FP32" {
+        return Err(broken(format!(
+            "output `{output}` is {} rather than FP32",
+            meta.datatype
+        )));
+    }
+    let values = tensors::decode_fp32(&raw).map_err(|e| broken(e.0))?;
+    let rows = meta.shape.first().copied().unwrap_or(0);
+    if rows != n as i64 || n == 0 || !values.len().is_multiple_of(n) {
+        return Err(broken(format!("{rows} vectors for {n} inputs")));
+    }
+    let dim = values.len() / n;
+    Ok(values.chunks(dim.max(1)).map(<[f32]>::to_vec).collect())
+}
+
+/// The OpenAI response body.
+pub fn response(
+    client_model: &str,
+    vectors: &[Vec<f32>],
+    base64: bool,
+    prompt_tokens: usize,
+) -> Value {
+    let data: Vec<Value> = vectors
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let embedding = if base64 {
+                let bytes: Vec<u8> = v.iter().flat_map(|f| f.to_le_bytes()).collect();
+                json!(base64::engine::general_purpose::STANDARD.encode(bytes))
+            } else {
+                json!(v)
+            };
+            json!({ "object": "embedding", "index": i, "embedding": embedding })
+        })
+        .collect();
+    json!({
+        "object": "list",
+        "data": data,
+        "model": client_model,
+        "usage": { "prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::triton::pb::model_infer_response::InferOutputTensor;
+
+    fn info() -> ModelInfo {
+        ModelInfo {
+            decoupled: false,
+            max_batch_size: 16,
+            inputs: HashMap::from([("text".to_string(), (DataType::TypeString, false))]),
+            outputs: vec!["embedding".into()],
+        }
+    }
+
+    fn resp(rows: i64, values: &[f32]) -> ModelInferResponse {
+        ModelInferResponse {
+            outputs: vec![InferOutputTensor {
+                name: "embedding".into(),
+                datatype: "FP32".into(),
+                shape: vec![rows, 2],
+                ..Default::default()
+            }],
+            raw_output_contents: vec![values.iter().flat_map(|f| f.to_le_bytes()).collect()],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn requests_are_n_by_1_bytes() {
+        let req = build(&info(), "embed", "r", &["a".into(), "b".into()]).unwrap();
+        assert_eq!(
+            (req.inputs[0].name.as_str(), req.inputs[0].shape.clone()),
+            ("text", vec![2, 1])
+        );
+        assert_eq!(req.outputs[0].name, "embedding");
+    }
+
+    #[test]
+    fn vectors_decode_and_mismatches_are_502() {
+        assert_eq!(
+            decode(&info(), &resp(2, &[1.0, 2.0, 3.0, 4.0]), 2).unwrap(),
+            vec![vec![1.0, 2.0], vec![3.0, 4.0]]
+        );
+        assert_eq!(
+            decode(&info(), &resp(1, &[1.0, 2.0]), 2)
+                .unwrap_err()
+                .status,
+            502
+        );
+    }
+
+    #[test]
+    fn parse_and_render() {
+        assert_eq!(
+            parse(&json!({"input":[1,2]})).unwrap_err().param,
+            Some("input")
+        );
+        assert_eq!(
+            parse(&json!({"input":"x","encoding_format":"hex"}))
+                .unwrap_err()
+                .param,
+            Some("encoding_format")
+        );
+        let body = response("m", &[vec![1.0]], true, 1);
+        assert_eq!(body["data"][0]["embedding"], "AACAPw==");
+        assert_eq!(body["object"], "list");
+    }
+}

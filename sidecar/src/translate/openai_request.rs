@@ -1,0 +1,325 @@
+//! Reads OpenAI chat and legacy-completion requests into what the Triton translators need,
+//! refusing what cannot be served with OpenAI-style 400s that name the parameter.
+
+use airouter_core::errors::ApiError;
+use serde_json::Value;
+
+use super::llm_request::Sampling;
+use crate::templates::Message;
+
+/// Most choices one request may ask for.
+pub const MAX_N: u64 = 8;
+
+/// A chat or completion request, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LlmRequest {
+    /// Chat: the conversation. Completions: empty.
+    pub messages: Vec<Message>,
+    /// Completions: one prompt per entry. Chat: empty (the template makes the prompt).
+    pub prompts: Vec<String>,
+    pub n: u32,
+    pub stream: bool,
+    pub include_usage: bool,
+    /// Legacy completions' `echo`: the prompt starts the returned text.
+    pub echo: bool,
+    pub sampling: Sampling,
+}
+
+fn bad(param: &'static str, message: String) -> ApiError {
+    let mut e = ApiError::bad_request(message);
+    e.param = Some(param);
+    e
+}
+
+fn number(body: &Value, key: &'static str, min: f64, max: f64) -> Result<Option<f32>, ApiError> {
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => match v.as_f64() {
+            Some(x) if (min..=max).contains(&x) => Ok(Some(x as f32)),
+            _ => Err(bad(
+                key,
+                format!("'{key}' must be a number between {min} and {max}."),
+            )),
+        },
+    }
+}
+
+fn integer(body: &Value, key: &'static str, min: i64, max: i64) -> Result<Option<i64>, ApiError> {
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => match v.as_i64() {
+            Some(x) if (min..=max).contains(&x) => Ok(Some(x)),
+            _ => Err(bad(
+                key,
+                format!("'{key}' must be an integer between {min} and {max}."),
+            )),
+        },
+    }
+}
+
+fn boolean(body: &Value, key: &'static str) -> Result<bool, ApiError> {
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(bad(key, format!("'{key}' must be a boolean."))),
+    }
+}
+
+/// `stop`: a string or a list of up to 4 strings.
+fn stop(body: &Value) -> Result<Vec<String>, ApiError> {
+    match body.get("stop") {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(s)) => Ok(vec![s.clone()]),
+        Some(Value::Array(items)) if items.len() <= 4 => items
+            .iter()
+            .map(|i| {
+                i.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| bad("stop", "'stop' entries must be strings.".into()))
+            })
+            .collect(),
+        Some(_) => Err(bad(
+            "stop",
+            "'stop' must be a string or a list of at most 4 strings.".into(),
+        )),
+    }
+}
+
+fn common(body: &Value, default_max_tokens: u32) -> Result<(Sampling, u32, bool, bool), ApiError> {
+    if !body.is_object() {
+        return Err(ApiError::not_an_object());
+    }
+    let max_tokens = integer(body, "max_completion_tokens", 1, u32::MAX as i64)?
+        .or(integer(body, "max_tokens", 1, u32::MAX as i64)?)
+        .map_or(default_max_tokens, |v| v as u32);
+    let n = integer(body, "n", 1, MAX_N as i64)?.unwrap_or(1) as u32;
+    let stream = boolean(body, "stream")?;
+    let include_usage = match body.get("stream_options") {
+        None | Some(Value::Null) => false,
+        Some(Value::Object(o)) => matches!(o.get("include_usage"), Some(Value::Bool(true))),
+        Some(_) => {
+            return Err(bad(
+                "stream_options",
+                "'stream_options' must be an object.".into(),
+            ))
+        }
+    };
+    if include_usage && !stream {
+        return Err(bad(
+            "stream_options",
+            "'stream_options' is only allowed when 'stream' is true.".into(),
+        ));
+    }
+    let sampling = Sampling {
+        max_tokens,
+        temperature: number(body, "temperature", 0.0, 2.0)?,
+        top_p: number(body, "top_p", 0.0, 1.0)?,
+        top_k: integer(body, "top_k", -1, i32::MAX as i64)?.map(|v| v as i32),
+        presence_penalty: number(body, "presence_penalty", -2.0, 2.0)?,
+        frequency_penalty: number(body, "frequency_penalty", -2.0, 2.0)?,
+        seed: integer(body, "seed", i64::MIN, i64::MAX)?.map(|v| v as u64),
+        stop: stop(body)?,
+    };
+    for key in ["tools", "functions"] {
+        if body
+            .get(key)
+            .is_some_and(|v| v.as_array().is_some_and(|a| !a.is_empty()))
+        {
+            return Err(bad(key, format!("'{key}' is not supported by this model.")));
+        }
+    }
+    Ok((sampling, n, stream, include_usage))
+}
+
+/// Text of a message's `content`: a string, or the text parts of a list.
+fn content_text(content: &Value, i: usize) -> Result<String, ApiError> {
+    match content {
+        Value::Null => Ok(String::new()),
+        Value::String(s) => Ok(s.clone()),
+        Value::Array(parts) => {
+            let mut text = String::new();
+            for part in parts {
+                match (part.get("type").and_then(Value::as_str), part.get("text").and_then(Value::as_str)) {
+                    (Some("text"), Some(t)) => text.push_str(t),
+                    (Some(other), _) => {
+                        return Err(bad("messages", format!("messages[{i}]: content parts of type '{other}' are not supported by this model; it takes text only.")))
+                    }
+                    _ => return Err(bad("messages", format!("messages[{i}]: a content part needs a 'type'."))),
+                }
+            }
+            Ok(text)
+        }
+        _ => Err(bad(
+            "messages",
+            format!("messages[{i}].content must be a string or a list of parts."),
+        )),
+    }
+}
+
+pub fn chat(body: &Value, default_max_tokens: u32) -> Result<LlmRequest, ApiError> {
+    let (sampling, n, stream, include_usage) = common(body, default_max_tokens)?;
+    let Some(Value::Array(raw)) = body.get("messages") else {
+        return Err(bad(
+            "messages",
+            "'messages' must be a non-empty list of messages.".into(),
+        ));
+    };
+    if raw.is_empty() {
+        return Err(bad(
+            "messages",
+            "'messages' must be a non-empty list of messages.".into(),
+        ));
+    }
+    let mut messages = Vec::with_capacity(raw.len());
+    for (i, m) in raw.iter().enumerate() {
+        let role = m
+            .get("role")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad("messages", format!("messages[{i}] needs a 'role'.")))?;
+        let role = if role == "developer" { "system" } else { role };
+        let content = content_text(m.get("content").unwrap_or(&Value::Null), i)?;
+        messages.push(Message {
+            role: role.to_string(),
+            content,
+        });
+    }
+    Ok(LlmRequest {
+        messages,
+        prompts: Vec::new(),
+        n,
+        stream,
+        include_usage,
+        echo: false,
+        sampling,
+    })
+}
+
+pub fn completion(body: &Value, default_max_tokens: u32) -> Result<LlmRequest, ApiError> {
+    let (sampling, n, stream, include_usage) = common(body, default_max_tokens)?;
+    let prompts = match body.get("prompt") {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(items)) if !items.is_empty() && items.iter().all(Value::is_string) => {
+            items
+                .iter()
+                .filter_map(|i| i.as_str().map(str::to_string))
+                .collect()
+        }
+        Some(Value::Array(items)) if items.iter().any(|i| i.is_number() || i.is_array()) => {
+            return Err(bad(
+                "prompt",
+                "Token-array prompts are not supported by this model; send text.".into(),
+            ))
+        }
+        _ => {
+            return Err(bad(
+                "prompt",
+                "'prompt' must be a string or a non-empty list of strings.".into(),
+            ))
+        }
+    };
+    if prompts.len() * n as usize > MAX_N as usize * 4 {
+        return Err(bad(
+            "prompt",
+            "Too many prompts times 'n' in one request.".into(),
+        ));
+    }
+    Ok(LlmRequest {
+        messages: Vec::new(),
+        prompts,
+        n,
+        stream,
+        include_usage,
+        echo: boolean(body, "echo")?,
+        sampling,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn chat_parameters_are_read_and_checked() {
+        let r = chat(&json!({"model":"m","messages":[{"role":"developer","content":[{"type":"text","text":"be "},{"type":"text","text":"brief"}]},{"role":"user","content":"hi"}],"max_completion_tokens":5,"stop":"x","n":2,"stream":true,"stream_options":{"include_usage":true},"seed":3}), 16).unwrap();
+        assert_eq!(
+            r.messages[0],
+            Message {
+                role: "system".into(),
+                content: "be brief".into()
+            }
+        );
+        assert_eq!(
+            (r.sampling.max_tokens, r.n, r.stream, r.include_usage),
+            (5, 2, true, true)
+        );
+        assert_eq!(r.sampling.stop, vec!["x".to_string()]);
+        assert_eq!(
+            chat(&json!({"messages":[{"role":"user","content":"hi"}]}), 16)
+                .unwrap()
+                .sampling
+                .max_tokens,
+            16
+        );
+    }
+
+    #[test]
+    fn bad_parameters_name_themselves() {
+        let cases = [
+            (json!({"messages":[]}), "messages"),
+            (json!({"messages":[{"content":"x"}]}), "messages"),
+            (
+                json!({"messages":[{"role":"user","content":[{"type":"image_url"}]}]}),
+                "messages",
+            ),
+            (
+                json!({"messages":[{"role":"user","content":"x"}],"temperature":3}),
+                "temperature",
+            ),
+            (
+                json!({"messages":[{"role":"user","content":"x"}],"n":0}),
+                "n",
+            ),
+            (
+                json!({"messages":[{"role":"user","content":"x"}],"n":99}),
+                "n",
+            ),
+            (
+                json!({"messages":[{"role":"user","content":"x"}],"stop":[1]}),
+                "stop",
+            ),
+            (
+                json!({"messages":[{"role":"user","content":"x"}],"max_tokens":0}),
+                "max_tokens",
+            ),
+            (
+                json!({"messages":[{"role":"user","content":"x"}],"stream_options":{"include_usage":true}}),
+                "stream_options",
+            ),
+            (
+                json!({"messages":[{"role":"user","content":"x"}],"tools":[{"type":"function"}]}),
+                "tools",
+            ),
+        ];
+        for (body, param) in cases {
+            let e = chat(&body, 16).unwrap_err();
+            assert_eq!((e.status, e.param), (400, Some(param)), "{body}");
+        }
+    }
+
+    #[test]
+    fn completion_prompts() {
+        assert_eq!(
+            completion(&json!({"prompt":["a","b"],"echo":true}), 16)
+                .unwrap()
+                .prompts,
+            ["a", "b"]
+        );
+        assert_eq!(
+            completion(&json!({"prompt":[1,2]}), 16).unwrap_err().param,
+            Some("prompt")
+        );
+        assert!(completion(&json!({"prompt":7}), 16).is_err());
+    }
+}
