@@ -35,10 +35,9 @@ fn run(args: &[String]) -> Result<(), String> {
         Some("check") => {
             let file = args.get(1).ok_or(USAGE)?;
             let plan = load(file)?;
-            // Building the sidecar's state compiles and test-renders every chat template.
-            let plan = State::build(plan, &config_dir(file))
-                .map_err(|e| format!("{file}: {e}"))?
-                .plan;
+            // Compiles and test-renders every chat template.
+            serve::compile_templates(&plan, &config_dir(file))
+                .map_err(|e| format!("{file}: {e}"))?;
             for var in &plan.missing_env {
                 eprintln!("{file}: warning: environment variable {var} is not set here; Envoy needs it at start");
             }
@@ -115,14 +114,15 @@ fn serve_sidecar(file: &str) -> Result<(), String> {
     let sidecar = plan.sidecar.clone().ok_or_else(|| {
         format!("{file}: no backend has kind = \"triton\"; the sidecar has nothing to serve")
     })?;
-    let state =
-        Arc::new(State::build(plan, &config_dir(file)).map_err(|e| format!("{file}: {e}"))?);
+    let dir = config_dir(file);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
     runtime.block_on(async move {
+        // The gRPC clients need the runtime, so the state is built inside it.
+        let state = Arc::new(State::build(plan, &dir).map_err(|e| format!("{file}: {e}"))?);
         state
             .check_models()
             .await

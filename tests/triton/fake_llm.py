@@ -1,24 +1,35 @@
 """Deterministic stand-in 'LLM' for the Triton test models: the text it generates depends only on
 the prompt, so tests know exactly what the router must deliver.
 
-The prompt's last line picks the reply:
+The prompt's last line of user text (chat-template markup and role-only lines removed) picks the
+reply:
   contains "dots"       -> ".", ".", "."            (a delta de-duplication would corrupt it)
   contains "these"      -> "the", " these"
   contains "utf8"       -> a 4-byte emoji split across two tokens, then " ok"
   contains "with-eos"   -> "done", "</s>"           (EOS marker to be removed at the end)
+  contains "slow"       -> " tick" 40 times, 0.1 s apart (models check for cancellation)
   otherwise             -> "You", " said", ":" and the words of the last line
 """
 
 import json
+import re
 
 import numpy as np
 
 EMOJI = "\U0001f600".encode()
 
 
+ROLE_ONLY = {"assistant", "assistant:", "user", "system", "model", "[/inst]"}
+MARKUP = re.compile(r"<\|[^|]*\|>|<start_of_turn>|<end_of_turn>|<bos>|<s>|</s>|\[/?INST\]")
+
+
 def last_line(prompt):
-    lines = [line for line in prompt.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else ""
+    text = MARKUP.sub("\n", prompt)
+    lines = [line.strip() for line in text.splitlines()]
+    lines = [line for line in lines if line and line.lower() not in ROLE_ONLY]
+    line = lines[-1] if lines else ""
+    # A plain "role: text" transcript.
+    return re.sub(r"^(user|system|assistant):\s*", "", line)
 
 
 def tokens_for(prompt):
@@ -31,6 +42,8 @@ def tokens_for(prompt):
         return [EMOJI[:2], EMOJI[2:], b" ok"]
     if "with-eos" in line:
         return [b"done", b"</s>"]
+    if "slow" in line:
+        return [b" tick"] * 40
     words = line.split()
     return [b"You", b" said", b":"] + [(" " + w).encode() for w in words]
 
@@ -70,3 +83,11 @@ def sampling(raw):
         return {}
     text = scalar(raw)
     return json.loads(text) if text else {}
+
+
+def record_cancel(prompt):
+    """Leaves a marker where the prompt says (`marker=/path`), so a test can see the cancellation."""
+    m = re.search(r"marker=([^\s<]+)", prompt)
+    if m:
+        with open(m.group(1), "w") as f:
+            f.write("cancelled")

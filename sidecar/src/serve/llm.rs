@@ -78,8 +78,10 @@ pub async fn handle(job: Job<'_>, body: &Value) -> Result<Response<Body>, ApiErr
         .map_err(|s| status::from_status(&s, job.client_model))?;
     llm_request::check(job.triton.family, &info).map_err(|e| {
         ApiError::internal(&format!(
-            "model `{}` cannot be served as {:?}: {}",
-            job.client_model, job.triton.family, e.0
+            "model `{}` cannot be served as `{}`: {}",
+            job.client_model,
+            job.triton.family.config_name(),
+            e.0
         ))
     })?;
     let id = if job.trace.request_id.is_empty() {
@@ -175,6 +177,8 @@ struct Driver {
 
 struct ChoiceState {
     text: TextAssembler,
+    /// The text sent so far, for token estimates.
+    produced: String,
     reported_tokens: Option<u64>,
     input_tokens: Option<u64>,
     done: bool,
@@ -222,6 +226,7 @@ impl Driver {
                     self.extras.echoes_prompt.then(|| p.clone()),
                     self.stop_strings.clone(),
                 ),
+                produced: String::new(),
                 reported_tokens: None,
                 input_tokens: None,
                 done: false,
@@ -269,6 +274,7 @@ impl Driver {
                 state.input_tokens = piece.input_tokens;
             }
             let text = state.text.push(&piece.text);
+            state.produced.push_str(&text);
             if !text.is_empty()
                 && tx
                     .send(Event::Text {
@@ -282,6 +288,7 @@ impl Driver {
             }
             if piece.is_final {
                 let tail = state.text.finish();
+                state.produced.push_str(&tail);
                 if !tail.is_empty()
                     && tx
                         .send(Event::Text {
@@ -293,7 +300,7 @@ impl Driver {
                 {
                     return Ok(Err(Gone));
                 }
-                let produced = state.reported_tokens.unwrap_or(state.text.pieces() as u64);
+                let produced = self.completion_tokens(state);
                 let reason = match piece.finish_reason.as_deref() {
                     Some("length") => "length",
                     Some(_) => "stop",
@@ -315,10 +322,7 @@ impl Driver {
             }
         }
         drop(req_tx);
-        let completion: u64 = choices
-            .iter()
-            .map(|c| c.reported_tokens.unwrap_or(c.text.pieces() as u64))
-            .sum();
+        let completion: u64 = choices.iter().map(|c| self.completion_tokens(c)).sum();
         // The prompt counts once per prompt, not once per choice.
         let prompt: u64 = choices
             .iter()
@@ -331,6 +335,16 @@ impl Driver {
             return Ok(Err(Gone));
         }
         Ok(Ok(()))
+    }
+
+    /// The model's own count when it gives one; else one token per streamed piece; a model that
+    /// answers in one piece gets an estimate from its text.
+    fn completion_tokens(&self, c: &ChoiceState) -> u64 {
+        match c.reported_tokens {
+            Some(n) => n,
+            None if self.info.decoupled && c.text.pieces() > 1 => c.text.pieces() as u64,
+            None => estimate_tokens(&c.produced) as u64,
+        }
     }
 
     fn choice_of(&self, id: &str, n: usize) -> Result<usize, ApiError> {
@@ -413,7 +427,11 @@ fn stream_response(
         let mut started = vec![false; out.choices];
         let mut next = Some(first);
         let mut ended_well = false;
-        while let Some(event) = next.take().or(rx.recv().await) {
+        // `or_else`-style: only wait on the channel once the first event is used.
+        while let Some(event) = match next.take() {
+            Some(e) => Some(e),
+            None => rx.recv().await,
+        } {
             let mut frames = Vec::new();
             let choice = match &event {
                 Event::Text { choice, .. } | Event::Done { choice, .. } => Some(*choice),
@@ -499,7 +517,10 @@ async fn aggregate(
     let mut reasons: Vec<&'static str> = vec!["stop"; out.choices];
     let mut totals = None;
     let mut next = Some(first);
-    while let Some(event) = next.take().or(rx.recv().await) {
+    while let Some(event) = match next.take() {
+        Some(e) => Some(e),
+        None => rx.recv().await,
+    } {
         match event {
             Event::Text { choice, text } => {
                 if let Some(t) = texts.get_mut(choice) {

@@ -50,6 +50,7 @@ pub struct TraceContext {
 }
 
 impl State {
+    /// Must run inside the Tokio runtime (the gRPC clients are created here, unconnected).
     pub fn build(plan: Plan, config_dir: &Path) -> Result<State, String> {
         let mut backends = HashMap::new();
         for b in plan
@@ -57,24 +58,11 @@ impl State {
             .iter()
             .filter(|b| b.kind == BackendKind::Triton)
         {
-            let client = TritonBackend::new(
-                &b.name,
-                &b.url.host,
-                b.url.port,
-                Duration::from_millis(b.connect_timeout_ms),
-            )?;
+            let timeout = Duration::from_millis(b.connect_timeout_ms);
+            let client = TritonBackend::new(&b.name, &b.url.host, b.url.port, timeout)?;
             backends.insert(b.name.clone(), client);
         }
-        let mut templates = HashMap::new();
-        for (i, m) in plan.models.iter().enumerate() {
-            if let Some(t) = &m.triton {
-                if let Some(tmpl) = ChatTemplate::load(t, config_dir)
-                    .map_err(|e| format!("model `{}`: {e}", m.name))?
-                {
-                    templates.insert(i, tmpl);
-                }
-            }
-        }
+        let templates = compile_templates(&plan, config_dir)?;
         Ok(State {
             plan,
             backends,
@@ -98,8 +86,11 @@ impl State {
             match tokio::time::timeout(Duration::from_secs(5), client.model_info(name)).await {
                 Ok(Ok(info)) => llm_request::check(t.family, &info).map_err(|e| {
                     format!(
-                        "model `{}` (Triton model `{name}` on `{}`) cannot be served as {:?}: {}",
-                        m.name, backend.name, t.family, e.0
+                        "model `{}` (Triton model `{name}` on `{}`) cannot be served as `{}`: {}",
+                        m.name,
+                        backend.name,
+                        t.family.config_name(),
+                        e.0
                     )
                 })?,
                 Ok(Err(status)) => {
@@ -112,6 +103,23 @@ impl State {
         }
         Ok(())
     }
+}
+
+/// Compiles (and test-renders) every Triton model's chat template, by model index.
+pub fn compile_templates(
+    plan: &Plan,
+    config_dir: &Path,
+) -> Result<HashMap<usize, ChatTemplate>, String> {
+    let mut templates = HashMap::new();
+    for (i, m) in plan.models.iter().enumerate() {
+        let Some(t) = &m.triton else { continue };
+        let loaded =
+            ChatTemplate::load(t, config_dir).map_err(|e| format!("model `{}`: {e}", m.name))?;
+        if let Some(tmpl) = loaded {
+            templates.insert(i, tmpl);
+        }
+    }
+    Ok(templates)
 }
 
 pub fn json_response(status: u16, body: &serde_json::Value) -> Response<Body> {
@@ -312,4 +320,36 @@ pub fn estimate_tokens(text: &str) -> usize {
         .count()
         .div_ceil(4)
         .max(usize::from(!text.is_empty()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trace_context_and_request_id_travel_as_grpc_metadata() {
+        let trace = TraceContext {
+            request_id: "abc-123".into(),
+            traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
+            tracestate: None,
+        };
+        let req = with_trace((), &trace);
+        let md = req.metadata();
+        assert_eq!(
+            md.get("x-request-id").and_then(|v| v.to_str().ok()),
+            Some("abc-123")
+        );
+        assert_eq!(
+            md.get("traceparent").and_then(|v| v.to_str().ok()),
+            trace.traceparent.as_deref()
+        );
+        assert!(md.get("tracestate").is_none());
+    }
+
+    #[test]
+    fn token_estimates_are_never_zero_for_text() {
+        assert_eq!(estimate_tokens(""), 0);
+        assert_eq!(estimate_tokens("a"), 1);
+        assert_eq!(estimate_tokens("abcdefgh"), 2);
+    }
 }

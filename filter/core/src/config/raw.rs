@@ -138,6 +138,18 @@ pub enum TritonFamily {
     Embeddings,
 }
 
+impl TritonFamily {
+    /// The name written in `airouter.toml`.
+    pub fn config_name(self) -> &'static str {
+        match self {
+            TritonFamily::Vllm => "vllm",
+            TritonFamily::Trtllm => "trtllm",
+            TritonFamily::TrtllmBls => "trtllm-bls",
+            TritonFamily::Embeddings => "embeddings",
+        }
+    }
+}
+
 /// Whether streamed text arrives as deltas or as the whole text so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]

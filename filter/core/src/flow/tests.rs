@@ -473,3 +473,43 @@ fn bodiless_errors_keep_their_headers() {
         Some("text/plain")
     );
 }
+
+const TRITON_CONFIG: &str = r#"
+[sidecar]
+port = 8090
+[backends.triton]
+kind = "triton"
+url = "grpc://127.0.0.1:8001"
+[[models]]
+name = "llama"
+apis = ["chat"]
+target = { backend = "triton", model = "vllm_llama" }
+triton = { family = "vllm", template = "llama3" }
+"#;
+
+#[test]
+fn triton_models_go_to_the_sidecar_with_instructions_only_the_filter_sets() {
+    let mut f = HttpFlow::new(Rc::new(
+        compile("t.toml", TRITON_CONFIG, &|_| None).unwrap(),
+    ));
+    let mut h = request(
+        "POST",
+        "/v1/chat/completions",
+        Some("sk-whatever"),
+        br#"{"model":"llama"}"#,
+    );
+    // A client trying to steer the sidecar itself.
+    h.req.push((TRITON_MODEL_HEADER.into(), "evil".into()));
+    h.req
+        .push(("x-airouter-sidecar-secret".into(), "guess".into()));
+    let h = send(&mut f, h);
+    assert!(h.sent.is_none());
+    let get = |k: &str| h.header(Headers::Request, k);
+    assert_eq!(get(":path").as_deref(), Some("/v1/chat/completions"));
+    assert_eq!(get(BACKEND_HEADER).as_deref(), Some("triton"));
+    assert_eq!(get(TRITON_BACKEND_HEADER).as_deref(), Some("triton"));
+    assert_eq!(get(TRITON_MODEL_HEADER).as_deref(), Some("vllm_llama"));
+    assert_eq!(get(CLIENT_MODEL_HEADER).as_deref(), Some("llama"));
+    assert_eq!(get("x-airouter-sidecar-secret"), None);
+    assert_eq!(get("authorization"), None);
+}

@@ -2,6 +2,7 @@
 
 import os
 import sys
+import time
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
@@ -56,7 +57,14 @@ class TritonPythonModel:
                 text = prompt.encode() + text
             sender.send(response(text, reason, len(tokens)), flags=final)
             return
+        slow = "slow" in llm.last_line(prompt)
         for i, tok in enumerate(tokens):
+            if slow:
+                time.sleep(0.1)
+                if sender.is_cancelled():
+                    llm.record_cancel(prompt)
+                    sender.send(flags=final)
+                    return
             if FAIL_AFTER is not None and i == FAIL_AFTER:
                 sender.send(pb_utils.InferenceResponse(error=pb_utils.TritonError("engine died mid-stream")), flags=final)
                 return
