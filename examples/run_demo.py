@@ -15,13 +15,16 @@ from stack import ROOT, Stack  # noqa: E402
 
 CONFIG = ROOT / "examples" / "airouter.toml"
 HOSTED_KEY = "sk-demo-hosted-backend"
+# The Triton test repository's vLLM-contract chat model and its embeddings model.
+TRITON_MODELS = ["vllm_chat", "embed"]
 
 USAGE = """
 AI Router is up: Envoy with the AI Router filter on {config}
 
   OpenAI endpoint   http://127.0.0.1:8080/v1     client key: sk-demo
   Envoy admin       http://127.0.0.1:9901        (/stats, /clusters)
-  Models            demo-chat, demo-embed, demo-tts, demo-whisper, hosted-* (any name)
+  Models            demo-chat, demo-embed, demo-tts, demo-whisper, hosted-* (any name),
+                    demo-triton-chat, demo-triton-embed (real Triton on CPU, via the sidecar)
 
 Try:
   curl -s http://127.0.0.1:8080/v1/models -H 'Authorization: Bearer sk-demo'
@@ -48,6 +51,8 @@ def main():
     try:
         stack.start_backend("demo-backend", 8101, "/v1")
         stack.start_backend("demo-hosted-backend", 8102, "/openai/v1", api_key=HOSTED_KEY)
+        stack.start_triton(ROOT / "tests" / "triton" / "models", 8104, models=TRITON_MODELS)
+        stack.start_sidecar(CONFIG)
         envoy = stack.start_envoy(CONFIG, {"DEMO_HOSTED_KEY": HOSTED_KEY})
         print(USAGE.format(config=CONFIG, logs=stack.workdir), flush=True)
         while not stopping and envoy.poll() is None:

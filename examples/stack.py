@@ -107,8 +107,9 @@ class Stack:
         proc, log = self._spawn(name, argv)
         wait_http("http://127.0.0.1:%d/health" % port, proc=proc, log=log)
 
-    def start_triton(self, model_repository, grpc_port, name="triton"):
-        """The real Triton server on CPU with a Python-backend model repository."""
+    def start_triton(self, model_repository, grpc_port, name="triton", models=None):
+        """The real Triton server on CPU with a Python-backend model repository (all its models,
+        or only `models`)."""
         http_port = free_port()
         env = dict(os.environ)
         # The Python backend's stub must load this interpreter's libpython and see its packages.
@@ -125,6 +126,8 @@ class Stack:
                 "--grpc-port", str(grpc_port), "--http-port", str(http_port),
                 "--allow-metrics", "false", "--allow-gpu-metrics", "false",
                 "--log-verbose", "0", "--exit-timeout-secs", "3"]
+        if models:
+            argv += ["--model-control-mode", "explicit"] + ["--load-model=%s" % m for m in models]
         proc, log = self._spawn(name, argv, env)
         wait_http("http://127.0.0.1:%d/v2/health/ready" % http_port, timeout=90, proc=proc, log=log)
         return proc

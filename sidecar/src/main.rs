@@ -105,15 +105,15 @@ fn serve_sidecar(file: &str) -> Result<(), String> {
         .with_writer(std::io::stderr)
         .init();
     let plan = load(file)?;
-    if !plan.missing_env.is_empty() {
-        return Err(format!(
-            "{file}: environment variables not set: {}",
-            plan.missing_env.join(", ")
-        ));
-    }
     let sidecar = plan.sidecar.clone().ok_or_else(|| {
         format!("{file}: no backend has kind = \"triton\"; the sidecar has nothing to serve")
     })?;
+    // Only the sidecar's own secret matters here; backend keys are Envoy's business.
+    if let (Some(var), None) = (&sidecar.secret_env, &sidecar.secret) {
+        return Err(format!(
+            "{file}: environment variable {var} (sidecar.secret_env) is not set"
+        ));
+    }
     let dir = config_dir(file);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -31,7 +31,7 @@ fn check_accepts_the_example_and_warns_about_unset_keys() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("ok (2 backends, 5 models, 2 client keys)")
+        String::from_utf8_lossy(&out.stdout).contains("ok (3 backends, 7 models, 2 client keys)")
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("DEMO_HOSTED_KEY"));
 }
@@ -77,7 +77,11 @@ fn envoy_renders_clusters_routes_and_the_filter() {
         .collect();
     assert_eq!(
         names,
-        ["airouter_backend_demo", "airouter_backend_demo-hosted"]
+        [
+            "airouter_backend_demo",
+            "airouter_backend_demo-hosted",
+            "airouter_sidecar"
+        ]
     );
     let hcm =
         &doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];

@@ -13,7 +13,7 @@ from stack import ROOT, Stack, free_port
 def example(tmp_path_factory):
     work = tmp_path_factory.mktemp("example")
     text = (ROOT / "examples" / "airouter.toml").read_text()
-    ports = {p: free_port() for p in (8080, 9901, 8101, 8102)}
+    ports = {p: free_port() for p in (8080, 9901, 8101, 8102, 8103, 8104)}
     for old, new in ports.items():
         text = re.sub(r"\b%d\b" % old, str(new), text)
     config = work / "airouter.toml"
@@ -22,6 +22,9 @@ def example(tmp_path_factory):
     try:
         stack.start_backend("demo", ports[8101], "/v1")
         stack.start_backend("demo-hosted", ports[8102], "/openai/v1", api_key="sk-hosted-demo")
+        from run_demo import TRITON_MODELS
+        stack.start_triton(ROOT / "tests" / "triton" / "models", ports[8104], models=TRITON_MODELS)
+        stack.start_sidecar(config)
         stack.start_envoy(config, {"DEMO_HOSTED_KEY": "sk-hosted-demo"})
         yield "http://127.0.0.1:%d/v1" % ports[8080]
     except Exception:
@@ -34,7 +37,7 @@ def example(tmp_path_factory):
 def test_demo_models_answer_with_the_demo_key(example):
     client = openai.OpenAI(base_url=example, api_key="sk-demo", max_retries=0)
     ids = {m.id for m in client.models.list().data}
-    assert {"demo-chat", "demo-embed", "demo-tts", "demo-whisper"} <= ids
+    assert {"demo-chat", "demo-embed", "demo-tts", "demo-whisper", "demo-triton-chat", "demo-triton-embed"} <= ids
     chat = client.chat.completions.create(model="demo-chat", messages=[{"role": "user", "content": "hi"}])
     assert chat.model == "demo-chat" and chat.choices[0].message.content == "You said: hi"
     emb = client.embeddings.create(model="demo-embed", input="hi")
@@ -54,3 +57,13 @@ def test_hashed_restricted_key_sees_only_its_model(example):
     assert [m.id for m in client.models.list().data] == ["demo-chat"]
     with pytest.raises(openai.NotFoundError):
         client.embeddings.create(model="demo-embed", input="x")
+
+
+def test_demo_triton_models_answer_through_the_sidecar(example):
+    client = openai.OpenAI(base_url=example, api_key="sk-demo", max_retries=0)
+    chunks = list(client.chat.completions.create(model="demo-triton-chat", stream=True,
+                                                 messages=[{"role": "user", "content": "hello there"}]))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "You said: hello there"
+    assert all(c.model == "demo-triton-chat" for c in chunks)
+    emb = client.embeddings.create(model="demo-triton-embed", input=["a", "b"])
+    assert emb.model == "demo-triton-embed" and len(emb.data) == 2 and len(emb.data[0].embedding) == 8
