@@ -86,6 +86,12 @@ target = {{ backend = "triton", model = "embed_bad_batch" }}
 triton = {{ family = "embeddings" }}
 
 [[models]]
+name = "garbled"
+apis = ["chat"]
+target = {{ backend = "triton", model = "bad_bytes" }}
+triton = {{ family = "vllm", template = "chatml" }}
+
+[[models]]
 name = "offline"
 apis = ["chat"]
 target = {{ backend = "triton-down", model = "vllm_chat" }}
@@ -93,7 +99,7 @@ triton = {{ family = "vllm", template = "chatml" }}
 """
 
 FAMILIES = ["vllm-chat", "trt-chat", "bls-chat", "sync-chat"]
-TRITON_NAMES = ["vllm_chat", "trtllm_ensemble", "trtllm_bls", "trtllm_sync", "fail_midstream", "fail_first", "embed_bad_batch"]
+TRITON_NAMES = ["bad_bytes", "vllm_chat", "trtllm_ensemble", "trtllm_bls", "trtllm_sync", "fail_midstream", "fail_first", "embed_bad_batch"]
 
 
 @pytest.fixture(scope="module")
@@ -310,3 +316,86 @@ def test_sidecar_refuses_a_model_that_cannot_work_as_configured(triton, tmp_path
     out = subprocess.run([str(AIROUTER), "serve", str(config)], capture_output=True, text=True, timeout=30)
     assert out.returncode != 0
     assert "cannot be served as `trtllm`" in out.stderr and "max_tokens" in out.stderr, out.stderr
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_malformed_bytes_from_triton_are_a_502(client, stream):
+    with pytest.raises(openai.APIStatusError) as e:
+        r = client.chat.completions.create(model="garbled", messages=ask("hi"), stream=stream)
+        list(r) if stream else r
+    assert e.value.status_code == 502
+    assert "unreadable" in e.value.message
+    no_leak(e.value.response.text)
+
+
+def test_sidecar_takes_instructions_only_with_the_shared_secret(triton, tmp_path):
+    import urllib.error
+    import urllib.request
+    port = free_port()
+    config = tmp_path / "secret.toml"
+    config.write_text(
+        '[sidecar]\nport = %d\nsecret_env = "AIROUTER_TEST_SIDECAR_SECRET"\n[backends.t]\nkind = "triton"\n'
+        'url = "grpc://127.0.0.1:%d"\n[[models]]\nname = "m"\napis = ["chat"]\n'
+        'target = { backend = "t", model = "vllm_chat" }\ntriton = { family = "vllm", template = "chatml" }\n'
+        % (port, triton[2]["grpc"]))
+    stack = Stack(tmp_path)
+    try:
+        stack.start_sidecar(config, {"AIROUTER_TEST_SIDECAR_SECRET": "s3cret"})
+        body = json.dumps({"model": "m", "messages": ask("say ok")}).encode()
+        base = {"content-type": "application/json", "x-airouter-triton-backend": "t",
+                "x-airouter-triton-model": "vllm_chat", "x-airouter-client-model": "m"}
+
+        def call(extra):
+            req = urllib.request.Request("http://127.0.0.1:%d/v1/chat/completions" % port, data=body,
+                                         headers=dict(base, **extra))
+            try:
+                with urllib.request.urlopen(req, timeout=20) as r:
+                    return r.status, json.loads(r.read())
+            except urllib.error.HTTPError as e:
+                return e.code, json.loads(e.read())
+
+        assert call({})[0] == 403
+        assert call({"x-airouter-sidecar-secret": "guess"})[0] == 403
+        status, answer = call({"x-airouter-sidecar-secret": "s3cret"})
+        assert status == 200 and answer["choices"][0]["message"]["content"] == "You said: say ok"
+    finally:
+        stack.stop()
+
+
+def test_triton_down_at_start_then_back(tmp_path):
+    """The sidecar starts without Triton, answers 503, and serves once Triton is up."""
+    ports = dict(port=free_port(), admin=free_port(), sidecar=free_port(), grpc=free_port())
+    config = tmp_path / "late.toml"
+    config.write_text(
+        '[listener]\naddress = "127.0.0.1"\nport = {port}\n[admin]\nport = {admin}\n[sidecar]\nport = {sidecar}\n'
+        '[backends.t]\nkind = "triton"\nurl = "grpc://127.0.0.1:{grpc}"\nconnect_timeout_ms = 500\n'
+        '[[models]]\nname = "late"\napis = ["chat"]\ntarget = {{ backend = "t", model = "vllm_chat" }}\n'
+        'triton = {{ family = "vllm", template = "chatml" }}\n'.format(**ports))
+    stack = Stack(tmp_path)
+    try:
+        stack.start_sidecar(config)
+        stack.start_envoy(config)
+        client = openai.OpenAI(base_url="http://127.0.0.1:%d/v1" % ports["port"], api_key="x", max_retries=0)
+        with pytest.raises(openai.InternalServerError) as e:
+            client.chat.completions.create(model="late", messages=ask("hi"))
+        assert e.value.status_code == 503
+        stack.start_triton(ROOT / "tests" / "triton" / "models", ports["grpc"], models=["vllm_chat"])
+        deadline, answer = time.monotonic() + 30, None
+        while answer is None and time.monotonic() < deadline:
+            try:
+                answer = client.chat.completions.create(model="late", messages=ask("say back"))
+            except openai.InternalServerError:
+                time.sleep(0.5)
+        assert answer is not None and answer.choices[0].message.content == "You said: say back"
+    except Exception:
+        print(stack.logs())
+        raise
+    finally:
+        stack.stop()
+
+
+def test_sidecar_health_reports_server_and_model_readiness(triton):
+    import urllib.request
+    health = json.loads(urllib.request.urlopen("http://127.0.0.1:%d/health" % triton[2]["sidecar"], timeout=20).read())
+    assert health["backends"] == {"triton": "ready", "triton-down": "unavailable"}
+    assert health["models"]["vllm-chat"] == "ready" and health["models"]["offline"] == "unavailable"

@@ -200,10 +200,12 @@ async fn handle(
         .unwrap_or_else(|e| error_response(&e)))
 }
 
+/// Liveness, plus each Triton server's `ServerReady` and each Triton model's `ModelReady`.
 async fn health(state: &State) -> Response<Body> {
+    let wait = Duration::from_secs(2);
     let mut backends = serde_json::Map::new();
     for (name, b) in &state.backends {
-        let ready = tokio::time::timeout(Duration::from_secs(2), b.server_ready())
+        let ready = tokio::time::timeout(wait, b.server_ready())
             .await
             .unwrap_or(false);
         backends.insert(
@@ -211,9 +213,27 @@ async fn health(state: &State) -> Response<Body> {
             serde_json::json!(if ready { "ready" } else { "unavailable" }),
         );
     }
+    let mut models = serde_json::Map::new();
+    for m in state.plan.models.iter().filter(|m| m.triton.is_some()) {
+        let backend = state
+            .plan
+            .backends
+            .get(m.backend)
+            .and_then(|b| state.backends.get(&b.name));
+        let (Some(client), Some(name)) = (backend, &m.backend_model) else {
+            continue;
+        };
+        let ready = tokio::time::timeout(wait, client.model_ready(name))
+            .await
+            .unwrap_or(false);
+        models.insert(
+            m.name.clone(),
+            serde_json::json!(if ready { "ready" } else { "unavailable" }),
+        );
+    }
     json_response(
         200,
-        &serde_json::json!({ "status": "ok", "backends": backends }),
+        &serde_json::json!({ "status": "ok", "backends": backends, "models": models }),
     )
 }
 
