@@ -24,7 +24,8 @@ AI Router is up: Envoy with the AI Router filter on {config}
   OpenAI endpoint   http://127.0.0.1:8080/v1     client key: sk-demo
   Envoy admin       http://127.0.0.1:9901        (/stats, /clusters)
   Models            demo-chat, demo-embed, demo-tts, demo-whisper, hosted-* (any name),
-                    demo-triton-chat, demo-triton-embed (real Triton on CPU, via the sidecar)
+                    demo-triton-chat, demo-triton-embed (real Triton on CPU, via the sidecar),
+                    demo-failover (first target unreachable; see Envoy's retry stats)
 
 Try:
   curl -s http://127.0.0.1:8080/v1/models -H 'Authorization: Bearer sk-demo'

@@ -133,13 +133,13 @@ class Stack:
         return proc
 
     def start_sidecar(self, config_path, env_extra=None):
+        import tomllib  # noqa: PLC0415
+
         env = dict(os.environ, **(env_extra or {}))
         proc, log = self._spawn("sidecar", [str(AIROUTER), "serve", str(config_path)], env)
-        doc = json.loads(subprocess.run([str(AIROUTER), "envoy", str(config_path)], capture_output=True,
-                                        text=True, check=True).stdout)
-        sidecar = [c for c in doc["static_resources"]["clusters"] if c["name"] == "airouter_sidecar"][0]
-        addr = sidecar["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]
-        wait_http("http://%s:%d/health" % (addr["address"], addr["port_value"]), proc=proc, log=log)
+        sidecar = tomllib.loads(Path(config_path).read_text()).get("sidecar", {})
+        url = "http://%s:%d/health" % (sidecar.get("address", "127.0.0.1"), sidecar.get("port", 8090))
+        wait_http(url, proc=proc, log=log)
         return proc
 
     def render(self, config_path, name="envoy.json"):

@@ -1,17 +1,22 @@
 //! Renders a complete Envoy bootstrap from a plan: the listener with the AI Router filter carrying
-//! the TOML as its plugin configuration, one route and one cluster per backend, admin, JSON access
-//! log. Operators never write clusters by hand; the output passes `envoy --mode validate`.
+//! the TOML as its plugin configuration, routes, one cluster per backend, and for each model with
+//! several targets an aggregate cluster that fails over between them, rewritten per attempt by the
+//! same module running as its upstream filter. Admin, JSON access log. Operators never write
+//! clusters by hand; the output passes `envoy --mode validate`.
 
 use std::net::IpAddr;
 use std::path::Path;
 
-use airouter_core::config::{Backend, BackendKind, Plan, Sidecar};
+use airouter_core::config::{Backend, BackendKind, Model, Plan};
 use airouter_core::errors::ApiError;
 use airouter_core::flow::BACKEND_HEADER;
 use serde_json::{json, Value};
 
 /// Headroom over the body limit for Envoy's per-connection buffers (headers, framing).
 const BUFFER_HEADROOM: u64 = 64 * 1024;
+
+/// The endpoint metadata namespace the upstream filter reads the backend's name from.
+const METADATA_NAMESPACE: &str = "airouter";
 
 fn duration_ms(ms: u64) -> String {
     format!("{}.{:03}s", ms / 1000, ms % 1000)
@@ -21,17 +26,45 @@ fn socket(address: &str, port: u16) -> Value {
     json!({ "socket_address": { "address": address, "port_value": port } })
 }
 
-pub fn render(plan: &Plan, toml_text: &str, wasm: &Path, ca_file: &Path) -> Value {
-    let buffer_limit = plan.listener.max_body_bytes + BUFFER_HEADROOM;
+/// The filter's configuration, shared by the listener filter and the upstream filters.
+fn wasm_config(plan: &Plan, toml_text: &str, wasm: &Path, root_id: &str) -> Value {
     let mut env_keys: Vec<&str> = plan
         .backends
         .iter()
         .filter_map(|b| b.key_env.as_deref())
         .collect();
+    env_keys.extend(plan.sidecar.as_ref().and_then(|s| s.secret_env.as_deref()));
     env_keys.sort_unstable();
     env_keys.dedup();
+    json!({
+        "name": plan.source,
+        "root_id": root_id,
+        "vm_config": {
+            "vm_id": "airouter",
+            "runtime": "envoy.wasm.runtime.v8",
+            "code": { "local": { "filename": wasm.display().to_string() } },
+            "environment_variables": { "host_env_keys": env_keys }
+        },
+        "configuration": {
+            "@type": "type.googleapis.com/google.protobuf.StringValue",
+            "value": toml_text
+        },
+        "allow_on_headers_stop_iteration": true,
+        "failure_policy": "FAIL_RELOAD"
+    })
+}
 
+pub fn render(plan: &Plan, toml_text: &str, wasm: &Path, ca_file: &Path) -> Value {
+    let buffer_limit = plan.listener.max_body_bytes + BUFFER_HEADROOM;
     let mut routes: Vec<Value> = plan.backends.iter().map(route).collect();
+    for (i, m) in plan
+        .models
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| !m.fallbacks.is_empty())
+    {
+        routes.push(failover_route(plan, i, m));
+    }
     let unrouted = ApiError::unknown_url("ANY", "(not routed by the AI Router filter)");
     routes.push(json!({
         "match": { "prefix": "/" },
@@ -41,28 +74,19 @@ pub fn render(plan: &Plan, toml_text: &str, wasm: &Path, ca_file: &Path) -> Valu
         }
     }));
 
-    let wasm_filter = json!({
-        "name": "envoy.filters.http.wasm",
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-            "config": {
-                "name": plan.source,
-                "root_id": "airouter",
-                "vm_config": {
-                    "vm_id": "airouter",
-                    "runtime": "envoy.wasm.runtime.v8",
-                    "code": { "local": { "filename": wasm.display().to_string() } },
-                    "environment_variables": { "host_env_keys": env_keys }
-                },
-                "configuration": {
-                    "@type": "type.googleapis.com/google.protobuf.StringValue",
-                    "value": toml_text
-                },
-                "allow_on_headers_stop_iteration": true,
-                "failure_policy": "FAIL_RELOAD"
-            }
-        }
-    });
+    let mut clusters: Vec<Value> = plan
+        .backends
+        .iter()
+        .map(|b| cluster(plan, b, buffer_limit, ca_file))
+        .collect();
+    for (i, m) in plan
+        .models
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| !m.fallbacks.is_empty())
+    {
+        clusters.push(failover_cluster(plan, toml_text, wasm, i, m));
+    }
 
     json!({
         "admin": { "address": socket(&plan.admin.address, plan.admin.port) },
@@ -76,16 +100,22 @@ pub fn render(plan: &Plan, toml_text: &str, wasm: &Path, ca_file: &Path) -> Valu
                     "typed_config": {
                         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
                         "stat_prefix": "airouter",
+                        "codec_type": "AUTO",
                         // Envoy is the edge here: clients' own x-envoy-* headers are not trusted.
                         "use_remote_address": true,
-                        "codec_type": "AUTO",
                         "access_log": [access_log()],
                         "route_config": {
                             "name": "airouter",
                             "virtual_hosts": [{ "name": "airouter", "domains": ["*"], "routes": routes }]
                         },
                         "http_filters": [
-                            wasm_filter,
+                            {
+                                "name": "envoy.filters.http.wasm",
+                                "typed_config": {
+                                    "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+                                    "config": wasm_config(plan, toml_text, wasm, "airouter")
+                                }
+                            },
                             {
                                 "name": "envoy.filters.http.router",
                                 "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" }
@@ -94,19 +124,12 @@ pub fn render(plan: &Plan, toml_text: &str, wasm: &Path, ca_file: &Path) -> Valu
                     }
                 }]}]
             }],
-            "clusters": clusters(plan, buffer_limit, ca_file)
+            "clusters": clusters
         }
     })
 }
 
-/// The Envoy cluster of the sidecar, which serves every Triton backend.
-pub const SIDECAR_CLUSTER: &str = "airouter_sidecar";
-
 fn route(b: &Backend) -> Value {
-    let cluster = match b.kind {
-        BackendKind::Openai => b.cluster_name(),
-        BackendKind::Triton => SIDECAR_CLUSTER.to_string(),
-    };
     json!({
         "match": {
             "prefix": "/",
@@ -115,42 +138,122 @@ fn route(b: &Backend) -> Value {
         // The routing header is the filter's note to this route table, not the backend's business.
         "request_headers_to_remove": [BACKEND_HEADER],
         "route": {
-            "cluster": cluster,
+            "cluster": b.cluster_name(),
             "timeout": duration_ms(b.timeout_ms),
             "idle_timeout": duration_ms(b.idle_timeout_ms)
         }
     })
 }
 
-fn clusters(plan: &Plan, buffer_limit: u64, ca_file: &Path) -> Vec<Value> {
-    let mut out: Vec<Value> = plan
-        .backends
-        .iter()
-        .filter(|b| b.kind == BackendKind::Openai)
-        .map(|b| cluster(b, buffer_limit, ca_file))
-        .collect();
-    if let Some(sidecar) = &plan.sidecar {
-        out.push(sidecar_cluster(sidecar, buffer_limit));
-    }
-    out
+fn failover_cluster_name(index: usize) -> String {
+    format!("airouter_failover_{index}")
 }
 
-fn sidecar_cluster(s: &Sidecar, buffer_limit: u64) -> Value {
+/// Retries walk the aggregate cluster's priorities (one target each) on connection failure,
+/// reset, timeout, 5xx and 429; never on other 4xx.
+fn failover_route(plan: &Plan, index: usize, m: &Model) -> Value {
+    let backends: Vec<&Backend> = m
+        .targets()
+        .iter()
+        .filter_map(|t| plan.backends.get(t.backend))
+        .collect();
+    let first_timeout = backends.first().map_or(0, |b| b.timeout_ms);
+    let total: u64 = if backends.iter().any(|b| b.timeout_ms == 0) {
+        0
+    } else {
+        backends.iter().map(|b| b.timeout_ms).sum()
+    };
+    let idle = backends
+        .iter()
+        .map(|b| b.idle_timeout_ms)
+        .max()
+        .unwrap_or(0);
+    let mut retry = json!({
+        "retry_on": "5xx,reset,connect-failure,refused-stream,retriable-status-codes",
+        "retriable_status_codes": [429],
+        "num_retries": backends.len().saturating_sub(1),
+        "retry_priority": {
+            "name": "envoy.retry_priorities.previous_priorities",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig",
+                "update_frequency": 1
+            }
+        },
+        "retry_host_predicate": [{
+            "name": "envoy.retry_host_predicates.previous_hosts",
+            "typed_config": { "@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate" }
+        }],
+        "host_selection_retry_max_attempts": 3,
+        // Envoy's default back-off adds ~25 ms per retry; the next target is another server.
+        "retry_back_off": { "base_interval": "0.001s", "max_interval": "0.005s" }
+    });
+    if first_timeout > 0 {
+        retry["per_try_timeout"] = json!(duration_ms(first_timeout));
+    }
     json!({
-        "name": SIDECAR_CLUSTER,
-        "type": "STATIC",
-        "connect_timeout": "1s",
-        "per_connection_buffer_limit_bytes": buffer_limit,
-        "load_assignment": {
-            "cluster_name": SIDECAR_CLUSTER,
-            "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": socket(&s.address, s.port) } }] }]
+        "match": {
+            "prefix": "/",
+            "headers": [{ "name": BACKEND_HEADER, "string_match": { "exact": Model::failover_key(index) } }]
+        },
+        "request_headers_to_remove": [BACKEND_HEADER],
+        "route": {
+            "cluster": failover_cluster_name(index),
+            "timeout": duration_ms(total),
+            "idle_timeout": duration_ms(idle),
+            "retry_policy": retry
         }
     })
 }
 
-fn cluster(b: &Backend, buffer_limit: u64, ca_file: &Path) -> Value {
+fn failover_cluster(plan: &Plan, toml_text: &str, wasm: &Path, index: usize, m: &Model) -> Value {
+    let members: Vec<String> = m
+        .targets()
+        .iter()
+        .filter_map(|t| plan.backends.get(t.backend))
+        .map(Backend::cluster_name)
+        .collect();
+    json!({
+        "name": failover_cluster_name(index),
+        "connect_timeout": "1s",
+        "lb_policy": "CLUSTER_PROVIDED",
+        "cluster_type": {
+            "name": "envoy.clusters.aggregate",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.clusters.aggregate.v3.ClusterConfig",
+                "clusters": members
+            }
+        },
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": { "http_protocol_options": {} },
+                "http_filters": [
+                    {
+                        "name": "envoy.filters.http.wasm",
+                        "typed_config": {
+                            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+                            "config": wasm_config(plan, toml_text, wasm, "airouter-upstream")
+                        }
+                    },
+                    {
+                        "name": "envoy.filters.http.upstream_codec",
+                        "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec" }
+                    }
+                ]
+            }
+        }
+    })
+}
+
+/// One cluster per backend. A Triton backend's cluster points at the sidecar, which speaks gRPC
+/// to Triton. The endpoint's metadata names the backend, for the failover upstream filter.
+fn cluster(plan: &Plan, b: &Backend, buffer_limit: u64, ca_file: &Path) -> Value {
     let name = b.cluster_name();
-    let is_ip = b.url.host.parse::<IpAddr>().is_ok();
+    let (host, port, tls) = match (b.kind, &plan.sidecar) {
+        (BackendKind::Triton, Some(s)) => (s.address.as_str(), s.port, false),
+        _ => (b.url.host.as_str(), b.url.port, b.url.tls),
+    };
+    let is_ip = host.parse::<IpAddr>().is_ok();
     let mut c = json!({
         "name": name,
         "type": if is_ip { "STATIC" } else { "LOGICAL_DNS" },
@@ -159,10 +262,13 @@ fn cluster(b: &Backend, buffer_limit: u64, ca_file: &Path) -> Value {
         "per_connection_buffer_limit_bytes": buffer_limit,
         "load_assignment": {
             "cluster_name": name,
-            "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": socket(&b.url.host, b.url.port) } }] }]
+            "endpoints": [{ "lb_endpoints": [{
+                "endpoint": { "address": socket(host, port) },
+                "metadata": { "filter_metadata": { METADATA_NAMESPACE: { "backend": b.name } } }
+            }] }]
         }
     });
-    if b.url.tls {
+    if tls {
         c["transport_socket"] = json!({
             "name": "envoy.transport_sockets.tls",
             "typed_config": {
@@ -197,6 +303,8 @@ fn access_log() -> Value {
                 "flags": "%RESPONSE_FLAGS%",
                 "backend": "%REQ(X-AIROUTER-BACKEND)%",
                 "upstream": "%UPSTREAM_HOST%",
+                "upstream_cluster": "%UPSTREAM_CLUSTER%",
+                "attempts": "%UPSTREAM_REQUEST_ATTEMPT_COUNT%",
                 "bytes_in": "%BYTES_RECEIVED%",
                 "bytes_out": "%BYTES_SENT%",
                 "duration_ms": "%DURATION%",

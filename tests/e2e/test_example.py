@@ -13,7 +13,7 @@ from stack import ROOT, Stack, free_port
 def example(tmp_path_factory):
     work = tmp_path_factory.mktemp("example")
     text = (ROOT / "examples" / "airouter.toml").read_text()
-    ports = {p: free_port() for p in (8080, 9901, 8101, 8102, 8103, 8104)}
+    ports = {p: free_port() for p in (8080, 9901, 8101, 8102, 8103, 8104, 8109)}
     for old, new in ports.items():
         text = re.sub(r"\b%d\b" % old, str(new), text)
     config = work / "airouter.toml"
@@ -67,3 +67,9 @@ def test_demo_triton_models_answer_through_the_sidecar(example):
     assert all(c.model == "demo-triton-chat" for c in chunks)
     emb = client.embeddings.create(model="demo-triton-embed", input=["a", "b"])
     assert emb.model == "demo-triton-embed" and len(emb.data) == 2 and len(emb.data[0].embedding) == 8
+
+
+def test_demo_failover_is_served_by_its_second_target(example):
+    client = openai.OpenAI(base_url=example, api_key="sk-demo", max_retries=0)
+    r = client.chat.completions.create(model="demo-failover", messages=[{"role": "user", "content": "hi"}])
+    assert r.model == "demo-failover" and r.choices[0].message.content == "You said: hi"

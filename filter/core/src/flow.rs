@@ -4,33 +4,23 @@
 
 use std::rc::Rc;
 
-use crate::api::{Api, BodyKind};
+use crate::api::Api;
 use crate::auth::{presented_key, ClientKey};
-use crate::config::{BackendKind, Credential, Plan, SIDECAR_SECRET_HEADER};
+use crate::config::{Model, Plan};
 use crate::errors::ApiError;
 use crate::host::{Action, Headers, Host};
-use crate::json_body;
 use crate::model_names::NameRewriter;
 use crate::models_list;
-use crate::multipart;
 use crate::sse::SseModelRewriter;
+use crate::target_request::{
+    self, TargetRef, CLIENT_MODEL_HEADER, CLIENT_PATH_HEADER, INSTRUCTION_HEADERS,
+};
 use crate::upstream_errors;
+
+pub use crate::target_request::{TRITON_BACKEND_HEADER, TRITON_MODEL_HEADER};
 
 /// The request header the generated Envoy routes match to pick a backend's cluster.
 pub const BACKEND_HEADER: &str = "x-airouter-backend";
-
-/// Instructions to the sidecar: which Triton backend and model serve the request, and the name
-/// the client used. Set only by the filter; any a client sends are removed.
-pub const TRITON_BACKEND_HEADER: &str = "x-airouter-triton-backend";
-pub const TRITON_MODEL_HEADER: &str = "x-airouter-triton-model";
-pub const CLIENT_MODEL_HEADER: &str = "x-airouter-client-model";
-
-const INSTRUCTION_HEADERS: [&str; 4] = [
-    TRITON_BACKEND_HEADER,
-    TRITON_MODEL_HEADER,
-    CLIENT_MODEL_HEADER,
-    SIDECAR_SECRET_HEADER,
-];
 
 const JSON: (&str, &str) = ("content-type", "application/json");
 
@@ -38,7 +28,8 @@ const JSON: (&str, &str) = ("content-type", "application/json");
 #[derive(Debug)]
 struct Routed {
     names: NameRewriter,
-    backend_model: String,
+    /// Every name the backend(s) may know the model by.
+    backend_models: Vec<String>,
     client_name: String,
 }
 
@@ -209,26 +200,10 @@ impl HttpFlow {
         let body = host
             .body(Headers::Request, body_size)
             .ok_or_else(|| ApiError::internal("the request body could not be read"))?;
-        let (span, requested) = match api.body_kind() {
-            BodyKind::Json => {
-                let f = json_body::find_model(&body)?;
-                (f.span, f.name)
-            }
-            BodyKind::Multipart => {
-                let ctype = host
-                    .header(Headers::Request, "content-type")
-                    .unwrap_or_default();
-                let boundary = multipart::boundary(&ctype).ok_or_else(|| {
-                    ApiError::bad_multipart(
-                        "the content type must be multipart/form-data with a boundary",
-                    )
-                })?;
-                let field = multipart::find_field(&body, boundary, "model")
-                    .map_err(ApiError::bad_multipart)?
-                    .ok_or_else(ApiError::missing_model)?;
-                (field.span, field.value)
-            }
-        };
+        let ctype = host
+            .header(Headers::Request, "content-type")
+            .unwrap_or_default();
+        let (span, requested) = target_request::locate_model(api, &body, &ctype)?;
         let plan = Rc::clone(&self.plan);
         let target = plan
             .resolve(api, &requested)
@@ -238,75 +213,56 @@ impl HttpFlow {
                 return Err(ApiError::model_not_found(&requested));
             }
         }
-        let new_body = match api.body_kind() {
-            BodyKind::Json => json_body::splice_string(&body, span, &target.backend_model),
-            BodyKind::Multipart => json_body::splice(&body, span, target.backend_model.as_bytes()),
-        };
-        if !host.replace_body(Headers::Request, body_size, &new_body) {
-            return Err(ApiError::internal(
-                "the request body could not be rewritten",
-            ));
-        }
-        let backend = target.backend;
         let req = Headers::Request;
-        for name in INSTRUCTION_HEADERS {
-            host.set_header(req, name, None);
-        }
-        let (prefix, authority) = match backend.kind {
-            BackendKind::Openai => (
-                backend.url.path_prefix.as_str(),
-                backend.url.authority.as_str(),
-            ),
-            BackendKind::Triton => ("/v1", "airouter-sidecar"),
-        };
-        let mut path = format!("{prefix}{}", api.path_suffix());
-        if !query.is_empty() {
-            path.push('?');
-            path.push_str(&query);
-        }
-        host.set_header(req, "content-length", Some(&new_body.len().to_string()));
-        host.set_header(req, ":path", Some(&path));
-        host.set_header(req, ":authority", Some(authority));
-        host.set_header(req, BACKEND_HEADER, Some(&backend.name));
-        // Responses are rewritten, so they must come back uncompressed.
-        host.set_header(req, "accept-encoding", None);
-        match backend.kind {
-            BackendKind::Openai => self.set_credentials(host, &backend.credential),
-            BackendKind::Triton => {
-                self.set_credentials(host, &Credential::None);
-                host.set_header(req, TRITON_BACKEND_HEADER, Some(&backend.name));
-                host.set_header(req, TRITON_MODEL_HEADER, Some(&target.backend_model));
-                host.set_header(req, CLIENT_MODEL_HEADER, Some(&target.client_name));
-                let secret = plan.sidecar.as_ref().and_then(|s| s.secret.as_ref());
-                if let Some(secret) = secret {
-                    host.set_header(req, SIDECAR_SECRET_HEADER, Some(secret.expose()));
-                }
+        if target.model.fallbacks.is_empty() {
+            let new_body = target_request::replace_model(api, &body, span, &target.backend_model);
+            if !host.replace_body(req, body_size, &new_body) {
+                return Err(ApiError::internal(
+                    "the request body could not be rewritten",
+                ));
             }
+            host.set_header(req, "content-length", Some(&new_body.len().to_string()));
+            let t = TargetRef {
+                backend: target.backend,
+                backend_model: &target.backend_model,
+                client_name: &target.client_name,
+            };
+            target_request::apply_headers(host, &plan, api, &query, &t, false);
+            host.set_header(req, BACKEND_HEADER, Some(&target.backend.name));
+        } else {
+            // Envoy's aggregate cluster picks each attempt's target; the upstream filter rewrites
+            // body and headers for it. Here only the route and what that filter needs are set.
+            for name in INSTRUCTION_HEADERS {
+                host.set_header(req, name, None);
+            }
+            let index = plan
+                .models
+                .iter()
+                .position(|m| std::ptr::eq(m, target.model))
+                .unwrap_or(0);
+            let full_path = host.header(req, ":path").unwrap_or_default();
+            host.set_header(req, CLIENT_MODEL_HEADER, Some(&target.client_name));
+            host.set_header(req, CLIENT_PATH_HEADER, Some(&full_path));
+            host.set_header(req, BACKEND_HEADER, Some(&Model::failover_key(index)));
+            host.set_header(req, "accept-encoding", None);
         }
+        let backend_models: Vec<String> = target
+            .model
+            .targets()
+            .iter()
+            .map(|t| {
+                t.backend_model
+                    .clone()
+                    .unwrap_or_else(|| target.client_name.clone())
+            })
+            .collect();
+        let names: Vec<&str> = backend_models.iter().map(String::as_str).collect();
         self.routed = Some(Routed {
-            names: NameRewriter::new(&target.client_name, &target.backend_model),
-            backend_model: target.backend_model.clone(),
+            names: NameRewriter::with_backends(&target.client_name, &names),
+            backend_models: backend_models.clone(),
             client_name: target.client_name.clone(),
         });
         Ok(())
-    }
-
-    fn set_credentials(&self, host: &mut dyn Host, credential: &Credential) {
-        let req = Headers::Request;
-        let bearer = match credential {
-            Credential::Key(secret) => Some(format!("Bearer {}", secret.expose())),
-            Credential::PassThrough => {
-                let authz = host.header(req, "authorization");
-                let api_key = host.header(req, "api-key");
-                let x_api_key = host.header(req, "x-api-key");
-                presented_key(authz.as_deref(), api_key.as_deref(), x_api_key.as_deref())
-                    .map(|k| format!("Bearer {k}"))
-            }
-            Credential::None => None,
-        };
-        host.set_header(req, "authorization", bearer.as_deref());
-        host.set_header(req, "api-key", None);
-        host.set_header(req, "x-api-key", None);
     }
 
     pub fn on_response_headers(&mut self, host: &mut dyn Host, end_of_stream: bool) -> Action {
@@ -394,11 +350,12 @@ impl HttpFlow {
             }
             ResponseMode::UpstreamError(status) => {
                 let body = host.body(resp, body_size).unwrap_or_default();
+                let names: Vec<&str> = routed.backend_models.iter().map(String::as_str).collect();
                 let out = upstream_errors::wrap(
                     *status,
                     &body,
                     &routed.names,
-                    &routed.backend_model,
+                    &names,
                     &routed.client_name,
                 );
                 host.replace_body(resp, body_size, &out);

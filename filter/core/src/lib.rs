@@ -16,4 +16,6 @@ pub mod models_list;
 pub mod multipart;
 pub mod resolve;
 pub mod sse;
+pub mod target_request;
+pub mod upstream;
 pub mod upstream_errors;

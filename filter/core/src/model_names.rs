@@ -11,8 +11,9 @@ use memchr::{memchr2, memmem};
 pub struct NameRewriter {
     /// The client-visible name as a JSON string, quotes included.
     client_json: Vec<u8>,
-    /// The backend's name as it appears between quotes, when it differs from the client's.
-    backend_raw: Option<Vec<u8>>,
+    /// Backend names as they appear between quotes, those that differ from the client's (a
+    /// failover model has one per target).
+    backend_raw: Vec<Vec<u8>>,
 }
 
 /// Scanner state carried across the fragments of one JSON text.
@@ -30,16 +31,22 @@ fn json_escaped(s: &str) -> Vec<u8> {
 
 impl NameRewriter {
     pub fn new(client_name: &str, backend_name: &str) -> Self {
+        Self::with_backends(client_name, &[backend_name])
+    }
+
+    /// A rewriter for a response that may come from any of several backend model names.
+    pub fn with_backends(client_name: &str, backend_names: &[&str]) -> Self {
         let client_json = json_escaped(client_name);
-        let backend_json = json_escaped(backend_name);
-        let backend_raw = (backend_name != client_name)
-            .then(|| {
-                backend_json
-                    .get(1..backend_json.len().saturating_sub(1))
+        let backend_raw = backend_names
+            .iter()
+            .filter(|b| **b != client_name && !b.is_empty())
+            .filter_map(|b| {
+                let quoted = json_escaped(b);
+                quoted
+                    .get(1..quoted.len().saturating_sub(1))
                     .map(<[u8]>::to_vec)
             })
-            .flatten()
-            .filter(|b| !b.is_empty());
+            .collect();
         NameRewriter {
             client_json,
             backend_raw,
@@ -55,8 +62,8 @@ impl NameRewriter {
         memmem::find(input, b"\"model\"").is_some()
             || self
                 .backend_raw
-                .as_ref()
-                .is_some_and(|b| memmem::find(input, b).is_some())
+                .iter()
+                .any(|b| memmem::find(input, b).is_some())
     }
 
     /// Rewrites one complete JSON text; `None` when nothing changed.
@@ -95,7 +102,7 @@ impl NameRewriter {
             let content = input.get(at + 1..end).unwrap_or(&[]);
             let is_model_key = content == b"model";
             let replace = state.expect_model_value
-                || (!is_model_key && self.backend_raw.as_deref() == Some(content));
+                || (!is_model_key && self.backend_raw.iter().any(|b| b.as_slice() == content));
             if replace {
                 out.extend_from_slice(input.get(copied..at).unwrap_or(&[]));
                 out.extend_from_slice(&self.client_json);
@@ -178,6 +185,15 @@ mod tests {
         r.rewrite_fragment(&mut st, br#"{"model":"#, &mut out);
         r.rewrite_fragment(&mut st, br#"  "zzz","x":1}"#, &mut out);
         assert_eq!(out, br#"{"model":  "c","x":1}"#.to_vec());
+    }
+
+    #[test]
+    fn any_of_several_backend_names_is_replaced() {
+        let r = NameRewriter::with_backends("c", &["b1", "b2"]);
+        assert_eq!(
+            r.rewrite_document(br#"{"x":"b2","y":["b1"],"z":"b3"}"#),
+            Some(br#"{"x":"c","y":["c"],"z":"b3"}"#.to_vec())
+        );
     }
 
     #[test]

@@ -11,15 +11,20 @@ pub fn wrap(
     status: u16,
     body: &[u8],
     names: &NameRewriter,
-    backend_model: &str,
+    backend_models: &[&str],
     client_name: &str,
 ) -> Vec<u8> {
+    let mut models: Vec<&str> = backend_models
+        .iter()
+        .copied()
+        .filter(|m| !m.is_empty() && *m != client_name)
+        .collect();
+    // Longest first, so a name that contains another is replaced whole.
+    models.sort_by_key(|m| std::cmp::Reverse(m.len()));
     let scrub = |s: &str| {
-        if backend_model.is_empty() || backend_model == client_name {
-            s.to_string()
-        } else {
-            s.replace(backend_model, client_name)
-        }
+        models
+            .iter()
+            .fold(s.to_string(), |acc, m| acc.replace(m, client_name))
     };
     let parsed: Option<Map<String, Value>> = serde_json::from_slice(body).ok();
     if let Some(obj) = &parsed {
@@ -101,7 +106,7 @@ mod tests {
     #[test]
     fn openai_shaped_errors_keep_their_fields_but_lose_backend_names() {
         let body = br#"{"error":{"message":"The model `qwen2-0.5b` is overloaded","type":"server_error","param":null,"code":"overloaded","model":"qwen2-0.5b"}}"#;
-        let out = wrap(503, body, &names(), "qwen2-0.5b", "chat-small");
+        let out = wrap(503, body, &names(), &["qwen2-0.5b"], "chat-small");
         let v = parse(&out);
         assert_eq!(
             v["error"]["message"],
@@ -117,7 +122,7 @@ mod tests {
             400,
             br#"{"object":"error","message":"bad qwen2-0.5b","code":400}"#,
             &names(),
-            "qwen2-0.5b",
+            &["qwen2-0.5b"],
             "chat-small",
         ));
         assert_eq!(v["error"]["message"], "bad chat-small");
@@ -126,7 +131,7 @@ mod tests {
             422,
             br#"{"detail":"nope"}"#,
             &names(),
-            "qwen2-0.5b",
+            &["qwen2-0.5b"],
             "chat-small",
         ));
         assert_eq!(v["error"]["message"], "nope");
@@ -134,12 +139,12 @@ mod tests {
             500,
             b"Internal Server Error\n",
             &names(),
-            "qwen2-0.5b",
+            &["qwen2-0.5b"],
             "chat-small",
         ));
         assert_eq!(v["error"]["message"], "Internal Server Error");
         assert_eq!(v["error"]["type"], "server_error");
-        let v = parse(&wrap(502, b"", &names(), "qwen2-0.5b", "chat-small"));
+        let v = parse(&wrap(502, b"", &names(), &["qwen2-0.5b"], "chat-small"));
         assert!(v["error"]["message"].as_str().unwrap().contains("502"));
     }
 

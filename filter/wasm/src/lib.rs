@@ -11,6 +11,7 @@ use std::rc::Rc;
 use airouter_core::config::{compile, Plan};
 use airouter_core::flow::HttpFlow;
 use airouter_core::host::Action as CoreAction;
+use airouter_core::upstream::UpstreamFlow;
 use envoy_host::EnvoyHost;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel};
@@ -20,11 +21,16 @@ proxy_wasm::main! {{
     std::panic::set_hook(Box::new(|info| {
         abi::log(abi::LOG_ERROR, &format!("panic: {info}"));
     }));
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { plan: None }) });
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { plan: None, upstream: false }) });
 }}
+
+/// The root id of the plugin instance running as a failover cluster's upstream filter.
+const UPSTREAM_ROOT_ID: &str = "airouter-upstream";
 
 struct Root {
     plan: Option<Rc<Plan>>,
+    /// Running as the per-attempt upstream filter rather than the listener's filter.
+    upstream: bool,
 }
 
 impl Context for Root {}
@@ -41,6 +47,10 @@ fn source_name() -> String {
 
 impl RootContext for Root {
     fn on_configure(&mut self, size: usize) -> bool {
+        self.upstream = proxy_wasm::hostcalls::get_property(vec!["plugin_root_id"])
+            .ok()
+            .flatten()
+            .is_some_and(|id| id == UPSTREAM_ROOT_ID.as_bytes());
         let raw = match proxy_wasm::hostcalls::get_buffer(BufferType::PluginConfiguration, 0, size)
         {
             Ok(Some(bytes)) => bytes,
@@ -78,6 +88,11 @@ impl RootContext for Root {
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         let plan = self.plan.clone()?;
+        if self.upstream {
+            return Some(Box::new(AttemptFilter {
+                flow: UpstreamFlow::new(plan),
+            }));
+        }
         Some(Box::new(Filter {
             flow: HttpFlow::new(plan),
         }))
@@ -121,6 +136,26 @@ impl HttpContext for Filter {
         action(
             self.flow
                 .on_response_body(&mut EnvoyHost, body_size, end_of_stream),
+        )
+    }
+}
+
+/// One attempt of a failover request, as an upstream filter.
+struct AttemptFilter {
+    flow: UpstreamFlow,
+}
+
+impl Context for AttemptFilter {}
+
+impl HttpContext for AttemptFilter {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        action(self.flow.on_request_headers(&mut EnvoyHost, end_of_stream))
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        action(
+            self.flow
+                .on_request_body(&mut EnvoyHost, body_size, end_of_stream),
         )
     }
 }

@@ -16,7 +16,9 @@ use std::time::Duration;
 use airouter_core::api::Api;
 use airouter_core::config::{BackendKind, Plan, TritonFamily, SIDECAR_SECRET_HEADER};
 use airouter_core::errors::ApiError;
-use airouter_core::flow::{CLIENT_MODEL_HEADER, TRITON_BACKEND_HEADER, TRITON_MODEL_HEADER};
+use airouter_core::target_request::{
+    CLIENT_MODEL_HEADER, TRITON_BACKEND_HEADER, TRITON_MODEL_HEADER,
+};
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
@@ -263,7 +265,17 @@ async fn route(state: &State, req: Request<Incoming>) -> Result<Response<Body>, 
         .plan
         .resolve(api, &client_model)
         .ok_or_else(|| ApiError::model_not_found(&client_model))?;
-    if target.backend.name != backend_name || target.backend_model != triton_model {
+    // The instruction must name one of the model's targets (a failover attempt may be any).
+    let instructed_target = target.model.targets().into_iter().any(|t| {
+        let name = t.backend_model.unwrap_or_else(|| client_model.clone());
+        state
+            .plan
+            .backends
+            .get(t.backend)
+            .is_some_and(|b| b.name == backend_name)
+            && name == triton_model
+    });
+    if !instructed_target {
         return Err(ApiError::internal(
             "the filter and the sidecar run different configurations",
         ));

@@ -83,14 +83,43 @@ pub struct Model {
     pub name: String,
     pub pattern: Option<Pattern>,
     pub apis: ApiSet,
-    /// Index into [`Plan::backends`].
+    /// Index into [`Plan::backends`] of the first target.
     pub backend: usize,
-    /// The backend's name for the model; `None` passes the client's name through.
+    /// The first target's name for the model; `None` passes the client's name through.
     pub backend_model: Option<String>,
+    /// The targets after the first, in priority order (failover).
+    pub fallbacks: Vec<ModelTarget>,
     pub default: bool,
     pub owned_by: String,
     /// How to drive the model, when its backend is a Triton server.
     pub triton: Option<TritonModel>,
+}
+
+/// One target of a model: a backend and the model's name there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelTarget {
+    /// Index into [`Plan::backends`].
+    pub backend: usize,
+    /// `None` passes the client's name through.
+    pub backend_model: Option<String>,
+}
+
+impl Model {
+    /// Every target in priority order.
+    pub fn targets(&self) -> Vec<ModelTarget> {
+        let first = ModelTarget {
+            backend: self.backend,
+            backend_model: self.backend_model.clone(),
+        };
+        std::iter::once(first)
+            .chain(self.fallbacks.iter().cloned())
+            .collect()
+    }
+
+    /// The Envoy route key and aggregate cluster of a model with several targets.
+    pub fn failover_key(index: usize) -> String {
+        format!("@failover-{index}")
+    }
 }
 
 /// Where a Triton model's chat template comes from.
@@ -419,34 +448,73 @@ fn compile_model(
     if m.apis.get_ref().is_empty() {
         errs.push(loc.error(m.apis.span(), key("apis"), "must list at least one API"));
     }
-    let backend_name = m.target.backend.get_ref();
-    let Some(&backend) = backend_index.get(backend_name) else {
-        if !raw_backends.contains_key(backend_name) {
-            let known: Vec<&str> = raw_backends.keys().map(String::as_str).collect();
+    let (targets, targets_span, targets_key) = match (&m.target, &m.targets) {
+        (Some(t), None) => (vec![t.clone()], t.backend.span(), "target"),
+        (None, Some(list)) if !list.get_ref().is_empty() => {
+            (list.get_ref().clone(), list.span(), "targets")
+        }
+        (None, Some(list)) => {
+            errs.push(loc.error(list.span(), key("targets"), "must list at least one target"));
+            return None;
+        }
+        _ => {
             errs.push(loc.error(
-                m.target.backend.span(),
-                key("target.backend"),
-                format!(
-                    "no backend named `{backend_name}` (defined: {})",
-                    if known.is_empty() {
-                        "none".to_string()
-                    } else {
-                        known.join(", ")
-                    }
-                ),
+                m.name.span(),
+                key("target"),
+                "give exactly one of `target` and `targets`",
             ));
+            return None;
         }
-        return None;
     };
-    let backend_model = match &m.target.model {
-        Some(t) => {
-            if let Err(why) = check_model_name(t.get_ref()) {
-                errs.push(loc.error(t.span(), key("target.model"), why));
+    let mut resolved = Vec::new();
+    for (j, t) in targets.iter().enumerate() {
+        let tkey = if targets_key == "target" {
+            key("target")
+        } else {
+            format!("models[{i}].targets[{j}]")
+        };
+        let backend_name = t.backend.get_ref();
+        let Some(&backend) = backend_index.get(backend_name) else {
+            if !raw_backends.contains_key(backend_name) {
+                let known: Vec<&str> = raw_backends.keys().map(String::as_str).collect();
+                let known = if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                };
+                errs.push(loc.error(
+                    t.backend.span(),
+                    format!("{tkey}.backend"),
+                    format!("no backend named `{backend_name}` (defined: {known})"),
+                ));
             }
-            Some(t.get_ref().clone())
+            return None;
+        };
+        if resolved.iter().any(|r: &ModelTarget| r.backend == backend) {
+            errs.push(loc.error(
+                t.backend.span(),
+                format!("{tkey}.backend"),
+                format!("backend `{backend_name}` is already a target of this model"),
+            ));
+            return None;
         }
-        None => None,
-    };
+        let backend_model = match &t.model {
+            Some(tm) => {
+                if let Err(why) = check_model_name(tm.get_ref()) {
+                    errs.push(loc.error(tm.span(), format!("{tkey}.model"), why));
+                }
+                Some(tm.get_ref().clone())
+            }
+            None => None,
+        };
+        resolved.push(ModelTarget {
+            backend,
+            backend_model,
+        });
+    }
+    let first = resolved.remove(0);
+    let (backend, backend_model) = (first.backend, first.backend_model);
+    let fallbacks = resolved;
     let default = m.default.as_ref().is_some_and(|d| *d.get_ref());
     if default && pattern.is_some() {
         if let Some(d) = &m.default {
@@ -458,13 +526,14 @@ fn compile_model(
         }
     }
     let apis: ApiSet = m.apis.get_ref().iter().copied().collect();
-    let triton = match (kinds(backend), &m.triton) {
-        (Some(BackendKind::Triton), Some(t)) => {
-            compile_triton(loc, i, t.get_ref(), t.span(), apis, errs)
-        }
-        (Some(BackendKind::Triton), None) => {
+    let on_triton = std::iter::once(backend)
+        .chain(fallbacks.iter().map(|f| f.backend))
+        .any(|b| kinds(b) == Some(BackendKind::Triton));
+    let triton = match (on_triton, &m.triton) {
+        (true, Some(t)) => compile_triton(loc, i, t.get_ref(), t.span(), apis, errs),
+        (true, None) => {
             errs.push(loc.error(
-                m.target.backend.span(),
+                targets_span.clone(),
                 key("triton"),
                 "a model on a Triton backend needs a `triton` table (family, template)",
             ));
@@ -486,6 +555,7 @@ fn compile_model(
         apis,
         backend,
         backend_model,
+        fallbacks,
         default,
         owned_by: m.owned_by.clone().unwrap_or_else(|| "airouter".into()),
         triton,

@@ -227,8 +227,12 @@ pub struct RawModel {
     /// The OpenAI APIs this model serves.
     #[cfg_attr(feature = "schema", schemars(with = "Vec<Api>"))]
     pub apis: Spanned<Vec<Api>>,
-    /// Where requests for this model go.
-    pub target: RawTarget,
+    /// Where requests for this model go (or use `targets`).
+    pub target: Option<RawTarget>,
+    /// Several targets in priority order: when one fails (connection failure, reset, timeout,
+    /// 5xx, 429) or is over its limit, the next serves the request.
+    #[cfg_attr(feature = "schema", schemars(with = "Option<Vec<RawTarget>>"))]
+    pub targets: Option<Spanned<Vec<RawTarget>>>,
     /// Serve requests naming an unknown model on each of this model's APIs.
     #[cfg_attr(feature = "schema", schemars(with = "Option<bool>"))]
     pub default: Option<Spanned<bool>>,
@@ -239,7 +243,7 @@ pub struct RawModel {
     pub triton: Option<Spanned<RawTritonModel>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RawTarget {

@@ -229,3 +229,36 @@ fn the_shipped_example_compiles() {
     let plan = compile("examples/airouter.toml", text, &|_| None).unwrap();
     assert!(!plan.models.is_empty());
 }
+
+#[test]
+fn targets_list_failover_order_and_refuse_repeats() {
+    let base = "[backends.a]\nkind = \"openai\"\nurl = \"http://a\"\n[backends.b]\nkind = \"openai\"\nurl = \"http://b\"\n";
+    let plan = load(&format!(
+        "{base}[[models]]\nname = \"m\"\napis = [\"chat\"]\ntargets = [{{ backend = \"a\", model = \"x\" }}, {{ backend = \"b\" }}]\n"
+    ))
+    .unwrap();
+    let targets = plan.models[0].targets();
+    assert_eq!(targets.len(), 2);
+    assert_eq!(
+        (
+            targets[0].backend_model.as_deref(),
+            targets[1].backend_model.as_deref()
+        ),
+        (Some("x"), None)
+    );
+    let e = first_error(&format!(
+        "{base}[[models]]\nname = \"m\"\napis = [\"chat\"]\ntargets = [{{ backend = \"a\" }}, {{ backend = \"a\" }}]\n"
+    ));
+    assert_eq!(e.key, "models[0].targets[1].backend");
+    let e = first_error(&format!(
+        "{base}[[models]]\nname = \"m\"\napis = [\"chat\"]\ntarget = {{ backend = \"a\" }}\ntargets = [{{ backend = \"b\" }}]\n"
+    ));
+    assert!(
+        e.message.contains("exactly one of `target` and `targets`"),
+        "{e}"
+    );
+    let e = first_error(&format!(
+        "{base}[[models]]\nname = \"m\"\napis = [\"chat\"]\ntargets = []\n"
+    ));
+    assert_eq!(e.key, "models[0].targets");
+}

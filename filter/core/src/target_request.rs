@@ -1,0 +1,137 @@
+//! Rewrites a request for one target: the `model` in the body (JSON or multipart) and the headers
+//! a backend needs (path with its prefix, `:authority`, credentials, the sidecar's instructions).
+//! Used by the downstream flow for single-target models and by the upstream flow for each attempt
+//! of a failover model. Every function is a pure edit of what the host holds now, so repeating it
+//! for another attempt gives that attempt's request.
+
+use std::ops::Range;
+
+use crate::api::{Api, BodyKind};
+use crate::auth::presented_key;
+use crate::config::{Backend, BackendKind, Credential, Plan, SIDECAR_SECRET_HEADER};
+use crate::errors::ApiError;
+use crate::host::{Headers, Host};
+use crate::{json_body, multipart};
+
+/// Instructions to the sidecar: which Triton backend and model serve the request, and the name
+/// the client used. Set only by the filter; any a client sends are removed.
+pub const TRITON_BACKEND_HEADER: &str = "x-airouter-triton-backend";
+pub const TRITON_MODEL_HEADER: &str = "x-airouter-triton-model";
+pub const CLIENT_MODEL_HEADER: &str = "x-airouter-client-model";
+/// A failover request's client path, for the upstream filter (the `:path` of an earlier attempt
+/// may already have been rewritten, as attempts share one header map).
+pub const CLIENT_PATH_HEADER: &str = "x-airouter-client-path";
+
+/// Every header the filter alone may set.
+pub const INSTRUCTION_HEADERS: [&str; 5] = [
+    TRITON_BACKEND_HEADER,
+    TRITON_MODEL_HEADER,
+    CLIENT_MODEL_HEADER,
+    CLIENT_PATH_HEADER,
+    SIDECAR_SECRET_HEADER,
+];
+
+/// Where the request's model name is in the body, and the name.
+pub fn locate_model(
+    api: Api,
+    body: &[u8],
+    content_type: &str,
+) -> Result<(Range<usize>, String), ApiError> {
+    match api.body_kind() {
+        BodyKind::Json => {
+            let f = json_body::find_model(body)?;
+            Ok((f.span, f.name))
+        }
+        BodyKind::Multipart => {
+            let boundary = multipart::boundary(content_type).ok_or_else(|| {
+                ApiError::bad_multipart(
+                    "the content type must be multipart/form-data with a boundary",
+                )
+            })?;
+            let field = multipart::find_field(body, boundary, "model")
+                .map_err(ApiError::bad_multipart)?
+                .ok_or_else(ApiError::missing_model)?;
+            Ok((field.span, field.value))
+        }
+    }
+}
+
+/// The body with its model replaced by `name`.
+pub fn replace_model(api: Api, body: &[u8], span: Range<usize>, name: &str) -> Vec<u8> {
+    match api.body_kind() {
+        BodyKind::Json => json_body::splice_string(body, span, name),
+        BodyKind::Multipart => json_body::splice(body, span, name.as_bytes()),
+    }
+}
+
+/// One target, as the headers need it.
+pub struct TargetRef<'a> {
+    pub backend: &'a Backend,
+    pub backend_model: &'a str,
+    pub client_name: &'a str,
+}
+
+/// Sets the path, authority, credentials and (for Triton) the sidecar's instructions.
+/// `keep_failover` leaves the failover headers the next attempt needs in place.
+pub fn apply_headers(
+    host: &mut dyn Host,
+    plan: &Plan,
+    api: Api,
+    query: &str,
+    t: &TargetRef<'_>,
+    keep_failover: bool,
+) {
+    let req = Headers::Request;
+    for name in INSTRUCTION_HEADERS {
+        if !(keep_failover && (name == CLIENT_MODEL_HEADER || name == CLIENT_PATH_HEADER)) {
+            host.set_header(req, name, None);
+        }
+    }
+    let backend = t.backend;
+    let (prefix, authority) = match backend.kind {
+        BackendKind::Openai => (
+            backend.url.path_prefix.as_str(),
+            backend.url.authority.as_str(),
+        ),
+        BackendKind::Triton => ("/v1", "airouter-sidecar"),
+    };
+    let mut path = format!("{prefix}{}", api.path_suffix());
+    if !query.is_empty() {
+        path.push('?');
+        path.push_str(query);
+    }
+    host.set_header(req, ":path", Some(&path));
+    host.set_header(req, ":authority", Some(authority));
+    // Responses are rewritten, so they must come back uncompressed.
+    host.set_header(req, "accept-encoding", None);
+    match backend.kind {
+        BackendKind::Openai => set_credentials(host, &backend.credential),
+        BackendKind::Triton => {
+            set_credentials(host, &Credential::None);
+            host.set_header(req, TRITON_BACKEND_HEADER, Some(&backend.name));
+            host.set_header(req, TRITON_MODEL_HEADER, Some(t.backend_model));
+            host.set_header(req, CLIENT_MODEL_HEADER, Some(t.client_name));
+            if let Some(secret) = plan.sidecar.as_ref().and_then(|s| s.secret.as_ref()) {
+                host.set_header(req, SIDECAR_SECRET_HEADER, Some(secret.expose()));
+            }
+        }
+    }
+}
+
+fn set_credentials(host: &mut dyn Host, credential: &Credential) {
+    let req = Headers::Request;
+    let bearer = match credential {
+        Credential::Key(secret) => Some(format!("Bearer {}", secret.expose())),
+        Credential::PassThrough => {
+            let authz = host.header(req, "authorization");
+            let api_key = host.header(req, "api-key");
+            let x_api_key = host.header(req, "x-api-key");
+            presented_key(authz.as_deref(), api_key.as_deref(), x_api_key.as_deref())
+                .map(|k| format!("Bearer {k}"))
+        }
+        Credential::None => None,
+    };
+    host.set_header(req, "authorization", bearer.as_deref());
+    host.set_header(req, "api-key", None);
+    host.set_header(req, "x-api-key", None);
+}

@@ -1,0 +1,117 @@
+//! The filter as an upstream HTTP filter of a failover model's aggregate cluster: it runs once per
+//! attempt, learns which target Envoy picked from the endpoint's metadata, and rewrites body and
+//! headers for that target. Each attempt starts from what the downstream flow left plus earlier
+//! attempts' header edits (attempts share one header map), so every header it needs is set, never
+//! appended, and the body's model is found and replaced whatever it holds.
+
+use std::rc::Rc;
+
+use crate::api::Api;
+use crate::config::Plan;
+use crate::host::{Action, Headers, Host};
+use crate::target_request::{self, TargetRef, CLIENT_MODEL_HEADER, CLIENT_PATH_HEADER};
+
+/// The endpoint metadata naming a backend: `filter_metadata.airouter.backend`.
+pub const BACKEND_METADATA_PATH: [&str; 5] = [
+    "xds",
+    "upstream_host_metadata",
+    "filter_metadata",
+    "airouter",
+    "backend",
+];
+
+/// Per-attempt state.
+#[derive(Debug)]
+pub struct UpstreamFlow {
+    plan: Rc<Plan>,
+    /// The API and the model name to put in the body, once the headers were handled.
+    pending: Option<(Api, String)>,
+}
+
+impl UpstreamFlow {
+    pub fn new(plan: Rc<Plan>) -> Self {
+        UpstreamFlow {
+            plan,
+            pending: None,
+        }
+    }
+
+    pub fn on_request_headers(&mut self, host: &mut dyn Host, end_of_stream: bool) -> Action {
+        let req = Headers::Request;
+        let (Some(client_name), Some(client_path)) = (
+            host.header(req, CLIENT_MODEL_HEADER),
+            host.header(req, CLIENT_PATH_HEADER),
+        ) else {
+            return Action::Continue;
+        };
+        let (path, query) = client_path
+            .split_once('?')
+            .unwrap_or((client_path.as_str(), ""));
+        let Some(api) = Api::from_client_path(path) else {
+            host.log_warn(&format!("failover request with an unknown path {path}"));
+            return Action::Continue;
+        };
+        let Some(backend_name) = host.property(&BACKEND_METADATA_PATH) else {
+            host.log_warn("the picked endpoint carries no airouter backend metadata");
+            return Action::Continue;
+        };
+        let plan = Rc::clone(&self.plan);
+        let Some(resolved) = plan.resolve(api, &client_name) else {
+            return Action::Continue;
+        };
+        let picked = resolved.model.targets().into_iter().find_map(|t| {
+            let backend = plan.backends.get(t.backend)?;
+            (backend.name == backend_name).then(|| {
+                (
+                    backend,
+                    t.backend_model.unwrap_or_else(|| client_name.clone()),
+                )
+            })
+        });
+        let Some((backend, backend_model)) = picked else {
+            host.log_warn(&format!(
+                "backend {backend_name} is not a target of model {client_name}"
+            ));
+            return Action::Continue;
+        };
+        let t = TargetRef {
+            backend,
+            backend_model: &backend_model,
+            client_name: &client_name,
+        };
+        target_request::apply_headers(host, &plan, api, query, &t, true);
+        if end_of_stream {
+            return Action::Continue;
+        }
+        self.pending = Some((api, backend_model));
+        Action::Pause
+    }
+
+    pub fn on_request_body(
+        &mut self,
+        host: &mut dyn Host,
+        body_size: usize,
+        end_of_stream: bool,
+    ) -> Action {
+        let Some((api, backend_model)) = &self.pending else {
+            return Action::Continue;
+        };
+        if !end_of_stream {
+            return Action::Pause;
+        }
+        let req = Headers::Request;
+        let body = host.body(req, body_size).unwrap_or_default();
+        let ctype = host.header(req, "content-type").unwrap_or_default();
+        match target_request::locate_model(*api, &body, &ctype) {
+            Ok((span, _)) => {
+                let new_body = target_request::replace_model(*api, &body, span, backend_model);
+                if host.replace_body(req, body_size, &new_body) {
+                    host.set_header(req, "content-length", Some(&new_body.len().to_string()));
+                }
+            }
+            Err(e) => host.log_warn(&format!("failover attempt: {}", e.message)),
+        }
+        self.pending = None;
+        Action::Continue
+    }
+}

@@ -1,0 +1,188 @@
+"""Priority failover through Envoy's aggregate clusters, each attempt rewritten for its target by
+the filter running as an upstream filter. The demo backend's model names inject the faults, so
+which target answered is visible in what each backend received."""
+
+import base64
+import json
+import urllib.request
+
+import openai
+import pytest
+
+from conftest import assert_no_backend_names
+from stack import ROOT, Stack, free_port
+
+CONFIG = """
+[listener]
+address = "127.0.0.1"
+port = {port}
+
+[admin]
+address = "127.0.0.1"
+port = {admin}
+
+[sidecar]
+port = {sidecar}
+
+[backends.primary]
+kind = "openai"
+url = "http://127.0.0.1:{a}/v1"
+timeout_ms = 1500
+
+[backends.secondary]
+kind = "openai"
+url = "http://127.0.0.1:{b}/v1"
+
+[backends.dead]
+kind = "openai"
+url = "http://127.0.0.1:{dead}/v1"
+connect_timeout_ms = 500
+
+[backends.triton]
+kind = "triton"
+url = "grpc://127.0.0.1:{grpc}"
+
+[[models]]
+name = "after-500"
+apis = ["chat"]
+targets = [{{ backend = "primary", model = "fail-500" }}, {{ backend = "secondary", model = "second-choice" }}]
+
+[[models]]
+name = "after-429"
+apis = ["chat"]
+targets = [{{ backend = "primary", model = "fail-429" }}, {{ backend = "secondary", model = "second-choice" }}]
+
+[[models]]
+name = "after-refused"
+apis = ["chat", "embeddings"]
+targets = [{{ backend = "dead", model = "ghost" }}, {{ backend = "secondary", model = "second-choice" }}]
+
+[[models]]
+name = "after-timeout"
+apis = ["chat"]
+targets = [{{ backend = "primary", model = "slow-5" }}, {{ backend = "secondary", model = "second-choice" }}]
+
+[[models]]
+name = "client-error"
+apis = ["chat"]
+targets = [{{ backend = "primary", model = "fail-400" }}, {{ backend = "secondary", model = "second-choice" }}]
+
+[[models]]
+name = "all-down"
+apis = ["chat"]
+targets = [{{ backend = "dead", model = "ghost" }}, {{ backend = "primary", model = "fail-500" }}]
+
+[[models]]
+name = "to-triton"
+apis = ["chat"]
+targets = [{{ backend = "dead", model = "ghost" }}, {{ backend = "triton", model = "vllm_chat" }}]
+triton = {{ family = "vllm", template = "chatml" }}
+"""
+
+BACKEND_NAMES = ["fail-500", "fail-429", "fail-400", "second-choice", "slow-5", "ghost", "vllm_chat"]
+
+
+@pytest.fixture(scope="module")
+def failover(tmp_path_factory):
+    work = tmp_path_factory.mktemp("failover")
+    stack = Stack(work)
+    ports = {k: free_port() for k in ("port", "admin", "sidecar", "a", "b", "dead", "grpc")}
+    config = work / "airouter.toml"
+    config.write_text(CONFIG.format(**ports))
+    try:
+        stack.start_backend("primary", ports["a"], "/v1", record=True)
+        stack.start_backend("secondary", ports["b"], "/v1", record=True)
+        stack.start_triton(ROOT / "tests" / "triton" / "models", ports["grpc"], models=["vllm_chat"])
+        stack.start_sidecar(config)
+        stack.start_envoy(config)
+        yield stack, ports
+    except Exception:
+        print(stack.logs())
+        raise
+    finally:
+        stack.stop()
+
+
+def client(ports):
+    return openai.OpenAI(base_url="http://127.0.0.1:%d/v1" % ports["port"], api_key="x", max_retries=0, timeout=30)
+
+
+def received(ports, which):
+    with urllib.request.urlopen("http://127.0.0.1:%d/__requests" % ports[which], timeout=5) as r:
+        return json.loads(r.read())
+
+
+def clear(ports):
+    for which in ("a", "b"):
+        urllib.request.urlopen(urllib.request.Request("http://127.0.0.1:%d/__requests" % ports[which], method="DELETE")).read()
+
+
+def body_of(req):
+    return json.loads(base64.b64decode(req["body_b64"]))
+
+
+def no_leak(obj):
+    text = obj if isinstance(obj, str) else obj.model_dump_json()
+    leaked = [n for n in BACKEND_NAMES if n in text]
+    assert not leaked, leaked
+
+
+@pytest.mark.parametrize("model,first_model", [("after-500", "fail-500"), ("after-429", "fail-429"), ("after-timeout", "slow-5")])
+def test_failure_on_the_first_target_is_served_by_the_second(failover, model, first_model):
+    _, ports = failover
+    clear(ports)
+    r = client(ports).chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])
+    assert r.model == model and r.choices[0].message.content == "You said: hi"
+    no_leak(r)
+    [first] = [q for q in received(ports, "a") if q["method"] == "POST"]
+    [second] = received(ports, "b")
+    assert body_of(first)["model"] == first_model
+    assert body_of(second)["model"] == "second-choice", "the retry must be rewritten for its own target"
+    assert second["path"] == "/v1/chat/completions"
+    assert "x-airouter-backend" not in second["headers"]
+
+
+def test_connection_refused_fails_over_streams_too(failover):
+    _, ports = failover
+    clear(ports)
+    chunks = list(client(ports).chat.completions.create(model="after-refused", stream=True,
+                                                        messages=[{"role": "user", "content": "stream me"}]))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "You said: stream me"
+    assert all(c.model == "after-refused" for c in chunks)
+    for c in chunks:
+        no_leak(c)
+    emb = client(ports).embeddings.create(model="after-refused", input="x")
+    assert emb.model == "after-refused"
+
+
+def test_a_client_error_is_returned_not_retried(failover):
+    _, ports = failover
+    clear(ports)
+    with pytest.raises(openai.BadRequestError) as e:
+        client(ports).chat.completions.create(model="client-error", messages=[{"role": "user", "content": "hi"}])
+    assert e.value.body["message"] == "model client-error rejects this"
+    assert received(ports, "b") == [], "a 4xx other than 429 must not fail over"
+
+
+def test_when_every_target_fails_the_last_error_is_returned(failover):
+    _, ports = failover
+    with pytest.raises(openai.InternalServerError) as e:
+        client(ports).chat.completions.create(model="all-down", messages=[{"role": "user", "content": "hi"}])
+    assert e.value.status_code == 500
+    no_leak(e.value.response.text)
+
+
+def test_openai_compatible_target_fails_over_to_triton(failover):
+    _, ports = failover
+    r = client(ports).chat.completions.create(model="to-triton", messages=[{"role": "user", "content": "say triton"}])
+    assert r.model == "to-triton" and r.choices[0].message.content == "You said: say triton"
+    no_leak(r)
+
+
+def test_envoy_counts_the_retries(failover):
+    _, ports = failover
+    client(ports).chat.completions.create(model="after-500", messages=[{"role": "user", "content": "hi"}])
+    url = "http://127.0.0.1:%d/stats?filter=^cluster\\.airouter_failover_0\\.upstream_rq_retry$" % ports["admin"]
+    stats = urllib.request.urlopen(url).read().decode()
+    name, value = stats.strip().split(": ")
+    assert name == "cluster.airouter_failover_0.upstream_rq_retry" and int(value) >= 1, stats
