@@ -11,6 +11,7 @@ faults, so tests can see how the router passes upstream errors on:
     fail-500   500 with a plain-text body naming the model
     fail-400   400 in vLLM's error shape, naming the model
     slow-N     waits N seconds before answering
+    cut-stream streams two chat chunks, then closes the connection without `data: [DONE]`
 
 Standard library only, so it runs anywhere Python does.
 """
@@ -213,6 +214,20 @@ class Handler(BaseHTTPRequestHandler):
             return True
         if model == "fail-500":
             self.send_bytes(500, "text/plain", f"backend {model} crashed".encode())
+            return True
+        if model == "cut-stream":
+            # A body delimited by closing the connection (no length, no chunking): the backend
+            # "dies" after two events, and the stream simply ends.
+            self.send_response(200)
+            self.send_header("content-type", "text/event-stream")
+            self.send_header("connection", "close")
+            self.end_headers()
+            for word in ("partial", " answer"):
+                chunk = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": model,
+                         "choices": [{"index": 0, "delta": {"content": word}, "finish_reason": None}]}
+                self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+                self.wfile.flush()
+            self.close_connection = True
             return True
         if model == "fail-400":
             self.send_json(400, {"object": "error", "message": f"model {model} rejects this", "type": "BadRequestError", "param": None, "code": 400})

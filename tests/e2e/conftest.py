@@ -17,7 +17,7 @@ PROVIDER_B_KEY = "sk-provider-b-secret"
 # Every name a backend knows a model by; none may ever reach a client.
 BACKEND_NAMES = [
     "acme-llama-3-8b-instruct", "acme-embed-v2", "acme-voice-1", "acme-whisper-large",
-    "bravo-chat-70b", "acme-resp", "fail-429", "fail-500", "fail-400", "slow-5", "ghost-model",
+    "bravo-chat-70b", "acme-resp", "cut-stream", "fail-429", "fail-500", "fail-400", "slow-5", "ghost-model",
 ]
 
 CONFIG = """
@@ -94,6 +94,11 @@ target = {{ backend = "provider-a", model = "fail-400" }}
 name = "sleepy"
 apis = ["chat"]
 target = {{ backend = "provider-a", model = "slow-5" }}
+
+[[models]]
+name = "cut"
+apis = ["chat"]
+target = {{ backend = "provider-a", model = "cut-stream" }}
 
 [[models]]
 name = "unreachable"

@@ -20,7 +20,7 @@ def test_health_needs_no_key(env):
 def test_models_list_shows_client_names_only(env):
     models = env.client().models.list()
     ids = [m.id for m in models.data]
-    assert ids == ["chat", "embed", "tts", "stt", "assistant", "limited", "broken", "picky", "sleepy", "unreachable"]
+    assert ids == ["chat", "embed", "tts", "stt", "assistant", "limited", "broken", "picky", "sleepy", "cut", "unreachable"]
     assert_no_backend_names(models.model_dump_json())
     assert env.client().models.retrieve("chat").id == "chat"
     assert env.client().models.retrieve("bravo-anything").id == "bravo-anything"
@@ -217,3 +217,17 @@ def test_shipped_example_renders_to_a_config_envoy_accepts(env, tmp_path):
     clean = {k: v for k, v in os.environ.items() if k != "DEMO_HOSTED_KEY"}
     code, output = stack.validate(bootstrap, clean)
     assert code != 0 and "DEMO_HOSTED_KEY" in output
+
+
+def test_a_stream_cut_short_ends_with_an_error_event_and_done(env):
+    status, _, body = env.raw("POST", "/v1/chat/completions", {"model": "cut", "messages": MESSAGES, "stream": True})
+    assert status == 200
+    events = [e for e in body.decode().split("\n\n") if e.strip()]
+    assert events[-1] == "data: [DONE]"
+    assert json.loads(events[-2][len("data: "):])["error"]["code"] == "stream_truncated"
+    assert_no_backend_names(body)
+    got = []
+    with pytest.raises(openai.APIError):
+        for chunk in env.client().chat.completions.create(model="cut", messages=MESSAGES, stream=True):
+            got.append(chunk)
+    assert "".join(c.choices[0].delta.content or "" for c in got) == "partial answer"

@@ -11,7 +11,7 @@ use crate::errors::ApiError;
 use crate::host::{Action, Headers, Host};
 use crate::model_names::NameRewriter;
 use crate::models_list;
-use crate::sse::SseModelRewriter;
+use crate::sse::{self, SseModelRewriter};
 use crate::target_request::{
     self, TargetRef, CLIENT_MODEL_HEADER, CLIENT_PATH_HEADER, INSTRUCTION_HEADERS,
 };
@@ -31,6 +31,8 @@ struct Routed {
     /// Every name the backend(s) may know the model by.
     backend_models: Vec<String>,
     client_name: String,
+    /// The API's streams end with `data: [DONE]` (chat and legacy completions).
+    ends_with_done: bool,
 }
 
 #[derive(Debug)]
@@ -261,6 +263,7 @@ impl HttpFlow {
             names: NameRewriter::with_backends(&target.client_name, &names),
             backend_models: backend_models.clone(),
             client_name: target.client_name.clone(),
+            ends_with_done: matches!(api, Api::Chat | Api::Completions),
         });
         Ok(())
     }
@@ -333,7 +336,14 @@ impl HttpFlow {
                 let chunk = host.body(resp, body_size).unwrap_or_default();
                 let mut out = rewriter.feed(&chunk);
                 if end_of_stream {
-                    out.extend(rewriter.finish());
+                    let tail = rewriter.finish();
+                    let complete = tail.is_empty();
+                    out.extend(tail);
+                    // Chat and completions streams end with [DONE]; one that does not was cut
+                    // short, and the client is told so rather than left guessing.
+                    if routed.ends_with_done && !rewriter.saw_done() {
+                        out.extend(sse::truncated_stream_ending(complete));
+                    }
                 }
                 if out != chunk && !host.replace_body(resp, body_size, &out) {
                     host.log_warn("could not rewrite an SSE chunk");

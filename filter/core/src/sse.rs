@@ -70,6 +70,8 @@ impl SseFramer {
 pub struct SseModelRewriter {
     framer: SseFramer,
     names: NameRewriter,
+    /// An event `data: [DONE]` went by: the stream ended as OpenAI streams do.
+    saw_done: bool,
 }
 
 impl SseModelRewriter {
@@ -77,6 +79,7 @@ impl SseModelRewriter {
         SseModelRewriter {
             framer: SseFramer::default(),
             names,
+            saw_done: false,
         }
     }
 
@@ -84,18 +87,54 @@ impl SseModelRewriter {
     pub fn feed(&mut self, chunk: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(chunk.len() + 16);
         let names = &self.names;
-        self.framer
-            .push(chunk, &mut |event| rewrite_event(names, event, &mut out));
+        let saw_done = &mut self.saw_done;
+        self.framer.push(chunk, &mut |event| {
+            *saw_done |= is_done(event);
+            rewrite_event(names, event, &mut out)
+        });
         out
     }
 
     /// What is left when the upstream stream ends.
     pub fn finish(&mut self) -> Vec<u8> {
         let rest = self.framer.finish();
+        self.saw_done |= is_done(&rest);
         let mut out = Vec::with_capacity(rest.len());
         rewrite_event(&self.names, &rest, &mut out);
         out
     }
+
+    /// Whether `data: [DONE]` has been seen.
+    pub fn saw_done(&self) -> bool {
+        self.saw_done
+    }
+}
+
+/// The end of an OpenAI stream cut short: an error event, then `[DONE]`, after whatever partial
+/// event came before (a blank line first, so the error is an event of its own).
+pub fn truncated_stream_ending(tail_is_complete: bool) -> Vec<u8> {
+    let err = crate::errors::envelope(
+        "The backend's stream ended before the answer was complete.",
+        "server_error",
+        None,
+        Some("stream_truncated"),
+    );
+    let mut out = Vec::new();
+    if !tail_is_complete {
+        out.extend_from_slice(b"\n\n");
+    }
+    out.extend_from_slice(b"data: ");
+    out.extend_from_slice(&err);
+    out.extend_from_slice(b"\n\ndata: [DONE]\n\n");
+    out
+}
+
+fn is_done(event: &[u8]) -> bool {
+    lines(event).any(|line| {
+        let value = line.strip_prefix(b"data:").unwrap_or(&[]);
+        let value = value.strip_prefix(b" ").unwrap_or(value);
+        value.trim_ascii_end() == b"[DONE]"
+    })
 }
 
 /// Splits into lines, each with its terminator.

@@ -513,3 +513,33 @@ fn triton_models_go_to_the_sidecar_with_instructions_only_the_filter_sets() {
     assert_eq!(get("x-airouter-sidecar-secret"), None);
     assert_eq!(get("authorization"), None);
 }
+
+#[test]
+fn a_chat_stream_cut_short_ends_with_an_error_event_and_done() {
+    let (mut f, mut h) = routed();
+    let out = respond(
+        &mut f,
+        &mut h,
+        "200",
+        "text/event-stream",
+        &[b"data: {\"model\":\"qwen2-0.5b\"}\n\ndata: {\"partial"],
+    );
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.starts_with(
+            "data: {\"model\":\"chat-small\"}\n\ndata: {\"partial\n\ndata: {\"error\""
+        ),
+        "{text}"
+    );
+    assert!(text.ends_with("data: [DONE]\n\n"));
+    // A complete stream is left alone.
+    let (mut f, mut h) = routed();
+    let out = respond(
+        &mut f,
+        &mut h,
+        "200",
+        "text/event-stream",
+        &[b"data: {}\n\ndata: [DONE]\n\n"],
+    );
+    assert_eq!(out, b"data: {}\n\ndata: [DONE]\n\n".to_vec());
+}

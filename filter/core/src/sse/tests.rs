@@ -92,3 +92,26 @@ fn event_end_handles_each_line_ending() {
     assert_eq!(event_end(b"data: x\r"), None);
     assert_eq!(event_end(b"data: x\n"), None);
 }
+
+#[test]
+fn done_is_noticed_wherever_the_stream_was_cut() {
+    let bytes = CHAT.as_bytes();
+    for cut in 0..=bytes.len() {
+        let mut r = SseModelRewriter::new(NameRewriter::new("a", "b"));
+        r.feed(&bytes[..cut]);
+        r.feed(&bytes[cut..]);
+        r.finish();
+        assert!(r.saw_done(), "cut at {cut}");
+    }
+    let mut r = SseModelRewriter::new(NameRewriter::new("a", "b"));
+    r.feed(b"data: {\"x\":1}\n\n");
+    r.finish();
+    assert!(!r.saw_done());
+}
+
+#[test]
+fn truncated_endings_are_well_formed_events() {
+    let text = String::from_utf8(truncated_stream_ending(false)).unwrap();
+    assert!(text.starts_with("\n\ndata: {\"error\""));
+    assert!(text.ends_with("\n\ndata: [DONE]\n\n"));
+}
