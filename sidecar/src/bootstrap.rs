@@ -57,13 +57,8 @@ fn wasm_config(plan: &Plan, toml_text: &str, wasm: &Path, root_id: &str) -> Valu
 pub fn render(plan: &Plan, toml_text: &str, wasm: &Path, ca_file: &Path) -> Value {
     let buffer_limit = plan.listener.max_body_bytes + BUFFER_HEADROOM;
     let mut routes: Vec<Value> = plan.backends.iter().map(route).collect();
-    for (i, m) in plan
-        .models
-        .iter()
-        .enumerate()
-        .filter(|(_, m)| !m.fallbacks.is_empty())
-    {
-        routes.push(failover_route(plan, i, m));
+    for (i, first) in failovers(plan) {
+        routes.push(failover_route(plan, i, first));
     }
     let unrouted = ApiError::unknown_url("ANY", "(not routed by the AI Router filter)");
     routes.push(json!({
@@ -79,13 +74,8 @@ pub fn render(plan: &Plan, toml_text: &str, wasm: &Path, ca_file: &Path) -> Valu
         .iter()
         .map(|b| cluster(plan, b, buffer_limit, ca_file))
         .collect();
-    for (i, m) in plan
-        .models
-        .iter()
-        .enumerate()
-        .filter(|(_, m)| !m.fallbacks.is_empty())
-    {
-        clusters.push(failover_cluster(plan, toml_text, wasm, i, m));
+    for (i, first) in failovers(plan) {
+        clusters.push(failover_cluster(plan, toml_text, wasm, i, first));
     }
 
     json!({
@@ -145,18 +135,35 @@ fn route(b: &Backend) -> Value {
     })
 }
 
-fn failover_cluster_name(index: usize) -> String {
-    format!("airouter_failover_{index}")
+/// (model index, first target) of every failover the filter may route to: a model's targets
+/// from each position that leaves at least two (the filter skips targets at their limit).
+fn failovers(plan: &Plan) -> Vec<(usize, usize)> {
+    plan.models
+        .iter()
+        .enumerate()
+        .flat_map(|(i, m)| (0..m.fallbacks.len()).map(move |first| (i, first)))
+        .collect()
+}
+
+fn failover_cluster_name(index: usize, first: usize) -> String {
+    format!("airouter_failover_{index}_{first}")
+}
+
+fn failover_backends(plan: &Plan, index: usize, first: usize) -> Vec<&Backend> {
+    plan.models
+        .get(index)
+        .map(Model::targets)
+        .unwrap_or_default()
+        .iter()
+        .skip(first)
+        .filter_map(|t| plan.backends.get(t.backend))
+        .collect()
 }
 
 /// Retries walk the aggregate cluster's priorities (one target each) on connection failure,
 /// reset, timeout, 5xx and 429; never on other 4xx.
-fn failover_route(plan: &Plan, index: usize, m: &Model) -> Value {
-    let backends: Vec<&Backend> = m
-        .targets()
-        .iter()
-        .filter_map(|t| plan.backends.get(t.backend))
-        .collect();
+fn failover_route(plan: &Plan, index: usize, first: usize) -> Value {
+    let backends = failover_backends(plan, index, first);
     let first_timeout = backends.first().map_or(0, |b| b.timeout_ms);
     let total: u64 = if backends.iter().any(|b| b.timeout_ms == 0) {
         0
@@ -193,11 +200,11 @@ fn failover_route(plan: &Plan, index: usize, m: &Model) -> Value {
     json!({
         "match": {
             "prefix": "/",
-            "headers": [{ "name": BACKEND_HEADER, "string_match": { "exact": Model::failover_key(index) } }]
+            "headers": [{ "name": BACKEND_HEADER, "string_match": { "exact": Model::failover_key(index, first) } }]
         },
         "request_headers_to_remove": [BACKEND_HEADER],
         "route": {
-            "cluster": failover_cluster_name(index),
+            "cluster": failover_cluster_name(index, first),
             "timeout": duration_ms(total),
             "idle_timeout": duration_ms(idle),
             "retry_policy": retry
@@ -205,15 +212,19 @@ fn failover_route(plan: &Plan, index: usize, m: &Model) -> Value {
     })
 }
 
-fn failover_cluster(plan: &Plan, toml_text: &str, wasm: &Path, index: usize, m: &Model) -> Value {
-    let members: Vec<String> = m
-        .targets()
-        .iter()
-        .filter_map(|t| plan.backends.get(t.backend))
+fn failover_cluster(
+    plan: &Plan,
+    toml_text: &str,
+    wasm: &Path,
+    index: usize,
+    first: usize,
+) -> Value {
+    let members: Vec<String> = failover_backends(plan, index, first)
+        .into_iter()
         .map(Backend::cluster_name)
         .collect();
     json!({
-        "name": failover_cluster_name(index),
+        "name": failover_cluster_name(index, first),
         "connect_timeout": "1s",
         "lb_policy": "CLUSTER_PROVIDED",
         "cluster_type": {

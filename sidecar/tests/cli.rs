@@ -82,7 +82,7 @@ fn envoy_renders_clusters_routes_and_the_filter() {
             "airouter_backend_demo-hosted",
             "airouter_backend_demo-triton",
             "airouter_backend_demo-unreachable",
-            "airouter_failover_6",
+            "airouter_failover_6_0",
         ]
     );
     let hcm =

@@ -4,6 +4,8 @@ which target answered is visible in what each backend received."""
 
 import base64
 import json
+import time
+import urllib.error
 import urllib.request
 
 import openai
@@ -42,6 +44,49 @@ connect_timeout_ms = 500
 kind = "triton"
 url = "grpc://127.0.0.1:{grpc}"
 
+# Its own backend: a 429 cools the backend down, which would change what later tests see.
+[backends.primary-429]
+kind = "openai"
+url = "http://127.0.0.1:{a}/v1"
+
+[backends.capped]
+kind = "openai"
+url = "http://127.0.0.1:{a}/v1"
+rate_limit = {{ requests = 2, window_ms = 60000 }}
+
+[backends.tight]
+kind = "openai"
+url = "http://127.0.0.1:{a}/v1"
+rate_limit = {{ requests = 1, window_ms = 60000 }}
+
+[backends.cooling]
+kind = "openai"
+url = "http://127.0.0.1:{a}/v1"
+
+[backends.cooling-single]
+kind = "openai"
+url = "http://127.0.0.1:{a}/v1"
+
+[[models]]
+name = "skip-when-capped"
+apis = ["chat"]
+targets = [{{ backend = "capped", model = "capped-model" }}, {{ backend = "secondary", model = "second-choice" }}]
+
+[[models]]
+name = "only-tight"
+apis = ["chat"]
+target = {{ backend = "tight", model = "tight-model" }}
+
+[[models]]
+name = "cool-then-skip"
+apis = ["chat"]
+targets = [{{ backend = "cooling", model = "fail-429" }}, {{ backend = "secondary", model = "second-choice" }}]
+
+[[models]]
+name = "cool-single"
+apis = ["chat"]
+target = {{ backend = "cooling-single", model = "fail-429" }}
+
 [[models]]
 name = "after-500"
 apis = ["chat"]
@@ -50,7 +95,7 @@ targets = [{{ backend = "primary", model = "fail-500" }}, {{ backend = "secondar
 [[models]]
 name = "after-429"
 apis = ["chat"]
-targets = [{{ backend = "primary", model = "fail-429" }}, {{ backend = "secondary", model = "second-choice" }}]
+targets = [{{ backend = "primary-429", model = "fail-429" }}, {{ backend = "secondary", model = "second-choice" }}]
 
 [[models]]
 name = "after-refused"
@@ -79,7 +124,7 @@ targets = [{{ backend = "dead", model = "ghost" }}, {{ backend = "triton", model
 triton = {{ family = "vllm", template = "chatml" }}
 """
 
-BACKEND_NAMES = ["fail-500", "fail-429", "fail-400", "second-choice", "slow-5", "ghost", "vllm_chat"]
+BACKEND_NAMES = ["capped-model", "tight-model", "fail-500", "fail-429", "fail-400", "second-choice", "slow-5", "ghost", "vllm_chat"]
 
 
 @pytest.fixture(scope="module")
@@ -180,9 +225,64 @@ def test_openai_compatible_target_fails_over_to_triton(failover):
 
 
 def test_envoy_counts_the_retries(failover):
+    import tomllib
     _, ports = failover
     client(ports).chat.completions.create(model="after-500", messages=[{"role": "user", "content": "hi"}])
-    url = "http://127.0.0.1:%d/stats?filter=^cluster\\.airouter_failover_0\\.upstream_rq_retry$" % ports["admin"]
-    stats = urllib.request.urlopen(url).read().decode()
-    name, value = stats.strip().split(": ")
-    assert name == "cluster.airouter_failover_0.upstream_rq_retry" and int(value) >= 1, stats
+    models = tomllib.loads(CONFIG.format(**ports))["models"]
+    index = [m["name"] for m in models].index("after-500")
+    cluster = "cluster.airouter_failover_%d_0.upstream_rq_retry" % index
+    url = "http://127.0.0.1:%d/stats?filter=^%s$" % (ports["admin"], cluster.replace(".", "\\."))
+    name, value = urllib.request.urlopen(url).read().decode().strip().split(": ")
+    assert name == cluster and int(value) >= 1
+
+
+def posts(ports, which, model=None):
+    return [q for q in received(ports, which) if q["method"] == "POST" and (model is None or body_of(q)["model"] == model)]
+
+
+def test_a_target_at_its_limit_is_skipped(failover):
+    _, ports = failover
+    clear(ports)
+    for _ in range(3):
+        r = client(ports).chat.completions.create(model="skip-when-capped", messages=[{"role": "user", "content": "hi"}])
+        assert r.model == "skip-when-capped"
+    assert len(posts(ports, "a", "capped-model")) == 2, "two fit the limit"
+    assert len(posts(ports, "b", "second-choice")) == 1, "the third skipped the capped target"
+
+
+def test_when_every_target_is_limited_the_router_answers_429(failover):
+    _, ports = failover
+    client(ports).chat.completions.create(model="only-tight", messages=[{"role": "user", "content": "hi"}])
+    req = urllib.request.Request("http://127.0.0.1:%d/v1/chat/completions" % ports["port"],
+                                 data=json.dumps({"model": "only-tight", "messages": [{"role": "user", "content": "hi"}]}).encode(),
+                                 headers={"content-type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, timeout=10)
+    assert e.value.code == 429
+    assert int(e.value.headers["retry-after"]) > 0
+    err = json.loads(e.value.read())["error"]
+    assert err["code"] == "rate_limit_exceeded" and err["type"] == "rate_limit_error"
+    no_leak(json.dumps(err))
+
+
+def test_a_429_with_retry_after_cools_its_target_down(failover):
+    _, ports = failover
+    clear(ports)
+    ask = lambda: client(ports).chat.completions.create(model="cool-then-skip", messages=[{"role": "user", "content": "hi"}])  # noqa: E731
+    assert ask().model == "cool-then-skip"
+    assert ask().model == "cool-then-skip"
+    assert len(posts(ports, "a", "fail-429")) == 1, "the cooling target is skipped, not asked again"
+    assert len(posts(ports, "b", "second-choice")) == 2
+    time.sleep(1.2)  # the demo backend's Retry-After is 1 s
+    ask()
+    assert len(posts(ports, "a", "fail-429")) == 2, "after the cool-down the first target is tried again"
+
+
+def test_a_cooling_single_target_is_answered_by_the_router(failover):
+    _, ports = failover
+    clear(ports)
+    for _ in range(2):
+        with pytest.raises(openai.RateLimitError) as e:
+            client(ports).chat.completions.create(model="cool-single", messages=[{"role": "user", "content": "hi"}])
+    assert e.value.response.headers.get("retry-after") == "1"
+    assert len(posts(ports, "a", "fail-429")) == 1, "the second 429 came from the router, not the backend"

@@ -10,6 +10,8 @@ pub struct ApiError {
     pub kind: &'static str,
     pub param: Option<&'static str>,
     pub code: Option<&'static str>,
+    /// Seconds for a `Retry-After` header.
+    pub retry_after: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -62,6 +64,7 @@ impl ApiError {
             kind: type_for_status(status),
             param: None,
             code: None,
+            retry_after: None,
         }
     }
 
@@ -79,6 +82,15 @@ impl ApiError {
         ApiError {
             code,
             ..Self::new(status, message)
+        }
+    }
+
+    /// Every target of the model is at its limit or cooling down.
+    pub fn all_limited(model: &str, wait_ms: u64) -> Self {
+        ApiError {
+            code: Some("rate_limit_exceeded"),
+            retry_after: Some(wait_ms.div_ceil(1000).max(1)),
+            ..Self::new(429, format!("Rate limit reached for `{model}`: every backend serving it is at its limit. Try again later."))
         }
     }
 

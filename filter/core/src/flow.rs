@@ -9,6 +9,7 @@ use crate::auth::{presented_key, ClientKey};
 use crate::config::{Model, Plan};
 use crate::errors::ApiError;
 use crate::host::{Action, Headers, Host};
+use crate::limits;
 use crate::model_names::NameRewriter;
 use crate::models_list;
 use crate::sse::{self, SseModelRewriter};
@@ -33,6 +34,9 @@ struct Routed {
     client_name: String,
     /// The API's streams end with `data: [DONE]` (chat and legacy completions).
     ends_with_done: bool,
+    /// The target's cool-down key, when the request went straight to one (failover attempts are
+    /// watched by the upstream filter).
+    single_backend: Option<String>,
 }
 
 #[derive(Debug)]
@@ -78,15 +82,18 @@ impl HttpFlow {
 
     fn reply(&mut self, host: &mut dyn Host, err: &ApiError) -> Action {
         self.pending = None;
-        let allow;
         let mut headers = vec![JSON];
         if err.status == 405 {
-            allow = if err.message.contains("/v1/models") {
+            let allow = if err.message.contains("/v1/models") {
                 "GET"
             } else {
                 "POST"
             };
             headers.push(("allow", allow));
+        }
+        let retry_after = err.retry_after.map(|s| s.to_string());
+        if let Some(secs) = &retry_after {
+            headers.push(("retry-after", secs));
         }
         host.send_response(err.status, &headers, &err.body());
         Action::Pause
@@ -216,8 +223,22 @@ impl HttpFlow {
             }
         }
         let req = Headers::Request;
-        if target.model.fallbacks.is_empty() {
-            let new_body = target_request::replace_model(api, &body, span, &target.backend_model);
+        let targets = target.model.targets();
+        let first = choose_target(host, &plan, &targets, &target.client_name)?;
+        let remaining = targets.get(first..).unwrap_or(&[]);
+        let mut single_backend = None;
+        if let [only] = remaining {
+            // One target left (the model has one, or the ones before it are limited or cooling):
+            // rewrite here and route straight to its backend.
+            let backend = plan
+                .backends
+                .get(only.backend)
+                .ok_or_else(|| ApiError::internal("unknown backend"))?;
+            let backend_model = only
+                .backend_model
+                .clone()
+                .unwrap_or_else(|| target.client_name.clone());
+            let new_body = target_request::replace_model(api, &body, span, &backend_model);
             if !host.replace_body(req, body_size, &new_body) {
                 return Err(ApiError::internal(
                     "the request body could not be rewritten",
@@ -225,12 +246,13 @@ impl HttpFlow {
             }
             host.set_header(req, "content-length", Some(&new_body.len().to_string()));
             let t = TargetRef {
-                backend: target.backend,
-                backend_model: &target.backend_model,
+                backend,
+                backend_model: &backend_model,
                 client_name: &target.client_name,
             };
             target_request::apply_headers(host, &plan, api, &query, &t, false);
-            host.set_header(req, BACKEND_HEADER, Some(&target.backend.name));
+            host.set_header(req, BACKEND_HEADER, Some(&backend.name));
+            single_backend = Some(limits::target_key(&backend.name, &backend_model));
         } else {
             // Envoy's aggregate cluster picks each attempt's target; the upstream filter rewrites
             // body and headers for it. Here only the route and what that filter needs are set.
@@ -245,7 +267,11 @@ impl HttpFlow {
             let full_path = host.header(req, ":path").unwrap_or_default();
             host.set_header(req, CLIENT_MODEL_HEADER, Some(&target.client_name));
             host.set_header(req, CLIENT_PATH_HEADER, Some(&full_path));
-            host.set_header(req, BACKEND_HEADER, Some(&Model::failover_key(index)));
+            host.set_header(
+                req,
+                BACKEND_HEADER,
+                Some(&Model::failover_key(index, first)),
+            );
             host.set_header(req, "accept-encoding", None);
         }
         let backend_models: Vec<String> = target
@@ -264,6 +290,7 @@ impl HttpFlow {
             backend_models: backend_models.clone(),
             client_name: target.client_name.clone(),
             ends_with_done: matches!(api, Api::Chat | Api::Completions),
+            single_backend,
         });
         Ok(())
     }
@@ -277,6 +304,11 @@ impl HttpFlow {
             .header(resp, ":status")
             .and_then(|s| s.parse::<u16>().ok())
             .unwrap_or(0);
+        if status == 429 {
+            if let Some(backend) = &routed.single_backend {
+                start_cooldown(host, backend);
+            }
+        }
         let details = host
             .property(&["response", "code_details"])
             .unwrap_or_default();
@@ -377,6 +409,52 @@ impl HttpFlow {
                 Action::Continue
             }
         }
+    }
+}
+
+/// The index of the first target that is neither cooling down after a 429 nor at its request
+/// limit (counting the request against that limit); a 429 when there is none.
+fn choose_target(
+    host: &mut dyn Host,
+    plan: &Plan,
+    targets: &[crate::config::ModelTarget],
+    client_name: &str,
+) -> Result<usize, ApiError> {
+    let now = host.now_ms();
+    let mut wait = u64::MAX;
+    for (k, t) in targets.iter().enumerate() {
+        let Some(backend) = plan.backends.get(t.backend) else {
+            continue;
+        };
+        let model = t.backend_model.as_deref().unwrap_or(client_name);
+        if let Some(until) =
+            limits::cooling_until(host, &limits::target_key(&backend.name, model), now)
+        {
+            wait = wait.min(until - now);
+            continue;
+        }
+        if let Some(limit) = backend.rate_limit {
+            if let Err(w) = limits::try_acquire(host, &backend.name, limit, now) {
+                wait = wait.min(w);
+                continue;
+            }
+        }
+        return Ok(k);
+    }
+    Err(ApiError::all_limited(client_name, wait))
+}
+
+/// A 429 that says when to come back cools its target down for that long, for every worker.
+pub fn start_cooldown(host: &mut dyn Host, target: &str) {
+    let resp = Headers::Response;
+    let hint = limits::retry_after_ms(
+        host.header(resp, "retry-after").as_deref(),
+        host.header(resp, "x-ratelimit-reset-requests").as_deref(),
+        host.header(resp, "x-ratelimit-reset-tokens").as_deref(),
+    );
+    if let Some(ms) = hint {
+        let until = host.now_ms().saturating_add(ms);
+        limits::cool_down(host, target, until);
     }
 }
 

@@ -15,6 +15,15 @@ pub enum Action {
     Pause,
 }
 
+/// The outcome of a compare-and-swap write to shared data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SharedWrite {
+    Written,
+    /// Another worker wrote first: read again and retry.
+    Conflict,
+    Failed,
+}
+
 /// Host calls the per-request flow needs. Implementations never panic: a failed call returns
 /// `None`/`false` and the flow carries on as well as it can.
 pub trait Host {
@@ -30,4 +39,10 @@ pub trait Host {
     /// An Envoy attribute such as `response.code_details`, as text.
     fn property(&self, path: &[&str]) -> Option<String>;
     fn log_warn(&self, message: &str);
+    /// Wall-clock time in milliseconds since the Unix epoch.
+    fn now_ms(&self) -> u64;
+    /// A value shared by all workers of this Envoy, with its CAS token.
+    fn shared_get(&self, key: &str) -> Option<(Vec<u8>, u32)>;
+    /// Writes a shared value if its CAS token is still `cas` (0: unconditionally).
+    fn shared_set(&mut self, key: &str, value: &[u8], cas: u32) -> SharedWrite;
 }

@@ -11,6 +11,7 @@ pub mod errors;
 pub mod flow;
 pub mod host;
 pub mod json_body;
+pub mod limits;
 pub mod model_names;
 pub mod models_list;
 pub mod multipart;

@@ -26,6 +26,8 @@ pub struct UpstreamFlow {
     plan: Rc<Plan>,
     /// The API and the model name to put in the body, once the headers were handled.
     pending: Option<(Api, String)>,
+    /// The target (cool-down key) this attempt went to.
+    backend: Option<String>,
 }
 
 impl UpstreamFlow {
@@ -33,6 +35,7 @@ impl UpstreamFlow {
         UpstreamFlow {
             plan,
             pending: None,
+            backend: None,
         }
     }
 
@@ -80,6 +83,7 @@ impl UpstreamFlow {
             client_name: &client_name,
         };
         target_request::apply_headers(host, &plan, api, query, &t, true);
+        self.backend = Some(crate::limits::target_key(&backend.name, &backend_model));
         if end_of_stream {
             return Action::Continue;
         }
@@ -112,6 +116,17 @@ impl UpstreamFlow {
             Err(e) => host.log_warn(&format!("failover attempt: {}", e.message)),
         }
         self.pending = None;
+        Action::Continue
+    }
+}
+
+impl UpstreamFlow {
+    /// A 429 from this attempt's backend cools it down (Envoy then tries the next target).
+    pub fn on_response_headers(&mut self, host: &mut dyn Host) -> Action {
+        let status = host.header(Headers::Response, ":status");
+        if let (Some("429"), Some(backend)) = (status.as_deref(), &self.backend) {
+            crate::flow::start_cooldown(host, backend);
+        }
         Action::Continue
     }
 }

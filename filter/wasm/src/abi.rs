@@ -54,6 +54,21 @@ extern "C" {
         headers_size: usize,
         grpc_status: i32,
     ) -> u32;
+    fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> u32;
+    fn proxy_get_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+        return_cas: *mut u32,
+    ) -> u32;
+    fn proxy_set_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+        cas: u32,
+    ) -> u32;
     fn proxy_get_property(
         path_data: *const u8,
         path_size: usize,
@@ -161,4 +176,32 @@ pub fn property(path: &[&str]) -> Option<Vec<u8>> {
     // SAFETY: the out-pointers are valid locals; the path is a live buffer.
     let status = unsafe { proxy_get_property(joined.as_ptr(), joined.len(), &mut data, &mut size) };
     (status == OK).then(|| take(data, size))
+}
+
+pub fn now_ms() -> u64 {
+    let mut nanos = 0u64;
+    // SAFETY: the out-pointer is a valid local.
+    let status = unsafe { proxy_get_current_time_nanoseconds(&mut nanos) };
+    if status == OK {
+        nanos / 1_000_000
+    } else {
+        0
+    }
+}
+
+/// A shared-data value (visible to every worker of this Envoy) and its CAS token.
+pub fn shared_get(key: &str) -> Option<(Vec<u8>, u32)> {
+    let mut data = null_mut();
+    let mut size = 0;
+    let mut cas = 0u32;
+    // SAFETY: the out-pointers are valid locals; the key is a live string.
+    let status =
+        unsafe { proxy_get_shared_data(key.as_ptr(), key.len(), &mut data, &mut size, &mut cas) };
+    (status == OK).then(|| (take(data, size), cas))
+}
+
+/// Status of a shared-data write: 0 written, 8 CAS mismatch, else failed.
+pub fn shared_set(key: &str, value: &[u8], cas: u32) -> u32 {
+    // SAFETY: pointers and lengths describe live buffers for the duration of the call.
+    unsafe { proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas) }
 }

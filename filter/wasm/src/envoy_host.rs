@@ -1,6 +1,6 @@
 //! [`Host`] over Envoy's proxy-wasm ABI: the only place the core meets the host.
 
-use airouter_core::host::{Headers, Host};
+use airouter_core::host::{Headers, Host, SharedWrite};
 
 use crate::abi;
 
@@ -48,6 +48,22 @@ impl Host for EnvoyHost {
 
     fn property(&self, path: &[&str]) -> Option<String> {
         abi::property(path).map(|b| String::from_utf8_lossy(&b).into_owned())
+    }
+
+    fn now_ms(&self) -> u64 {
+        abi::now_ms()
+    }
+
+    fn shared_get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
+        abi::shared_get(key)
+    }
+
+    fn shared_set(&mut self, key: &str, value: &[u8], cas: u32) -> SharedWrite {
+        match abi::shared_set(key, value, cas) {
+            0 => SharedWrite::Written,
+            8 => SharedWrite::Conflict,
+            _ => SharedWrite::Failed,
+        }
     }
 
     fn log_warn(&self, message: &str) {

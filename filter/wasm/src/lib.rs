@@ -158,4 +158,8 @@ impl HttpContext for AttemptFilter {
                 .on_request_body(&mut EnvoyHost, body_size, end_of_stream),
         )
     }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        action(self.flow.on_response_headers(&mut EnvoyHost))
+    }
 }

@@ -8,6 +8,7 @@ use crate::{give, read, HostState, LocalReply};
 const OK: i32 = 0;
 const NOT_FOUND: i32 = 1;
 const BAD_ARGUMENT: i32 = 2;
+const CAS_MISMATCH: i32 = 8;
 
 fn headers_mut(s: &mut HostState, map: i32) -> Option<&mut Vec<(String, String)>> {
     match map {
@@ -211,6 +212,56 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> Result<()> {
                 headers,
                 body,
             });
+            Ok(OK)
+        },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_get_current_time_nanoseconds",
+        |mut c: Caller<'_, HostState>, out: i32| -> Result<i32> {
+            let now = c.data().now_nanos;
+            let m = crate::memory(&mut c)?;
+            m.write(&mut c, out as usize, &now.to_le_bytes())?;
+            Ok(OK)
+        },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_get_shared_data",
+        |mut c: Caller<'_, HostState>,
+         kptr: i32,
+         klen: i32,
+         out_ptr: i32,
+         out_len: i32,
+         out_cas: i32|
+         -> Result<i32> {
+            let key = String::from_utf8_lossy(&read(&mut c, kptr, klen)?).into_owned();
+            let Some((value, cas)) = c.data().shared.get(&key).cloned() else {
+                return Ok(NOT_FOUND);
+            };
+            give(&mut c, &value, out_ptr, out_len)?;
+            let m = crate::memory(&mut c)?;
+            m.write(&mut c, out_cas as usize, &cas.to_le_bytes())?;
+            Ok(OK)
+        },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_set_shared_data",
+        |mut c: Caller<'_, HostState>,
+         kptr: i32,
+         klen: i32,
+         vptr: i32,
+         vlen: i32,
+         cas: i32|
+         -> Result<i32> {
+            let key = String::from_utf8_lossy(&read(&mut c, kptr, klen)?).into_owned();
+            let value = read(&mut c, vptr, vlen)?;
+            let current = c.data().shared.get(&key).map_or(0, |(_, t)| *t);
+            if cas != 0 && cas as u32 != current {
+                return Ok(CAS_MISMATCH);
+            }
+            c.data_mut().shared.insert(key, (value, current + 1));
             Ok(OK)
         },
     )?;

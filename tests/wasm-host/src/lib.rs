@@ -54,6 +54,10 @@ pub struct HostState {
     pub properties: HashMap<String, Vec<u8>>,
     pub local_reply: Option<LocalReply>,
     pub logs: Vec<(u32, String)>,
+    /// Shared data: value and CAS token.
+    pub shared: HashMap<String, (Vec<u8>, u32)>,
+    /// The clock the module sees, in nanoseconds.
+    pub now_nanos: u64,
 }
 
 /// One VM with the filter loaded and configured.
@@ -90,6 +94,8 @@ impl Filter {
             properties: HashMap::from([("plugin_name".to_string(), b"airouter.toml".to_vec())]),
             local_reply: None,
             logs: Vec::new(),
+            shared: HashMap::new(),
+            now_nanos: 1_700_000_000_000_000_000,
         };
         let mut store = Store::new(engine, state);
         let mut linker: Linker<HostState> = Linker::new(engine);

@@ -68,6 +68,7 @@ pub struct Backend {
     pub connect_timeout_ms: u64,
     pub timeout_ms: u64,
     pub idle_timeout_ms: u64,
+    pub rate_limit: Option<crate::limits::RateLimit>,
 }
 
 impl Backend {
@@ -116,9 +117,9 @@ impl Model {
             .collect()
     }
 
-    /// The Envoy route key and aggregate cluster of a model with several targets.
-    pub fn failover_key(index: usize) -> String {
-        format!("@failover-{index}")
+    /// The Envoy route key of a model's failover over its targets from `first` on.
+    pub fn failover_key(index: usize, first: usize) -> String {
+        format!("@failover-{index}-{first}")
     }
 }
 
@@ -400,6 +401,20 @@ fn compile_backend(
     if b.connect_timeout_ms == 0 {
         errs.push(loc.error(b.url.span(), key("connect_timeout_ms"), "must be above 0"));
     }
+    let rate_limit = b.rate_limit.as_ref().map(|r| {
+        let raw = r.get_ref();
+        if raw.requests == 0 || raw.window_ms == 0 {
+            errs.push(loc.error(
+                r.span(),
+                key("rate_limit"),
+                "requests and window_ms must be above 0",
+            ));
+        }
+        crate::limits::RateLimit {
+            requests: raw.requests,
+            window_ms: raw.window_ms,
+        }
+    });
     Some(Backend {
         name: name.to_string(),
         kind: b.kind,
@@ -409,6 +424,7 @@ fn compile_backend(
         connect_timeout_ms: b.connect_timeout_ms,
         timeout_ms: b.timeout_ms,
         idle_timeout_ms: b.idle_timeout_ms,
+        rate_limit,
     })
 }
 

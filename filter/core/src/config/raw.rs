@@ -215,6 +215,25 @@ pub struct RawBackend {
     /// Longest silence on a response, e.g. between two stream chunks, in milliseconds (default 300000; 0 = none).
     #[serde(default = "default_idle_timeout")]
     pub idle_timeout_ms: u64,
+    /// At most this many requests per sliding window, counted across Envoy's workers; a target at
+    /// its limit is skipped.
+    #[cfg_attr(feature = "schema", schemars(with = "Option<RawRateLimit>"))]
+    pub rate_limit: Option<Spanned<RawRateLimit>>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct RawRateLimit {
+    /// Requests allowed per window.
+    pub requests: u32,
+    /// The window, in milliseconds (default 60000).
+    #[serde(default = "default_window")]
+    pub window_ms: u64,
+}
+
+fn default_window() -> u64 {
+    60_000
 }
 
 #[derive(Debug, Deserialize)]

@@ -16,6 +16,8 @@ struct FakeHost {
     resp_body: Vec<u8>,
     sent: Option<Sent>,
     props: HashMap<String, String>,
+    shared: HashMap<String, (Vec<u8>, u32)>,
+    now: u64,
 }
 
 impl Host for FakeHost {
@@ -66,6 +68,21 @@ impl Host for FakeHost {
         self.props.get(&path.join(".")).cloned()
     }
     fn log_warn(&self, _message: &str) {}
+    fn now_ms(&self) -> u64 {
+        self.now
+    }
+    fn shared_get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
+        self.shared.get(key).cloned()
+    }
+    fn shared_set(&mut self, key: &str, value: &[u8], cas: u32) -> crate::host::SharedWrite {
+        let current = self.shared.get(key).map_or(0, |(_, c)| *c);
+        if cas != 0 && cas != current {
+            return crate::host::SharedWrite::Conflict;
+        }
+        self.shared
+            .insert(key.to_string(), (value.to_vec(), current + 1));
+        crate::host::SharedWrite::Written
+    }
 }
 
 const CONFIG: &str = r#"
