@@ -17,7 +17,7 @@ PROVIDER_B_KEY = "sk-provider-b-secret"
 # Every name a backend knows a model by; none may ever reach a client.
 BACKEND_NAMES = [
     "acme-llama-3-8b-instruct", "acme-embed-v2", "acme-voice-1", "acme-whisper-large",
-    "bravo-chat-70b", "acme-resp", "cut-stream", "fail-429", "fail-500", "fail-400", "slow-5", "ghost-model",
+    "bravo-chat-70b", "acme-resp", "acme-diffusion", "acme-guard", "cut-stream", "fail-429", "fail-500", "fail-400", "slow-5", "ghost-model",
 ]
 
 CONFIG = """
@@ -74,6 +74,16 @@ target = {{ backend = "provider-b", model = "bravo-chat-70b" }}
 name = "assistant"
 apis = ["responses"]
 target = {{ backend = "provider-a", model = "acme-resp" }}
+
+[[models]]
+name = "painter"
+apis = ["images.generations"]
+target = {{ backend = "provider-a", model = "acme-diffusion" }}
+
+[[models]]
+name = "guard"
+apis = ["moderations"]
+target = {{ backend = "provider-a", model = "acme-guard" }}
 
 [[models]]
 name = "limited"

@@ -20,7 +20,7 @@ def test_health_needs_no_key(env):
 def test_models_list_shows_client_names_only(env):
     models = env.client().models.list()
     ids = [m.id for m in models.data]
-    assert ids == ["chat", "embed", "tts", "stt", "assistant", "limited", "broken", "picky", "sleepy", "cut", "unreachable"]
+    assert ids == ["chat", "embed", "tts", "stt", "assistant", "painter", "guard", "limited", "broken", "picky", "sleepy", "cut", "unreachable"]
     assert_no_backend_names(models.model_dump_json())
     assert env.client().models.retrieve("chat").id == "chat"
     assert env.client().models.retrieve("bravo-anything").id == "bravo-anything"
@@ -231,3 +231,14 @@ def test_a_stream_cut_short_ends_with_an_error_event_and_done(env):
         for chunk in env.client().chat.completions.create(model="cut", messages=MESSAGES, stream=True):
             got.append(chunk)
     assert "".join(c.choices[0].delta.content or "" for c in got) == "partial answer"
+
+
+def test_images_and_moderations_are_routed(env):
+    env.clear_upstream()
+    image = env.client().images.generate(model="painter", prompt="a cat")
+    assert base64.b64decode(image.data[0].b64_json) == b"PNG"
+    mod = env.client().moderations.create(model="guard", input="hello")
+    assert mod.model == "guard" and mod.results[0].flagged is False
+    sent = [json.loads(base64.b64decode(r["body_b64"]))["model"] for r in env.upstream_requests(env.provider_a)]
+    assert sent == ["acme-diffusion", "acme-guard"]
+    assert_no_backend_names(mod.model_dump_json())
