@@ -10,6 +10,7 @@ use std::path::Path;
 use airouter_core::config::{Backend, BackendKind, Model, Plan};
 use airouter_core::errors::ApiError;
 use airouter_core::flow::BACKEND_HEADER;
+use airouter_core::metrics;
 use serde_json::{json, Value};
 
 /// Headroom over the body limit for Envoy's per-connection buffers (headers, framing).
@@ -78,8 +79,14 @@ pub fn render(plan: &Plan, toml_text: &str, wasm: &Path, ca_file: &Path) -> Valu
         clusters.push(failover_cluster(plan, toml_text, wasm, i, first));
     }
 
+    let stats_tags: Vec<Value> = metrics::TAGS
+        .iter()
+        .map(|(tag, regex)| json!({ "tag_name": tag, "regex": regex }))
+        .collect();
     json!({
         "admin": { "address": socket(&plan.admin.address, plan.admin.port) },
+        // The filter's counters carry backend, model and key names as tags.
+        "stats_config": { "stats_tags": stats_tags, "use_all_default_tags": true },
         "static_resources": {
             "listeners": [{
                 "name": "airouter",

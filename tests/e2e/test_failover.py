@@ -26,6 +26,10 @@ port = {admin}
 [sidecar]
 port = {sidecar}
 
+[[admin_keys]]
+name = "ops"
+key = "sk-admin"
+
 [backends.primary]
 kind = "openai"
 url = "http://127.0.0.1:{a}/v1"
@@ -86,6 +90,11 @@ targets = [{{ backend = "cooling", model = "fail-429" }}, {{ backend = "secondar
 name = "cool-single"
 apis = ["chat"]
 target = {{ backend = "cooling-single", model = "fail-429" }}
+
+[[models]]
+name = "dead-single"
+apis = ["chat"]
+target = {{ backend = "dead", model = "ghost" }}
 
 [[models]]
 name = "after-500"
@@ -286,3 +295,50 @@ def test_a_cooling_single_target_is_answered_by_the_router(failover):
             client(ports).chat.completions.create(model="cool-single", messages=[{"role": "user", "content": "hi"}])
     assert e.value.response.headers.get("retry-after") == "1"
     assert len(posts(ports, "a", "fail-429")) == 1, "the second 429 came from the router, not the backend"
+
+
+def admin(ports, path, key="sk-admin"):
+    req = urllib.request.Request("http://127.0.0.1:%d%s" % (ports["port"], path),
+                                 headers={"authorization": "Bearer " + key} if key else {})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_admin_endpoints_need_an_admin_key(failover):
+    _, ports = failover
+    for path in ("/router/health", "/router/stats", "/router/rate-limits", "/auth/status", "/auth/metrics"):
+        assert admin(ports, path, key=None)[0] == 401
+        assert admin(ports, path, key="sk-not-admin")[0] == 401
+        assert admin(ports, path)[0] == 200
+
+
+def test_router_stats_and_health(failover):
+    _, ports = failover
+    client(ports).chat.completions.create(model="after-refused", messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(openai.APIStatusError):
+        client(ports).chat.completions.create(model="dead-single", messages=[{"role": "user", "content": "hi"}])
+    _, stats = admin(ports, "/router/stats")
+    assert stats["backends"]["secondary"]["requests"] >= 1
+    assert stats["models"]["after-refused"]["requests"] >= 1
+    assert stats["backends"]["capped"]["rate_limit_skips"] >= 1
+    _, health = admin(ports, "/router/health")
+    assert health["backends"]["dead"]["status"] == "unhealthy"
+    assert health["backends"]["secondary"]["status"] == "healthy"
+    _, limits = admin(ports, "/router/rate-limits")
+    assert limits["backends"]["capped"]["limit"] == 2 and limits["backends"]["capped"]["remaining"] == 0
+    assert "primary" not in limits["backends"]
+    _, auth = admin(ports, "/auth/status")
+    assert auth == {"client_auth": False, "client_keys": [], "admin_keys": 1}
+    # Operators may see backend names here; keys never.
+    assert "sk-admin" not in json.dumps([stats, health, limits, auth])
+
+
+def test_counters_are_envoy_stats_with_tags(failover):
+    _, ports = failover
+    text = urllib.request.urlopen("http://127.0.0.1:%d/stats/prometheus" % ports["admin"]).read().decode()
+    lines = [l for l in text.splitlines() if l.startswith("airouter_backend_requests{")]
+    assert any('backend="secondary"' in l and not l.endswith(" 0") for l in lines), lines
+    assert any(l.startswith('airouter_model_requests{model="after-refused"}') for l in text.splitlines())

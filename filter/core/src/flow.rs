@@ -9,7 +9,6 @@ use crate::auth::{presented_key, ClientKey};
 use crate::config::{Model, Plan};
 use crate::errors::ApiError;
 use crate::host::{Action, Headers, Host};
-use crate::limits;
 use crate::model_names::NameRewriter;
 use crate::models_list;
 use crate::sse::{self, SseModelRewriter};
@@ -17,6 +16,7 @@ use crate::target_request::{
     self, TargetRef, CLIENT_MODEL_HEADER, CLIENT_PATH_HEADER, INSTRUCTION_HEADERS,
 };
 use crate::upstream_errors;
+use crate::{admin, limits, metrics};
 
 pub use crate::target_request::{TRITON_BACKEND_HEADER, TRITON_MODEL_HEADER};
 
@@ -36,7 +36,7 @@ struct Routed {
     ends_with_done: bool,
     /// The target's cool-down key, when the request went straight to one (failover attempts are
     /// watched by the upstream filter).
-    single_backend: Option<String>,
+    single_backend: Option<(String, String)>,
 }
 
 #[derive(Debug)]
@@ -116,8 +116,16 @@ impl HttpFlow {
         if path == "/health" && is_get {
             return self.reply_json(host, br#"{"status":"ok"}"#);
         }
+        if admin::PATHS.contains(&path.as_str()) {
+            return self.admin(host, &method, &path);
+        }
         if let Some(err) = self.authenticate(host) {
+            host.count(metrics::KEY_DENIED);
             return self.reply(host, &err);
+        }
+        if let Some(k) = self.client_key() {
+            let name = metrics::key(metrics::KEY_REQUESTS, &k.name);
+            host.count(&name);
         }
         if path == "/v1/models" {
             if !is_get {
@@ -154,6 +162,33 @@ impl HttpFlow {
         }
         self.pending = Some((api, query));
         Action::Pause
+    }
+
+    /// An admin endpoint: admin keys only.
+    fn admin(&mut self, host: &mut dyn Host, method: &str, path: &str) -> Action {
+        if method != "GET" && method != "HEAD" {
+            return self.reply(host, &ApiError::method_not_allowed(method, path));
+        }
+        if self.plan.admin_keys.is_open() {
+            let err = ApiError::with_status(
+                403,
+                "The admin endpoints are off: the configuration has no [[admin_keys]].".into(),
+                Some("admin_disabled"),
+            );
+            return self.reply(host, &err);
+        }
+        let authz = host.header(Headers::Request, "authorization");
+        let api_key = host.header(Headers::Request, "api-key");
+        let x_api_key = host.header(Headers::Request, "x-api-key");
+        let presented = presented_key(authz.as_deref(), api_key.as_deref(), x_api_key.as_deref());
+        let Some(presented) = presented else {
+            return self.reply(host, &ApiError::missing_key());
+        };
+        if self.plan.admin_keys.find(presented).is_none() {
+            return self.reply(host, &ApiError::invalid_key());
+        }
+        let body = admin::render(path, &self.plan, host);
+        self.reply_json(host, body.to_string().as_bytes())
     }
 
     /// Checks the client's key; `Some(error)` when the request must be refused.
@@ -223,6 +258,7 @@ impl HttpFlow {
             }
         }
         let req = Headers::Request;
+        host.count(&metrics::model(metrics::MODEL_REQUESTS, &target.model.name));
         let targets = target.model.targets();
         let first = choose_target(host, &plan, &targets, &target.client_name)?;
         let remaining = targets.get(first..).unwrap_or(&[]);
@@ -252,7 +288,11 @@ impl HttpFlow {
             };
             target_request::apply_headers(host, &plan, api, &query, &t, false);
             host.set_header(req, BACKEND_HEADER, Some(&backend.name));
-            single_backend = Some(limits::target_key(&backend.name, &backend_model));
+            host.count(&metrics::backend(metrics::BACKEND_REQUESTS, &backend.name));
+            single_backend = Some((
+                backend.name.clone(),
+                limits::target_key(&backend.name, &backend_model),
+            ));
         } else {
             // Envoy's aggregate cluster picks each attempt's target; the upstream filter rewrites
             // body and headers for it. Here only the route and what that filter needs are set.
@@ -304,9 +344,12 @@ impl HttpFlow {
             .header(resp, ":status")
             .and_then(|s| s.parse::<u16>().ok())
             .unwrap_or(0);
-        if status == 429 {
-            if let Some(backend) = &routed.single_backend {
-                start_cooldown(host, backend);
+        if let Some((backend, target_key)) = &routed.single_backend {
+            if status == 429 {
+                start_cooldown(host, target_key);
+            }
+            if status >= 500 {
+                host.count(&metrics::backend(metrics::BACKEND_ERRORS, backend));
             }
         }
         let details = host
@@ -319,7 +362,13 @@ impl HttpFlow {
         let encoded = host
             .header(resp, "content-encoding")
             .is_some_and(|e| !e.trim().eq_ignore_ascii_case("identity"));
-        self.response = if let Some(err) = upstream_errors::local_failure(status, &details) {
+        let local = upstream_errors::local_failure(status, &details);
+        if let (Some(err), Some((backend, _))) = (&local, &routed.single_backend) {
+            if err.status == 502 || err.status == 504 {
+                admin::record_failure(host, backend);
+            }
+        }
+        self.response = if let Some(err) = local {
             host.set_header(resp, ":status", Some(&err.status.to_string()));
             ResponseMode::Replaced(err)
         } else if end_of_stream {
@@ -435,6 +484,10 @@ fn choose_target(
         }
         if let Some(limit) = backend.rate_limit {
             if let Err(w) = limits::try_acquire(host, &backend.name, limit, now) {
+                host.count(&metrics::backend(
+                    metrics::BACKEND_RATE_LIMITED,
+                    &backend.name,
+                ));
                 wait = wait.min(w);
                 continue;
             }

@@ -45,4 +45,8 @@ pub trait Host {
     fn shared_get(&self, key: &str) -> Option<(Vec<u8>, u32)>;
     /// Writes a shared value if its CAS token is still `cas` (0: unconditionally).
     fn shared_set(&mut self, key: &str, value: &[u8], cas: u32) -> SharedWrite;
+    /// Adds one to a counter named by [`crate::metrics`].
+    fn count(&mut self, metric: &str);
+    /// A counter's value, summed over workers.
+    fn counter(&self, metric: &str) -> u64;
 }

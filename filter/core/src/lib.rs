@@ -4,6 +4,7 @@
 //! callback to [`flow::HttpFlow`]; the sidecar uses [`config`] to check files and render Envoy
 //! bootstraps. Everything here runs natively, so it is unit-tested and benchmarked directly.
 
+pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod config;
@@ -12,6 +13,7 @@ pub mod flow;
 pub mod host;
 pub mod json_body;
 pub mod limits;
+pub mod metrics;
 pub mod model_names;
 pub mod models_list;
 pub mod multipart;

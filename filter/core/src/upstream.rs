@@ -28,6 +28,7 @@ pub struct UpstreamFlow {
     pending: Option<(Api, String)>,
     /// The target (cool-down key) this attempt went to.
     backend: Option<String>,
+    backend_name: Option<String>,
 }
 
 impl UpstreamFlow {
@@ -36,6 +37,7 @@ impl UpstreamFlow {
             plan,
             pending: None,
             backend: None,
+            backend_name: None,
         }
     }
 
@@ -84,6 +86,11 @@ impl UpstreamFlow {
         };
         target_request::apply_headers(host, &plan, api, query, &t, true);
         self.backend = Some(crate::limits::target_key(&backend.name, &backend_model));
+        self.backend_name = Some(backend.name.clone());
+        host.count(&crate::metrics::backend(
+            crate::metrics::BACKEND_REQUESTS,
+            &backend.name,
+        ));
         if end_of_stream {
             return Action::Continue;
         }
@@ -126,6 +133,16 @@ impl UpstreamFlow {
         let status = host.header(Headers::Response, ":status");
         if let (Some("429"), Some(backend)) = (status.as_deref(), &self.backend) {
             crate::flow::start_cooldown(host, backend);
+        }
+        let failed = status
+            .as_deref()
+            .and_then(|s| s.parse::<u16>().ok())
+            .is_some_and(|s| s >= 500);
+        if let (true, Some(name)) = (failed, &self.backend_name) {
+            host.count(&crate::metrics::backend(
+                crate::metrics::BACKEND_ERRORS,
+                name,
+            ));
         }
         Action::Continue
     }

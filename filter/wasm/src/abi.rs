@@ -55,6 +55,14 @@ extern "C" {
         grpc_status: i32,
     ) -> u32;
     fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> u32;
+    fn proxy_define_metric(
+        metric_type: u32,
+        name_data: *const u8,
+        name_size: usize,
+        return_id: *mut u32,
+    ) -> u32;
+    fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
+    fn proxy_get_metric(metric_id: u32, return_value: *mut u64) -> u32;
     fn proxy_get_shared_data(
         key_data: *const u8,
         key_size: usize,
@@ -204,4 +212,30 @@ pub fn shared_get(key: &str) -> Option<(Vec<u8>, u32)> {
 pub fn shared_set(key: &str, value: &[u8], cas: u32) -> u32 {
     // SAFETY: pointers and lengths describe live buffers for the duration of the call.
     unsafe { proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas) }
+}
+
+/// Defines a counter; its id, or `None` when the host refused.
+pub fn define_counter(name: &str) -> Option<u32> {
+    let mut id = 0u32;
+    // SAFETY: the name is a live string; the out-pointer is a valid local.
+    let status = unsafe { proxy_define_metric(0, name.as_ptr(), name.len(), &mut id) };
+    (status == OK).then_some(id)
+}
+
+pub fn increment(id: u32) {
+    // SAFETY: plain values only.
+    unsafe {
+        proxy_increment_metric(id, 1);
+    }
+}
+
+pub fn metric_value(id: u32) -> u64 {
+    let mut value = 0u64;
+    // SAFETY: the out-pointer is a valid local.
+    let status = unsafe { proxy_get_metric(id, &mut value) };
+    if status == OK {
+        value
+    } else {
+        0
+    }
 }

@@ -1,8 +1,29 @@
 //! [`Host`] over Envoy's proxy-wasm ABI: the only place the core meets the host.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 use airouter_core::host::{Headers, Host, SharedWrite};
 
 use crate::abi;
+
+thread_local! {
+    /// Counter ids by name. Each `define_metric` allocates a new id, so each name is defined
+    /// once per VM (one VM per worker) and kept.
+    static COUNTERS: RefCell<HashMap<String, u32>> = RefCell::new(HashMap::new());
+}
+
+/// The id of a counter, defining it on first use.
+pub fn counter_id(name: &str) -> Option<u32> {
+    COUNTERS.with(|c| {
+        if let Some(id) = c.borrow().get(name) {
+            return Some(*id);
+        }
+        let id = abi::define_counter(name)?;
+        c.borrow_mut().insert(name.to_string(), id);
+        Some(id)
+    })
+}
 
 /// Envoy, as seen from one HTTP context's callbacks.
 pub struct EnvoyHost;
@@ -64,6 +85,16 @@ impl Host for EnvoyHost {
             8 => SharedWrite::Conflict,
             _ => SharedWrite::Failed,
         }
+    }
+
+    fn count(&mut self, metric: &str) {
+        if let Some(id) = counter_id(metric) {
+            abi::increment(id);
+        }
+    }
+
+    fn counter(&self, metric: &str) -> u64 {
+        counter_id(metric).map_or(0, abi::metric_value)
     }
 
     fn log_warn(&self, message: &str) {

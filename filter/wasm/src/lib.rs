@@ -74,6 +74,10 @@ impl RootContext for Root {
                 false
             }
             Ok(plan) => {
+                // Define every counter now, so the stats exist (at 0) before any request.
+                for name in airouter_core::metrics::all(&plan) {
+                    envoy_host::counter_id(&name);
+                }
                 self.plan = Some(Rc::new(plan));
                 true
             }

@@ -217,6 +217,43 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> Result<()> {
     )?;
     linker.func_wrap(
         "env",
+        "proxy_define_metric",
+        |mut c: Caller<'_, HostState>, _kind: i32, nptr: i32, nlen: i32, out: i32| -> Result<i32> {
+            let name = String::from_utf8_lossy(&read(&mut c, nptr, nlen)?).into_owned();
+            let id = c.data().metrics.len() as u32;
+            c.data_mut().metrics.push((name, 0));
+            let m = crate::memory(&mut c)?;
+            m.write(&mut c, out as usize, &id.to_le_bytes())?;
+            Ok(OK)
+        },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_increment_metric",
+        |mut c: Caller<'_, HostState>, id: i32, by: i64| -> Result<i32> {
+            match c.data_mut().metrics.get_mut(id as usize) {
+                Some((_, v)) => {
+                    *v = v.saturating_add_signed(by);
+                    Ok(OK)
+                }
+                None => Ok(NOT_FOUND),
+            }
+        },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_get_metric",
+        |mut c: Caller<'_, HostState>, id: i32, out: i32| -> Result<i32> {
+            let Some((_, v)) = c.data().metrics.get(id as usize).cloned() else {
+                return Ok(NOT_FOUND);
+            };
+            let m = crate::memory(&mut c)?;
+            m.write(&mut c, out as usize, &v.to_le_bytes())?;
+            Ok(OK)
+        },
+    )?;
+    linker.func_wrap(
+        "env",
         "proxy_get_current_time_nanoseconds",
         |mut c: Caller<'_, HostState>, out: i32| -> Result<i32> {
             let now = c.data().now_nanos;

@@ -58,6 +58,8 @@ pub struct HostState {
     pub shared: HashMap<String, (Vec<u8>, u32)>,
     /// The clock the module sees, in nanoseconds.
     pub now_nanos: u64,
+    /// Counters: (name, value), indexed by metric id.
+    pub metrics: Vec<(String, u64)>,
 }
 
 /// One VM with the filter loaded and configured.
@@ -96,6 +98,7 @@ impl Filter {
             logs: Vec::new(),
             shared: HashMap::new(),
             now_nanos: 1_700_000_000_000_000_000,
+            metrics: Vec::new(),
         };
         let mut store = Store::new(engine, state);
         let mut linker: Linker<HostState> = Linker::new(engine);
@@ -219,6 +222,15 @@ impl Filter {
             Vec::new()
         };
         Ok((action, out))
+    }
+
+    /// A counter's value by name.
+    pub fn metric(&self, name: &str) -> Option<u64> {
+        self.state()
+            .metrics
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| *v)
     }
 
     pub fn request_header(&self, name: &str) -> Option<&str> {

@@ -181,6 +181,8 @@ pub struct Plan {
     pub models: Vec<Model>,
     pub resolver: ModelResolver,
     pub keys: KeyRing,
+    /// Keys for the admin endpoints; none means the endpoints are off.
+    pub admin_keys: KeyRing,
     pub sidecar: Option<Sidecar>,
     /// Environment variables named by `api_key_env` that were not set when the plan was built.
     pub missing_env: Vec<String>,
@@ -231,7 +233,17 @@ pub fn compile(
     }
     check_model_overlaps(&loc, &raw.models, &models, &mut errs);
 
-    let keys = compile_keys(&loc, &raw.keys, &mut errs);
+    let keys = compile_keys(&loc, "keys", &raw.keys, &mut errs);
+    let admin_keys = compile_keys(&loc, "admin_keys", &raw.admin_keys, &mut errs);
+    for (i, k) in raw.admin_keys.iter().enumerate() {
+        if let Some(first) = k.models.as_ref().and_then(|m| m.first()) {
+            errs.push(loc.error(
+                first.span(),
+                format!("admin_keys[{i}].models"),
+                "admin keys have no model allow-list",
+            ));
+        }
+    }
 
     let sidecar = backends
         .iter()
@@ -281,6 +293,7 @@ pub fn compile(
         models,
         resolver,
         keys,
+        admin_keys,
         sidecar,
         missing_env,
     })
@@ -722,11 +735,16 @@ fn check_model_overlaps(
     }
 }
 
-fn compile_keys(loc: &Locator, raw: &[RawKey], errs: &mut Vec<ConfigError>) -> KeyRing {
+fn compile_keys(
+    loc: &Locator,
+    section: &str,
+    raw: &[RawKey],
+    errs: &mut Vec<ConfigError>,
+) -> KeyRing {
     let mut keys = Vec::new();
     let mut names = HashMap::new();
     for (i, k) in raw.iter().enumerate() {
-        let key = |field: &str| format!("keys[{i}].{field}");
+        let key = |field: &str| format!("{section}[{i}].{field}");
         let name = k.name.get_ref();
         if name.is_empty() || name.chars().any(char::is_control) {
             errs.push(loc.error(
@@ -772,7 +790,9 @@ fn compile_keys(loc: &Locator, raw: &[RawKey], errs: &mut Vec<ConfigError>) -> K
         for (j, p) in k.models.iter().flatten().enumerate() {
             match Pattern::new(p.get_ref()) {
                 Ok(pat) => allow.push(pat),
-                Err(why) => errs.push(loc.error(p.span(), format!("keys[{i}].models[{j}]"), why)),
+                Err(why) => {
+                    errs.push(loc.error(p.span(), format!("{section}[{i}].models[{j}]"), why))
+                }
             }
         }
         if keys.iter().any(|c: &ClientKey| c.hash == hash) {

@@ -34,6 +34,9 @@ pub struct RawConfig {
     /// The sidecar that serves Triton backends (used when any backend has `kind = "triton"`).
     #[serde(default)]
     pub sidecar: RawSidecar,
+    /// Keys for the router's admin endpoints (`/router/*`, `/auth/*`), separate from client keys.
+    #[serde(default)]
+    pub admin_keys: Vec<RawKey>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -262,3 +262,9 @@ fn targets_list_failover_order_and_refuse_repeats() {
     ));
     assert_eq!(e.key, "models[0].targets");
 }
+
+#[test]
+fn admin_keys_take_no_allow_list() {
+    let e = first_error("[[admin_keys]]\nname = \"ops\"\nkey = \"k\"\nmodels = [\"x\"]\n");
+    assert_eq!((e.key.as_str(), e.line), ("admin_keys[0].models", 4));
+}

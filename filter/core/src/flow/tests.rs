@@ -18,6 +18,7 @@ struct FakeHost {
     props: HashMap<String, String>,
     shared: HashMap<String, (Vec<u8>, u32)>,
     now: u64,
+    counters: HashMap<String, u64>,
 }
 
 impl Host for FakeHost {
@@ -73,6 +74,12 @@ impl Host for FakeHost {
     }
     fn shared_get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
         self.shared.get(key).cloned()
+    }
+    fn count(&mut self, metric: &str) {
+        *self.counters.entry(metric.to_string()).or_default() += 1;
+    }
+    fn counter(&self, metric: &str) -> u64 {
+        self.counters.get(metric).copied().unwrap_or(0)
     }
     fn shared_set(&mut self, key: &str, value: &[u8], cas: u32) -> crate::host::SharedWrite {
         let current = self.shared.get(key).map_or(0, |(_, c)| *c);
@@ -559,4 +566,36 @@ fn a_chat_stream_cut_short_ends_with_an_error_event_and_done() {
         &[b"data: {}\n\ndata: [DONE]\n\n"],
     );
     assert_eq!(out, b"data: {}\n\ndata: [DONE]\n\n".to_vec());
+}
+
+#[test]
+fn admin_endpoints_take_admin_keys_only() {
+    // Without [[admin_keys]] they are off.
+    let (s, e) = error_of(&send(
+        &mut flow(),
+        request("GET", "/router/stats", Some("sk-alice"), b""),
+    ));
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (403, Some("admin_disabled"))
+    );
+    let config = format!("{CONFIG}\n[[admin_keys]]\nname = \"ops\"\nkey = \"sk-ops\"\n");
+    let plan = Rc::new(compile("t.toml", &config, &|_| None).unwrap());
+    let (s, _) = error_of(&send(
+        &mut HttpFlow::new(Rc::clone(&plan)),
+        request("GET", "/router/stats", Some("sk-alice"), b""),
+    ));
+    assert_eq!(s, 401, "a client key is not an admin key");
+    let h = send(
+        &mut HttpFlow::new(Rc::clone(&plan)),
+        request("GET", "/auth/status", Some("sk-ops"), b""),
+    );
+    let (status, _, body) = h.sent.unwrap();
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["client_keys"], serde_json::json!(["alice", "bob"]));
+    assert!(
+        !String::from_utf8_lossy(&body).contains("sk-"),
+        "keys never appear"
+    );
 }

@@ -34,6 +34,10 @@ impl Host for Store {
     fn shared_get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
         self.data.get(key).cloned()
     }
+    fn count(&mut self, _: &str) {}
+    fn counter(&self, _: &str) -> u64 {
+        0
+    }
     fn shared_set(&mut self, key: &str, value: &[u8], cas: u32) -> SharedWrite {
         if self.conflicts > 0 {
             self.conflicts -= 1;

@@ -1,0 +1,154 @@
+//! The router's admin endpoints, answered by the filter from its counters and shared state:
+//! `/router/health`, `/router/stats`, `/router/rate-limits`, `/auth/status`, `/auth/metrics`.
+//! They take admin keys only (`[[admin_keys]]`), never client keys, and never show a key itself.
+
+use serde_json::{json, Map, Value};
+
+use crate::config::Plan;
+use crate::host::Host;
+use crate::{limits, metrics};
+
+pub const PATHS: [&str; 5] = [
+    "/router/health",
+    "/router/stats",
+    "/router/rate-limits",
+    "/auth/status",
+    "/auth/metrics",
+];
+
+/// How long after a connection failure a backend is reported unhealthy.
+pub const UNHEALTHY_FOR_MS: u64 = 30_000;
+
+fn down_key(backend: &str) -> String {
+    format!("airouter/down/{backend}")
+}
+
+/// Notes a connection failure or timeout of a backend, for `/router/health`.
+pub fn record_failure(host: &mut dyn Host, backend: &str) {
+    let now = host.now_ms();
+    host.shared_set(&down_key(backend), &now.to_le_bytes(), 0);
+}
+
+fn last_failure(host: &dyn Host, backend: &str) -> Option<u64> {
+    let (v, _) = host.shared_get(&down_key(backend))?;
+    Some(u64::from_le_bytes(v.get(..8)?.try_into().ok()?))
+}
+
+/// The JSON body for an admin path.
+pub fn render(path: &str, plan: &Plan, host: &dyn Host) -> Value {
+    match path {
+        "/router/health" => health(plan, host),
+        "/router/stats" => stats(plan, host),
+        "/router/rate-limits" => rate_limits(plan, host),
+        "/auth/status" => json!({
+            "client_auth": !plan.keys.is_open(),
+            "client_keys": plan.keys.keys().iter().map(|k| k.name.clone()).collect::<Vec<_>>(),
+            "admin_keys": plan.admin_keys.keys().len(),
+        }),
+        _ => auth_metrics(plan, host),
+    }
+}
+
+fn health(plan: &Plan, host: &dyn Host) -> Value {
+    let now = host.now_ms();
+    let mut out = Map::new();
+    for b in &plan.backends {
+        let cooling: Vec<String> = plan
+            .models
+            .iter()
+            .flat_map(|m| m.targets().into_iter().map(move |t| (m, t)))
+            .filter(|(_, t)| {
+                t.backend_model.is_some()
+                    && plan
+                        .backends
+                        .get(t.backend)
+                        .is_some_and(|tb| tb.name == b.name)
+            })
+            .filter_map(|(_, t)| {
+                let model = t.backend_model?;
+                let until = limits::cooling_until(host, &limits::target_key(&b.name, &model), now)?;
+                Some(format!(
+                    "model `{model}` cooling down after a 429 for {} ms",
+                    until - now
+                ))
+            })
+            .collect();
+        let at_limit = b
+            .rate_limit
+            .is_some_and(|l| limits::remaining(host, &b.name, l, now).0 == 0);
+        let failed =
+            last_failure(host, &b.name).filter(|t| now.saturating_sub(*t) < UNHEALTHY_FOR_MS);
+        let (status, reason) = if let Some(t) = failed {
+            (
+                "unhealthy",
+                format!(
+                    "connection failure or timeout {} ms ago",
+                    now.saturating_sub(t)
+                ),
+            )
+        } else if at_limit {
+            ("degraded", "at its request limit".to_string())
+        } else if !cooling.is_empty() {
+            ("degraded", cooling.join("; "))
+        } else {
+            ("healthy", String::new())
+        };
+        out.insert(
+            b.name.clone(),
+            json!({ "status": status, "reason": reason }),
+        );
+    }
+    json!({ "backends": out })
+}
+
+fn stats(plan: &Plan, host: &dyn Host) -> Value {
+    let mut backends = Map::new();
+    for b in &plan.backends {
+        backends.insert(
+            b.name.clone(),
+            json!({
+                "requests": host.counter(&metrics::backend(metrics::BACKEND_REQUESTS, &b.name)),
+                "errors": host.counter(&metrics::backend(metrics::BACKEND_ERRORS, &b.name)),
+                "rate_limit_skips": host.counter(&metrics::backend(metrics::BACKEND_RATE_LIMITED, &b.name)),
+            }),
+        );
+    }
+    let mut models = Map::new();
+    for m in &plan.models {
+        models.insert(
+            m.name.clone(),
+            json!({ "requests": host.counter(&metrics::model(metrics::MODEL_REQUESTS, &m.name)) }),
+        );
+    }
+    json!({
+        "backends": backends,
+        "models": models,
+        "failovers": "see Envoy's cluster.airouter_failover_*.upstream_rq_retry",
+    })
+}
+
+fn rate_limits(plan: &Plan, host: &dyn Host) -> Value {
+    let now = host.now_ms();
+    let mut out = Map::new();
+    for b in &plan.backends {
+        if let Some(limit) = b.rate_limit {
+            let (remaining, reset_ms) = limits::remaining(host, &b.name, limit, now);
+            out.insert(
+                b.name.clone(),
+                json!({ "limit": limit.requests, "window_ms": limit.window_ms, "remaining": remaining, "reset_ms": reset_ms }),
+            );
+        }
+    }
+    json!({ "backends": out })
+}
+
+fn auth_metrics(plan: &Plan, host: &dyn Host) -> Value {
+    let mut keys = Map::new();
+    for k in plan.keys.keys() {
+        keys.insert(
+            k.name.clone(),
+            json!({ "requests": host.counter(&metrics::key(metrics::KEY_REQUESTS, &k.name)) }),
+        );
+    }
+    json!({ "keys": keys, "denied": host.counter(metrics::KEY_DENIED) })
+}
