@@ -123,6 +123,11 @@ key = "sk-test"
 name = "restricted"
 key = "sk-restricted"
 models = ["chat"]
+
+[[keys]]
+name = "metered"
+key = "sk-metered"
+requests_per_minute = 2
 """
 
 

@@ -242,3 +242,14 @@ def test_images_and_moderations_are_routed(env):
     sent = [json.loads(base64.b64decode(r["body_b64"]))["model"] for r in env.upstream_requests(env.provider_a)]
     assert sent == ["acme-diffusion", "acme-guard"]
     assert_no_backend_names(mod.model_dump_json())
+
+
+def test_a_key_over_its_requests_per_minute_gets_429_with_retry_after(env):
+    client = env.client("sk-metered")
+    for _ in range(2):
+        client.chat.completions.create(model="chat", messages=MESSAGES)
+    with pytest.raises(openai.RateLimitError) as e:
+        client.chat.completions.create(model="chat", messages=MESSAGES)
+    assert e.value.code == "rate_limit_exceeded"
+    assert int(e.value.response.headers["retry-after"]) > 0
+    assert env.client().chat.completions.create(model="chat", messages=MESSAGES).model == "chat", "other keys are unaffected"

@@ -12,6 +12,8 @@ pub struct ClientKey {
     pub hash: [u8; 32],
     /// Models this key may use; `None` allows all.
     pub allow: Option<Vec<Pattern>>,
+    /// Requests per minute, when limited.
+    pub requests_per_minute: Option<u32>,
 }
 
 impl ClientKey {
@@ -98,11 +100,13 @@ mod tests {
                 name: "alice".into(),
                 hash: KeyRing::hash("sk-alice"),
                 allow: None,
+                requests_per_minute: None,
             },
             ClientKey {
                 name: "bob".into(),
                 hash: KeyRing::hash("sk-bob"),
                 allow: Some(vec![Pattern::new("small-*").unwrap()]),
+                requests_per_minute: None,
             },
         ])
     }

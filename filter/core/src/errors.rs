@@ -94,6 +94,18 @@ impl ApiError {
         }
     }
 
+    /// The client's key used up its requests per minute.
+    pub fn key_limited(key_name: &str, wait_ms: u64) -> Self {
+        ApiError {
+            code: Some("rate_limit_exceeded"),
+            retry_after: Some(wait_ms.div_ceil(1000).max(1)),
+            ..Self::new(
+                429,
+                format!("Rate limit reached for requests on key `{key_name}`. Try again later."),
+            )
+        }
+    }
+
     pub fn missing_key() -> Self {
         ApiError {
             kind: "invalid_request_error",

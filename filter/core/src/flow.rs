@@ -124,8 +124,22 @@ impl HttpFlow {
             return self.reply(host, &err);
         }
         if let Some(k) = self.client_key() {
-            let name = metrics::key(metrics::KEY_REQUESTS, &k.name);
-            host.count(&name);
+            let (name, rpm, counter) = (
+                k.name.clone(),
+                k.requests_per_minute,
+                metrics::key(metrics::KEY_REQUESTS, &k.name),
+            );
+            host.count(&counter);
+            if let Some(rpm) = rpm {
+                let limit = limits::RateLimit {
+                    requests: rpm,
+                    window_ms: 60_000,
+                };
+                let now = host.now_ms();
+                if let Err(wait) = limits::try_acquire(host, &format!("key/{name}"), limit, now) {
+                    return self.reply(host, &ApiError::key_limited(&name, wait));
+                }
+            }
         }
         if path == "/v1/models" {
             if !is_get {

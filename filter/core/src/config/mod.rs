@@ -798,10 +798,24 @@ fn compile_keys(
         if keys.iter().any(|c: &ClientKey| c.hash == hash) {
             errs.push(loc.error(k.name.span(), key("key"), "the same key is given twice"));
         }
+        let requests_per_minute = k.requests_per_minute.as_ref().map(|r| {
+            if *r.get_ref() == 0 {
+                errs.push(loc.error(r.span(), key("requests_per_minute"), "must be above 0"));
+            }
+            if section != "keys" {
+                errs.push(loc.error(
+                    r.span(),
+                    key("requests_per_minute"),
+                    "only client keys are limited",
+                ));
+            }
+            *r.get_ref()
+        });
         keys.push(ClientKey {
             name: name.clone(),
             hash,
             allow: k.models.as_ref().map(|_| allow),
+            requests_per_minute,
         });
     }
     KeyRing::new(keys)

@@ -293,6 +293,9 @@ pub struct RawKey {
     /// Model names or patterns this key may use (default: all).
     #[cfg_attr(feature = "schema", schemars(with = "Option<Vec<String>>"))]
     pub models: Option<Vec<Spanned<String>>>,
+    /// At most this many requests per minute for this key, across Envoy's workers (client keys).
+    #[cfg_attr(feature = "schema", schemars(with = "Option<u32>"))]
+    pub requests_per_minute: Option<Spanned<u32>>,
 }
 
 fn default_listen_address() -> String {

@@ -599,3 +599,27 @@ fn admin_endpoints_take_admin_keys_only() {
         "keys never appear"
     );
 }
+
+#[test]
+fn a_client_key_over_its_requests_per_minute_gets_429() {
+    let config = CONFIG.replace(
+        "name = \"alice\"\nkey = \"sk-alice\"",
+        "name = \"alice\"\nkey = \"sk-alice\"\nrequests_per_minute = 2",
+    );
+    let plan = Rc::new(compile("t.toml", &config, &|_| None).unwrap());
+    let mut shared = HashMap::new();
+    for i in 0..3 {
+        let mut h = request("GET", "/v1/models", Some("sk-alice"), b"");
+        h.shared = shared;
+        h.now = 1_000_000;
+        let h = send(&mut HttpFlow::new(Rc::clone(&plan)), h);
+        let (status, headers, _) = h.sent.clone().unwrap();
+        assert_eq!(status, if i < 2 { 200 } else { 429 }, "request {i}");
+        if i == 2 {
+            assert!(headers
+                .iter()
+                .any(|(k, v)| k == "retry-after" && v.parse::<u64>().unwrap() > 0));
+        }
+        shared = h.shared;
+    }
+}
