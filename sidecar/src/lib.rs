@@ -2,6 +2,8 @@
 //! models to OpenAI clients (templates, translators, the KServe v2 client, the HTTP server).
 
 pub mod bootstrap;
+#[cfg(test)]
+mod golden;
 pub mod serve;
 pub mod templates;
 pub mod translate;

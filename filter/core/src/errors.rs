@@ -72,9 +72,17 @@ impl ApiError {
         envelope(&self.message, self.kind, self.param, self.code)
     }
 
-    /// A 400 with the caller's message (parameter checks set `param` themselves).
+    /// A 400 with the caller's message.
     pub fn bad_request(message: String) -> Self {
         Self::new(400, message)
+    }
+
+    /// A 400 naming the request parameter at fault.
+    pub fn invalid_param(param: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            param: Some(param),
+            ..Self::new(400, message.into())
+        }
     }
 
     /// An error with a given status, the OpenAI `type` for that status, and an optional code.

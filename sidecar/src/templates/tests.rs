@@ -24,10 +24,6 @@ fn conversation() -> Vec<Message> {
     ]
 }
 
-fn golden_dir() -> std::path::PathBuf {
-    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("golden/templates")
-}
-
 #[test]
 fn builtin_templates_render_their_golden_prompts() {
     for name in ["llama3", "chatml", "mistral", "gemma", "plain"] {
@@ -35,13 +31,7 @@ fn builtin_templates_render_their_golden_prompts() {
             .unwrap()
             .unwrap();
         let got = t.render(&conversation()).unwrap();
-        let file = golden_dir().join(format!("{name}.txt"));
-        if std::env::var_os("AIROUTER_BLESS").is_some() {
-            std::fs::write(&file, &got).unwrap();
-        }
-        let want = std::fs::read_to_string(&file)
-            .unwrap_or_else(|e| panic!("{}: {e} (AIROUTER_BLESS=1 writes it)", file.display()));
-        assert_eq!(got, want, "template {name}");
+        crate::golden::check(&format!("templates/{name}.txt"), &got);
     }
 }
 

@@ -15,12 +15,6 @@ pub struct EmbeddingsRequest {
     pub base64: bool,
 }
 
-fn bad(param: &'static str, message: &str) -> ApiError {
-    let mut e = ApiError::bad_request(message.to_string());
-    e.param = Some(param);
-    e
-}
-
 pub fn parse(body: &Value) -> Result<EmbeddingsRequest, ApiError> {
     if !body.is_object() {
         return Err(ApiError::not_an_object());
@@ -36,26 +30,29 @@ pub fn parse(body: &Value) -> Result<EmbeddingsRequest, ApiError> {
         Some(Value::Array(items))
             if !items.is_empty() && items.iter().all(|i| i.is_number() || i.is_array()) =>
         {
-            return Err(bad(
+            return Err(ApiError::invalid_param(
                 "input",
                 "This model takes text input; token arrays are not supported.",
             ))
         }
         _ => {
-            return Err(bad(
+            return Err(ApiError::invalid_param(
                 "input",
                 "'input' must be a string or a non-empty list of strings.",
             ))
         }
     };
     if inputs.len() > 2048 {
-        return Err(bad("input", "At most 2048 inputs per request."));
+        return Err(ApiError::invalid_param(
+            "input",
+            "At most 2048 inputs per request.",
+        ));
     }
     let base64 = match body.get("encoding_format").and_then(Value::as_str) {
         None | Some("float") => false,
         Some("base64") => true,
         Some(_) => {
-            return Err(bad(
+            return Err(ApiError::invalid_param(
                 "encoding_format",
                 "'encoding_format' must be 'float' or 'base64'.",
             ))

@@ -25,18 +25,12 @@ pub struct LlmRequest {
     pub sampling: Sampling,
 }
 
-fn bad(param: &'static str, message: String) -> ApiError {
-    let mut e = ApiError::bad_request(message);
-    e.param = Some(param);
-    e
-}
-
 fn number(body: &Value, key: &'static str, min: f64, max: f64) -> Result<Option<f32>, ApiError> {
     match body.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(v) => match v.as_f64() {
             Some(x) if (min..=max).contains(&x) => Ok(Some(x as f32)),
-            _ => Err(bad(
+            _ => Err(ApiError::invalid_param(
                 key,
                 format!("'{key}' must be a number between {min} and {max}."),
             )),
@@ -49,7 +43,7 @@ fn integer(body: &Value, key: &'static str, min: i64, max: i64) -> Result<Option
         None | Some(Value::Null) => Ok(None),
         Some(v) => match v.as_i64() {
             Some(x) if (min..=max).contains(&x) => Ok(Some(x)),
-            _ => Err(bad(
+            _ => Err(ApiError::invalid_param(
                 key,
                 format!("'{key}' must be an integer between {min} and {max}."),
             )),
@@ -61,7 +55,10 @@ fn boolean(body: &Value, key: &'static str) -> Result<bool, ApiError> {
     match body.get(key) {
         None | Some(Value::Null) => Ok(false),
         Some(Value::Bool(b)) => Ok(*b),
-        Some(_) => Err(bad(key, format!("'{key}' must be a boolean."))),
+        Some(_) => Err(ApiError::invalid_param(
+            key,
+            format!("'{key}' must be a boolean."),
+        )),
     }
 }
 
@@ -73,14 +70,14 @@ fn stop(body: &Value) -> Result<Vec<String>, ApiError> {
         Some(Value::Array(items)) if items.len() <= 4 => items
             .iter()
             .map(|i| {
-                i.as_str()
-                    .map(str::to_string)
-                    .ok_or_else(|| bad("stop", "'stop' entries must be strings.".into()))
+                i.as_str().map(str::to_string).ok_or_else(|| {
+                    ApiError::invalid_param("stop", "'stop' entries must be strings.")
+                })
             })
             .collect(),
-        Some(_) => Err(bad(
+        Some(_) => Err(ApiError::invalid_param(
             "stop",
-            "'stop' must be a string or a list of at most 4 strings.".into(),
+            "'stop' must be a string or a list of at most 4 strings.",
         )),
     }
 }
@@ -98,16 +95,16 @@ fn common(body: &Value, default_max_tokens: u32) -> Result<(Sampling, u32, bool,
         None | Some(Value::Null) => false,
         Some(Value::Object(o)) => matches!(o.get("include_usage"), Some(Value::Bool(true))),
         Some(_) => {
-            return Err(bad(
+            return Err(ApiError::invalid_param(
                 "stream_options",
-                "'stream_options' must be an object.".into(),
+                "'stream_options' must be an object.",
             ))
         }
     };
     if include_usage && !stream {
-        return Err(bad(
+        return Err(ApiError::invalid_param(
             "stream_options",
-            "'stream_options' is only allowed when 'stream' is true.".into(),
+            "'stream_options' is only allowed when 'stream' is true.",
         ));
     }
     let sampling = Sampling {
@@ -125,7 +122,10 @@ fn common(body: &Value, default_max_tokens: u32) -> Result<(Sampling, u32, bool,
             .get(key)
             .is_some_and(|v| v.as_array().is_some_and(|a| !a.is_empty()))
         {
-            return Err(bad(key, format!("'{key}' is not supported by this model.")));
+            return Err(ApiError::invalid_param(
+                key,
+                format!("'{key}' is not supported by this model."),
+            ));
         }
     }
     Ok((sampling, n, stream, include_usage))
@@ -142,14 +142,14 @@ fn content_text(content: &Value, i: usize) -> Result<String, ApiError> {
                 match (part.get("type").and_then(Value::as_str), part.get("text").and_then(Value::as_str)) {
                     (Some("text"), Some(t)) => text.push_str(t),
                     (Some(other), _) => {
-                        return Err(bad("messages", format!("messages[{i}]: content parts of type '{other}' are not supported by this model; it takes text only.")))
+                        return Err(ApiError::invalid_param("messages", format!("messages[{i}]: content parts of type '{other}' are not supported by this model; it takes text only.")))
                     }
-                    _ => return Err(bad("messages", format!("messages[{i}]: a content part needs a 'type'."))),
+                    _ => return Err(ApiError::invalid_param("messages", format!("messages[{i}]: a content part needs a 'type'."))),
                 }
             }
             Ok(text)
         }
-        _ => Err(bad(
+        _ => Err(ApiError::invalid_param(
             "messages",
             format!("messages[{i}].content must be a string or a list of parts."),
         )),
@@ -159,23 +159,22 @@ fn content_text(content: &Value, i: usize) -> Result<String, ApiError> {
 pub fn chat(body: &Value, default_max_tokens: u32) -> Result<LlmRequest, ApiError> {
     let (sampling, n, stream, include_usage) = common(body, default_max_tokens)?;
     let Some(Value::Array(raw)) = body.get("messages") else {
-        return Err(bad(
+        return Err(ApiError::invalid_param(
             "messages",
-            "'messages' must be a non-empty list of messages.".into(),
+            "'messages' must be a non-empty list of messages.",
         ));
     };
     if raw.is_empty() {
-        return Err(bad(
+        return Err(ApiError::invalid_param(
             "messages",
-            "'messages' must be a non-empty list of messages.".into(),
+            "'messages' must be a non-empty list of messages.",
         ));
     }
     let mut messages = Vec::with_capacity(raw.len());
     for (i, m) in raw.iter().enumerate() {
-        let role = m
-            .get("role")
-            .and_then(Value::as_str)
-            .ok_or_else(|| bad("messages", format!("messages[{i}] needs a 'role'.")))?;
+        let role = m.get("role").and_then(Value::as_str).ok_or_else(|| {
+            ApiError::invalid_param("messages", format!("messages[{i}] needs a 'role'."))
+        })?;
         let role = if role == "developer" { "system" } else { role };
         let content = content_text(m.get("content").unwrap_or(&Value::Null), i)?;
         messages.push(Message {
@@ -205,22 +204,22 @@ pub fn completion(body: &Value, default_max_tokens: u32) -> Result<LlmRequest, A
                 .collect()
         }
         Some(Value::Array(items)) if items.iter().any(|i| i.is_number() || i.is_array()) => {
-            return Err(bad(
+            return Err(ApiError::invalid_param(
                 "prompt",
-                "Token-array prompts are not supported by this model; send text.".into(),
+                "Token-array prompts are not supported by this model; send text.",
             ))
         }
         _ => {
-            return Err(bad(
+            return Err(ApiError::invalid_param(
                 "prompt",
-                "'prompt' must be a string or a non-empty list of strings.".into(),
+                "'prompt' must be a string or a non-empty list of strings.",
             ))
         }
     };
     if prompts.len() * n as usize > MAX_N as usize * 4 {
-        return Err(bad(
+        return Err(ApiError::invalid_param(
             "prompt",
-            "Too many prompts times 'n' in one request.".into(),
+            "Too many prompts times 'n' in one request.",
         ));
     }
     Ok(LlmRequest {

@@ -121,15 +121,8 @@ fn describe(req: &ModelInferRequest, extras: Extras) -> Value {
 }
 
 fn golden(name: &str, got: &Value) {
-    let file = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join(format!("golden/requests/{name}.json"));
     let text = serde_json::to_string_pretty(got).unwrap() + "\n";
-    if std::env::var_os("AIROUTER_BLESS").is_some() {
-        std::fs::write(&file, &text).unwrap();
-    }
-    let want = std::fs::read_to_string(&file)
-        .unwrap_or_else(|e| panic!("{}: {e} (AIROUTER_BLESS=1 writes it)", file.display()));
-    assert_eq!(text, want, "golden {name}");
+    crate::golden::check(&format!("requests/{name}.json"), &text);
 }
 
 #[test]
