@@ -12,6 +12,7 @@ faults, so tests can see how the router passes upstream errors on:
     fail-400   400 in vLLM's error shape, naming the model
     slow-N     waits N seconds before answering
     cut-stream streams two chat chunks, then closes the connection without `data: [DONE]`
+    ticking-stream streams "tick" 20 times, 0.1 s apart
 
 Standard library only, so it runs anywhere Python does.
 """
@@ -236,6 +237,15 @@ class Handler(BaseHTTPRequestHandler):
 
     def chat(self, req, model):
         text = "You said: " + last_user_text(req.get("messages"))
+        if model == "ticking-stream" and req.get("stream"):
+            self.start_stream()
+            for _ in range(20):
+                chunk = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": model,
+                         "choices": [{"index": 0, "delta": {"content": "tick "}, "finish_reason": None}]}
+                self.write_chunk(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+                time.sleep(0.1)
+            self.write_chunk(b"data: [DONE]\n\n")
+            return self.end_stream()
         cid, created = "chatcmpl-demo", int(time.time())
         usage = {"prompt_tokens": 5, "completion_tokens": len(text.split()), "total_tokens": 5 + len(text.split())}
         if req.get("stream"):

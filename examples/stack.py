@@ -142,8 +142,15 @@ class Stack:
         wait_http(url, proc=proc, log=log)
         return proc
 
-    def render(self, config_path, name="envoy.json"):
-        out = subprocess.run([str(AIROUTER), "envoy", str(config_path), "--wasm", str(WASM)],
+    def reload(self, config_path):
+        """Rewrites the watched listener and cluster files from a changed config."""
+        out = subprocess.run([str(AIROUTER), "reload", str(config_path), "--wasm", str(WASM), "--xds-dir", str(self.xds_dir)],
+                             capture_output=True, text=True, check=False)
+        if out.returncode != 0:
+            raise RuntimeError("airouter reload failed:\n" + out.stderr)
+
+    def render(self, config_path, name="envoy.json", extra=()):
+        out = subprocess.run([str(AIROUTER), "envoy", str(config_path), "--wasm", str(WASM), *extra],
                              capture_output=True, text=True, check=False)
         if out.returncode != 0:
             raise RuntimeError("airouter envoy failed:\n" + out.stderr)
@@ -156,12 +163,17 @@ class Stack:
                              capture_output=True, text=True, env=env, check=False)
         return out.returncode, out.stdout + out.stderr
 
-    def start_envoy(self, config_path, env_extra=None, concurrency=2):
+    def start_envoy(self, config_path, env_extra=None, concurrency=2, xds_dir=None):
+        """Envoy on the rendered config (validated first); with `xds_dir`, its listener and
+        clusters come from files there, which `reload` rewrites."""
         env = dict(os.environ, **(env_extra or {}))
         bootstrap = self.render(config_path)
         code, output = self.validate(bootstrap, env)
         if code != 0:
             raise RuntimeError("envoy --mode validate refused the rendered config:\n" + output[-4000:])
+        if xds_dir is not None:
+            self.xds_dir = Path(xds_dir)
+            bootstrap = self.render(config_path, "envoy-dynamic.json", ["--xds-dir", str(xds_dir)])
         doc = json.loads(bootstrap.read_text())
         admin = doc["admin"]["address"]["socket_address"]
         argv = [envoy_binary(), "-c", str(bootstrap), "--disable-hot-restart", "--concurrency", str(concurrency),

@@ -55,7 +55,16 @@ fn wasm_config(plan: &Plan, toml_text: &str, wasm: &Path, root_id: &str) -> Valu
     })
 }
 
-pub fn render(plan: &Plan, toml_text: &str, wasm: &Path, ca_file: &Path) -> Value {
+/// What a bootstrap is made of: the listener and the clusters (which reloads replace), and the
+/// parts that stay for the life of the process.
+pub struct Parts {
+    pub listener: Value,
+    pub clusters: Vec<Value>,
+    admin: Value,
+    stats_config: Value,
+}
+
+pub fn parts(plan: &Plan, toml_text: &str, wasm: &Path, ca_file: &Path) -> Parts {
     let buffer_limit = plan.listener.max_body_bytes + BUFFER_HEADROOM;
     let mut routes: Vec<Value> = plan.backends.iter().map(route).collect();
     for (i, first) in failovers(plan) {
@@ -83,47 +92,103 @@ pub fn render(plan: &Plan, toml_text: &str, wasm: &Path, ca_file: &Path) -> Valu
         .iter()
         .map(|(tag, regex)| json!({ "tag_name": tag, "regex": regex }))
         .collect();
-    json!({
-        "admin": { "address": socket(&plan.admin.address, plan.admin.port) },
-        // The filter's counters carry backend, model and key names as tags.
-        "stats_config": { "stats_tags": stats_tags, "use_all_default_tags": true },
-        "static_resources": {
-            "listeners": [{
-                "name": "airouter",
-                "address": socket(&plan.listener.address, plan.listener.port),
-                "per_connection_buffer_limit_bytes": buffer_limit,
-                "filter_chains": [{ "filters": [{
-                    "name": "envoy.filters.network.http_connection_manager",
-                    "typed_config": {
-                        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                        "stat_prefix": "airouter",
-                        "codec_type": "AUTO",
-                        // Envoy is the edge here: clients' own x-envoy-* headers are not trusted.
-                        "use_remote_address": true,
-                        "access_log": [access_log()],
-                        "route_config": {
-                            "name": "airouter",
-                            "virtual_hosts": [{ "name": "airouter", "domains": ["*"], "routes": routes }]
-                        },
-                        "http_filters": [
-                            {
-                                "name": "envoy.filters.http.wasm",
-                                "typed_config": {
-                                    "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-                                    "config": wasm_config(plan, toml_text, wasm, "airouter")
-                                }
-                            },
-                            {
-                                "name": "envoy.filters.http.router",
-                                "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" }
-                            }
-                        ]
+    let listener = json!({
+        "name": "airouter",
+        "address": socket(&plan.listener.address, plan.listener.port),
+        "per_connection_buffer_limit_bytes": buffer_limit,
+        "filter_chains": [{ "filters": [{
+            "name": "envoy.filters.network.http_connection_manager",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                "stat_prefix": "airouter",
+                "codec_type": "AUTO",
+                // Envoy is the edge here: clients' own x-envoy-* headers are not trusted.
+                "use_remote_address": true,
+                "access_log": [access_log()],
+                "route_config": {
+                    "name": "airouter",
+                    "virtual_hosts": [{ "name": "airouter", "domains": ["*"], "routes": routes }]
+                },
+                "http_filters": [
+                    {
+                        "name": "envoy.filters.http.wasm",
+                        "typed_config": {
+                            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+                            "config": wasm_config(plan, toml_text, wasm, "airouter")
+                        }
+                    },
+                    {
+                        "name": "envoy.filters.http.router",
+                        "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" }
                     }
-                }]}]
-            }],
-            "clusters": clusters
-        }
+                ]
+            }
+        }]}]
+    });
+    Parts {
+        listener,
+        clusters,
+        admin: json!({ "address": socket(&plan.admin.address, plan.admin.port) }),
+        // The filter's counters carry backend, model and key names as tags.
+        stats_config: json!({ "stats_tags": stats_tags, "use_all_default_tags": true }),
+    }
+}
+
+/// A bootstrap with everything static: changes need a restart.
+pub fn render(plan: &Plan, toml_text: &str, wasm: &Path, ca_file: &Path) -> Value {
+    let p = parts(plan, toml_text, wasm, ca_file);
+    json!({
+        "admin": p.admin,
+        "stats_config": p.stats_config,
+        "static_resources": { "listeners": [p.listener], "clusters": p.clusters }
     })
+}
+
+/// The files a dynamic bootstrap watches, named in it.
+pub const LDS_FILE: &str = "lds.json";
+pub const CDS_FILE: &str = "cds.json";
+
+/// A bootstrap whose listener and clusters come from files in `xds_dir`, which Envoy watches:
+/// `airouter reload` rewrites them, and Envoy swaps the filter chain and drains the old one, so
+/// in-flight requests and streams finish on the configuration they started with.
+pub fn render_dynamic(parts: &Parts, xds_dir: &Path) -> Value {
+    let source = |file: &str| {
+        json!({
+            "path_config_source": {
+                "path": xds_dir.join(file).display().to_string(),
+                "watched_directory": { "path": xds_dir.display().to_string() }
+            },
+            "resource_api_version": "V3"
+        })
+    };
+    json!({
+        "node": { "id": "airouter", "cluster": "airouter" },
+        "admin": parts.admin,
+        "stats_config": parts.stats_config,
+        "dynamic_resources": { "lds_config": source(LDS_FILE), "cds_config": source(CDS_FILE) }
+    })
+}
+
+/// The discovery responses Envoy reads from the watched files.
+pub fn discovery_files(parts: &Parts, version: &str) -> (Value, Value) {
+    let typed = |t: &str, v: &Value| {
+        let mut v = v.clone();
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("@type".into(), json!(t));
+        }
+        v
+    };
+    let lds = json!({
+        "version_info": version,
+        "resources": [typed("type.googleapis.com/envoy.config.listener.v3.Listener", &parts.listener)]
+    });
+    let clusters: Vec<Value> = parts
+        .clusters
+        .iter()
+        .map(|c| typed("type.googleapis.com/envoy.config.cluster.v3.Cluster", c))
+        .collect();
+    let cds = json!({ "version_info": version, "resources": clusters });
+    (lds, cds)
 }
 
 fn route(b: &Backend) -> Value {

@@ -1,7 +1,10 @@
 //! `airouter`: AI Router's command-line tool and sidecar service.
 //!
 //! - `airouter check FILE` validates an `airouter.toml` (chat templates included).
-//! - `airouter envoy FILE [--wasm PATH] [--ca-file PATH]` prints a complete Envoy bootstrap.
+//! - `airouter envoy FILE [--wasm PATH] [--ca-file PATH] [--xds-dir DIR]` prints a complete Envoy
+//!   bootstrap; with `--xds-dir`, one whose listener and clusters come from files in DIR.
+//! - `airouter reload FILE --xds-dir DIR [--wasm PATH] [--ca-file PATH]` rewrites those files from
+//!   a changed FILE: Envoy picks them up without a restart, in-flight streams finish.
 //! - `airouter serve FILE` runs the sidecar that serves the file's Triton models.
 //! - `airouter schema` prints the JSON Schema of `airouter.toml`.
 
@@ -15,7 +18,8 @@ use airouter_sidecar::serve::{self, State};
 
 const USAGE: &str = "usage:
   airouter check FILE
-  airouter envoy FILE [--wasm PATH] [--ca-file PATH]
+  airouter envoy FILE [--wasm PATH] [--ca-file PATH] [--xds-dir DIR]
+  airouter reload FILE --xds-dir DIR [--wasm PATH] [--ca-file PATH]
   airouter serve FILE
   airouter schema";
 
@@ -54,23 +58,26 @@ fn run(args: &[String]) -> Result<(), String> {
             );
             Ok(())
         }
-        Some("envoy") => {
+        Some(cmd @ ("envoy" | "reload")) => {
             let file = args.get(1).ok_or(USAGE)?;
-            let mut wasm = PathBuf::from("target/wasm32-wasip1/release/airouter_filter.wasm");
-            let mut ca_file = PathBuf::from("/etc/ssl/certs/ca-certificates.crt");
-            let mut rest = args.iter().skip(2);
-            while let Some(flag) = rest.next() {
-                let value = rest.next().ok_or(USAGE)?;
-                match flag.as_str() {
-                    "--wasm" => wasm = PathBuf::from(value),
-                    "--ca-file" => ca_file = PathBuf::from(value),
-                    _ => return Err(format!("unknown option {flag}\n{USAGE}")),
-                }
-            }
+            let opts = EnvoyOptions::parse(args.get(2..).unwrap_or(&[]))?;
             let text = read(file)?;
             let plan = compile(file, &text, &|_| None).map_err(|e| e.to_string())?;
-            let wasm = absolute(&wasm)?;
-            let doc = bootstrap::render(&plan, &text, &wasm, &ca_file);
+            serve::compile_templates(&plan, &config_dir(file))
+                .map_err(|e| format!("{file}: {e}"))?;
+            let parts = bootstrap::parts(&plan, &text, &absolute(&opts.wasm)?, &opts.ca_file);
+            let doc = match (&opts.xds_dir, cmd) {
+                (Some(dir), _) => {
+                    write_discovery_files(&parts, dir)?;
+                    if cmd == "reload" {
+                        eprintln!("{file}: reloaded into {}", dir.display());
+                        return Ok(());
+                    }
+                    bootstrap::render_dynamic(&parts, &absolute(dir)?)
+                }
+                (None, "reload") => return Err(format!("reload needs --xds-dir\n{USAGE}")),
+                (None, _) => bootstrap::render(&plan, &text, &absolute(&opts.wasm)?, &opts.ca_file),
+            };
             let out = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
             println!("{out}");
             Ok(())
@@ -87,6 +94,54 @@ fn run(args: &[String]) -> Result<(), String> {
         }
         _ => Err(USAGE.to_string()),
     }
+}
+
+struct EnvoyOptions {
+    wasm: PathBuf,
+    ca_file: PathBuf,
+    xds_dir: Option<PathBuf>,
+}
+
+impl EnvoyOptions {
+    fn parse(args: &[String]) -> Result<Self, String> {
+        let mut opts = EnvoyOptions {
+            wasm: PathBuf::from("target/wasm32-wasip1/release/airouter_filter.wasm"),
+            ca_file: PathBuf::from("/etc/ssl/certs/ca-certificates.crt"),
+            xds_dir: None,
+        };
+        let mut rest = args.iter();
+        while let Some(flag) = rest.next() {
+            let value = PathBuf::from(rest.next().ok_or(USAGE)?);
+            match flag.as_str() {
+                "--wasm" => opts.wasm = value,
+                "--ca-file" => opts.ca_file = value,
+                "--xds-dir" => opts.xds_dir = Some(value),
+                _ => return Err(format!("unknown option {flag}\n{USAGE}")),
+            }
+        }
+        Ok(opts)
+    }
+}
+
+/// Writes the cluster file, then the listener file, each by rename so Envoy never reads half a
+/// file; clusters first, so the new listener's routes find their clusters.
+fn write_discovery_files(parts: &bootstrap::Parts, dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let version = format!(
+        "{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    );
+    let (lds, cds) = bootstrap::discovery_files(parts, &version);
+    for (name, doc) in [(bootstrap::CDS_FILE, cds), (bootstrap::LDS_FILE, lds)] {
+        let tmp = dir.join(format!(".{name}.tmp"));
+        let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
+        std::fs::write(&tmp, text).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        std::fs::rename(&tmp, dir.join(name))
+            .map_err(|e| format!("{}: {e}", dir.join(name).display()))?;
+    }
+    Ok(())
 }
 
 fn config_dir(file: &str) -> PathBuf {

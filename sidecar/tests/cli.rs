@@ -124,3 +124,38 @@ fn unknown_commands_print_usage() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("usage:"));
 }
+
+#[test]
+fn envoy_with_an_xds_dir_writes_watched_files_and_reload_rewrites_them() {
+    let dir = std::env::temp_dir().join(format!("airouter-xds-{}", std::process::id()));
+    let dir_arg = dir.to_str().unwrap();
+    let out = airouter(&["envoy", "examples/airouter.toml", "--xds-dir", dir_arg]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        doc["dynamic_resources"]["lds_config"]["path_config_source"]["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("lds.json")
+    );
+    assert!(doc.get("static_resources").is_none());
+    let read = |f: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.join(f)).unwrap()).unwrap()
+    };
+    let first = read("lds.json")["version_info"].clone();
+    assert_eq!(read("cds.json")["resources"].as_array().unwrap().len(), 5);
+    let out = airouter(&["reload", "examples/airouter.toml", "--xds-dir", dir_arg]);
+    assert!(out.status.success());
+    assert_ne!(
+        read("lds.json")["version_info"],
+        first,
+        "a reload is a new version"
+    );
+    let out = airouter(&["reload", "examples/airouter.toml"]);
+    assert!(!out.status.success(), "reload needs the directory");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
