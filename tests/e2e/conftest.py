@@ -128,6 +128,11 @@ models = ["chat"]
 name = "metered"
 key = "sk-metered"
 requests_per_minute = 2
+
+[[keys]]
+name = "budgeted"
+key = "sk-budgeted"
+tokens_per_minute = 20
 """
 
 

@@ -253,3 +253,20 @@ def test_a_key_over_its_requests_per_minute_gets_429_with_retry_after(env):
     assert e.value.code == "rate_limit_exceeded"
     assert int(e.value.response.headers["retry-after"]) > 0
     assert env.client().chat.completions.create(model="chat", messages=MESSAGES).model == "chat", "other keys are unaffected"
+
+
+def test_a_key_over_its_tokens_per_minute_gets_429_and_streams_are_counted_too(env):
+    client = env.client("sk-budgeted")
+    hi = [{"role": "user", "content": "hi"}]
+    r = client.chat.completions.create(model="chat", messages=hi)
+    assert r.usage.total_tokens == 8
+    env.clear_upstream()
+    chunks = list(client.chat.completions.create(model="chat", messages=hi, stream=True))
+    assert all(c.usage is None for c in chunks), "the usage chunk the router asked for is not passed on"
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "You said: hi"
+    [seen] = env.upstream_requests(env.provider_a)
+    assert json.loads(base64.b64decode(seen["body_b64"]))["stream_options"] == {"include_usage": True}
+    client.chat.completions.create(model="chat", messages=hi)  # 16 used: still under 20
+    with pytest.raises(openai.RateLimitError) as e:
+        client.chat.completions.create(model="chat", messages=hi)  # 24 used
+    assert "tokens" in e.value.message and int(e.value.response.headers["retry-after"]) > 0

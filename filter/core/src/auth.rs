@@ -14,6 +14,8 @@ pub struct ClientKey {
     pub allow: Option<Vec<Pattern>>,
     /// Requests per minute, when limited.
     pub requests_per_minute: Option<u32>,
+    /// Tokens per minute, when limited.
+    pub tokens_per_minute: Option<u32>,
 }
 
 impl ClientKey {
@@ -101,12 +103,14 @@ mod tests {
                 hash: KeyRing::hash("sk-alice"),
                 allow: None,
                 requests_per_minute: None,
+                tokens_per_minute: None,
             },
             ClientKey {
                 name: "bob".into(),
                 hash: KeyRing::hash("sk-bob"),
                 allow: Some(vec![Pattern::new("small-*").unwrap()]),
                 requests_per_minute: None,
+                tokens_per_minute: None,
             },
         ])
     }

@@ -104,12 +104,17 @@ impl ApiError {
 
     /// The client's key used up its requests per minute.
     pub fn key_limited(key_name: &str, wait_ms: u64) -> Self {
+        Self::key_budget(key_name, "requests", wait_ms)
+    }
+
+    /// The client's key used up its `what` (requests, tokens) per minute.
+    pub fn key_budget(key_name: &str, what: &str, wait_ms: u64) -> Self {
         ApiError {
             code: Some("rate_limit_exceeded"),
             retry_after: Some(wait_ms.div_ceil(1000).max(1)),
             ..Self::new(
                 429,
-                format!("Rate limit reached for requests on key `{key_name}`. Try again later."),
+                format!("Rate limit reached for {what} on key `{key_name}`. Try again later."),
             )
         }
     }

@@ -37,6 +37,8 @@ struct Routed {
     /// The target's cool-down key, when the request went straight to one (failover attempts are
     /// watched by the upstream filter).
     single_backend: Option<(String, String)>,
+    /// The router asked the backend for stream usage the client did not ask for.
+    strip_usage: bool,
 }
 
 #[derive(Debug)]
@@ -78,6 +80,34 @@ impl HttpFlow {
 
     fn client_key(&self) -> Option<&ClientKey> {
         self.key.and_then(|i| self.plan.keys.keys().get(i))
+    }
+
+    /// The client key's tokens-per-minute budget, when it has one.
+    fn token_budget(&self) -> Option<limits::RateLimit> {
+        let tpm = self.client_key()?.tokens_per_minute?;
+        Some(limits::RateLimit {
+            requests: tpm,
+            window_ms: 60_000,
+        })
+    }
+
+    /// For a key with a token budget, a streaming chat or completion body asking for usage.
+    fn usage_request(&self, api: Api, body: &[u8]) -> Option<Vec<u8>> {
+        self.token_budget()?;
+        if !matches!(api, Api::Chat | Api::Completions) {
+            return None;
+        }
+        crate::json_body::with_stream_usage(body)
+    }
+
+    /// Charges the tokens a response used to its key's budget.
+    fn settle_tokens(&self, host: &mut dyn Host, tokens: Option<u64>) {
+        let (Some(limit), Some(k), Some(tokens)) = (self.token_budget(), self.client_key(), tokens)
+        else {
+            return;
+        };
+        let now = host.now_ms();
+        limits::charge(host, &token_key(&k.name), tokens, limit, now);
     }
 
     fn reply(&mut self, host: &mut dyn Host, err: &ApiError) -> Action {
@@ -138,6 +168,12 @@ impl HttpFlow {
                 let now = host.now_ms();
                 if let Err(wait) = limits::try_acquire(host, &format!("key/{name}"), limit, now) {
                     return self.reply(host, &ApiError::key_limited(&name, wait));
+                }
+            }
+            if let Some(limit) = self.token_budget() {
+                let now = host.now_ms();
+                if let Err(wait) = limits::check(host, &token_key(&name), limit, now) {
+                    return self.reply(host, &ApiError::key_budget(&name, "tokens", wait));
                 }
             }
         }
@@ -277,6 +313,7 @@ impl HttpFlow {
         let first = choose_target(host, &plan, &targets, &target.client_name)?;
         let remaining = targets.get(first..).unwrap_or(&[]);
         let mut single_backend = None;
+        let mut strip_usage = false;
         if let [only] = remaining {
             // One target left (the model has one, or the ones before it are limited or cooling):
             // rewrite here and route straight to its backend.
@@ -288,7 +325,11 @@ impl HttpFlow {
                 .backend_model
                 .clone()
                 .unwrap_or_else(|| target.client_name.clone());
-            let new_body = target_request::replace_model(api, &body, span, &backend_model);
+            let mut new_body = target_request::replace_model(api, &body, span, &backend_model);
+            if let Some(with_usage) = self.usage_request(api, &new_body) {
+                new_body = with_usage;
+                strip_usage = true;
+            }
             if !host.replace_body(req, body_size, &new_body) {
                 return Err(ApiError::internal(
                     "the request body could not be rewritten",
@@ -312,6 +353,12 @@ impl HttpFlow {
             // body and headers for it. Here only the route and what that filter needs are set.
             for name in INSTRUCTION_HEADERS {
                 host.set_header(req, name, None);
+            }
+            if let Some(with_usage) = self.usage_request(api, &body) {
+                if host.replace_body(req, body_size, &with_usage) {
+                    host.set_header(req, "content-length", Some(&with_usage.len().to_string()));
+                    strip_usage = true;
+                }
             }
             let index = plan
                 .models
@@ -345,6 +392,7 @@ impl HttpFlow {
             client_name: target.client_name.clone(),
             ends_with_done: matches!(api, Api::Chat | Api::Completions),
             single_backend,
+            strip_usage,
         });
         Ok(())
     }
@@ -396,7 +444,12 @@ impl HttpFlow {
         } else if status >= 400 {
             ResponseMode::UpstreamError(status)
         } else if ctype.starts_with("text/event-stream") {
-            ResponseMode::Sse(SseModelRewriter::new(routed.names.clone()))
+            let names = routed.names.clone();
+            ResponseMode::Sse(if routed.strip_usage {
+                SseModelRewriter::stripping_usage(names)
+            } else {
+                SseModelRewriter::new(names)
+            })
         } else if ctype.contains("json") {
             ResponseMode::Json
         } else {
@@ -425,7 +478,9 @@ impl HttpFlow {
             return Action::Continue;
         };
         let resp = Headers::Response;
-        match &mut self.response {
+        let counting = self.token_budget().is_some();
+        let mut tokens = None;
+        let action = match &mut self.response {
             ResponseMode::Untouched => Action::Continue,
             ResponseMode::Sse(rewriter) => {
                 let chunk = host.body(resp, body_size).unwrap_or_default();
@@ -439,6 +494,7 @@ impl HttpFlow {
                     if routed.ends_with_done && !rewriter.saw_done() {
                         out.extend(sse::truncated_stream_ending(complete));
                     }
+                    tokens = rewriter.usage_tokens();
                 }
                 if out != chunk && !host.replace_body(resp, body_size, &out) {
                     host.log_warn("could not rewrite an SSE chunk");
@@ -448,6 +504,9 @@ impl HttpFlow {
             _ if !end_of_stream => Action::Pause,
             ResponseMode::Json => {
                 let body = host.body(resp, body_size).unwrap_or_default();
+                if counting {
+                    tokens = crate::json_body::total_tokens(&body);
+                }
                 if let Some(out) = routed.names.rewrite_document(&body) {
                     host.replace_body(resp, body_size, &out);
                 }
@@ -471,8 +530,14 @@ impl HttpFlow {
                 host.replace_body(resp, body_size, &out);
                 Action::Continue
             }
-        }
+        };
+        self.settle_tokens(host, tokens);
+        action
     }
+}
+
+fn token_key(key_name: &str) -> String {
+    format!("keytok/{key_name}")
 }
 
 /// The index of the first target that is neither cooling down after a 429 nor at its request

@@ -24,6 +24,51 @@ struct TopLevel<'a> {
     model: Option<&'a RawValue>,
 }
 
+#[derive(Deserialize)]
+struct StreamFields<'a> {
+    stream: Option<bool>,
+    #[serde(borrow)]
+    stream_options: Option<&'a RawValue>,
+}
+
+/// For a streaming request that did not ask for usage, the body with
+/// `"stream_options":{"include_usage":true}` added (the router needs the usage to count tokens);
+/// `None` when the request is not streaming, already asks, or has `stream_options` of its own.
+pub fn with_stream_usage(body: &[u8]) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(body).ok()?;
+    let fields: StreamFields = serde_json::from_str(text).ok()?;
+    if fields.stream != Some(true) || fields.stream_options.is_some() {
+        return None;
+    }
+    let open = text.find('{')?;
+    let rest = text.get(open + 1..)?;
+    let comma = if rest.trim_start().starts_with('}') {
+        ""
+    } else {
+        ","
+    };
+    let mut out = Vec::with_capacity(body.len() + 40);
+    out.extend_from_slice(body.get(..=open)?);
+    out.extend_from_slice(b"\"stream_options\":{\"include_usage\":true}");
+    out.extend_from_slice(comma.as_bytes());
+    out.extend_from_slice(rest.as_bytes());
+    Some(out)
+}
+
+/// `usage.total_tokens` of a response body or stream event, when present.
+pub fn total_tokens(json: &[u8]) -> Option<u64> {
+    #[derive(Deserialize)]
+    struct Usage {
+        total_tokens: Option<u64>,
+    }
+    #[derive(Deserialize)]
+    struct WithUsage {
+        usage: Option<Usage>,
+    }
+    let v: WithUsage = serde_json::from_slice(json).ok()?;
+    v.usage?.total_tokens
+}
+
 /// Finds the top-level `model` of a JSON request body, or the OpenAI error for a body without one.
 pub fn find_model(body: &[u8]) -> Result<ModelField, ApiError> {
     let text = std::str::from_utf8(body).map_err(|_| ApiError::bad_json())?;
@@ -81,6 +126,24 @@ mod tests {
         let out = splice_string(body, f.span, "llama/3 \"8b\"");
         let expected = br#"{"messages":[{"role":"user","content":"model \"x\""}], "model" : "llama/3 \"8b\"","zz_unknown":{"model":"inner"}}"#;
         assert_eq!(out, expected.to_vec());
+    }
+
+    #[test]
+    fn streaming_requests_are_asked_for_usage_once() {
+        let out = with_stream_usage(br#"{"model":"m","stream":true}"#).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["stream_options"]["include_usage"], true);
+        assert_eq!(v["model"], "m");
+        assert_eq!(with_stream_usage(br#"{"model":"m"}"#), None);
+        assert_eq!(
+            with_stream_usage(br#"{"stream":true,"stream_options":{"include_usage":false}}"#),
+            None
+        );
+        assert_eq!(
+            total_tokens(br#"{"usage":{"prompt_tokens":1,"total_tokens":9}}"#),
+            Some(9)
+        );
+        assert_eq!(total_tokens(br#"{"usage":null}"#), None);
     }
 
     #[test]

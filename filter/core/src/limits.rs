@@ -60,18 +60,30 @@ fn roll(stored: Option<(u64, u64, u64)>, now: u64, window: u64) -> (u64, u64, u6
 
 /// The sliding-window estimate of requests, and how long until one more would fit.
 fn estimate(start: u64, cur: u64, prev: u64, now: u64, limit: RateLimit) -> (f64, u64) {
+    estimate_for(start, cur, prev, now, limit, 1.0)
+}
+
+/// As [`estimate`], for `need` more units.
+fn estimate_for(
+    start: u64,
+    cur: u64,
+    prev: u64,
+    now: u64,
+    limit: RateLimit,
+    need: f64,
+) -> (f64, u64) {
     let window = limit.window_ms as f64;
     let elapsed = (now - start) as f64;
     let overlap = (window - elapsed).max(0.0) / window;
     let used = prev as f64 * overlap + cur as f64;
-    let wait = if used + 1.0 <= f64::from(limit.requests) {
+    let wait = if used + need <= f64::from(limit.requests) {
         0
     } else if prev == 0 {
         // Only this window counts: wait for it to end.
         (start + limit.window_ms).saturating_sub(now)
     } else {
         // The previous window's weight falls linearly; find when enough of it has gone.
-        let excess = used + 1.0 - f64::from(limit.requests);
+        let excess = used + need - f64::from(limit.requests);
         let per_ms = prev as f64 / window;
         (excess / per_ms).ceil().min(window * 2.0) as u64
     };
@@ -106,6 +118,38 @@ pub fn try_acquire(
     }
     host.log_warn("rate-limit counter kept conflicting; request let through");
     Ok(())
+}
+
+/// Whether one more unit fits the window, without counting it (for budgets charged later, such as
+/// tokens, which are only known when the response ends).
+pub fn check(host: &dyn Host, key: &str, limit: RateLimit, now: u64) -> Result<(), u64> {
+    let window = limit.window_ms.max(1);
+    let stored = host
+        .shared_get(&counter_key(key))
+        .and_then(|(v, _)| decode(&v));
+    let (start, cur, prev) = roll(stored, now, window);
+    match estimate(start, cur, prev, now, limit) {
+        (_, 0) => Ok(()),
+        (_, wait) => Err(wait),
+    }
+}
+
+/// Charges `amount` to the window, whatever the limit (the work was already done).
+pub fn charge(host: &mut dyn Host, key: &str, amount: u64, limit: RateLimit, now: u64) {
+    let counter = counter_key(key);
+    let window = limit.window_ms.max(1);
+    for _ in 0..CAS_ATTEMPTS {
+        let (stored, cas) = match host.shared_get(&counter) {
+            Some((v, cas)) => (decode(&v), cas),
+            None => (None, 0),
+        };
+        let (start, cur, prev) = roll(stored, now, window);
+        if host.shared_set(&counter, &encode(start, cur + amount, prev), cas)
+            != SharedWrite::Conflict
+        {
+            return;
+        }
+    }
 }
 
 /// Requests left in the window and milliseconds until the window resets, without counting.

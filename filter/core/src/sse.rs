@@ -72,6 +72,10 @@ pub struct SseModelRewriter {
     names: NameRewriter,
     /// An event `data: [DONE]` went by: the stream ended as OpenAI streams do.
     saw_done: bool,
+    /// `usage.total_tokens` from the stream, once seen.
+    usage_tokens: Option<u64>,
+    /// Remove the usage-only chunk (the router asked for it, the client did not).
+    strip_usage: bool,
 }
 
 impl SseModelRewriter {
@@ -80,7 +84,22 @@ impl SseModelRewriter {
             framer: SseFramer::default(),
             names,
             saw_done: false,
+            usage_tokens: None,
+            strip_usage: false,
         }
+    }
+
+    /// A rewriter that also removes the usage-only chunk the router asked for.
+    pub fn stripping_usage(names: NameRewriter) -> Self {
+        SseModelRewriter {
+            strip_usage: true,
+            ..Self::new(names)
+        }
+    }
+
+    /// `usage.total_tokens`, when the stream carried it.
+    pub fn usage_tokens(&self) -> Option<u64> {
+        self.usage_tokens
     }
 
     /// What to send downstream for this chunk (possibly empty while an event is incomplete).
@@ -88,8 +107,16 @@ impl SseModelRewriter {
         let mut out = Vec::with_capacity(chunk.len() + 16);
         let names = &self.names;
         let saw_done = &mut self.saw_done;
+        let usage_tokens = &mut self.usage_tokens;
+        let strip = self.strip_usage;
         self.framer.push(chunk, &mut |event| {
             *saw_done |= is_done(event);
+            if let Some(tokens) = usage_of(event) {
+                *usage_tokens = Some(tokens);
+                if strip && is_usage_only(event) {
+                    return;
+                }
+            }
             rewrite_event(names, event, &mut out)
         });
         out
@@ -127,6 +154,30 @@ pub fn truncated_stream_ending(tail_is_complete: bool) -> Vec<u8> {
     out.extend_from_slice(&err);
     out.extend_from_slice(b"\n\ndata: [DONE]\n\n");
     out
+}
+
+/// The data of a one-line event.
+fn single_data(event: &[u8]) -> Option<&[u8]> {
+    let line = lines(event).find(|l| l.starts_with(b"data:"))?;
+    let value = line.strip_prefix(b"data:")?;
+    Some(value.strip_prefix(b" ").unwrap_or(value).trim_ascii_end())
+}
+
+/// `usage.total_tokens` of an event that carries usage (cheap test first: most do not).
+fn usage_of(event: &[u8]) -> Option<u64> {
+    memchr::memmem::find(event, b"\"usage\"")?;
+    crate::json_body::total_tokens(single_data(event)?)
+}
+
+/// The final chunk OpenAI sends when asked for usage: no choices, just usage.
+fn is_usage_only(event: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Chunk {
+        choices: Option<Vec<serde::de::IgnoredAny>>,
+    }
+    single_data(event)
+        .and_then(|d| serde_json::from_slice::<Chunk>(d).ok())
+        .is_some_and(|c| c.choices.is_some_and(|v| v.is_empty()))
 }
 
 fn is_done(event: &[u8]) -> bool {

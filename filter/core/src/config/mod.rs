@@ -811,11 +811,22 @@ fn compile_keys(
             }
             *r.get_ref()
         });
+        let tokens_per_minute = k.tokens_per_minute.as_ref().map(|r| {
+            if *r.get_ref() == 0 || section != "keys" {
+                errs.push(loc.error(
+                    r.span(),
+                    key("tokens_per_minute"),
+                    "must be above 0, on client keys only",
+                ));
+            }
+            *r.get_ref()
+        });
         keys.push(ClientKey {
             name: name.clone(),
             hash,
             allow: k.models.as_ref().map(|_| allow),
             requests_per_minute,
+            tokens_per_minute,
         });
     }
     KeyRing::new(keys)

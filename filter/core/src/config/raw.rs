@@ -296,6 +296,9 @@ pub struct RawKey {
     /// At most this many requests per minute for this key, across Envoy's workers (client keys).
     #[cfg_attr(feature = "schema", schemars(with = "Option<u32>"))]
     pub requests_per_minute: Option<Spanned<u32>>,
+    /// At most this many tokens (the backends' `usage.total_tokens`) per minute for this key.
+    #[cfg_attr(feature = "schema", schemars(with = "Option<u32>"))]
+    pub tokens_per_minute: Option<Spanned<u32>>,
 }
 
 fn default_listen_address() -> String {

@@ -119,3 +119,24 @@ fn retry_hints_are_read() {
     assert_eq!(retry_after_ms(None, Some("soon"), None), None);
     assert_eq!(retry_after_ms(None, None, None), None);
 }
+
+#[test]
+fn budgets_are_checked_first_and_charged_after() {
+    let mut s = Store::default();
+    let budget = RateLimit {
+        requests: 20,
+        window_ms: 60_000,
+    };
+    assert_eq!(check(&s, "k", budget, 1_000), Ok(()));
+    charge(&mut s, "k", 19, budget, 1_000);
+    assert_eq!(
+        check(&s, "k", budget, 1_000),
+        Ok(()),
+        "one token still fits"
+    );
+    charge(&mut s, "k", 30, budget, 1_000);
+    assert!(
+        check(&s, "k", budget, 1_000).is_err(),
+        "overshoot is charged, then refused"
+    );
+}

@@ -115,3 +115,21 @@ fn truncated_endings_are_well_formed_events() {
     assert!(text.starts_with("\n\ndata: {\"error\""));
     assert!(text.ends_with("\n\ndata: [DONE]\n\n"));
 }
+
+#[test]
+fn usage_is_read_and_the_usage_only_chunk_removed_when_asked() {
+    let stream = b"data: {\"choices\":[{\"delta\":{\"content\":\"x\"}}],\"usage\":null}\n\ndata: {\"choices\":[],\"usage\":{\"total_tokens\":7}}\n\ndata: [DONE]\n\n";
+    let mut r = SseModelRewriter::stripping_usage(NameRewriter::new("a", "b"));
+    let mut out = r.feed(&stream[..40]);
+    out.extend(r.feed(&stream[40..]));
+    out.extend(r.finish());
+    assert_eq!(r.usage_tokens(), Some(7));
+    let text = String::from_utf8(out).unwrap();
+    assert!(!text.contains("total_tokens"), "{text}");
+    assert!(text.ends_with("data: [DONE]\n\n"));
+    // Without stripping, the client keeps the chunk it asked for.
+    let mut r = SseModelRewriter::new(NameRewriter::new("a", "b"));
+    let out = r.feed(stream);
+    assert_eq!(out, stream.to_vec());
+    assert_eq!(r.usage_tokens(), Some(7));
+}
