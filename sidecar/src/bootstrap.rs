@@ -351,6 +351,28 @@ fn cluster(plan: &Plan, b: &Backend, buffer_limit: u64, ca_file: &Path) -> Value
             }] }]
         }
     });
+    // Passive: a backend answering five 5xx in a row (or unreachable five times) is ejected for
+    // 30 s, doubling on repeats; failover then goes straight to the next target. 429s do not count.
+    c["outlier_detection"] = json!({
+        "consecutive_5xx": 5,
+        "consecutive_gateway_failure": 5,
+        "base_ejection_time": "30s",
+        "max_ejection_percent": 100
+    });
+    if let Some((path, interval)) = &b.health_check {
+        let host_header = if b.kind == BackendKind::Openai {
+            b.url.authority.clone()
+        } else {
+            "airouter-sidecar".into()
+        };
+        c["health_checks"] = json!([{
+            "timeout": duration_ms((*interval).min(b.connect_timeout_ms.max(1000))),
+            "interval": duration_ms(*interval),
+            "unhealthy_threshold": 2,
+            "healthy_threshold": 1,
+            "http_health_check": { "path": path, "host": host_header }
+        }]);
+    }
     if tls {
         c["transport_socket"] = json!({
             "name": "envoy.transport_sockets.tls",

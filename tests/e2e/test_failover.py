@@ -49,6 +49,12 @@ kind = "triton"
 url = "grpc://127.0.0.1:{grpc}"
 
 # Its own backend: a 429 cools the backend down, which would change what later tests see.
+# Checked by Envoy: its health path always fails, so failover skips it without trying it.
+[backends.sick]
+kind = "openai"
+url = "http://127.0.0.1:{a}/v1"
+health_check = {{ path = "/v1/no-such-health", interval_ms = 200 }}
+
 [backends.primary-429]
 kind = "openai"
 url = "http://127.0.0.1:{a}/v1"
@@ -92,6 +98,11 @@ apis = ["chat"]
 target = {{ backend = "cooling-single", model = "fail-429" }}
 
 [[models]]
+name = "skip-unhealthy"
+apis = ["chat"]
+targets = [{{ backend = "sick", model = "sick-model" }}, {{ backend = "secondary", model = "second-choice" }}]
+
+[[models]]
 name = "dead-single"
 apis = ["chat"]
 target = {{ backend = "dead", model = "ghost" }}
@@ -133,7 +144,7 @@ targets = [{{ backend = "dead", model = "ghost" }}, {{ backend = "triton", model
 triton = {{ family = "vllm", template = "chatml" }}
 """
 
-BACKEND_NAMES = ["capped-model", "tight-model", "fail-500", "fail-429", "fail-400", "second-choice", "slow-5", "ghost", "vllm_chat"]
+BACKEND_NAMES = ["sick-model", "capped-model", "tight-model", "fail-500", "fail-429", "fail-400", "second-choice", "slow-5", "ghost", "vllm_chat"]
 
 
 @pytest.fixture(scope="module")
@@ -342,3 +353,30 @@ def test_counters_are_envoy_stats_with_tags(failover):
     lines = [l for l in text.splitlines() if l.startswith("airouter_backend_requests{")]
     assert any('backend="secondary"' in l and not l.endswith(" 0") for l in lines), lines
     assert any(l.startswith('airouter_model_requests{model="after-refused"}') for l in text.splitlines())
+
+
+def test_a_backend_failing_its_health_check_is_skipped(failover):
+    _, ports = failover
+    url = "http://127.0.0.1:%d/clusters" % ports["admin"]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        clusters = urllib.request.urlopen(url).read().decode()
+        if "airouter_backend_sick::" in clusters and "failed_active_hc" in clusters:
+            break
+        time.sleep(0.2)
+    assert "failed_active_hc" in clusters
+    clear(ports)
+    r = client(ports).chat.completions.create(model="skip-unhealthy", messages=[{"role": "user", "content": "hi"}])
+    assert r.model == "skip-unhealthy"
+    assert posts(ports, "a", "sick-model") == [], "the unhealthy target is not tried"
+    assert len(posts(ports, "b", "second-choice")) == 1
+
+
+def test_clusters_have_outlier_detection(failover):
+    import tomllib
+    _, ports = failover
+    url = "http://127.0.0.1:%d/config_dump?resource=static_clusters" % ports["admin"]
+    dump = json.loads(urllib.request.urlopen(url).read())
+    names = {c["cluster"]["name"]: c["cluster"] for c in dump["configs"]}
+    assert names["airouter_backend_primary"]["outlier_detection"]["consecutive_5xx"] == 5
+    assert len(tomllib.loads(CONFIG.format(**ports))["backends"]) <= len(names)

@@ -69,6 +69,8 @@ pub struct Backend {
     pub timeout_ms: u64,
     pub idle_timeout_ms: u64,
     pub rate_limit: Option<crate::limits::RateLimit>,
+    /// (path, interval in ms) of Envoy's active health check, when configured.
+    pub health_check: Option<(String, u64)>,
 }
 
 impl Backend {
@@ -438,6 +440,10 @@ fn compile_backend(
         timeout_ms: b.timeout_ms,
         idle_timeout_ms: b.idle_timeout_ms,
         rate_limit,
+        health_check: b
+            .health_check
+            .as_ref()
+            .map(|h| (h.path.clone(), h.interval_ms.max(100))),
     })
 }
 

@@ -222,6 +222,24 @@ pub struct RawBackend {
     /// its limit is skipped.
     #[cfg_attr(feature = "schema", schemars(with = "Option<RawRateLimit>"))]
     pub rate_limit: Option<Spanned<RawRateLimit>>,
+    /// Envoy's active health check of the backend: `GET path` every `interval_ms`; a backend that
+    /// fails it is skipped by failover.
+    pub health_check: Option<RawHealthCheck>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct RawHealthCheck {
+    /// Path to GET, e.g. `/health` (vLLM) or `/v1/models`.
+    pub path: String,
+    /// Milliseconds between checks (default 10000).
+    #[serde(default = "default_health_interval")]
+    pub interval_ms: u64,
+}
+
+fn default_health_interval() -> u64 {
+    10_000
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
