@@ -19,29 +19,7 @@ pub fn parse(body: &Value) -> Result<EmbeddingsRequest, ApiError> {
     if !body.is_object() {
         return Err(ApiError::not_an_object());
     }
-    let inputs = match body.get("input") {
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(items)) if !items.is_empty() && items.iter().all(Value::is_string) => {
-            items
-                .iter()
-                .filter_map(|i| i.as_str().map(str::to_string))
-                .collect()
-        }
-        Some(Value::Array(items))
-            if !items.is_empty() && items.iter().all(|i| i.is_number() || i.is_array()) =>
-        {
-            return Err(ApiError::invalid_param(
-                "input",
-                "This model takes text input; token arrays are not supported.",
-            ))
-        }
-        _ => {
-            return Err(ApiError::invalid_param(
-                "input",
-                "'input' must be a string or a non-empty list of strings.",
-            ))
-        }
-    };
+    let inputs = super::openai_request::text_list(body, "input")?;
     if inputs.len() > 2048 {
         return Err(ApiError::invalid_param(
             "input",

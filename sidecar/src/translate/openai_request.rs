@@ -131,6 +131,30 @@ fn common(body: &Value, default_max_tokens: u32) -> Result<(Sampling, u32, bool,
     Ok((sampling, n, stream, include_usage))
 }
 
+/// A parameter that is a string or a non-empty list of strings (`prompt`, `input`). Token
+/// arrays are refused: the models behind the sidecar take text.
+pub fn text_list(body: &Value, param: &'static str) -> Result<Vec<String>, ApiError> {
+    match body.get(param) {
+        Some(Value::String(s)) => Ok(vec![s.clone()]),
+        Some(Value::Array(items)) if !items.is_empty() && items.iter().all(Value::is_string) => {
+            Ok(items
+                .iter()
+                .filter_map(|i| i.as_str().map(str::to_string))
+                .collect())
+        }
+        Some(Value::Array(items)) if items.iter().any(|i| i.is_number() || i.is_array()) => {
+            Err(ApiError::invalid_param(
+                param,
+                "Token arrays are not supported by this model; send text.",
+            ))
+        }
+        _ => Err(ApiError::invalid_param(
+            param,
+            format!("'{param}' must be a string or a non-empty list of strings."),
+        )),
+    }
+}
+
 /// Text of a message's `content`: a string, or the text parts of a list.
 fn content_text(content: &Value, i: usize) -> Result<String, ApiError> {
     match content {
@@ -195,27 +219,7 @@ pub fn chat(body: &Value, default_max_tokens: u32) -> Result<LlmRequest, ApiErro
 
 pub fn completion(body: &Value, default_max_tokens: u32) -> Result<LlmRequest, ApiError> {
     let (sampling, n, stream, include_usage) = common(body, default_max_tokens)?;
-    let prompts = match body.get("prompt") {
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(items)) if !items.is_empty() && items.iter().all(Value::is_string) => {
-            items
-                .iter()
-                .filter_map(|i| i.as_str().map(str::to_string))
-                .collect()
-        }
-        Some(Value::Array(items)) if items.iter().any(|i| i.is_number() || i.is_array()) => {
-            return Err(ApiError::invalid_param(
-                "prompt",
-                "Token-array prompts are not supported by this model; send text.",
-            ))
-        }
-        _ => {
-            return Err(ApiError::invalid_param(
-                "prompt",
-                "'prompt' must be a string or a non-empty list of strings.",
-            ))
-        }
-    };
+    let prompts = text_list(body, "prompt")?;
     if prompts.len() * n as usize > MAX_N as usize * 4 {
         return Err(ApiError::invalid_param(
             "prompt",
