@@ -213,7 +213,7 @@ fn failovers(plan: &Plan) -> Vec<(usize, usize)> {
     plan.models
         .iter()
         .enumerate()
-        .flat_map(|(i, m)| (0..m.fallbacks.len()).map(move |first| (i, first)))
+        .flat_map(|(i, m)| (0..m.targets().len().saturating_sub(1)).map(move |first| (i, first)))
         .collect()
 }
 

@@ -305,14 +305,20 @@ def test_models_are_listed(client):
     assert set(FAMILIES) | {"embed"} <= ids
 
 
-def test_sidecar_refuses_a_model_that_cannot_work_as_configured(triton, tmp_path):
+@pytest.mark.parametrize("targets", [
+    'target = { backend = "t", model = "vllm_chat" }',
+    # A Triton target behind another one is checked too.
+    'targets = [{ backend = "o", model = "x" }, { backend = "t", model = "vllm_chat" }]',
+])
+def test_sidecar_refuses_a_model_that_cannot_work_as_configured(triton, tmp_path, targets):
     import subprocess
     from stack import AIROUTER
     config = tmp_path / "wrong.toml"
     config.write_text(
         '[sidecar]\nport = %d\n[backends.t]\nkind = "triton"\nurl = "grpc://127.0.0.1:%d"\n'
-        '[[models]]\nname = "m"\napis = ["chat"]\ntarget = { backend = "t", model = "vllm_chat" }\n'
-        'triton = { family = "trtllm", template = "chatml" }\n' % (free_port(), triton[2]["grpc"]))
+        '[backends.o]\nkind = "openai"\nurl = "http://127.0.0.1:9/v1"\n'
+        '[[models]]\nname = "m"\napis = ["chat"]\n%s\n'
+        'triton = { family = "trtllm", template = "chatml" }\n' % (free_port(), triton[2]["grpc"], targets))
     out = subprocess.run([str(AIROUTER), "serve", str(config)], capture_output=True, text=True, timeout=30)
     assert out.returncode != 0
     assert "cannot be served as `trtllm`" in out.stderr and "max_tokens" in out.stderr, out.stderr

@@ -52,21 +52,16 @@ pub fn render(path: &str, plan: &Plan, host: &dyn Host) -> Value {
 fn health(plan: &Plan, host: &dyn Host) -> Value {
     let now = host.now_ms();
     let mut out = Map::new();
-    for b in &plan.backends {
+    for (bi, b) in plan.backends.iter().enumerate() {
+        // Targets with a configured model name on this backend that are cooling down.
         let cooling: Vec<String> = plan
             .models
             .iter()
-            .flat_map(|m| m.targets().into_iter().map(move |t| (m, t)))
-            .filter(|(_, t)| {
-                t.backend_model.is_some()
-                    && plan
-                        .backends
-                        .get(t.backend)
-                        .is_some_and(|tb| tb.name == b.name)
-            })
-            .filter_map(|(_, t)| {
-                let model = t.backend_model?;
-                let until = limits::cooling_until(host, &limits::target_key(&b.name, &model), now)?;
+            .flat_map(|m| m.targets())
+            .filter(|t| t.backend == bi)
+            .filter_map(|t| {
+                let model = t.backend_model.as_deref()?;
+                let until = limits::cooling_until(host, &limits::target_key(&b.name, model), now)?;
                 Some(format!(
                     "model `{model}` cooling down after a 429 for {} ms",
                     until - now

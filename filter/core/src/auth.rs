@@ -57,17 +57,22 @@ impl KeyRing {
         Some(out)
     }
 
-    /// The key matching `presented`. Every stored digest is compared, matching or not, so the
-    /// time taken says nothing about which key (or how much of one) matched.
-    pub fn find(&self, presented: &str) -> Option<&ClientKey> {
+    /// The index of the key matching `presented`. Every stored digest is compared, matching or
+    /// not, so the time taken says nothing about which key (or how much of one) matched.
+    pub fn position(&self, presented: &str) -> Option<usize> {
         let digest = Self::hash(presented);
         let mut found = None;
-        for k in &self.keys {
+        for (i, k) in self.keys.iter().enumerate() {
             if bool::from(k.hash.ct_eq(&digest)) {
-                found = Some(k);
+                found = Some(i);
             }
         }
         found
+    }
+
+    /// The key matching `presented`.
+    pub fn find(&self, presented: &str) -> Option<&ClientKey> {
+        self.keys.get(self.position(presented)?)
     }
 
     pub fn keys(&self) -> &[ClientKey] {

@@ -254,16 +254,8 @@ impl HttpFlow {
         else {
             return Some(ApiError::missing_key());
         };
-        let Some(found) = self.plan.keys.find(presented) else {
-            return Some(ApiError::invalid_key());
-        };
-        self.key = self
-            .plan
-            .keys
-            .keys()
-            .iter()
-            .position(|k| std::ptr::eq(k, found));
-        None
+        self.key = self.plan.keys.position(presented);
+        self.key.is_none().then(ApiError::invalid_key)
     }
 
     pub fn on_request_body(
@@ -310,7 +302,7 @@ impl HttpFlow {
         let req = Headers::Request;
         host.count(&metrics::model(metrics::MODEL_REQUESTS, &target.model.name));
         let targets = target.model.targets();
-        let first = choose_target(host, &plan, &targets, &target.client_name)?;
+        let first = choose_target(host, &plan, targets, &target.client_name)?;
         let remaining = targets.get(first..).unwrap_or(&[]);
         let mut single_backend = None;
         let mut strip_usage = false;
@@ -321,10 +313,7 @@ impl HttpFlow {
                 .backends
                 .get(only.backend)
                 .ok_or_else(|| ApiError::internal("unknown backend"))?;
-            let backend_model = only
-                .backend_model
-                .clone()
-                .unwrap_or_else(|| target.client_name.clone());
+            let backend_model = Model::name_at(only, &target.client_name).to_string();
             let mut new_body = target_request::replace_model(api, &body, span, &backend_model);
             if let Some(with_usage) = self.usage_request(api, &new_body) {
                 new_body = with_usage;
@@ -360,35 +349,25 @@ impl HttpFlow {
                     strip_usage = true;
                 }
             }
-            let index = plan
-                .models
-                .iter()
-                .position(|m| std::ptr::eq(m, target.model))
-                .unwrap_or(0);
             let full_path = host.header(req, ":path").unwrap_or_default();
             host.set_header(req, CLIENT_MODEL_HEADER, Some(&target.client_name));
             host.set_header(req, CLIENT_PATH_HEADER, Some(&full_path));
             host.set_header(
                 req,
                 BACKEND_HEADER,
-                Some(&Model::failover_key(index, first)),
+                Some(&Model::failover_key(target.index, first)),
             );
             host.set_header(req, "accept-encoding", None);
         }
-        let backend_models: Vec<String> = target
-            .model
-            .targets()
+        let backend_models: Vec<String> = targets
             .iter()
-            .map(|t| {
-                t.backend_model
-                    .clone()
-                    .unwrap_or_else(|| target.client_name.clone())
-            })
+            .map(|t| Model::name_at(t, &target.client_name).to_string())
             .collect();
         let names: Vec<&str> = backend_models.iter().map(String::as_str).collect();
+        let names = NameRewriter::with_backends(&target.client_name, &names);
         self.routed = Some(Routed {
-            names: NameRewriter::with_backends(&target.client_name, &names),
-            backend_models: backend_models.clone(),
+            names,
+            backend_models,
             client_name: target.client_name.clone(),
             ends_with_done: matches!(api, Api::Chat | Api::Completions),
             single_backend,
@@ -554,7 +533,7 @@ fn choose_target(
         let Some(backend) = plan.backends.get(t.backend) else {
             continue;
         };
-        let model = t.backend_model.as_deref().unwrap_or(client_name);
+        let model = Model::name_at(t, client_name);
         if let Some(until) =
             limits::cooling_until(host, &limits::target_key(&backend.name, model), now)
         {

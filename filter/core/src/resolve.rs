@@ -131,6 +131,8 @@ impl ModelResolver {
 #[derive(Debug, Clone)]
 pub struct Target<'p> {
     pub model: &'p Model,
+    /// The model's index in [`Plan::models`].
+    pub index: usize,
     pub backend: &'p Backend,
     pub how: How,
     /// The name the client sees in responses.
@@ -143,17 +145,16 @@ impl Plan {
     pub fn resolve(&self, api: Api, requested: &str) -> Option<Target<'_>> {
         let (i, how) = self.resolver.resolve(&self.models, api, requested)?;
         let model = self.models.get(i)?;
-        let backend = self.backends.get(model.backend)?;
+        let primary = model.primary()?;
+        let backend = self.backends.get(primary.backend)?;
         let client_name = match how {
             How::Exact | How::Pattern => requested.to_string(),
             How::Default => model.name.clone(),
         };
-        let backend_model = model
-            .backend_model
-            .clone()
-            .unwrap_or_else(|| client_name.clone());
+        let backend_model = Model::name_at(primary, &client_name).to_string();
         Some(Target {
             model,
+            index: i,
             backend,
             how,
             client_name,

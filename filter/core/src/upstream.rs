@@ -7,7 +7,7 @@
 use std::rc::Rc;
 
 use crate::api::Api;
-use crate::config::Plan;
+use crate::config::{Model, Plan};
 use crate::host::{Action, Headers, Host};
 use crate::target_request::{self, TargetRef, CLIENT_MODEL_HEADER, CLIENT_PATH_HEADER};
 
@@ -64,14 +64,10 @@ impl UpstreamFlow {
         let Some(resolved) = plan.resolve(api, &client_name) else {
             return Action::Continue;
         };
-        let picked = resolved.model.targets().into_iter().find_map(|t| {
+        let picked = resolved.model.targets().iter().find_map(|t| {
             let backend = plan.backends.get(t.backend)?;
-            (backend.name == backend_name).then(|| {
-                (
-                    backend,
-                    t.backend_model.unwrap_or_else(|| client_name.clone()),
-                )
-            })
+            let backend_model = Model::name_at(t, &client_name).to_string();
+            (backend.name == backend_name).then_some((backend, backend_model))
         });
         let Some((backend, backend_model)) = picked else {
             host.log_warn(&format!(

@@ -14,7 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use airouter_core::api::Api;
-use airouter_core::config::{BackendKind, Plan, TritonFamily, SIDECAR_SECRET_HEADER};
+use airouter_core::config::{
+    BackendKind, Model, Plan, TritonFamily, TritonModel, SIDECAR_SECRET_HEADER,
+};
 use airouter_core::errors::ApiError;
 use airouter_core::target_request::{
     CLIENT_MODEL_HEADER, TRITON_BACKEND_HEADER, TRITON_MODEL_HEADER,
@@ -72,25 +74,38 @@ impl State {
         })
     }
 
+    /// Every target on a Triton backend whose model name is configured: the model, its Triton
+    /// settings, the backend's name and client, and the Triton model's name. Failover models
+    /// count every such target, not only their first.
+    fn triton_targets(
+        &self,
+    ) -> impl Iterator<Item = (&Model, &TritonModel, &str, &TritonBackend, &str)> {
+        self.plan.models.iter().flat_map(move |m| {
+            m.targets().iter().filter_map(move |t| {
+                let settings = m.triton.as_ref()?;
+                let backend = self.plan.backends.get(t.backend)?;
+                let client = self.backends.get(&backend.name)?;
+                Some((
+                    m,
+                    settings,
+                    backend.name.as_str(),
+                    client,
+                    t.backend_model.as_deref()?,
+                ))
+            })
+        })
+    }
+
     /// Reads each Triton model's configuration once now; a model that cannot work as configured
     /// stops start-up. A Triton server that is down is not fatal: its models are checked on use.
     pub async fn check_models(&self) -> Result<(), String> {
-        for m in &self.plan.models {
-            let (Some(t), Some(backend)) = (&m.triton, self.plan.backends.get(m.backend)) else {
-                continue;
-            };
-            let Some(client) = self.backends.get(&backend.name) else {
-                continue;
-            };
-            let Some(name) = &m.backend_model else {
-                continue;
-            };
+        for (m, t, backend, client, name) in self.triton_targets() {
             match tokio::time::timeout(Duration::from_secs(5), client.model_info(name)).await {
                 Ok(Ok(info)) => llm_request::check(t.family, &info).map_err(|e| {
                     format!(
                         "model `{}` (Triton model `{name}` on `{}`) cannot be served as `{}`: {}",
                         m.name,
-                        backend.name,
+                        backend,
                         t.family.config_name(),
                         e.0
                     )
@@ -216,15 +231,7 @@ async fn health(state: &State) -> Response<Body> {
         );
     }
     let mut models = serde_json::Map::new();
-    for m in state.plan.models.iter().filter(|m| m.triton.is_some()) {
-        let backend = state
-            .plan
-            .backends
-            .get(m.backend)
-            .and_then(|b| state.backends.get(&b.name));
-        let (Some(client), Some(name)) = (backend, &m.backend_model) else {
-            continue;
-        };
+    for (m, _, _, client, name) in state.triton_targets() {
         let ready = tokio::time::timeout(wait, client.model_ready(name))
             .await
             .unwrap_or(false);
@@ -266,14 +273,10 @@ async fn route(state: &State, req: Request<Incoming>) -> Result<Response<Body>, 
         .resolve(api, &client_model)
         .ok_or_else(|| ApiError::model_not_found(&client_model))?;
     // The instruction must name one of the model's targets (a failover attempt may be any).
-    let instructed_target = target.model.targets().into_iter().any(|t| {
-        let name = t.backend_model.unwrap_or_else(|| client_model.clone());
-        state
-            .plan
-            .backends
-            .get(t.backend)
-            .is_some_and(|b| b.name == backend_name)
-            && name == triton_model
+    let instructed_target = target.model.targets().iter().any(|t| {
+        let backend = state.plan.backends.get(t.backend);
+        backend.is_some_and(|b| b.name == backend_name)
+            && Model::name_at(t, &client_model) == triton_model
     });
     if !instructed_target {
         return Err(ApiError::internal(
@@ -297,12 +300,7 @@ async fn route(state: &State, req: Request<Incoming>) -> Result<Response<Body>, 
         .to_bytes();
     let json: serde_json::Value =
         serde_json::from_slice(&body).map_err(|_| ApiError::bad_json())?;
-    let model_index = state
-        .plan
-        .models
-        .iter()
-        .position(|m| std::ptr::eq(m, target.model))
-        .unwrap_or(usize::MAX);
+    let model_index = target.index;
     match (triton.family, api) {
         (TritonFamily::Embeddings, Api::Embeddings) => {
             embed::handle(backend, &triton_model, &client_model, &json, &trace).await

@@ -86,12 +86,8 @@ pub struct Model {
     pub name: String,
     pub pattern: Option<Pattern>,
     pub apis: ApiSet,
-    /// Index into [`Plan::backends`] of the first target.
-    pub backend: usize,
-    /// The first target's name for the model; `None` passes the client's name through.
-    pub backend_model: Option<String>,
-    /// The targets after the first, in priority order (failover).
-    pub fallbacks: Vec<ModelTarget>,
+    /// Where requests go, in priority order (never empty; more than one means failover).
+    pub targets: Vec<ModelTarget>,
     pub default: bool,
     pub owned_by: String,
     /// How to drive the model, when its backend is a Triton server.
@@ -109,14 +105,23 @@ pub struct ModelTarget {
 
 impl Model {
     /// Every target in priority order.
-    pub fn targets(&self) -> Vec<ModelTarget> {
-        let first = ModelTarget {
-            backend: self.backend,
-            backend_model: self.backend_model.clone(),
-        };
-        std::iter::once(first)
-            .chain(self.fallbacks.iter().cloned())
-            .collect()
+    pub fn targets(&self) -> &[ModelTarget] {
+        &self.targets
+    }
+
+    /// The first target.
+    pub fn primary(&self) -> Option<&ModelTarget> {
+        self.targets.first()
+    }
+
+    /// Whether Envoy fails over between several targets.
+    pub fn fails_over(&self) -> bool {
+        self.targets.len() > 1
+    }
+
+    /// The model's name at a target: the configured one, or the name the client used.
+    pub fn name_at<'a>(target: &'a ModelTarget, client_name: &'a str) -> &'a str {
+        target.backend_model.as_deref().unwrap_or(client_name)
     }
 
     /// The Envoy route key of a model's failover over its targets from `first` on.
@@ -547,9 +552,7 @@ fn compile_model(
             backend_model,
         });
     }
-    let first = resolved.remove(0);
-    let (backend, backend_model) = (first.backend, first.backend_model);
-    let fallbacks = resolved;
+    let targets = resolved;
     let default = m.default.as_ref().is_some_and(|d| *d.get_ref());
     if default && pattern.is_some() {
         if let Some(d) = &m.default {
@@ -561,8 +564,9 @@ fn compile_model(
         }
     }
     let apis: ApiSet = m.apis.get_ref().iter().copied().collect();
-    let on_triton = std::iter::once(backend)
-        .chain(fallbacks.iter().map(|f| f.backend))
+    let on_triton = targets
+        .iter()
+        .map(|t| t.backend)
         .any(|b| kinds(b) == Some(BackendKind::Triton));
     let triton = match (on_triton, &m.triton) {
         (true, Some(t)) => compile_triton(loc, i, t.get_ref(), t.span(), apis, errs),
@@ -588,9 +592,7 @@ fn compile_model(
         name: name.clone(),
         pattern,
         apis,
-        backend,
-        backend_model,
-        fallbacks,
+        targets,
         default,
         owned_by: m.owned_by.clone().unwrap_or_else(|| "airouter".into()),
         triton,
