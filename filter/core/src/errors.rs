@@ -102,6 +102,18 @@ impl ApiError {
         }
     }
 
+    /// The backend serving the request is at its request limit (kept across Envoy instances).
+    pub fn backend_limited(wait_ms: u64) -> Self {
+        ApiError {
+            code: Some("rate_limit_exceeded"),
+            retry_after: Some(wait_ms.div_ceil(1000).max(1)),
+            ..Self::new(
+                429,
+                "Rate limit reached: the backend serving this model is at its limit. Try again later.".into(),
+            )
+        }
+    }
+
     /// The client's key used up its requests per minute.
     pub fn key_limited(key_name: &str, wait_ms: u64) -> Self {
         Self::key_budget(key_name, "requests", wait_ms)
@@ -205,6 +217,14 @@ impl ApiError {
             code: Some("upstream_timeout"),
             ..Self::new(504, "The backend did not answer in time.".into())
         }
+    }
+
+    /// Global limits are configured to fail closed and the limiter could not be asked.
+    pub fn limiter_unavailable() -> Self {
+        Self::new(
+            503,
+            "The rate limiter is unavailable and this router refuses requests it cannot count. Try again later.".into(),
+        )
     }
 
     pub fn internal(why: &str) -> Self {

@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use crate::api::Api;
 use crate::auth::{presented_key, ClientKey};
-use crate::config::{Model, Plan};
+use crate::config::{Backend, GlobalLimits, Model, Plan};
 use crate::errors::ApiError;
 use crate::host::{Action, Headers, Host};
 use crate::model_names::NameRewriter;
@@ -16,7 +16,7 @@ use crate::target_request::{
     self, TargetRef, CLIENT_MODEL_HEADER, CLIENT_PATH_HEADER, INSTRUCTION_HEADERS,
 };
 use crate::upstream_errors;
-use crate::{admin, limits, metrics};
+use crate::{admin, global_limits, limits, metrics};
 
 pub use crate::target_request::{TRITON_BACKEND_HEADER, TRITON_MODEL_HEADER};
 
@@ -39,6 +39,8 @@ struct Routed {
     single_backend: Option<(String, String)>,
     /// The router asked the backend for stream usage the client did not ask for.
     strip_usage: bool,
+    /// The model's token counter (named by its configured name or pattern).
+    tokens_metric: String,
 }
 
 #[derive(Debug)]
@@ -78,6 +80,11 @@ impl HttpFlow {
         }
     }
 
+    /// Limits kept by the sidecar for several Envoys, when configured.
+    fn global(&self) -> Option<&GlobalLimits> {
+        self.plan.global_limits.as_ref()
+    }
+
     fn client_key(&self) -> Option<&ClientKey> {
         self.key.and_then(|i| self.plan.keys.keys().get(i))
     }
@@ -100,14 +107,54 @@ impl HttpFlow {
         crate::json_body::with_stream_usage(body)
     }
 
-    /// Charges the tokens a response used to its key's budget.
+    /// Counts the tokens a response used and charges them to its key's budget: here, or (with
+    /// global limits) through the filter state Envoy's rate limit filter reads when the stream ends.
     fn settle_tokens(&self, host: &mut dyn Host, tokens: Option<u64>) {
-        let (Some(limit), Some(k), Some(tokens)) = (self.token_budget(), self.client_key(), tokens)
-        else {
+        let Some(tokens) = tokens else { return };
+        if let Some(routed) = &self.routed {
+            host.add(&routed.tokens_metric, tokens);
+        }
+        let Some(k) = self.client_key() else { return };
+        host.add(&metrics::key(metrics::KEY_TOKENS, &k.name), tokens);
+        let Some(limit) = self.token_budget() else {
             return;
         };
-        let now = host.now_ms();
-        limits::charge(host, &token_key(&k.name), tokens, limit, now);
+        if self.global().is_some() {
+            host.set_property(global_limits::USED_PROPERTY, tokens.to_string().as_bytes());
+        } else {
+            let now = host.now_ms();
+            limits::charge(host, &token_key(&k.name), tokens, limit, now);
+        }
+    }
+
+    /// With global limits: names the key, the routed backend and the token reservation for
+    /// Envoy's rate limit filter (see [`global_limits`]).
+    fn mark_for_global_limits(
+        &self,
+        host: &mut dyn Host,
+        api: Api,
+        body: &[u8],
+        backend: Option<&Backend>,
+    ) {
+        let Some(g) = self.global() else { return };
+        let req = Headers::Request;
+        if let Some(k) = self.client_key() {
+            if k.requests_per_minute.is_some() || k.tokens_per_minute.is_some() {
+                host.set_header(req, global_limits::KEY_HEADER, Some(&k.name));
+            }
+            if k.tokens_per_minute.is_some() {
+                let reserved = global_limits::reservation(api, body, g.default_max_tokens);
+                let now = host.now_ms();
+                let value = global_limits::format_reserve(reserved, now);
+                host.set_header(req, global_limits::RESERVE_HEADER, Some(&value));
+                // Until usage is known, the settlement charges exactly the reservation.
+                let tokens = reserved.to_string();
+                host.set_property(global_limits::USED_PROPERTY, tokens.as_bytes());
+            }
+        }
+        if let Some(b) = backend.filter(|b| b.rate_limit.is_some()) {
+            host.set_header(req, global_limits::BACKEND_HEADER, Some(&b.name));
+        }
     }
 
     fn reply(&mut self, host: &mut dyn Host, err: &ApiError) -> Action {
@@ -149,6 +196,12 @@ impl HttpFlow {
         if admin::PATHS.contains(&path.as_str()) {
             return self.admin(host, &method, &path);
         }
+        if self.global().is_some() {
+            // Only the filter names what the shared limiter counts.
+            for name in global_limits::HEADERS {
+                host.set_header(Headers::Request, name, None);
+            }
+        }
         if let Some(err) = self.authenticate(host) {
             host.count(metrics::KEY_DENIED);
             return self.reply(host, &err);
@@ -160,7 +213,8 @@ impl HttpFlow {
                 metrics::key(metrics::KEY_REQUESTS, &k.name),
             );
             host.count(&counter);
-            if let Some(rpm) = rpm {
+            let local = self.global().is_none();
+            if let Some(rpm) = rpm.filter(|_| local) {
                 let limit = limits::RateLimit {
                     requests: rpm,
                     window_ms: 60_000,
@@ -170,7 +224,7 @@ impl HttpFlow {
                     return self.reply(host, &ApiError::key_limited(&name, wait));
                 }
             }
-            if let Some(limit) = self.token_budget() {
+            if let Some(limit) = self.token_budget().filter(|_| local) {
                 let now = host.now_ms();
                 if let Err(wait) = limits::check(host, &token_key(&name), limit, now) {
                     return self.reply(host, &ApiError::key_budget(&name, "tokens", wait));
@@ -302,7 +356,8 @@ impl HttpFlow {
         let req = Headers::Request;
         host.count(&metrics::model(metrics::MODEL_REQUESTS, &target.model.name));
         let targets = target.model.targets();
-        let first = choose_target(host, &plan, targets, &target.client_name)?;
+        let local_limits = plan.global_limits.is_none();
+        let first = choose_target(host, &plan, targets, &target.client_name, local_limits)?;
         let remaining = targets.get(first..).unwrap_or(&[]);
         let mut single_backend = None;
         let mut strip_usage = false;
@@ -343,6 +398,7 @@ impl HttpFlow {
             for name in INSTRUCTION_HEADERS {
                 host.set_header(req, name, None);
             }
+            host.set_header(req, crate::upstream::ATTEMPT_HEADER, None);
             if let Some(with_usage) = self.usage_request(api, &body) {
                 if host.replace_body(req, body_size, &with_usage) {
                     host.set_header(req, "content-length", Some(&with_usage.len().to_string()));
@@ -359,6 +415,8 @@ impl HttpFlow {
             );
             host.set_header(req, "accept-encoding", None);
         }
+        let first_backend = remaining.first().and_then(|t| plan.backends.get(t.backend));
+        self.mark_for_global_limits(host, api, &body, first_backend);
         let backend_models: Vec<String> = targets
             .iter()
             .map(|t| Model::name_at(t, &target.client_name).to_string())
@@ -372,6 +430,7 @@ impl HttpFlow {
             ends_with_done: matches!(api, Api::Chat | Api::Completions),
             single_backend,
             strip_usage,
+            tokens_metric: metrics::model(metrics::MODEL_TOKENS, &target.model.name),
         });
         Ok(())
     }
@@ -385,6 +444,15 @@ impl HttpFlow {
             .header(resp, ":status")
             .and_then(|s| s.parse::<u16>().ok())
             .unwrap_or(0);
+        let details = host
+            .property(&["response", "code_details"])
+            .unwrap_or_default();
+        if details == upstream_errors::RATE_LIMITED {
+            // Envoy's rate limit filter answered with the limiter's own OpenAI-format body; no
+            // backend was involved, so nothing cools down and nothing needs renaming.
+            self.response = ResponseMode::Untouched;
+            return Action::Continue;
+        }
         if let Some((backend, target_key)) = &routed.single_backend {
             if status == 429 {
                 start_cooldown(host, target_key);
@@ -393,9 +461,6 @@ impl HttpFlow {
                 host.count(&metrics::backend(metrics::BACKEND_ERRORS, backend));
             }
         }
-        let details = host
-            .property(&["response", "code_details"])
-            .unwrap_or_default();
         let ctype = host
             .header(resp, "content-type")
             .unwrap_or_default()
@@ -457,7 +522,6 @@ impl HttpFlow {
             return Action::Continue;
         };
         let resp = Headers::Response;
-        let counting = self.token_budget().is_some();
         let mut tokens = None;
         let action = match &mut self.response {
             ResponseMode::Untouched => Action::Continue,
@@ -483,9 +547,7 @@ impl HttpFlow {
             _ if !end_of_stream => Action::Pause,
             ResponseMode::Json => {
                 let body = host.body(resp, body_size).unwrap_or_default();
-                if counting {
-                    tokens = crate::json_body::total_tokens(&body);
-                }
+                tokens = crate::json_body::total_tokens(&body);
                 if let Some(out) = routed.names.rewrite_document(&body) {
                     host.replace_body(resp, body_size, &out);
                 }
@@ -526,6 +588,7 @@ fn choose_target(
     plan: &Plan,
     targets: &[crate::config::ModelTarget],
     client_name: &str,
+    local_limits: bool,
 ) -> Result<usize, ApiError> {
     let now = host.now_ms();
     let mut wait = u64::MAX;
@@ -540,7 +603,7 @@ fn choose_target(
             wait = wait.min(until - now);
             continue;
         }
-        if let Some(limit) = backend.rate_limit {
+        if let Some(limit) = backend.rate_limit.filter(|_| local_limits) {
             if let Err(w) = limits::try_acquire(host, &backend.name, limit, now) {
                 host.count(&metrics::backend(
                     metrics::BACKEND_RATE_LIMITED,

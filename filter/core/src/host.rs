@@ -45,8 +45,14 @@ pub trait Host {
     fn shared_get(&self, key: &str) -> Option<(Vec<u8>, u32)>;
     /// Writes a shared value if its CAS token is still `cas` (0: unconditionally).
     fn shared_set(&mut self, key: &str, value: &[u8], cas: u32) -> SharedWrite;
-    /// Adds one to a counter named by [`crate::metrics`].
-    fn count(&mut self, metric: &str);
+    /// Adds `n` to a counter named by [`crate::metrics`].
+    fn add(&mut self, metric: &str, n: u64);
+    /// Adds one to a counter.
+    fn count(&mut self, metric: &str) {
+        self.add(metric, 1);
+    }
+    /// Sets request-scoped filter state (`wasm.<name>` in Envoy), read by other filters.
+    fn set_property(&mut self, name: &str, value: &[u8]);
     /// A counter's value, summed over workers.
     fn counter(&self, metric: &str) -> u64;
 }

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod config;
 pub mod errors;
 pub mod flow;
+pub mod global_limits;
 pub mod host;
 pub mod json_body;
 pub mod limits;

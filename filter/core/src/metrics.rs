@@ -10,6 +10,9 @@ pub const BACKEND_ERRORS: &str = "airouter_backend_errors";
 pub const BACKEND_RATE_LIMITED: &str = "airouter_backend_rate_limited";
 pub const MODEL_REQUESTS: &str = "airouter_model_requests";
 pub const KEY_REQUESTS: &str = "airouter_key_requests";
+/// Tokens (the backends' `usage.total_tokens`) per client key and per model.
+pub const KEY_TOKENS: &str = "airouter_key_tokens";
+pub const MODEL_TOKENS: &str = "airouter_model_tokens";
 /// Requests refused for a missing or wrong key (no key name to tag them with).
 pub const KEY_DENIED: &str = "airouter_key_denied";
 
@@ -48,13 +51,16 @@ pub fn all(plan: &Plan) -> Vec<String> {
         }
     }
     for m in &plan.models {
-        let name = model(MODEL_REQUESTS, &m.name);
-        if !names.contains(&name) {
-            names.push(name);
+        for c in [MODEL_REQUESTS, MODEL_TOKENS] {
+            let name = model(c, &m.name);
+            if !names.contains(&name) {
+                names.push(name);
+            }
         }
     }
     for k in plan.keys.keys() {
         names.push(key(KEY_REQUESTS, &k.name));
+        names.push(key(KEY_TOKENS, &k.name));
     }
     names
 }

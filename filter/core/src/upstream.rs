@@ -20,6 +20,10 @@ pub const BACKEND_METADATA_PATH: [&str; 5] = [
     "backend",
 ];
 
+/// Counts attempts in the header map the attempts share; the first attempt's target was
+/// already counted against its limit when the downstream flow chose it.
+pub const ATTEMPT_HEADER: &str = "x-airouter-attempt";
+
 /// Per-attempt state.
 #[derive(Debug)]
 pub struct UpstreamFlow {
@@ -81,6 +85,18 @@ impl UpstreamFlow {
             client_name: &client_name,
         };
         target_request::apply_headers(host, &plan, api, query, &t, true);
+        let attempt = host
+            .header(req, ATTEMPT_HEADER)
+            .and_then(|a| a.parse::<u32>().ok())
+            .unwrap_or(0)
+            + 1;
+        host.set_header(req, ATTEMPT_HEADER, Some(&attempt.to_string()));
+        if let (true, Some(limit), None) = (attempt > 1, backend.rate_limit, &plan.global_limits) {
+            // A retry is a request to this backend too: it counts against its limit (it is not
+            // refused here, since Envoy already chose this target).
+            let now = host.now_ms();
+            crate::limits::charge(host, &backend.name, 1, limit, now);
+        }
         self.backend = Some(crate::limits::target_key(&backend.name, &backend_model));
         self.backend_name = Some(backend.name.clone());
         host.count(&crate::metrics::backend(

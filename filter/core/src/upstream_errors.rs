@@ -67,9 +67,15 @@ pub fn wrap(
 
 /// What an Envoy-generated response (no upstream answer) means for the client, from Envoy's
 /// `response.code_details`. `None` when the response did come from the upstream.
+/// `response.code_details` of a request Envoy's rate limit filter refused.
+pub const RATE_LIMITED: &str = "request_rate_limited";
+
 pub fn local_failure(status: u16, code_details: &str) -> Option<ApiError> {
-    if code_details.is_empty() || code_details == "via_upstream" {
+    if code_details.is_empty() || code_details == "via_upstream" || code_details == RATE_LIMITED {
         return None;
+    }
+    if code_details.contains("rate_limiter_error") {
+        return Some(ApiError::limiter_unavailable());
     }
     if code_details.contains("response_timeout") || code_details.contains("timeout") {
         return Some(ApiError::gateway_timeout());

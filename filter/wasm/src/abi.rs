@@ -77,6 +77,12 @@ extern "C" {
         value_size: usize,
         cas: u32,
     ) -> u32;
+    fn proxy_set_property(
+        path_data: *const u8,
+        path_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> u32;
     fn proxy_get_property(
         path_data: *const u8,
         path_size: usize,
@@ -222,11 +228,18 @@ pub fn define_counter(name: &str) -> Option<u32> {
     (status == OK).then_some(id)
 }
 
-pub fn increment(id: u32) {
+pub fn increment(id: u32, n: u64) {
+    let offset = i64::try_from(n).unwrap_or(i64::MAX);
     // SAFETY: plain values only.
     unsafe {
-        proxy_increment_metric(id, 1);
+        proxy_increment_metric(id, offset);
     }
+}
+
+/// Sets filter state `wasm.<name>` (one path segment) for this request.
+pub fn set_property(name: &str, value: &[u8]) -> bool {
+    // SAFETY: pointers and lengths describe live buffers for the duration of the call.
+    unsafe { proxy_set_property(name.as_ptr(), name.len(), value.as_ptr(), value.len()) == OK }
 }
 
 pub fn metric_value(id: u32) -> u64 {

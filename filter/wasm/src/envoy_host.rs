@@ -87,9 +87,15 @@ impl Host for EnvoyHost {
         }
     }
 
-    fn count(&mut self, metric: &str) {
+    fn add(&mut self, metric: &str, n: u64) {
         if let Some(id) = counter_id(metric) {
-            abi::increment(id);
+            abi::increment(id, n);
+        }
+    }
+
+    fn set_property(&mut self, name: &str, value: &[u8]) {
+        if !abi::set_property(name, value) {
+            abi::log(abi::LOG_WARN, "could not set filter state");
         }
     }
 

@@ -175,6 +175,18 @@ pub struct Sidecar {
     pub secret_env: Option<String>,
 }
 
+/// Limits shared by several Envoy instances (`[global_limits]`).
+#[derive(Debug, Clone)]
+pub struct GlobalLimits {
+    /// The Redis URL; it may carry a password.
+    pub redis: Secret,
+    /// Requests pass while the limiter is unreachable.
+    pub fail_open: bool,
+    pub timeout_ms: u64,
+    pub port: u16,
+    pub default_max_tokens: u32,
+}
+
 /// The header carrying the sidecar's shared secret.
 pub const SIDECAR_SECRET_HEADER: &str = "x-airouter-sidecar-secret";
 
@@ -191,6 +203,8 @@ pub struct Plan {
     /// Keys for the admin endpoints; none means the endpoints are off.
     pub admin_keys: KeyRing,
     pub sidecar: Option<Sidecar>,
+    /// Limits kept in Redis by the sidecar for several Envoys; `None`: per-Envoy limits.
+    pub global_limits: Option<GlobalLimits>,
     /// Environment variables named by `api_key_env` that were not set when the plan was built.
     pub missing_env: Vec<String>,
 }
@@ -252,25 +266,37 @@ pub fn compile(
         }
     }
 
-    let sidecar = backends
-        .iter()
-        .any(|b| b.kind == BackendKind::Triton)
-        .then(|| {
-            let secret_env = raw.sidecar.secret_env.as_ref().map(|v| v.get_ref().clone());
-            let secret = secret_env.as_ref().and_then(|var| {
-                let value = env(var).filter(|v| !v.is_empty());
-                if value.is_none() {
-                    missing_env.push(var.clone());
-                }
-                value.map(Secret)
-            });
-            Sidecar {
-                address: raw.sidecar.address.clone(),
-                port: raw.sidecar.port,
-                secret,
-                secret_env,
+    let global_limits = raw
+        .global_limits
+        .as_ref()
+        .and_then(|g| compile_global_limits(&loc, g, &mut errs));
+    if let Some(g) = &raw.global_limits {
+        if g.port == raw.sidecar.port {
+            errs.push(loc.error(
+                g.redis.span(),
+                "global_limits.port",
+                format!("{} is already the sidecar's port; choose another", g.port),
+            ));
+        }
+    }
+    let sidecar = (global_limits.is_some()
+        || backends.iter().any(|b| b.kind == BackendKind::Triton))
+    .then(|| {
+        let secret_env = raw.sidecar.secret_env.as_ref().map(|v| v.get_ref().clone());
+        let secret = secret_env.as_ref().and_then(|var| {
+            let value = env(var).filter(|v| !v.is_empty());
+            if value.is_none() {
+                missing_env.push(var.clone());
             }
+            value.map(Secret)
         });
+        Sidecar {
+            address: raw.sidecar.address.clone(),
+            port: raw.sidecar.port,
+            secret,
+            secret_env,
+        }
+    });
     if let Some(var) = &raw.sidecar.secret_env {
         if !valid_env_name(var.get_ref()) {
             errs.push(loc.error(
@@ -302,7 +328,51 @@ pub fn compile(
         keys,
         admin_keys,
         sidecar,
+        global_limits,
         missing_env,
+    })
+}
+
+fn compile_global_limits(
+    loc: &Locator,
+    g: &raw::RawGlobalLimits,
+    errs: &mut Vec<ConfigError>,
+) -> Option<GlobalLimits> {
+    let url = g.redis.get_ref();
+    let mut ok = true;
+    if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("unix://"))
+    {
+        errs.push(loc.error(
+            g.redis.span(),
+            "global_limits.redis",
+            "must be a `redis://`, `rediss://` or `unix://` URL",
+        ));
+        ok = false;
+    }
+    let timeout_ms = *g.timeout_ms.get_ref();
+    if timeout_ms == 0 || timeout_ms > 60_000 {
+        errs.push(loc.error(
+            g.timeout_ms.span(),
+            "global_limits.timeout_ms",
+            "must be between 1 and 60000",
+        ));
+        ok = false;
+    }
+    let default_max_tokens = *g.default_max_tokens.get_ref();
+    if default_max_tokens == 0 {
+        errs.push(loc.error(
+            g.default_max_tokens.span(),
+            "global_limits.default_max_tokens",
+            "must be above 0",
+        ));
+        ok = false;
+    }
+    ok.then(|| GlobalLimits {
+        redis: Secret(url.clone()),
+        fail_open: g.failure_mode == raw::FailureMode::Open,
+        timeout_ms,
+        port: g.port,
+        default_max_tokens,
     })
 }
 

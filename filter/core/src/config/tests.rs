@@ -268,3 +268,34 @@ fn admin_keys_take_no_allow_list() {
     let e = first_error("[[admin_keys]]\nname = \"ops\"\nkey = \"k\"\nmodels = [\"x\"]\n");
     assert_eq!((e.key.as_str(), e.line), ("admin_keys[0].models", 4));
 }
+
+#[test]
+fn global_limits_bring_the_sidecar_and_keep_the_redis_url_secret() {
+    let text = "[global_limits]\nredis = \"redis://:hunter2@127.0.0.1:6379/0\"\nfailure_mode = \"closed\"\n";
+    let plan = load(text).unwrap();
+    let g = plan.global_limits.as_ref().unwrap();
+    assert!(!g.fail_open);
+    assert_eq!(
+        (g.timeout_ms, g.port, g.default_max_tokens),
+        (200, 8091, 1024)
+    );
+    assert!(
+        plan.sidecar.is_some(),
+        "the sidecar serves the rate limit service"
+    );
+    assert!(!format!("{plan:?}").contains("hunter2"));
+}
+
+#[test]
+fn global_limit_mistakes_are_refused_with_line_and_key() {
+    let e = first_error("[global_limits]\nredis = \"http://127.0.0.1:6379\"\n");
+    assert_eq!((e.line, e.key.as_str()), (2, "global_limits.redis"));
+    let e = first_error("[global_limits]\nredis = \"redis://r\"\ntimeout_ms = 0\n");
+    assert_eq!((e.line, e.key.as_str()), (3, "global_limits.timeout_ms"));
+    let e = first_error(
+        "[sidecar]\nport = 9000\n[global_limits]\nredis = \"redis://r\"\nport = 9000\n",
+    );
+    assert_eq!(e.key, "global_limits.port");
+    let e = first_error("[global_limits]\nredis = \"redis://r\"\nfailure_mode = \"maybe\"\n");
+    assert_eq!(e.line, 3, "{e}");
+}

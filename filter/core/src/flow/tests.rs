@@ -19,6 +19,8 @@ struct FakeHost {
     shared: HashMap<String, (Vec<u8>, u32)>,
     now: u64,
     counters: HashMap<String, u64>,
+    /// Filter state set by the flow.
+    state: HashMap<String, String>,
 }
 
 impl Host for FakeHost {
@@ -75,8 +77,14 @@ impl Host for FakeHost {
     fn shared_get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
         self.shared.get(key).cloned()
     }
-    fn count(&mut self, metric: &str) {
-        *self.counters.entry(metric.to_string()).or_default() += 1;
+    fn set_property(&mut self, name: &str, value: &[u8]) {
+        self.state.insert(
+            name.to_string(),
+            String::from_utf8_lossy(value).into_owned(),
+        );
+    }
+    fn add(&mut self, metric: &str, n: u64) {
+        *self.counters.entry(metric.to_string()).or_default() += n;
     }
     fn counter(&self, metric: &str) -> u64 {
         self.counters.get(metric).copied().unwrap_or(0)
@@ -622,4 +630,141 @@ fn a_client_key_over_its_requests_per_minute_gets_429() {
         }
         shared = h.shared;
     }
+}
+
+fn global_flow() -> HttpFlow {
+    let config = CONFIG.replace(
+        "name = \"alice\"\nkey = \"sk-alice\"",
+        "name = \"alice\"\nkey = \"sk-alice\"\nrequests_per_minute = 1\ntokens_per_minute = 1000",
+    )
+        + "[global_limits]\nredis = \"redis://127.0.0.1:6379\"\ndefault_max_tokens = 64\n";
+    HttpFlow::new(Rc::new(compile("t.toml", &config, &|_| None).unwrap()))
+}
+
+fn header_of(h: &FakeHost, name: &str) -> Option<String> {
+    h.header(Headers::Request, name)
+}
+
+#[test]
+fn global_limits_name_key_and_reservation_and_leave_counting_to_envoy() {
+    let body = br#"{"model":"chat-small","messages":[],"max_tokens":10}"#;
+    // A client cannot charge someone else's key: its own copies of the headers are dropped.
+    let mut h = request("POST", "/v1/chat/completions", Some("sk-alice"), body);
+    h.req.push((global_limits::KEY_HEADER.into(), "bob".into()));
+    h.now = 5_000;
+    let mut f = global_flow();
+    let h = send(&mut f, h);
+    assert!(h.sent.is_none());
+    assert_eq!(
+        header_of(&h, global_limits::KEY_HEADER).as_deref(),
+        Some("alice")
+    );
+    let reserve = header_of(&h, global_limits::RESERVE_HEADER).unwrap();
+    let (tokens, at) = global_limits::parse_reserve(&reserve).unwrap();
+    // The reservation: a quarter of the body's bytes for the prompt, plus max_tokens.
+    assert_eq!((tokens, at), ((body.len() as u64).div_ceil(4) + 10, 5_000));
+    assert_eq!(
+        h.state.get(global_limits::USED_PROPERTY),
+        Some(&tokens.to_string())
+    );
+    // Local limits are not kept: a second request within the minute is Envoy's to refuse.
+    let h2 = send(
+        &mut global_flow(),
+        request("POST", "/v1/chat/completions", Some("sk-alice"), body),
+    );
+    assert!(h2.sent.is_none());
+}
+
+#[test]
+fn global_limits_charge_the_used_tokens_when_the_response_ends() {
+    let body = br#"{"model":"chat-small","messages":[]}"#;
+    let mut f = global_flow();
+    let mut h = send(
+        &mut f,
+        request("POST", "/v1/chat/completions", Some("sk-alice"), body),
+    );
+    respond(
+        &mut f,
+        &mut h,
+        "200",
+        "application/json",
+        &[br#"{"model":"qwen2-0.5b","usage":{"total_tokens":42}}"#],
+    );
+    assert_eq!(
+        h.state
+            .get(global_limits::USED_PROPERTY)
+            .map(String::as_str),
+        Some("42")
+    );
+    assert_eq!(h.counter(&metrics::key(metrics::KEY_TOKENS, "alice")), 42);
+    assert_eq!(
+        h.counter(&metrics::model(metrics::MODEL_TOKENS, "chat-small")),
+        42
+    );
+}
+
+#[test]
+fn a_rate_limit_filter_refusal_passes_untouched_and_cools_nothing() {
+    let mut f = global_flow();
+    let body = br#"{"model":"chat-small","messages":[]}"#;
+    let mut h = send(
+        &mut f,
+        request("POST", "/v1/chat/completions", Some("sk-alice"), body),
+    );
+    h.props.insert(
+        "response.code_details".into(),
+        "request_rate_limited".into(),
+    );
+    h.resp = vec![
+        (":status".into(), "429".into()),
+        ("retry-after".into(), "30".into()),
+    ];
+    f.on_response_headers(&mut h, false);
+    h.resp_body = br#"{"error":{"message":"limited"}}"#.to_vec();
+    let len = h.resp_body.len();
+    assert_eq!(f.on_response_body(&mut h, len, true), Action::Continue);
+    assert_eq!(h.resp_body, br#"{"error":{"message":"limited"}}"#.to_vec());
+    assert!(h.shared.keys().all(|k| !k.starts_with("airouter/cool/")));
+}
+
+#[test]
+fn failover_attempts_after_the_first_count_against_their_backends_limits() {
+    let config = r#"
+[backends.a]
+kind = "openai"
+url = "http://127.0.0.1:8000/v1"
+[backends.b]
+kind = "openai"
+url = "http://127.0.0.1:8001/v1"
+rate_limit = { requests = 1 }
+[[models]]
+name = "m"
+apis = ["chat"]
+targets = [{ backend = "a" }, { backend = "b" }]
+"#;
+    let plan = Rc::new(compile("t.toml", config, &|_| None).unwrap());
+    let limit = plan.backends[1].rate_limit.unwrap();
+    let attempt = |h: &mut FakeHost, backend: &str| {
+        h.props.insert(
+            crate::upstream::BACKEND_METADATA_PATH.join("."),
+            backend.into(),
+        );
+        let mut up = crate::upstream::UpstreamFlow::new(Rc::clone(&plan));
+        up.on_request_headers(h, true);
+    };
+    let mut h = request("POST", "/v1/chat/completions", None, b"");
+    h.req.push((CLIENT_MODEL_HEADER.into(), "m".into()));
+    h.req
+        .push((CLIENT_PATH_HEADER.into(), "/v1/chat/completions".into()));
+    h.now = 1_000;
+    // The first attempt was counted when the downstream flow chose it; a retry on `b` is counted
+    // now. Attempts share the header map, which is how the second knows it is not the first.
+    attempt(&mut h, "b");
+    assert_eq!(limits::remaining(&h, "b", limit, 1_000).0, 1);
+    attempt(&mut h, "b");
+    assert_eq!(limits::remaining(&h, "b", limit, 1_000).0, 0);
+    assert_eq!(
+        header_of(&h, crate::upstream::ATTEMPT_HEADER).as_deref(),
+        Some("2")
+    );
 }

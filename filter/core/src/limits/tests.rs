@@ -34,7 +34,8 @@ impl Host for Store {
     fn shared_get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
         self.data.get(key).cloned()
     }
-    fn count(&mut self, _: &str) {}
+    fn add(&mut self, _: &str, _: u64) {}
+    fn set_property(&mut self, _: &str, _: &[u8]) {}
     fn counter(&self, _: &str) -> u64 {
         0
     }

@@ -1,0 +1,156 @@
+//! The contract between the filter, Envoy's global rate limit filter and the sidecar's rate
+//! limit service: which headers and filter-state properties the filter sets, which descriptors
+//! Envoy builds from them, and how a token reservation is written. Also the reservation estimate.
+//!
+//! The filter names the client key, the routed backend and the token reservation in request
+//! headers; `header_to_metadata` moves them into dynamic metadata (removing the headers), and
+//! the rate limit actions turn that metadata into descriptors. The tokens a response used travel
+//! as filter state (`wasm.airouter_used`), which the settlement's `hits_addend` reads when the
+//! stream ends.
+
+use serde::Deserialize;
+
+use crate::api::Api;
+
+/// Request headers the filter sets for `header_to_metadata`; always removed from client input.
+pub const KEY_HEADER: &str = "x-airouter-rl-key";
+pub const BACKEND_HEADER: &str = "x-airouter-rl-backend";
+pub const RESERVE_HEADER: &str = "x-airouter-rl-reserve";
+pub const HEADERS: [&str; 3] = [KEY_HEADER, BACKEND_HEADER, RESERVE_HEADER];
+
+/// Dynamic metadata namespace and the keys the headers land under.
+pub const METADATA_NAMESPACE: &str = "airouter.rl";
+pub const KEY_ENTRY: &str = "key";
+pub const BACKEND_ENTRY: &str = "backend";
+pub const RESERVE_ENTRY: &str = "reserve";
+
+/// Filter state (Envoy prefixes it with `wasm.`) holding the tokens to charge when the stream
+/// ends: the reservation until the response's usage is known. The settlement descriptor's
+/// `hits_addend` reads it.
+pub const USED_PROPERTY: &str = "airouter_used";
+
+/// The rate limit domain, and the first descriptor entry's key naming what is limited.
+pub const DOMAIN: &str = "airouter";
+pub const KIND_ENTRY: &str = "airouter";
+
+/// What a descriptor asks of the limiter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// One request against the key's requests per minute.
+    KeyRequests,
+    /// A token reservation against the key's tokens per minute.
+    KeyTokens,
+    /// When the stream ended: replace the reservation with the tokens used (never refused).
+    Settle,
+    /// One request against the backend's request limit.
+    BackendRequests,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 4] = [
+        Kind::KeyRequests,
+        Kind::KeyTokens,
+        Kind::Settle,
+        Kind::BackendRequests,
+    ];
+
+    pub fn value(self) -> &'static str {
+        match self {
+            Kind::KeyRequests => "key_requests",
+            Kind::KeyTokens => "key_tokens",
+            Kind::Settle => "settle",
+            Kind::BackendRequests => "backend_requests",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.value() == value)
+    }
+}
+
+/// A reservation as carried in [`RESERVE_HEADER`]: `tokens@unix_ms` (when it was made, so the
+/// settlement lands in the same window slot).
+pub fn format_reserve(tokens: u64, at_ms: u64) -> String {
+    format!("{tokens}@{at_ms}")
+}
+
+pub fn parse_reserve(value: &str) -> Option<(u64, u64)> {
+    let (tokens, at) = value.split_once('@')?;
+    Some((tokens.parse().ok()?, at.parse().ok()?))
+}
+
+#[derive(Deserialize)]
+struct Budget {
+    max_tokens: Option<u64>,
+    max_completion_tokens: Option<u64>,
+    n: Option<u64>,
+}
+
+/// Tokens reserved for a request before its usage is known: the prompt (a quarter of the body's
+/// bytes, which over-counts JSON syntax rather than under-counting text) plus the completion's
+/// `max_tokens` (or `default_max_tokens`) for each of its `n` choices.
+pub fn reservation(api: Api, body: &[u8], default_max_tokens: u32) -> u64 {
+    let prompt = (body.len() as u64).div_ceil(4);
+    if !matches!(api, Api::Chat | Api::Completions) {
+        return prompt.max(1);
+    }
+    let budget = serde_json::from_slice::<Budget>(body).ok();
+    let per_choice = budget
+        .as_ref()
+        .and_then(|b| b.max_completion_tokens.or(b.max_tokens))
+        .unwrap_or(u64::from(default_max_tokens));
+    let choices = budget.and_then(|b| b.n).unwrap_or(1).clamp(1, 128);
+    prompt.saturating_add(per_choice.saturating_mul(choices))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserve_round_trips() {
+        assert_eq!(
+            parse_reserve(&format_reserve(512, 1_700_000_000_123)),
+            Some((512, 1_700_000_000_123))
+        );
+        assert_eq!(parse_reserve("12"), None);
+        assert_eq!(parse_reserve("x@1"), None);
+    }
+
+    #[test]
+    fn kinds_round_trip() {
+        for k in Kind::ALL {
+            assert_eq!(Kind::parse(k.value()), Some(k));
+        }
+        assert_eq!(Kind::parse("other"), None);
+    }
+
+    #[test]
+    fn reservation_counts_prompt_and_completion() {
+        let body =
+            br#"{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":100,"n":2}"#;
+        let prompt = (body.len() as u64).div_ceil(4);
+        assert_eq!(reservation(Api::Chat, body, 1024), prompt + 200);
+        let body = br#"{"model":"m","prompt":"hi","max_completion_tokens":7}"#;
+        assert_eq!(
+            reservation(Api::Completions, body, 1024),
+            (body.len() as u64).div_ceil(4) + 7
+        );
+        let body = br#"{"model":"m","prompt":"hi"}"#;
+        assert_eq!(
+            reservation(Api::Completions, body, 50),
+            (body.len() as u64).div_ceil(4) + 50
+        );
+    }
+
+    #[test]
+    fn reservation_of_other_apis_is_the_input() {
+        let body = br#"{"model":"e","input":"some text"}"#;
+        assert_eq!(
+            reservation(Api::Embeddings, body, 1024),
+            (body.len() as u64).div_ceil(4)
+        );
+        // A body that is not JSON (multipart) still reserves something.
+        assert_eq!(reservation(Api::Chat, b"x", 10), 11);
+    }
+}
