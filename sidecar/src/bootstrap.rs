@@ -13,6 +13,8 @@ use airouter_core::flow::BACKEND_HEADER;
 use airouter_core::metrics;
 use serde_json::{json, Value};
 
+mod global_limits;
+
 /// Headroom over the body limit for Envoy's per-connection buffers (headers, framing).
 const BUFFER_HEADROOM: u64 = 64 * 1024;
 
@@ -87,12 +89,30 @@ pub fn parts(plan: &Plan, toml_text: &str, wasm: &Path, ca_file: &Path) -> Parts
     for (i, first) in failovers(plan) {
         clusters.push(failover_cluster(plan, toml_text, wasm, i, first));
     }
+    let mut http_filters = vec![json!({
+        "name": "envoy.filters.http.wasm",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": wasm_config(plan, toml_text, wasm, "airouter")
+        }
+    })];
+    let virtual_host = json!({ "name": "airouter", "domains": ["*"], "routes": routes });
+    let mut local_reply = None;
+    if let (Some(g), Some(sidecar)) = (&plan.global_limits, &plan.sidecar) {
+        http_filters.extend(global_limits::http_filters(g));
+        clusters.push(global_limits::cluster(g, sidecar));
+        local_reply = Some(global_limits::local_reply_config());
+    }
+    http_filters.push(json!({
+        "name": "envoy.filters.http.router",
+        "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" }
+    }));
 
     let stats_tags: Vec<Value> = metrics::TAGS
         .iter()
         .map(|(tag, regex)| json!({ "tag_name": tag, "regex": regex }))
         .collect();
-    let listener = json!({
+    let mut listener = json!({
         "name": "airouter",
         "address": socket(&plan.listener.address, plan.listener.port),
         "per_connection_buffer_limit_bytes": buffer_limit,
@@ -105,26 +125,14 @@ pub fn parts(plan: &Plan, toml_text: &str, wasm: &Path, ca_file: &Path) -> Parts
                 // Envoy is the edge here: clients' own x-envoy-* headers are not trusted.
                 "use_remote_address": true,
                 "access_log": [access_log()],
-                "route_config": {
-                    "name": "airouter",
-                    "virtual_hosts": [{ "name": "airouter", "domains": ["*"], "routes": routes }]
-                },
-                "http_filters": [
-                    {
-                        "name": "envoy.filters.http.wasm",
-                        "typed_config": {
-                            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-                            "config": wasm_config(plan, toml_text, wasm, "airouter")
-                        }
-                    },
-                    {
-                        "name": "envoy.filters.http.router",
-                        "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" }
-                    }
-                ]
+                "route_config": { "name": "airouter", "virtual_hosts": [virtual_host] },
+                "http_filters": http_filters
             }
         }]}]
     });
+    if let Some(config) = local_reply {
+        listener["filter_chains"][0]["filters"][0]["typed_config"]["local_reply_config"] = config;
+    }
     Parts {
         listener,
         clusters,

@@ -4,6 +4,7 @@
 pub mod bootstrap;
 #[cfg(test)]
 mod golden;
+pub mod ratelimit;
 pub mod serve;
 pub mod templates;
 pub mod translate;

@@ -11,9 +11,12 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use airouter_core::config::{compile, Plan};
 use airouter_sidecar::bootstrap;
+use airouter_sidecar::ratelimit::service::Limiter;
+use airouter_sidecar::ratelimit::store::Store;
 use airouter_sidecar::serve::{self, State};
 
 const USAGE: &str = "usage:
@@ -161,7 +164,9 @@ fn serve_sidecar(file: &str) -> Result<(), String> {
         .init();
     let plan = load(file)?;
     let sidecar = plan.sidecar.clone().ok_or_else(|| {
-        format!("{file}: no backend has kind = \"triton\"; the sidecar has nothing to serve")
+        format!(
+            "{file}: no backend has kind = \"triton\" and there is no [global_limits]; the sidecar has nothing to serve"
+        )
     })?;
     // Only the sidecar's own secret matters here; backend keys are Envoy's business.
     if let (Some(var), None) = (&sidecar.secret_env, &sidecar.secret) {
@@ -177,6 +182,26 @@ fn serve_sidecar(file: &str) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     runtime.block_on(async move {
         // The gRPC clients need the runtime, so the state is built inside it.
+        let plan = Arc::new(plan);
+        let limiter = match &plan.global_limits {
+            Some(g) => {
+                let store = Store::new(g.redis.expose(), Duration::from_millis(g.timeout_ms))
+                    .map_err(|e| format!("{file}: {e}"))?;
+                let addr = format!("{}:{}", sidecar.address, g.port);
+                let listener = tokio::net::TcpListener::bind(&addr)
+                    .await
+                    .map_err(|e| format!("{addr} (global_limits.port): {e}"))?;
+                tracing::info!("rate limit service listening on {addr}");
+                let server = Limiter::new(Arc::clone(&plan), store).into_server();
+                let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+                Some(tokio::spawn(
+                    tonic::transport::Server::builder()
+                        .add_service(server)
+                        .serve_with_incoming(incoming),
+                ))
+            }
+            None => None,
+        };
         let state = Arc::new(State::build(plan, &dir).map_err(|e| format!("{file}: {e}"))?);
         state
             .check_models()
@@ -190,6 +215,9 @@ fn serve_sidecar(file: &str) -> Result<(), String> {
         tokio::select! {
             () = serve::serve(state, listener) => {}
             _ = shutdown_signal() => tracing::info!("stopping"),
+        }
+        if let Some(task) = limiter {
+            task.abort();
         }
         Ok(())
     })

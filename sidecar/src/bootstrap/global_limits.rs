@@ -1,0 +1,119 @@
+//! The Envoy pieces of `[global_limits]`: `header_to_metadata` (the filter's rate limit headers
+//! become dynamic metadata and leave the request), the `ratelimit` filter asking the sidecar with
+//! the rate limit actions that build the descriptors, and the cluster of the sidecar's rate limit
+//! service. The descriptor shapes are [`airouter_core::global_limits`]'s contract.
+
+use std::net::IpAddr;
+
+use airouter_core::config::{GlobalLimits, Sidecar};
+use airouter_core::errors::ApiError;
+use airouter_core::global_limits::{self as gl, Kind};
+use serde_json::{json, Value};
+
+use super::{duration_ms, socket};
+
+pub const CLUSTER: &str = "airouter_ratelimit";
+
+/// The HTTP filters that go between the AI Router filter and the router.
+pub fn http_filters(g: &GlobalLimits) -> Vec<Value> {
+    let rule = |header: &str, entry: &str| {
+        json!({
+            "header": header,
+            "on_header_present": { "metadata_namespace": gl::METADATA_NAMESPACE, "key": entry, "type": "STRING" },
+            "remove": true
+        })
+    };
+    vec![
+        json!({
+            "name": "envoy.filters.http.header_to_metadata",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.header_to_metadata.v3.Config",
+                "request_rules": [
+                    rule(gl::KEY_HEADER, gl::KEY_ENTRY),
+                    rule(gl::BACKEND_HEADER, gl::BACKEND_ENTRY),
+                    rule(gl::RESERVE_HEADER, gl::RESERVE_ENTRY)
+                ]
+            }
+        }),
+        json!({
+            "name": "envoy.filters.http.ratelimit",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit",
+                "domain": gl::DOMAIN,
+                "timeout": duration_ms(g.timeout_ms),
+                "failure_mode_deny": !g.fail_open,
+                "status_on_error": { "code": "ServiceUnavailable" },
+                // Filter-level limits: these (unlike route-level ones) honour `hits_addend`.
+                "rate_limits": rate_limits(),
+                "rate_limit_service": {
+                    "transport_api_version": "V3",
+                    "grpc_service": { "envoy_grpc": { "cluster_name": CLUSTER } }
+                }
+            }
+        }),
+    ]
+}
+
+/// When the limiter could not be asked and the mode is `closed`, Envoy's reply has no body; this
+/// gives it the OpenAI error (the filter can rename a body but cannot add one).
+pub fn local_reply_config() -> Value {
+    let body = String::from_utf8_lossy(&ApiError::limiter_unavailable().body()).into_owned();
+    json!({ "mappers": [{
+        "filter": { "response_flag_filter": { "flags": ["RLSE"] } },
+        "status_code": 503,
+        "body": { "inline_string": body },
+        "body_format_override": {
+            "text_format_source": { "inline_string": "%LOCAL_REPLY_BODY%" },
+            "content_type": "application/json"
+        }
+    }]})
+}
+
+fn kind(k: Kind) -> Value {
+    json!({ "generic_key": { "descriptor_key": gl::KIND_ENTRY, "descriptor_value": k.value() } })
+}
+
+/// A descriptor entry from the filter's metadata; without it, the descriptor is not sent.
+fn from_metadata(entry: &str) -> Value {
+    json!({ "metadata": {
+        "descriptor_key": entry,
+        "metadata_key": { "key": gl::METADATA_NAMESPACE, "path": [{ "key": entry }] },
+        "source": "DYNAMIC"
+    }})
+}
+
+/// The rate limit actions: one descriptor per kind of count.
+fn rate_limits() -> Value {
+    json!([
+        { "actions": [kind(Kind::KeyRequests), from_metadata(gl::KEY_ENTRY)] },
+        { "actions": [kind(Kind::KeyTokens), from_metadata(gl::KEY_ENTRY), from_metadata(gl::RESERVE_ENTRY)] },
+        {
+            // When the stream ends: the tokens the filter counted replace the reservation.
+            "actions": [kind(Kind::Settle), from_metadata(gl::KEY_ENTRY), from_metadata(gl::RESERVE_ENTRY)],
+            "apply_on_stream_done": true,
+            "hits_addend": { "format": format!("%FILTER_STATE(wasm.{}:PLAIN)%", gl::USED_PROPERTY) }
+        },
+        { "actions": [kind(Kind::BackendRequests), from_metadata(gl::BACKEND_ENTRY)] }
+    ])
+}
+
+/// The sidecar's rate limit service (gRPC, so HTTP/2).
+pub fn cluster(g: &GlobalLimits, sidecar: &Sidecar) -> Value {
+    let is_ip = sidecar.address.parse::<IpAddr>().is_ok();
+    json!({
+        "name": CLUSTER,
+        "type": if is_ip { "STATIC" } else { "LOGICAL_DNS" },
+        "dns_lookup_family": "V4_PREFERRED",
+        "connect_timeout": "1s",
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": { "http2_protocol_options": {} }
+            }
+        },
+        "load_assignment": {
+            "cluster_name": CLUSTER,
+            "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": socket(&sidecar.address, g.port) } }] }]
+        }
+    })
+}
