@@ -7,7 +7,7 @@ WASM     := target/wasm32-wasip1/release/airouter_filter.wasm
 AIROUTER := target/release/airouter
 CARGO    ?= cargo
 
-.PHONY: run test build wasm sidecar venv wasm-target lint unit e2e schema clean
+.PHONY: run test build wasm sidecar venv wasm-target redis lint unit e2e schema clean
 
 run: venv build
 	$(PY) examples/run_demo.py
@@ -24,6 +24,12 @@ wasm: wasm-target
 
 sidecar:
 	$(CARGO) build --release -p airouter-sidecar
+
+# Redis for the tests of [global_limits] (Debian's package; sudo when not root).
+redis:
+	@command -v redis-server >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq redis-server >/dev/null; }
 
 venv: $(VENV)/.installed
 
@@ -42,7 +48,7 @@ unit: wasm
 	$(CARGO) test --workspace
 
 # End-to-end: real Envoy + the filter, driven by the openai SDK.
-e2e: venv build
+e2e: venv build redis
 	$(PY) -m pytest tests/e2e -q -p no:cacheprovider
 
 # Regenerates the checked-in JSON Schema of airouter.toml.

@@ -237,6 +237,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def chat(self, req, model):
         text = "You said: " + last_user_text(req.get("messages"))
+        limit = req.get("max_completion_tokens") or req.get("max_tokens")
+        finish = "stop"
+        if isinstance(limit, int) and 0 < limit < len(text.split()):
+            # Like a real server: at most max_tokens "tokens" (words here), then finish "length".
+            text, finish = " ".join(text.split()[:limit]), "length"
         if model == "ticking-stream" and req.get("stream"):
             self.start_stream()
             for _ in range(20):
@@ -258,13 +263,13 @@ class Handler(BaseHTTPRequestHandler):
                 events.append({"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
                                "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
             events.append({"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
-                           "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+                           "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
             if (req.get("stream_options") or {}).get("include_usage"):
                 events.append({"id": cid, "object": "chat.completion.chunk", "created": created, "model": model, "choices": [], "usage": usage})
             encoded = [json.dumps(e, ensure_ascii=False).encode() for e in events] + [b"[DONE]"]
             return self.stream_events(encoded)
         self.send_json(200, {"id": cid, "object": "chat.completion", "created": created, "model": model, "system_fingerprint": model,
-                             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
                              "usage": usage})
 
     def completions(self, req, model):

@@ -8,6 +8,7 @@ stopped by pid; their logs go to files that are shown when something fails.
 import json
 import os
 import sysconfig
+import shutil
 import signal
 import socket
 import subprocess
@@ -163,11 +164,27 @@ class Stack:
                              capture_output=True, text=True, env=env, check=False)
         return out.returncode, out.stdout + out.stderr
 
-    def start_envoy(self, config_path, env_extra=None, concurrency=2, xds_dir=None):
+    def start_redis(self, port):
+        """A throwaway Redis on loopback (no persistence), the store of `[global_limits]`."""
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        proc, log = self._spawn("redis-%d" % port, argv)
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        return proc
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("redis-server did not start:\n" + tail(log))
+
+    def start_envoy(self, config_path, env_extra=None, concurrency=2, xds_dir=None, name="envoy"):
         """Envoy on the rendered config (validated first); with `xds_dir`, its listener and
-        clusters come from files there, which `reload` rewrites."""
+        clusters come from files there, which `reload` rewrites. `name` tells several apart."""
         env = dict(os.environ, **(env_extra or {}))
-        bootstrap = self.render(config_path)
+        bootstrap = self.render(config_path, name + ".json")
         code, output = self.validate(bootstrap, env)
         if code != 0:
             raise RuntimeError("envoy --mode validate refused the rendered config:\n" + output[-4000:])
@@ -178,7 +195,7 @@ class Stack:
         admin = doc["admin"]["address"]["socket_address"]
         argv = [envoy_binary(), "-c", str(bootstrap), "--disable-hot-restart", "--concurrency", str(concurrency),
                 "-l", "warning", "--log-format", "[%Y-%m-%d %T.%e][%l] %v"]
-        proc, log = self._spawn("envoy", argv, env)
+        proc, log = self._spawn(name, argv, env)
         wait_http("http://%s:%d/ready" % (admin["address"], admin["port_value"]), proc=proc, log=log)
         self.envoy_log = log
         return proc
