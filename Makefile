@@ -7,7 +7,7 @@ WASM     := target/wasm32-wasip1/release/airouter_filter.wasm
 AIROUTER := target/release/airouter
 CARGO    ?= cargo
 
-.PHONY: run test build wasm sidecar venv wasm-target redis lint unit e2e schema clean
+.PHONY: run test bench bench-tools build wasm sidecar venv wasm-target redis lint unit e2e schema clean
 
 run: venv build
 	$(PY) examples/run_demo.py
@@ -50,6 +50,23 @@ unit: wasm
 # End-to-end: real Envoy + the filter, driven by the openai SDK.
 e2e: venv build redis
 	$(PY) -m pytest tests/e2e -q -p no:cacheprovider
+
+# Benchmarks (not part of `make test`): criterion micro-benchmarks, then the interleaved end-to-end
+# runs against plain Envoy, LiteLLM and nginx; rewrites BENCHMARKS.md and docs/bench-latency.png.
+BENCH_VENV := .bench-venv
+LITELLM    ?= litellm[proxy]==1.106.2
+
+bench-tools: venv
+	@command -v wrk >/dev/null && command -v hey >/dev/null && command -v nginx >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq wrk hey nginx-light >/dev/null; }
+	@test -x $(BENCH_VENV)/bin/litellm || { python3 -m venv $(BENCH_VENV) && \
+	  $(BENCH_VENV)/bin/pip install -q --disable-pip-version-check '$(LITELLM)'; }
+	@$(PY) -c "import matplotlib" 2>/dev/null || $(PY) -m pip install -q --disable-pip-version-check matplotlib==3.11.2
+
+bench: bench-tools build
+	$(CARGO) bench -p airouter-core -p airouter-sidecar -- --warm-up-time 1 --measurement-time 3
+	$(PY) tests/bench/run.py
 
 # Regenerates the checked-in JSON Schema of airouter.toml.
 schema: sidecar

