@@ -474,12 +474,15 @@ triton = { family = "vllm", template = "chatml" }
         stream.set_data_from_numpy(np.array([True]))
         params = grpcclient.InferInput("sampling_parameters", [1], "BYTES")
         params.set_data_from_numpy(np.array([json.dumps({"max_tokens": 16}).encode()], dtype=object))
+        exclude = grpcclient.InferInput("exclude_input_in_output", [1], "BOOL")
+        exclude.set_data_from_numpy(np.array([True]))
         t0 = time.perf_counter()
-        client.async_stream_infer("vllm_chat", [inp, stream, params], enable_empty_final_response=True)
+        client.async_stream_infer("vllm_chat", [inp, stream, params, exclude], enable_empty_final_response=True)
         first = None
         while True:
             result, error = q.get(timeout=30)
             if error is not None:
+                print("direct gRPC stream: %s" % error, file=sys.stderr)
                 break
             out = result.as_numpy("text_output")
             if first is None and out is not None and out.size and out.reshape(-1)[0]:
@@ -656,6 +659,9 @@ def write_report(results, sweep, ttft, micro):
                "%.2f vs %.2f ms (medians of 50, Triton on CPU, Python clients on both sides)" % (side, direct))
     lines += ["", "## Targets (issue #5)", "", "| target | result | measured |", "|---|---|---|"] + targets
     lines += ["", "## Latency against offered load", "", "![p50 and p99 latency against offered load](docs/bench-latency.png)", "",
+              "`hey` offers the rate over 8 connections, each waiting for its answer: a proxy slower than "
+              "the offered rate serves fewer requests (LiteLLM's points above ~60/s are its latency at its "
+              "own maximum).", "",
               "| variant | " + " | ".join("%d/s p50 / p99 ms" % r for r in SWEEP) + " |",
               "|---|" + "---|" * len(SWEEP)]
     for name, points in sweep.items():
