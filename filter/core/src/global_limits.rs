@@ -83,21 +83,34 @@ pub fn parse_reserve(value: &str) -> Option<(u64, u64)> {
 struct Budget {
     max_tokens: Option<u64>,
     max_completion_tokens: Option<u64>,
+    /// The Responses API's name for it.
+    max_output_tokens: Option<u64>,
     n: Option<u64>,
 }
 
 /// Tokens reserved for a request before its usage is known: the prompt (a quarter of the body's
 /// bytes, which over-counts JSON syntax rather than under-counting text) plus the completion's
-/// `max_tokens` (or `default_max_tokens`) for each of its `n` choices.
+/// `max_tokens` (or `default_max_tokens`) for each of its `n` choices. APIs whose bodies are not
+/// text (audio uploads, images) reserve nothing: their size says nothing about tokens, and a
+/// large upload must not be refused for it; they are still refused once the budget is spent.
 pub fn reservation(api: Api, body: &[u8], default_max_tokens: u32) -> u64 {
     let prompt = (body.len() as u64).div_ceil(4);
-    if !matches!(api, Api::Chat | Api::Completions) {
-        return prompt.max(1);
+    match api {
+        Api::Chat | Api::Completions | Api::Responses => {}
+        Api::Embeddings | Api::Moderations => return prompt.max(1),
+        Api::AudioSpeech
+        | Api::AudioTranscriptions
+        | Api::AudioTranslations
+        | Api::ImagesGenerations => return 0,
     }
     let budget = serde_json::from_slice::<Budget>(body).ok();
     let per_choice = budget
         .as_ref()
-        .and_then(|b| b.max_completion_tokens.or(b.max_tokens))
+        .and_then(|b| {
+            b.max_completion_tokens
+                .or(b.max_tokens)
+                .or(b.max_output_tokens)
+        })
         .unwrap_or(u64::from(default_max_tokens));
     let choices = budget.and_then(|b| b.n).unwrap_or(1).clamp(1, 128);
     prompt.saturating_add(per_choice.saturating_mul(choices))
@@ -150,7 +163,12 @@ mod tests {
             reservation(Api::Embeddings, body, 1024),
             (body.len() as u64).div_ceil(4)
         );
-        // A body that is not JSON (multipart) still reserves something.
+        // A chat body that is not JSON still reserves something.
         assert_eq!(reservation(Api::Chat, b"x", 10), 11);
+        // A 4 MB audio upload reserves nothing (its usage, if any, is charged at the end).
+        assert_eq!(
+            reservation(Api::AudioTranscriptions, &vec![0u8; 4 << 20], 10),
+            0
+        );
     }
 }
