@@ -182,7 +182,6 @@ fn serve_sidecar(file: &str) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     runtime.block_on(async move {
         // The gRPC clients need the runtime, so the state is built inside it.
-        let plan = Arc::new(plan);
         let limiter = match &plan.global_limits {
             Some(g) => {
                 let store = Store::new(g.redis.expose(), Duration::from_millis(g.timeout_ms))
@@ -192,7 +191,7 @@ fn serve_sidecar(file: &str) -> Result<(), String> {
                     .await
                     .map_err(|e| format!("{addr} (global_limits.port): {e}"))?;
                 tracing::info!("rate limit service listening on {addr}");
-                let server = Limiter::new(Arc::clone(&plan), store).into_server();
+                let server = Limiter::new(&plan, store).into_server();
                 let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
                 Some(tokio::spawn(
                     tonic::transport::Server::builder()

@@ -576,9 +576,9 @@ def post_status(bench, variant):
 def versions():
     def run(argv):
         try:
-            return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=60).stdout + \
-                subprocess.run(argv, capture_output=True, text=True, check=False, timeout=60).stderr
-        except OSError:
+            out = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=60)
+            return out.stdout + out.stderr
+        except (OSError, subprocess.TimeoutExpired):
             return ""
     envoy = run([envoy_binary(), "--version"]).split("version:")[-1].strip().split("/")[1:2]
     nginx = run(["nginx", "-v"]).strip().split("/")[-1]

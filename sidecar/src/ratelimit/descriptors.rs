@@ -2,9 +2,12 @@
 //! without Redis. The descriptor shapes are fixed by [`airouter_core::global_limits`] and the
 //! rate limit actions `airouter envoy` renders.
 
+use std::collections::HashMap;
+
 use airouter_core::config::Plan;
 use airouter_core::errors::ApiError;
 use airouter_core::global_limits::{self as gl, Kind};
+use airouter_core::limits::RateLimit;
 
 use super::proto::RateLimitDescriptor;
 
@@ -54,9 +57,36 @@ fn entry<'d>(d: &'d RateLimitDescriptor, key: &str) -> Option<&'d str> {
         .map(|e| e.value.as_str())
 }
 
+/// The plan's limits by name, built once when the service starts (the service answers every
+/// routed request, so it looks names up rather than scanning the plan).
+#[derive(Debug, Default)]
+pub struct Limits {
+    /// Key name -> (requests per minute, tokens per minute).
+    keys: HashMap<String, (Option<u32>, Option<u32>)>,
+    backends: HashMap<String, RateLimit>,
+}
+
+impl Limits {
+    pub fn new(plan: &Plan) -> Self {
+        Limits {
+            keys: plan
+                .keys
+                .keys()
+                .iter()
+                .map(|k| (k.name.clone(), (k.requests_per_minute, k.tokens_per_minute)))
+                .collect(),
+            backends: plan
+                .backends
+                .iter()
+                .filter_map(|b| Some((b.name.clone(), b.rate_limit?)))
+                .collect(),
+        }
+    }
+}
+
 /// The charge one descriptor asks for; `None` when nothing in the plan limits it (an unknown
 /// or unlimited key or backend, or a descriptor that is not ours).
-pub fn charge(plan: &Plan, d: &RateLimitDescriptor, request_hits: u32) -> Option<Charge> {
+pub fn charge(limits: &Limits, d: &RateLimitDescriptor, request_hits: u32) -> Option<Charge> {
     let kind = Kind::parse(entry(d, gl::KIND_ENTRY)?)?;
     let hits = d
         .hits_addend
@@ -65,7 +95,7 @@ pub fn charge(plan: &Plan, d: &RateLimitDescriptor, request_hits: u32) -> Option
         .unwrap_or(u64::from(request_hits.max(1)));
     if kind == Kind::BackendRequests {
         let name = entry(d, gl::BACKEND_ENTRY)?;
-        let limit = plan.backends.iter().find(|b| b.name == name)?.rate_limit?;
+        let limit = *limits.backends.get(name)?;
         return Some(Charge {
             redis_key: format!("airouter:backend:{name}:requests"),
             limit: u64::from(limit.requests),
@@ -75,11 +105,11 @@ pub fn charge(plan: &Plan, d: &RateLimitDescriptor, request_hits: u32) -> Option
         });
     }
     let name = entry(d, gl::KEY_ENTRY)?;
-    let key = plan.keys.keys().iter().find(|k| k.name == name)?;
+    let &(requests_per_minute, tokens_per_minute) = limits.keys.get(name)?;
     if kind == Kind::KeyRequests {
         return Some(Charge {
             redis_key: format!("airouter:key:{name}:requests"),
-            limit: u64::from(key.requests_per_minute?),
+            limit: u64::from(requests_per_minute?),
             window_ms: MINUTE_MS,
             op: Op::Take { amount: 1 },
             refusal: Refusal::KeyRequests(name.to_string()),
@@ -95,7 +125,7 @@ pub fn charge(plan: &Plan, d: &RateLimitDescriptor, request_hits: u32) -> Option
     };
     Some(Charge {
         redis_key: format!("airouter:key:{name}:tokens"),
-        limit: u64::from(key.tokens_per_minute?),
+        limit: u64::from(tokens_per_minute?),
         window_ms: MINUTE_MS,
         op,
         refusal: Refusal::KeyTokens(name.to_string()),
@@ -132,8 +162,8 @@ key = "sk-b"
 redis = "redis://127.0.0.1:6379"
 "#;
 
-    fn plan() -> Plan {
-        airouter_core::config::compile("t.toml", CONFIG, &|_| None).unwrap()
+    fn plan() -> Limits {
+        Limits::new(&airouter_core::config::compile("t.toml", CONFIG, &|_| None).unwrap())
     }
 
     fn d(entries: &[(&str, &str)], hits: Option<u64>) -> RateLimitDescriptor {

@@ -3,27 +3,29 @@
 //! cannot be reached is an `UNAVAILABLE` error: Envoy then lets the request through or refuses
 //! it, as `global_limits.failure_mode` says.
 
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use airouter_core::config::Plan;
 use airouter_core::global_limits::DOMAIN;
 use tonic::{Request, Response, Status};
 
-use super::descriptors::{self, Charge};
+use super::descriptors::{self, Charge, Limits};
 use super::proto::rate_limit_response::Code;
 use super::proto::rate_limit_service_server::{RateLimitService, RateLimitServiceServer};
 use super::proto::{HeaderValue, RateLimitRequest, RateLimitResponse};
 use super::store::{Store, Verdict};
 
 pub struct Limiter {
-    plan: Arc<Plan>,
+    limits: Limits,
     store: Store,
 }
 
 impl Limiter {
-    pub fn new(plan: Arc<Plan>, store: Store) -> Self {
-        Limiter { plan, store }
+    pub fn new(plan: &Plan, store: Store) -> Self {
+        Limiter {
+            limits: Limits::new(plan),
+            store,
+        }
     }
 
     pub fn into_server(self) -> RateLimitServiceServer<Limiter> {
@@ -41,7 +43,7 @@ impl Limiter {
         let charges: Vec<Charge> = req
             .descriptors
             .iter()
-            .filter_map(|d| descriptors::charge(&self.plan, d, req.hits_addend))
+            .filter_map(|d| descriptors::charge(&self.limits, d, req.hits_addend))
             .collect();
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)

@@ -39,7 +39,7 @@ pub type Body = BoxBody<Bytes, Infallible>;
 
 /// Everything a request needs, built once at start-up.
 pub struct State {
-    pub plan: Arc<Plan>,
+    pub plan: Plan,
     pub backends: HashMap<String, TritonBackend>,
     /// Compiled chat templates by model index.
     pub templates: HashMap<usize, ChatTemplate>,
@@ -55,7 +55,7 @@ pub struct TraceContext {
 
 impl State {
     /// Must run inside the Tokio runtime (the gRPC clients are created here, unconnected).
-    pub fn build(plan: Arc<Plan>, config_dir: &Path) -> Result<State, String> {
+    pub fn build(plan: Plan, config_dir: &Path) -> Result<State, String> {
         let mut backends = HashMap::new();
         for b in plan
             .backends
