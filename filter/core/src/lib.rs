@@ -11,6 +11,7 @@ pub mod config;
 pub mod errors;
 pub mod flow;
 pub mod global_limits;
+pub mod header_map;
 pub mod host;
 pub mod json_body;
 pub mod limits;

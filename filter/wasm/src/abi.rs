@@ -4,6 +4,8 @@
 
 use std::ptr::null_mut;
 
+use airouter_core::header_map::encode_pairs;
+
 const OK: u32 = 0;
 
 pub const REQUEST_HEADERS: u32 = 0;
@@ -21,6 +23,11 @@ extern "C" {
         key_size: usize,
         return_value_data: *mut *mut u8,
         return_value_size: *mut usize,
+    ) -> u32;
+    fn proxy_get_header_map_pairs(
+        map_type: u32,
+        return_map_data: *mut *mut u8,
+        return_map_size: *mut usize,
     ) -> u32;
     fn proxy_replace_header_map_value(
         map_type: u32,
@@ -117,6 +124,15 @@ pub fn header(map: u32, name: &str) -> Option<String> {
     (status == OK).then(|| String::from_utf8_lossy(&take(data, size)).into_owned())
 }
 
+/// Every header of a map in one call, in proxy-wasm's wire form.
+pub fn header_pairs(map: u32) -> Option<Vec<u8>> {
+    let mut data = null_mut();
+    let mut size = 0;
+    // SAFETY: the out-pointers are valid locals.
+    let status = unsafe { proxy_get_header_map_pairs(map, &mut data, &mut size) };
+    (status == OK).then(|| take(data, size))
+}
+
 pub fn set_header(map: u32, name: &str, value: Option<&str>) -> bool {
     // SAFETY: pointers and lengths describe live strings for the duration of the call.
     let status = unsafe {
@@ -148,25 +164,8 @@ pub fn set_buffer(kind: u32, start: usize, size: usize, value: &[u8]) -> bool {
     unsafe { proxy_set_buffer_bytes(kind, start, size, value.as_ptr(), value.len()) == OK }
 }
 
-/// proxy-wasm's header-map wire form: count, then lengths, then NUL-terminated names and values.
-fn serialize_headers(headers: &[(&str, &str)]) -> Vec<u8> {
-    let mut out = Vec::new();
-    out.extend_from_slice(&(headers.len() as u32).to_le_bytes());
-    for (k, v) in headers {
-        out.extend_from_slice(&(k.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
-    }
-    for (k, v) in headers {
-        out.extend_from_slice(k.as_bytes());
-        out.push(0);
-        out.extend_from_slice(v.as_bytes());
-        out.push(0);
-    }
-    out
-}
-
 pub fn send_response(status: u16, headers: &[(&str, &str)], body: &[u8]) -> bool {
-    let serialized = serialize_headers(headers);
+    let serialized = encode_pairs(headers);
     let details = b"airouter";
     // SAFETY: all pointers describe live buffers for the duration of the call.
     unsafe {

@@ -1,8 +1,10 @@
 //! [`Host`] over Envoy's proxy-wasm ABI: the only place the core meets the host.
 
-use std::cell::RefCell;
+use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
+use airouter_core::header_map::HeaderSnapshot;
 use airouter_core::host::{Headers, Host, SharedWrite};
 
 use crate::abi;
@@ -25,8 +27,52 @@ pub fn counter_id(name: &str) -> Option<u32> {
     })
 }
 
-/// Envoy, as seen from one HTTP context's callbacks.
-pub struct EnvoyHost;
+/// Header maps read whole, once per phase: the request's when its headers callback starts (and
+/// kept for its body callbacks), the response's likewise. One host call instead of one per
+/// lookup, and edits that would change nothing are not sent at all.
+#[derive(Default)]
+pub struct HeaderCache {
+    request: Option<HeaderSnapshot>,
+    response: Option<HeaderSnapshot>,
+}
+
+impl HeaderCache {
+    /// Reads `m` afresh; on a host failure lookups fall back to one call each.
+    pub fn load(&mut self, m: Headers) {
+        let snapshot = abi::header_pairs(map(m)).and_then(HeaderSnapshot::from_wire);
+        *self.slot(m) = snapshot;
+    }
+
+    fn slot(&mut self, m: Headers) -> &mut Option<HeaderSnapshot> {
+        match m {
+            Headers::Request => &mut self.request,
+            Headers::Response => &mut self.response,
+        }
+    }
+
+    fn get(&self, m: Headers) -> Option<&HeaderSnapshot> {
+        match m {
+            Headers::Request => self.request.as_ref(),
+            Headers::Response => self.response.as_ref(),
+        }
+    }
+}
+
+/// Envoy, as seen from one callback of an HTTP context.
+pub struct EnvoyHost<'a> {
+    headers: &'a mut HeaderCache,
+    /// The clock, read at most once per callback.
+    now: Cell<Option<u64>>,
+}
+
+impl<'a> EnvoyHost<'a> {
+    pub fn new(headers: &'a mut HeaderCache) -> Self {
+        EnvoyHost {
+            headers,
+            now: Cell::new(None),
+        }
+    }
+}
 
 fn map(h: Headers) -> u32 {
     match h {
@@ -42,13 +88,23 @@ fn body_kind(h: Headers) -> u32 {
     }
 }
 
-impl Host for EnvoyHost {
+impl Host for EnvoyHost<'_> {
     fn header(&self, m: Headers, name: &str) -> Option<String> {
-        abi::header(map(m), name)
+        match self.headers.get(m) {
+            Some(snapshot) => snapshot.get(name).map(Cow::into_owned),
+            None => abi::header(map(m), name),
+        }
     }
 
     fn set_header(&mut self, m: Headers, name: &str, value: Option<&str>) {
-        if !abi::set_header(map(m), name, value) && value.is_some() {
+        if self.headers.get(m).is_some_and(|s| !s.changes(name, value)) {
+            return;
+        }
+        if abi::set_header(map(m), name, value) {
+            if let Some(snapshot) = self.headers.slot(m) {
+                snapshot.apply(name, value);
+            }
+        } else if value.is_some() {
             abi::log(abi::LOG_WARN, &format!("could not set header {name}"));
         }
     }
@@ -72,7 +128,12 @@ impl Host for EnvoyHost {
     }
 
     fn now_ms(&self) -> u64 {
-        abi::now_ms()
+        if let Some(now) = self.now.get() {
+            return now;
+        }
+        let now = abi::now_ms();
+        self.now.set(Some(now));
+        now
     }
 
     fn shared_get(&self, key: &str) -> Option<(Vec<u8>, u32)> {

@@ -50,11 +50,28 @@ fn parse_map(bytes: &[u8]) -> Vec<(String, String)> {
     out
 }
 
+/// Serializes a header map the way proxy-wasm hosts hand it over.
+fn serialize_map(headers: &[(String, String)]) -> Vec<u8> {
+    let mut out = (headers.len() as u32).to_le_bytes().to_vec();
+    for (k, v) in headers {
+        out.extend_from_slice(&(k.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+    }
+    for (k, v) in headers {
+        out.extend_from_slice(k.as_bytes());
+        out.push(0);
+        out.extend_from_slice(v.as_bytes());
+        out.push(0);
+    }
+    out
+}
+
 pub fn add_to_linker(linker: &mut Linker<HostState>) -> Result<()> {
     linker.func_wrap(
         "env",
         "proxy_log",
         |mut c: Caller<'_, HostState>, level: i32, ptr: i32, len: i32| -> Result<i32> {
+            c.data_mut().called("proxy_log");
             let msg = String::from_utf8_lossy(&read(&mut c, ptr, len)?).into_owned();
             c.data_mut().logs.push((level as u32, msg));
             Ok(OK)
@@ -64,6 +81,7 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> Result<()> {
         "env",
         "proxy_get_log_level",
         |mut c: Caller<'_, HostState>, out: i32| -> Result<i32> {
+            c.data_mut().called("proxy_get_log_level");
             let m = crate::memory(&mut c)?;
             m.write(&mut c, out as usize, &0i32.to_le_bytes())?;
             Ok(OK)
@@ -78,6 +96,7 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> Result<()> {
          out_ptr: i32,
          out_len: i32|
          -> Result<i32> {
+            c.data_mut().called("proxy_get_property");
             let path = String::from_utf8_lossy(&read(&mut c, ptr, len)?).replace('\0', ".");
             match c.data().properties.get(&path).cloned() {
                 Some(v) => {
@@ -98,6 +117,7 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> Result<()> {
          out_ptr: i32,
          out_len: i32|
          -> Result<i32> {
+            c.data_mut().called("proxy_get_buffer_bytes");
             let data = if kind == 7 {
                 c.data().plugin_config.clone()
             } else {
@@ -123,6 +143,7 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> Result<()> {
          ptr: i32,
          len: i32|
          -> Result<i32> {
+            c.data_mut().called("proxy_set_buffer_bytes");
             let data = read(&mut c, ptr, len)?;
             let Some(body) = body_mut(c.data_mut(), kind) else {
                 return Ok(BAD_ARGUMENT);
@@ -143,6 +164,7 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> Result<()> {
          out_ptr: i32,
          out_len: i32|
          -> Result<i32> {
+            c.data_mut().called("proxy_get_header_map_value");
             let key = String::from_utf8_lossy(&read(&mut c, kptr, klen)?).to_ascii_lowercase();
             let Some(h) = headers_mut(c.data_mut(), map) else {
                 return Ok(BAD_ARGUMENT);
@@ -162,6 +184,19 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> Result<()> {
     )?;
     linker.func_wrap(
         "env",
+        "proxy_get_header_map_pairs",
+        |mut c: Caller<'_, HostState>, map: i32, out_ptr: i32, out_len: i32| -> Result<i32> {
+            c.data_mut().called("proxy_get_header_map_pairs");
+            let Some(h) = headers_mut(c.data_mut(), map) else {
+                return Ok(BAD_ARGUMENT);
+            };
+            let bytes = serialize_map(h);
+            give(&mut c, &bytes, out_ptr, out_len)?;
+            Ok(OK)
+        },
+    )?;
+    linker.func_wrap(
+        "env",
         "proxy_replace_header_map_value",
         |mut c: Caller<'_, HostState>,
          map: i32,
@@ -170,6 +205,7 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> Result<()> {
          vptr: i32,
          vlen: i32|
          -> Result<i32> {
+            c.data_mut().called("proxy_replace_header_map_value");
             let key = String::from_utf8_lossy(&read(&mut c, kptr, klen)?).to_ascii_lowercase();
             let val = String::from_utf8_lossy(&read(&mut c, vptr, vlen)?).into_owned();
             let Some(h) = headers_mut(c.data_mut(), map) else {
@@ -184,6 +220,7 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> Result<()> {
         "env",
         "proxy_remove_header_map_value",
         |mut c: Caller<'_, HostState>, map: i32, kptr: i32, klen: i32| -> Result<i32> {
+            c.data_mut().called("proxy_remove_header_map_value");
             let key = String::from_utf8_lossy(&read(&mut c, kptr, klen)?).into_owned();
             let Some(h) = headers_mut(c.data_mut(), map) else {
                 return Ok(BAD_ARGUMENT);
@@ -205,6 +242,7 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> Result<()> {
          hlen: i32,
          _grpc: i32|
          -> Result<i32> {
+            c.data_mut().called("proxy_send_local_response");
             let body = read(&mut c, bptr, blen)?;
             let headers = parse_map(&read(&mut c, hptr, hlen)?);
             c.data_mut().local_reply = Some(LocalReply {
@@ -219,6 +257,7 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> Result<()> {
         "env",
         "proxy_define_metric",
         |mut c: Caller<'_, HostState>, _kind: i32, nptr: i32, nlen: i32, out: i32| -> Result<i32> {
+            c.data_mut().called("proxy_define_metric");
             let name = String::from_utf8_lossy(&read(&mut c, nptr, nlen)?).into_owned();
             let id = c.data().metrics.len() as u32;
             c.data_mut().metrics.push((name, 0));
@@ -231,6 +270,7 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> Result<()> {
         "env",
         "proxy_increment_metric",
         |mut c: Caller<'_, HostState>, id: i32, by: i64| -> Result<i32> {
+            c.data_mut().called("proxy_increment_metric");
             match c.data_mut().metrics.get_mut(id as usize) {
                 Some((_, v)) => {
                     *v = v.saturating_add_signed(by);
@@ -244,6 +284,7 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> Result<()> {
         "env",
         "proxy_get_metric",
         |mut c: Caller<'_, HostState>, id: i32, out: i32| -> Result<i32> {
+            c.data_mut().called("proxy_get_metric");
             let Some((_, v)) = c.data().metrics.get(id as usize).cloned() else {
                 return Ok(NOT_FOUND);
             };
@@ -256,6 +297,7 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> Result<()> {
         "env",
         "proxy_get_current_time_nanoseconds",
         |mut c: Caller<'_, HostState>, out: i32| -> Result<i32> {
+            c.data_mut().called("proxy_get_current_time_nanoseconds");
             let now = c.data().now_nanos;
             let m = crate::memory(&mut c)?;
             m.write(&mut c, out as usize, &now.to_le_bytes())?;
@@ -272,6 +314,7 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> Result<()> {
          out_len: i32,
          out_cas: i32|
          -> Result<i32> {
+            c.data_mut().called("proxy_get_shared_data");
             let key = String::from_utf8_lossy(&read(&mut c, kptr, klen)?).into_owned();
             let Some((value, cas)) = c.data().shared.get(&key).cloned() else {
                 return Ok(NOT_FOUND);
@@ -292,6 +335,7 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> Result<()> {
          vlen: i32,
          cas: i32|
          -> Result<i32> {
+            c.data_mut().called("proxy_set_shared_data");
             let key = String::from_utf8_lossy(&read(&mut c, kptr, klen)?).into_owned();
             let value = read(&mut c, vptr, vlen)?;
             let current = c.data().shared.get(&key).map_or(0, |(_, t)| *t);

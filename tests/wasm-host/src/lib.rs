@@ -4,7 +4,7 @@
 //! One [`Filter`] owns one wasmtime `Store`; the engine and the compiled module are shared, so
 //! tests run in parallel with no global mutable state.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
@@ -27,7 +27,13 @@ pub fn wasm_path() -> PathBuf {
 fn compiled() -> &'static Result<(Engine, Module), String> {
     static MODULE: OnceLock<Result<(Engine, Module), String>> = OnceLock::new();
     MODULE.get_or_init(|| {
-        let engine = Engine::default();
+        let mut config = wasmtime::Config::new();
+        // For profiling the module: `perf record` then names its functions (build the module
+        // with CARGO_PROFILE_RELEASE_STRIP=false to keep them).
+        if std::env::var_os("AIROUTER_WASM_PERFMAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
+        let engine = Engine::new(&config).map_err(|e| e.to_string())?;
         let bytes = std::fs::read(wasm_path())
             .map_err(|e| format!("{}: {e} (run `make wasm`)", wasm_path().display()))?;
         let module = Module::new(&engine, bytes).map_err(|e| e.to_string())?;
@@ -60,6 +66,19 @@ pub struct HostState {
     pub now_nanos: u64,
     /// Counters: (name, value), indexed by metric id.
     pub metrics: Vec<(String, u64)>,
+    /// Host calls the module made since the stream started, by function.
+    pub calls: BTreeMap<&'static str, u32>,
+}
+
+impl HostState {
+    fn called(&mut self, function: &'static str) {
+        *self.calls.entry(function).or_default() += 1;
+    }
+
+    /// Host calls since the stream started (the clock and logging included).
+    pub fn host_calls(&self) -> u32 {
+        self.calls.values().sum()
+    }
 }
 
 /// One VM with the filter loaded and configured.
@@ -71,6 +90,9 @@ pub struct Filter {
     on_request_body: TypedFunc<(i32, i32, i32), i32>,
     on_response_headers: TypedFunc<(i32, i32, i32), i32>,
     on_response_body: TypedFunc<(i32, i32, i32), i32>,
+    on_done: TypedFunc<i32, i32>,
+    on_log: TypedFunc<i32, ()>,
+    on_delete: TypedFunc<i32, ()>,
     next_context: i32,
     pub configured: bool,
 }
@@ -99,6 +121,7 @@ impl Filter {
             shared: HashMap::new(),
             now_nanos: 1_700_000_000_000_000_000,
             metrics: Vec::new(),
+            calls: BTreeMap::new(),
         };
         let mut store = Store::new(engine, state);
         let mut linker: Linker<HostState> = Linker::new(engine);
@@ -130,6 +153,9 @@ impl Filter {
             on_request_body: f3(&mut store, "proxy_on_request_body")?,
             on_response_headers: f3(&mut store, "proxy_on_response_headers")?,
             on_response_body: f3(&mut store, "proxy_on_response_body")?,
+            on_done: instance.get_typed_func(&mut store, "proxy_on_done")?,
+            on_log: instance.get_typed_func(&mut store, "proxy_on_log")?,
+            on_delete: instance.get_typed_func(&mut store, "proxy_on_delete")?,
             on_context_create,
             store,
             memory,
@@ -160,9 +186,18 @@ impl Filter {
         s.request_body.clear();
         s.response_body.clear();
         s.local_reply = None;
+        s.calls.clear();
         self.on_context_create
             .call(&mut self.store, (id, ROOT_CONTEXT))?;
         Ok(id)
+    }
+
+    /// Ends a stream as Envoy does: done, access log, delete.
+    pub fn end_stream(&mut self, ctx: i32) -> Result<()> {
+        self.on_done.call(&mut self.store, ctx)?;
+        self.on_log.call(&mut self.store, ctx)?;
+        self.on_delete.call(&mut self.store, ctx)?;
+        Ok(())
     }
 
     pub fn request_headers(

@@ -228,3 +228,54 @@ fn upstream_text_error_is_wrapped() {
     assert_eq!(v["error"]["message"], "chat is overloaded");
     assert_eq!(f.response_header("content-type"), Some("application/json"));
 }
+
+/// Every host call costs the worker a trip out of the VM (on v8, about as much as a little
+/// parsing), so a routed chat request has a budget: one read of each header map, one read and
+/// one write of each body, only the header edits that change something, and the counters.
+#[test]
+fn a_routed_request_makes_few_host_calls() {
+    let mut f = filter();
+    let ctx = f.new_stream().unwrap();
+    f.request_headers(ctx, &post("/v1/chat/completions"), false)
+        .unwrap();
+    f.request_body(
+        ctx,
+        br#"{"messages":[{"role":"user","content":"hi"}],"model":"chat"}"#,
+        true,
+    )
+    .unwrap();
+    f.response_headers(
+        ctx,
+        &[
+            (":status", "200"),
+            ("content-type", "application/json"),
+            ("content-length", "90"),
+        ],
+        false,
+    )
+    .unwrap();
+    let (_, out) = f
+        .response_body(
+            ctx,
+            br#"{"model":"llama-3-8b-backend","usage":{"total_tokens":7}}"#,
+            true,
+        )
+        .unwrap();
+    assert_eq!(
+        out,
+        br#"{"model":"chat","usage":{"total_tokens":7}}"#.to_vec()
+    );
+    let calls = &f.state().calls;
+    let count = |name: &str| calls.get(name).copied().unwrap_or(0);
+    assert_eq!(count("proxy_get_header_map_pairs"), 2, "{calls:?}");
+    assert_eq!(count("proxy_get_header_map_value"), 0, "{calls:?}");
+    assert_eq!(count("proxy_get_buffer_bytes"), 2, "{calls:?}");
+    assert_eq!(count("proxy_set_buffer_bytes"), 2, "{calls:?}");
+    // content-length, :authority and the route header; the client's key and the response's
+    // stale content-length removed. Headers already right or absent are left alone.
+    assert_eq!(count("proxy_replace_header_map_value"), 3, "{calls:?}");
+    assert_eq!(count("proxy_remove_header_map_value"), 2, "{calls:?}");
+    // Key, model and backend requests; model and key tokens.
+    assert_eq!(count("proxy_increment_metric"), 5, "{calls:?}");
+    assert!(f.state().host_calls() <= 18, "{calls:?}");
+}
