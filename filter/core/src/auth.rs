@@ -1,4 +1,9 @@
-//! Client keys: SHA-256 digests compared in constant time, each with an optional model allow-list.
+//! Client keys: SHA-256 digests compared in constant time, each with an optional model allow-list;
+//! and a per-worker memory of keys already matched, so a client's key is hashed once, not on
+//! every request.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -80,6 +85,28 @@ impl KeyRing {
     }
 }
 
+/// Presented keys already found in a ring, with their positions. Only matches are kept, so it
+/// holds at most one entry per configured key, and wrong keys (always hashed and compared in
+/// full) cannot grow it. The map's hash is keyed at random per process, so how long a lookup
+/// takes says nothing an attacker could use about the keys it holds. One per plan: a reloaded
+/// ring starts with an empty memory.
+#[derive(Debug, Default)]
+pub struct KnownKeys {
+    found: RefCell<HashMap<Box<str>, usize>>,
+}
+
+impl KnownKeys {
+    /// [`KeyRing::position`], remembered.
+    pub fn position(&self, ring: &KeyRing, presented: &str) -> Option<usize> {
+        if let Some(i) = self.found.borrow().get(presented) {
+            return Some(*i);
+        }
+        let i = ring.position(presented)?;
+        self.found.borrow_mut().insert(presented.into(), i);
+        Some(i)
+    }
+}
+
 /// The key a client presented: `Authorization: Bearer`, else `api-key`, else `x-api-key`.
 pub fn presented_key<'a>(
     authorization: Option<&'a str>,
@@ -100,6 +127,23 @@ pub fn presented_key<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn known_keys_remember_matches_only() {
+        let ring = KeyRing::new(vec![ClientKey {
+            name: "a".into(),
+            hash: KeyRing::hash("sk-a"),
+            allow: None,
+            requests_per_minute: None,
+            tokens_per_minute: None,
+        }]);
+        let known = KnownKeys::default();
+        assert_eq!(known.position(&ring, "sk-a"), Some(0));
+        assert_eq!(known.position(&ring, "sk-a"), Some(0));
+        assert_eq!(known.position(&ring, "sk-b"), None);
+        assert_eq!(known.position(&ring, " sk-a"), None);
+        assert_eq!(known.found.borrow().len(), 1);
+    }
 
     fn ring() -> KeyRing {
         KeyRing::new(vec![

@@ -5,7 +5,7 @@
 use std::rc::Rc;
 
 use crate::api::Api;
-use crate::auth::{presented_key, ClientKey};
+use crate::auth::{presented_key, ClientKey, KnownKeys};
 use crate::config::{Backend, GlobalLimits, Model, Plan};
 use crate::errors::ApiError;
 use crate::host::{Action, Headers, Host};
@@ -39,8 +39,8 @@ struct Routed {
     single_backend: Option<(String, String)>,
     /// The router asked the backend for stream usage the client did not ask for.
     strip_usage: bool,
-    /// The model's token counter (named by its configured name or pattern).
-    tokens_metric: String,
+    /// The model's index in the plan (its counters are named by its configured name or pattern).
+    model: usize,
 }
 
 #[derive(Debug)]
@@ -61,6 +61,8 @@ enum ResponseMode {
 #[derive(Debug)]
 pub struct HttpFlow {
     plan: Rc<Plan>,
+    /// Keys this worker has already matched against the plan's ring.
+    known_keys: Rc<KnownKeys>,
     /// Index of the client's key in the plan's key ring, once authenticated.
     key: Option<usize>,
     /// The API of a request waiting for its body, and its query string.
@@ -71,8 +73,14 @@ pub struct HttpFlow {
 
 impl HttpFlow {
     pub fn new(plan: Rc<Plan>) -> Self {
+        Self::with_known_keys(plan, Rc::default())
+    }
+
+    /// A flow sharing its worker's memory of matched keys (one per plan).
+    pub fn with_known_keys(plan: Rc<Plan>, known_keys: Rc<KnownKeys>) -> Self {
         HttpFlow {
             plan,
+            known_keys,
             key: None,
             pending: None,
             routed: None,
@@ -111,11 +119,14 @@ impl HttpFlow {
     /// global limits) through the filter state Envoy's rate limit filter reads when the stream ends.
     fn settle_tokens(&self, host: &mut dyn Host, tokens: Option<u64>) {
         let Some(tokens) = tokens else { return };
+        let names = &self.plan.metric_names;
         if let Some(routed) = &self.routed {
-            host.add(&routed.tokens_metric, tokens);
+            metrics::add_at(host, &names.model_tokens, routed.model, tokens);
         }
-        let Some(k) = self.client_key() else { return };
-        host.add(&metrics::key(metrics::KEY_TOKENS, &k.name), tokens);
+        let (Some(i), Some(k)) = (self.key, self.client_key()) else {
+            return;
+        };
+        metrics::add_at(host, &names.key_tokens, i, tokens);
         let Some(limit) = self.token_budget() else {
             return;
         };
@@ -206,28 +217,25 @@ impl HttpFlow {
             host.count(metrics::KEY_DENIED);
             return self.reply(host, &err);
         }
-        if let Some(k) = self.client_key() {
-            let (name, rpm, counter) = (
-                k.name.clone(),
-                k.requests_per_minute,
-                metrics::key(metrics::KEY_REQUESTS, &k.name),
-            );
-            host.count(&counter);
-            let local = self.global().is_none();
-            if let Some(rpm) = rpm.filter(|_| local) {
+        let plan = Rc::clone(&self.plan);
+        if let Some((i, k)) = self.key.and_then(|i| Some((i, plan.keys.keys().get(i)?))) {
+            let name = &k.name;
+            metrics::add_at(host, &plan.metric_names.key_requests, i, 1);
+            let local = plan.global_limits.is_none();
+            if let Some(rpm) = k.requests_per_minute.filter(|_| local) {
                 let limit = limits::RateLimit {
                     requests: rpm,
                     window_ms: 60_000,
                 };
                 let now = host.now_ms();
                 if let Err(wait) = limits::try_acquire(host, &format!("key/{name}"), limit, now) {
-                    return self.reply(host, &ApiError::key_limited(&name, wait));
+                    return self.reply(host, &ApiError::key_limited(name, wait));
                 }
             }
             if let Some(limit) = self.token_budget().filter(|_| local) {
                 let now = host.now_ms();
-                if let Err(wait) = limits::check(host, &token_key(&name), limit, now) {
-                    return self.reply(host, &ApiError::key_budget(&name, "tokens", wait));
+                if let Err(wait) = limits::check(host, &token_key(name), limit, now) {
+                    return self.reply(host, &ApiError::key_budget(name, "tokens", wait));
                 }
             }
         }
@@ -308,7 +316,7 @@ impl HttpFlow {
         else {
             return Some(ApiError::missing_key());
         };
-        self.key = self.plan.keys.position(presented);
+        self.key = self.known_keys.position(&self.plan.keys, presented);
         self.key.is_none().then(ApiError::invalid_key)
     }
 
@@ -354,7 +362,7 @@ impl HttpFlow {
             }
         }
         let req = Headers::Request;
-        host.count(&metrics::model(metrics::MODEL_REQUESTS, &target.model.name));
+        metrics::add_at(host, &plan.metric_names.model_requests, target.index, 1);
         let targets = target.model.targets();
         let local_limits = plan.global_limits.is_none();
         let first = choose_target(host, &plan, targets, &target.client_name, local_limits)?;
@@ -387,7 +395,7 @@ impl HttpFlow {
             };
             target_request::apply_headers(host, &plan, api, &query, &t, false);
             host.set_header(req, BACKEND_HEADER, Some(&backend.name));
-            host.count(&metrics::backend(metrics::BACKEND_REQUESTS, &backend.name));
+            metrics::add_at(host, &plan.metric_names.backend_requests, only.backend, 1);
             single_backend = Some((
                 backend.name.clone(),
                 limits::target_key(&backend.name, &backend_model),
@@ -430,7 +438,7 @@ impl HttpFlow {
             ends_with_done: matches!(api, Api::Chat | Api::Completions),
             single_backend,
             strip_usage,
-            tokens_metric: metrics::model(metrics::MODEL_TOKENS, &target.model.name),
+            model: target.index,
         });
         Ok(())
     }
@@ -444,9 +452,14 @@ impl HttpFlow {
             .header(resp, ":status")
             .and_then(|s| s.parse::<u16>().ok())
             .unwrap_or(0);
-        let details = host
-            .property(&["response", "code_details"])
-            .unwrap_or_default();
+        // Envoy's own answers (rate limiter refusals, upstream failures) are all errors, so a
+        // success needs no look at how it came about.
+        let details = if status >= 400 {
+            host.property(&["response", "code_details"])
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
         if details == upstream_errors::RATE_LIMITED {
             // Envoy's rate limit filter answered with the limiter's own OpenAI-format body; no
             // backend was involved, so nothing cools down and nothing needs renaming.

@@ -3,7 +3,9 @@
 //! tags (`/stats/prometheus` shows `airouter_backend_requests{backend="X"}`). Names come only from
 //! the configuration (a pattern model counts under its pattern), so cardinality is bounded.
 
-use crate::config::Plan;
+use crate::auth::ClientKey;
+use crate::config::{Backend, Model, Plan};
+use crate::host::Host;
 
 pub const BACKEND_REQUESTS: &str = "airouter_backend_requests";
 pub const BACKEND_ERRORS: &str = "airouter_backend_errors";
@@ -42,25 +44,64 @@ pub fn key(counter: &str, key_name: &str) -> String {
     format!("{counter}.key.{}", clean(key_name))
 }
 
+/// Every counter name a plan can bump, formatted once when the plan is built rather than on
+/// each request. Indexed like the plan's keys, models and backends.
+#[derive(Debug, Clone, Default)]
+pub struct Names {
+    pub key_requests: Vec<String>,
+    pub key_tokens: Vec<String>,
+    pub model_requests: Vec<String>,
+    pub model_tokens: Vec<String>,
+    pub backend_requests: Vec<String>,
+    pub backend_errors: Vec<String>,
+    pub backend_rate_limited: Vec<String>,
+}
+
+impl Names {
+    pub fn new(backends: &[Backend], models: &[Model], keys: &[ClientKey]) -> Self {
+        let key_names: Vec<&str> = keys.iter().map(|k| k.name.as_str()).collect();
+        let model_names: Vec<&str> = models.iter().map(|m| m.name.as_str()).collect();
+        let backend_names: Vec<&str> = backends.iter().map(|b| b.name.as_str()).collect();
+        let each = |names: &[&str], counter: &str, f: fn(&str, &str) -> String| {
+            names.iter().map(|n| f(counter, n)).collect()
+        };
+        Names {
+            key_requests: each(&key_names, KEY_REQUESTS, key),
+            key_tokens: each(&key_names, KEY_TOKENS, key),
+            model_requests: each(&model_names, MODEL_REQUESTS, model),
+            model_tokens: each(&model_names, MODEL_TOKENS, model),
+            backend_requests: each(&backend_names, BACKEND_REQUESTS, backend),
+            backend_errors: each(&backend_names, BACKEND_ERRORS, backend),
+            backend_rate_limited: each(&backend_names, BACKEND_RATE_LIMITED, backend),
+        }
+    }
+}
+
+/// Adds `n` to the counter at `index` of one of [`Names`]' lists.
+pub fn add_at(host: &mut dyn Host, names: &[String], index: usize, n: u64) {
+    if let Some(name) = names.get(index) {
+        host.add(name, n);
+    }
+}
+
 /// Every counter the plan can bump, to define them all when the filter starts.
 pub fn all(plan: &Plan) -> Vec<String> {
+    let n = &plan.metric_names;
     let mut names = vec![KEY_DENIED.to_string()];
-    for b in &plan.backends {
-        for c in [BACKEND_REQUESTS, BACKEND_ERRORS, BACKEND_RATE_LIMITED] {
-            names.push(backend(c, &b.name));
-        }
-    }
-    for m in &plan.models {
-        for c in [MODEL_REQUESTS, MODEL_TOKENS] {
-            let name = model(c, &m.name);
-            if !names.contains(&name) {
-                names.push(name);
+    for list in [
+        &n.backend_requests,
+        &n.backend_errors,
+        &n.backend_rate_limited,
+        &n.model_requests,
+        &n.model_tokens,
+        &n.key_requests,
+        &n.key_tokens,
+    ] {
+        for name in list {
+            if !names.contains(name) {
+                names.push(name.clone());
             }
         }
-    }
-    for k in plan.keys.keys() {
-        names.push(key(KEY_REQUESTS, &k.name));
-        names.push(key(KEY_TOKENS, &k.name));
     }
     names
 }

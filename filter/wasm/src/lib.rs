@@ -8,11 +8,13 @@ mod envoy_host;
 
 use std::rc::Rc;
 
+use airouter_core::auth::KnownKeys;
 use airouter_core::config::{compile, Plan};
 use airouter_core::flow::HttpFlow;
 use airouter_core::host::Action as CoreAction;
+use airouter_core::host::Headers;
 use airouter_core::upstream::UpstreamFlow;
-use envoy_host::EnvoyHost;
+use envoy_host::{EnvoyHost, HeaderCache};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel};
 
@@ -21,14 +23,17 @@ proxy_wasm::main! {{
     std::panic::set_hook(Box::new(|info| {
         abi::log(abi::LOG_ERROR, &format!("panic: {info}"));
     }));
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { plan: None, upstream: false }) });
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
 }}
 
 /// The root id of the plugin instance running as a failover cluster's upstream filter.
 const UPSTREAM_ROOT_ID: &str = "airouter-upstream";
 
+#[derive(Default)]
 struct Root {
     plan: Option<Rc<Plan>>,
+    /// Client keys matched so far under this plan.
+    known_keys: Rc<KnownKeys>,
     /// Running as the per-attempt upstream filter rather than the listener's filter.
     upstream: bool,
 }
@@ -79,6 +84,7 @@ impl RootContext for Root {
                     envoy_host::counter_id(&name);
                 }
                 self.plan = Some(Rc::new(plan));
+                self.known_keys = Rc::default();
                 true
             }
             Err(errors) => {
@@ -95,10 +101,12 @@ impl RootContext for Root {
         if self.upstream {
             return Some(Box::new(AttemptFilter {
                 flow: UpstreamFlow::new(plan),
+                headers: HeaderCache::default(),
             }));
         }
         Some(Box::new(Filter {
-            flow: HttpFlow::new(plan),
+            flow: HttpFlow::with_known_keys(plan, Rc::clone(&self.known_keys)),
+            headers: HeaderCache::default(),
         }))
     }
 
@@ -109,6 +117,7 @@ impl RootContext for Root {
 
 struct Filter {
     flow: HttpFlow,
+    headers: HeaderCache,
 }
 
 impl Context for Filter {}
@@ -122,24 +131,30 @@ fn action(a: CoreAction) -> Action {
 
 impl HttpContext for Filter {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
-        action(self.flow.on_request_headers(&mut EnvoyHost, end_of_stream))
+        self.headers.load(Headers::Request);
+        let mut host = EnvoyHost::new(&mut self.headers);
+        action(self.flow.on_request_headers(&mut host, end_of_stream))
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let mut host = EnvoyHost::new(&mut self.headers);
         action(
             self.flow
-                .on_request_body(&mut EnvoyHost, body_size, end_of_stream),
+                .on_request_body(&mut host, body_size, end_of_stream),
         )
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
-        action(self.flow.on_response_headers(&mut EnvoyHost, end_of_stream))
+        self.headers.load(Headers::Response);
+        let mut host = EnvoyHost::new(&mut self.headers);
+        action(self.flow.on_response_headers(&mut host, end_of_stream))
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let mut host = EnvoyHost::new(&mut self.headers);
         action(
             self.flow
-                .on_response_body(&mut EnvoyHost, body_size, end_of_stream),
+                .on_response_body(&mut host, body_size, end_of_stream),
         )
     }
 }
@@ -147,23 +162,29 @@ impl HttpContext for Filter {
 /// One attempt of a failover request, as an upstream filter.
 struct AttemptFilter {
     flow: UpstreamFlow,
+    headers: HeaderCache,
 }
 
 impl Context for AttemptFilter {}
 
 impl HttpContext for AttemptFilter {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
-        action(self.flow.on_request_headers(&mut EnvoyHost, end_of_stream))
+        self.headers.load(Headers::Request);
+        let mut host = EnvoyHost::new(&mut self.headers);
+        action(self.flow.on_request_headers(&mut host, end_of_stream))
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let mut host = EnvoyHost::new(&mut self.headers);
         action(
             self.flow
-                .on_request_body(&mut EnvoyHost, body_size, end_of_stream),
+                .on_request_body(&mut host, body_size, end_of_stream),
         )
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        action(self.flow.on_response_headers(&mut EnvoyHost))
+        self.headers.load(Headers::Response);
+        let mut host = EnvoyHost::new(&mut self.headers);
+        action(self.flow.on_response_headers(&mut host))
     }
 }

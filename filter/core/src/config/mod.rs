@@ -207,6 +207,8 @@ pub struct Plan {
     pub global_limits: Option<GlobalLimits>,
     /// Environment variables named by `api_key_env` that were not set when the plan was built.
     pub missing_env: Vec<String>,
+    /// Counter names for every key, model and backend.
+    pub metric_names: crate::metrics::Names,
 }
 
 /// Largest body limit: Envoy's buffers count in 32-bit sizes.
@@ -311,6 +313,7 @@ pub fn compile(
         return Err(ConfigErrors(errs));
     }
     let resolver = ModelResolver::new(&models);
+    let metric_names = crate::metrics::Names::new(&backends, &models, keys.keys());
     Ok(Plan {
         source: file.to_string(),
         listener: Listener {
@@ -330,6 +333,7 @@ pub fn compile(
         sidecar,
         global_limits,
         missing_env,
+        metric_names,
     })
 }
 
