@@ -65,7 +65,9 @@ bench-tools: venv
 	@$(PY) -c "import matplotlib" 2>/dev/null || $(PY) -m pip install -q --disable-pip-version-check matplotlib==3.11.2
 
 bench: bench-tools build
-	$(CARGO) bench -p airouter-core -p airouter-sidecar -- --warm-up-time 1 --measurement-time 3
+	$(CARGO) build --target wasm32-wasip1 --release -p airouter-bench-floor
+	$(CARGO) bench -p airouter-core -p airouter-sidecar -p airouter-wasm-tests \
+	  --bench hot_paths --bench triton_paths --bench filter_wasm -- --warm-up-time 1 --measurement-time 3
 	$(PY) tests/bench/run.py
 
 # Regenerates the checked-in JSON Schema of airouter.toml.

@@ -5,8 +5,12 @@ peers, on loopback against one fast upstream. Writes BENCHMARKS.md and a latency
 Variants (all proxies on CPU 0, the upstream and load generators on CPU 1):
   direct     the upstream itself (nginx answering canned OpenAI responses): the floor
   envoy      plain Envoy, one worker: same listener and cluster, no filter
+  wasm-floor Envoy, one worker, the same bootstrap with a wasm filter that only waits for both
+             bodies and sets the route header (tests/bench/floor): what any such filter costs
   airouter   Envoy, one worker, with the AI Router filter as `airouter envoy` renders it for a
              key, an alias (client model -> backend model), the body rewrite and token counting
+  airouter-limits
+             the same with per-Envoy limits on the key (requests and tokens per minute)
   litellm    LiteLLM proxy (PyPI), one worker, the same alias
   nginx      nginx (Debian) as a reverse proxy, one worker
 
@@ -32,6 +36,7 @@ import http.client
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+FLOOR_WASM = ROOT / "target" / "wasm32-wasip1" / "release" / "airouter_bench_floor.wasm"
 sys.path.insert(0, str(ROOT / "examples"))
 from stack import AIROUTER, WASM, Stack, envoy_binary, free_port, wait_http  # noqa: E402
 
@@ -44,6 +49,11 @@ BENCH_VENV = ROOT / ".bench-venv"
 PROXY_CPU, LOAD_CPU = "0", "1"
 
 CLIENT_MODEL, BACKEND_MODEL = "gpt-4o-mini", "llama-3.1-8b-instruct"
+VARIANTS = ("direct", "envoy", "wasm-floor", "airouter", "airouter-limits", "litellm", "nginx")
+# The load-shape sweep (and its plot) compares the proxies, not the filter's variants.
+SWEPT = ("direct", "envoy", "airouter", "litellm", "nginx")
+# Limits far above what the bench offers: their bookkeeping is measured, never a refusal.
+LIMITS = "requests_per_minute = 2000000000\ntokens_per_minute = 2000000000"
 
 
 def chat_body(stream=False):
@@ -169,9 +179,9 @@ http {
         self.pids[name] = proc.pid
         self.ports[name] = port
 
-    def start_airouter(self):
+    def start_airouter(self, name="airouter", limits="", wasm=WASM):
         port, admin = free_port(), free_port()
-        toml = self.work / "airouter.toml"
+        toml = self.work / (name + ".toml")
         toml.write_text("""
 [listener]
 address = "127.0.0.1"
@@ -196,16 +206,16 @@ target = { backend = "upstream-stream", model = "%s" }
 [[keys]]
 name = "bench"
 key = "sk-bench"
-tokens_per_minute = 2000000000
-""" % (port, admin, self.upstream, self.upstream, CLIENT_MODEL, BACKEND_MODEL, CLIENT_MODEL, BACKEND_MODEL))
-        out = subprocess.run([str(AIROUTER), "envoy", str(toml), "--wasm", str(WASM)], capture_output=True, text=True, check=True)
+%s
+""" % (port, admin, self.upstream, self.upstream, CLIENT_MODEL, BACKEND_MODEL, CLIENT_MODEL, BACKEND_MODEL, limits))
+        out = subprocess.run([str(AIROUTER), "envoy", str(toml), "--wasm", str(wasm)], capture_output=True, text=True, check=True)
         boot = json.loads(out.stdout)
         # Access logging is an operator's choice that plain Envoy is not paying for here either.
         hcm = boot["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
         hcm.pop("access_log", None)
-        path = self.work / "airouter-envoy.json"
+        path = self.work / (name + "-envoy.json")
         path.write_text(json.dumps(boot))
-        self.start_envoy_file("airouter", path, port, admin)
+        self.start_envoy_file(name, path, port, admin)
 
     def start_nginx_proxy(self):
         port = free_port()
@@ -247,13 +257,13 @@ litellm_settings: {telemetry: false, drop_params: true}
     def path_for(self, variant, stream=False):
         # Transparent proxies reach the stream by its path; the AI Router and LiteLLM by a model
         # alias whose backend has the stream's path prefix.
-        if stream and variant in ("direct", "envoy", "nginx"):
+        if stream and variant in ("direct", "envoy", "nginx", "wasm-floor"):
             return "/stream/v1/chat/completions"
         return "/v1/chat/completions"
 
     def body_for(self, variant, stream=False):
         body = json.loads(chat_body(stream))
-        if stream and variant in ("airouter", "litellm"):
+        if stream and variant in ("airouter", "airouter-limits", "litellm"):
             body["model"] = CLIENT_MODEL + "-stream"
         return json.dumps(body)
 
@@ -287,6 +297,8 @@ litellm_settings: {telemetry: false, drop_params: true}
     def stream(self, variant):
         """Medians of time to first chunk and to the end; (None, None) when the variant cannot
         stream this (a timeout or a broken stream)."""
+        if variant == "wasm-floor":
+            return None, None  # it holds the whole response back by design: not a streaming proxy
         ttfc, total = [], []
         body = self.body_for(variant, stream=True).encode()
         conn = http.client.HTTPConnection("127.0.0.1", self.ports[variant], timeout=10)
@@ -529,9 +541,11 @@ def main():
         bench.start_upstream()
         bench.start_plain_envoy()
         bench.start_airouter()
+        bench.start_airouter("airouter-limits", LIMITS)
+        bench.start_airouter("wasm-floor", wasm=FLOOR_WASM)
         bench.start_nginx_proxy()
         bench.start_litellm()
-        variants = [v for v in ("direct", "envoy", "airouter", "litellm", "nginx") if v in bench.ports]
+        variants = [v for v in VARIANTS if v in bench.ports]
         for v in variants:  # warm up, and check every variant answers
             code = post_status(bench, v)
             if code != 200:
@@ -552,7 +566,7 @@ def main():
                 res["last"].append(last)
         sweep = {}
         for rate in SWEEP:
-            for v in variants:
+            for v in [v for v in variants if v in SWEPT]:
                 print("sweep %d/s: %s" % (rate, v), file=sys.stderr, flush=True)
                 sweep.setdefault(v, []).append((rate,) + bench.hey(v, rate, 3))
         for v in variants:
@@ -604,10 +618,15 @@ def write_report(results, sweep, ttft, micro):
              "nginx %s (Debian), LiteLLM %s (PyPI)." % (v["cpu"], v["cores"], v["envoy"], v["nginx"], v["litellm"]),
              "- Upstream: nginx answering canned OpenAI responses (a ~1 KB chat completion; a 50-chunk SSE "
              "stream) on loopback, pinned with the load generators to CPU 1; every proxy runs one worker "
-             "pinned to CPU 0. The AI Router variant is Envoy with the bootstrap `airouter envoy` renders "
-             "for a client key, an alias (`gpt-4o-mini` → `llama-3.1-8b-instruct`), the body rewrite, "
-             "response renaming and token counting (access log removed, as plain Envoy has none).",
-             "- Interleaved: every round runs each variant in turn (A B C D E), %d rounds, medians reported; "
+             "pinned to CPU 0. The `airouter` variant is Envoy with the bootstrap `airouter envoy` renders "
+             "for the example configuration's shape: a client key, an alias (`gpt-4o-mini` → "
+             "`llama-3.1-8b-instruct`), the body rewrite, response renaming and token counting (access "
+             "log removed, as plain Envoy has none). `airouter-limits` adds per-Envoy limits on the key "
+             "(requests and tokens per minute, set far above the load). `wasm-floor` is the same "
+             "bootstrap with `tests/bench/floor` instead of the filter: a module that waits for both "
+             "bodies and sets the route header, nothing more, so the cost of any body-reading wasm "
+             "filter in Envoy's v8 is told apart from the router's own work.",
+             "- Interleaved: every round runs each variant in turn (A B C …), %d rounds, medians reported; "
              "fixed rate %d requests/s for %d s with `hey` (8 connections); saturation with `wrk` (1 thread, "
              "32 connections, %d s); streaming: %d sequential requests per round. CPU per request is the "
              "proxy's user+system time from `/proc` over the saturation run, divided by the requests served. "
@@ -617,7 +636,7 @@ def write_report(results, sweep, ttft, micro):
              "", "## End to end", "",
              "| variant | p50 ms @%d/s | p99 ms @%d/s | saturation req/s | vs plain Envoy | vs direct | CPU µs/req | vs plain Envoy | first chunk ms | last chunk ms | peak RSS MB |" % (RATE, RATE),
              "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for name in ("direct", "envoy", "airouter", "litellm", "nginx"):
+    for name in VARIANTS:
         r = results.get(name)
         if not r:
             continue
@@ -633,6 +652,8 @@ def write_report(results, sweep, ttft, micro):
     if a and plain:
         per_chunk = (med(a["last"]) - med(a["ttfc"]) - (med(plain["last"]) - med(plain["ttfc"]))) / 49 * 1000
     targets = []
+    floor_cpu = med(results.get("wasm-floor", {}).get("cpu", []))
+    limits_cpu = med(results.get("airouter-limits", {}).get("cpu", []))
 
     def target(text, ok, detail):
         targets.append("| %s | %s | %s |" % (text, {True: "met", False: "**not met**", None: "not measured"}[ok], detail))
@@ -658,6 +679,13 @@ def write_report(results, sweep, ttft, micro):
         target("Sidecar time to first token within 1 ms of direct gRPC", side - direct <= 1.0,
                "%.2f vs %.2f ms (medians of 50, Triton on CPU, Python clients on both sides)" % (side, direct))
     lines += ["", "## Targets (issue #5)", "", "| target | result | measured |", "|---|---|---|"] + targets
+    if a_cpu and base_cpu and floor_cpu:
+        lines += ["", "Where the CPU goes, per request, over plain Envoy: %.1f µs for any wasm filter that waits "
+                  "for both bodies (`wasm-floor`: VM calls for each stream event, buffering), %.1f µs for the "
+                  "router's own work on top of that (header and body reads and edits, authentication, "
+                  "resolution, renaming, counters)%s." % (
+                      floor_cpu - base_cpu, a_cpu - floor_cpu,
+                      "; per-Envoy key limits add %.1f µs" % (limits_cpu - a_cpu) if limits_cpu else "")]
     lines += ["", "## Latency against offered load", "", "![p50 and p99 latency against offered load](docs/bench-latency.png)", "",
               "`hey` offers the rate over 8 connections, each waiting for its answer: a proxy slower than "
               "the offered rate serves fewer requests (LiteLLM's points above ~60/s are its latency at its "
