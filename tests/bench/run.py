@@ -696,7 +696,7 @@ def write_report(results, sweep, ttft, micro):
         lines.append("| %s | %s |" % (name, " | ".join("%s / %s" % (fmt(p50), fmt(p99)) for _, _, p50, p99 in points)))
     lines += ["", "## Micro-benchmarks (criterion, mean)", "", "| benchmark | time |", "|---|---|"]
     lines += ["| %s | %s |" % (name, ns(mean)) for name, mean in micro]
-    lines += ["", "## Reproduce", "", "```sh", "make bench            # installs wrk, hey, nginx, LiteLLM; ~5 minutes",
+    lines += ["", "## Reproduce", "", "```sh", "make bench            # installs wrk, hey, nginx, LiteLLM; about 12 minutes here",
               "BENCH_ROUNDS=5 make bench", "```", ""]
     (ROOT / "BENCHMARKS.md").write_text("\n".join(lines))
     print("\n".join(lines))
