@@ -29,7 +29,9 @@ pub fn counter_id(name: &str) -> Option<u32> {
 
 /// Header maps read whole, once per phase: the request's when its headers callback starts (and
 /// kept for its body callbacks), the response's likewise. One host call instead of one per
-/// lookup, and edits that would change nothing are not sent at all.
+/// lookup, and edits that would change nothing are not sent at all. This relies on nothing else
+/// editing a map between its headers callback and the body callbacks that follow: filters ahead
+/// of this one are done with the headers by then, and Envoy's own additions come earlier.
 #[derive(Default)]
 pub struct HeaderCache {
     request: Option<HeaderSnapshot>,
