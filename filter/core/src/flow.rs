@@ -34,9 +34,9 @@ struct Routed {
     client_name: String,
     /// The API's streams end with `data: [DONE]` (chat and legacy completions).
     ends_with_done: bool,
-    /// The target's cool-down key, when the request went straight to one (failover attempts are
-    /// watched by the upstream filter).
-    single_backend: Option<(String, String)>,
+    /// The target's backend (its index in the plan) and cool-down key, when the request went
+    /// straight to one (failover attempts are watched by the upstream filter).
+    single_backend: Option<(usize, String)>,
     /// The router asked the backend for stream usage the client did not ask for.
     strip_usage: bool,
     /// The model's index in the plan (its counters are named by its configured name or pattern).
@@ -397,7 +397,7 @@ impl HttpFlow {
             host.set_header(req, BACKEND_HEADER, Some(&backend.name));
             metrics::add_at(host, &plan.metric_names.backend_requests, only.backend, 1);
             single_backend = Some((
-                backend.name.clone(),
+                only.backend,
                 limits::target_key(&backend.name, &backend_model),
             ));
         } else {
@@ -471,7 +471,7 @@ impl HttpFlow {
                 start_cooldown(host, target_key);
             }
             if status >= 500 {
-                host.count(&metrics::backend(metrics::BACKEND_ERRORS, backend));
+                metrics::add_at(host, &self.plan.metric_names.backend_errors, *backend, 1);
             }
         }
         let ctype = host
@@ -482,9 +482,14 @@ impl HttpFlow {
             .header(resp, "content-encoding")
             .is_some_and(|e| !e.trim().eq_ignore_ascii_case("identity"));
         let local = upstream_errors::local_failure(status, &details);
-        if let (Some(err), Some((backend, _))) = (&local, &routed.single_backend) {
-            if err.status == 502 || err.status == 504 {
-                admin::record_failure(host, backend);
+        if let (Some(err), Some((i, _))) = (&local, &routed.single_backend) {
+            if let Some(backend) = self
+                .plan
+                .backends
+                .get(*i)
+                .filter(|_| err.status == 502 || err.status == 504)
+            {
+                admin::record_failure(host, &backend.name);
             }
         }
         self.response = if let Some(err) = local {
@@ -618,10 +623,7 @@ fn choose_target(
         }
         if let Some(limit) = backend.rate_limit.filter(|_| local_limits) {
             if let Err(w) = limits::try_acquire(host, &backend.name, limit, now) {
-                host.count(&metrics::backend(
-                    metrics::BACKEND_RATE_LIMITED,
-                    &backend.name,
-                ));
+                metrics::add_at(host, &plan.metric_names.backend_rate_limited, t.backend, 1);
                 wait = wait.min(w);
                 continue;
             }
