@@ -41,6 +41,9 @@ def test_chat_is_routed_rewritten_and_renamed(env):
     assert resp.model == "chat"
     assert resp.choices[0].message.content == "You said: héllo wörld 😀 世界"
     assert_no_backend_names(raw.http_response.content)
+    # The renamed body goes out with its exact length, not chunked.
+    assert raw.http_response.headers["content-length"] == str(len(raw.http_response.content))
+    assert "transfer-encoding" not in raw.http_response.headers
     [seen] = env.upstream_requests(env.provider_a)
     sent = json.loads(base64.b64decode(seen["body_b64"]))
     assert sent["model"] == "acme-llama-3-8b-instruct"
@@ -165,6 +168,7 @@ def test_upstream_500_text_is_wrapped(env):
     assert status == 500 and headers["content-type"] == "application/json"
     err = json.loads(body)["error"]
     assert err["message"] == "backend broken crashed" and err["type"] == "server_error"
+    assert headers["content-length"] == str(len(body))
     assert_no_backend_names(body)
 
 
@@ -198,6 +202,7 @@ def test_unreachable_backend_is_502(env):
         env.client().chat.completions.create(model="unreachable", messages=MESSAGES)
     assert e.value.status_code == 502
     assert e.value.body["type"] == "server_error"
+    assert e.value.response.headers["content-length"] == str(len(e.value.response.content))
 
 
 def test_slow_backend_is_504(env):

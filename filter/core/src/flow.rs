@@ -518,16 +518,19 @@ impl HttpFlow {
             ResponseMode::Untouched
         };
         match self.response {
-            ResponseMode::Untouched => {}
+            ResponseMode::Untouched => Action::Continue,
+            _ if end_of_stream => Action::Continue,
             ResponseMode::Replaced(_) | ResponseMode::UpstreamError(_) => {
+                // Held until the body is complete, so they go out with its exact length.
                 host.set_header(resp, "content-type", Some("application/json"));
-                host.set_header(resp, "content-length", None);
+                Action::Pause
             }
-            ResponseMode::Json | ResponseMode::Sse(_) => {
-                host.set_header(resp, "content-length", None)
+            ResponseMode::Json => Action::Pause,
+            ResponseMode::Sse(_) => {
+                host.set_header(resp, "content-length", None);
+                Action::Continue
             }
         }
-        Action::Continue
     }
 
     pub fn on_response_body(
@@ -566,9 +569,11 @@ impl HttpFlow {
             ResponseMode::Json => {
                 let body = host.body(resp, body_size).unwrap_or_default();
                 tokens = crate::json_body::total_tokens(&body);
-                if let Some(out) = routed.names.rewrite_document(&body) {
-                    host.replace_body(resp, body_size, &out);
-                }
+                let len = match routed.names.rewrite_document(&body) {
+                    Some(out) if host.replace_body(resp, body_size, &out) => out.len(),
+                    _ => body.len(),
+                };
+                host.set_header(resp, "content-length", Some(&len.to_string()));
                 Action::Continue
             }
             ResponseMode::UpstreamError(status) => {
@@ -582,11 +587,13 @@ impl HttpFlow {
                     &routed.client_name,
                 );
                 host.replace_body(resp, body_size, &out);
+                host.set_header(resp, "content-length", Some(&out.len().to_string()));
                 Action::Continue
             }
             ResponseMode::Replaced(err) => {
                 let out = err.body();
                 host.replace_body(resp, body_size, &out);
+                host.set_header(resp, "content-length", Some(&out.len().to_string()));
                 Action::Continue
             }
         };

@@ -400,7 +400,36 @@ fn json_responses_lose_backend_names() {
         &[b"{\"model\":\"qwen2-", b"0.5b\",\"x\":1}"],
     );
     assert_eq!(out, b"{\"model\":\"chat-small\",\"x\":1}".to_vec());
-    assert_eq!(h.header(Headers::Response, "content-length"), None);
+    assert_eq!(
+        h.header(Headers::Response, "content-length"),
+        Some(out.len().to_string())
+    );
+}
+
+#[test]
+fn buffered_responses_hold_their_headers_for_the_exact_length() {
+    for (status, ctype, held) in [
+        ("200", "application/json", true),
+        ("500", "text/plain", true),
+        ("200", "text/event-stream", false),
+        ("200", "audio/mpeg", false),
+    ] {
+        let (mut f, mut h) = routed();
+        h.resp = vec![
+            (":status".into(), status.into()),
+            ("content-type".into(), ctype.into()),
+            ("content-length".into(), "99".into()),
+        ];
+        let action = f.on_response_headers(&mut h, false);
+        assert_eq!(action == Action::Pause, held, "{status} {ctype}");
+        // Headers that end the stream have no body to wait for.
+        let (mut f, mut h) = routed();
+        h.resp = vec![
+            (":status".into(), status.into()),
+            ("content-type".into(), ctype.into()),
+        ];
+        assert_eq!(f.on_response_headers(&mut h, true), Action::Continue);
+    }
 }
 
 #[test]
@@ -435,6 +464,10 @@ fn upstream_errors_keep_status_and_get_the_envelope() {
     let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(v["error"]["message"], "chat-small exploded");
     assert_eq!(
+        h.header(Headers::Response, "content-length"),
+        Some(out.len().to_string())
+    );
+    assert_eq!(
         h.header(Headers::Response, ":status").as_deref(),
         Some("500")
     );
@@ -464,6 +497,10 @@ fn envoy_connection_failures_become_502() {
     );
     let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(v["error"]["type"], "server_error");
+    assert_eq!(
+        h.header(Headers::Response, "content-length"),
+        Some(out.len().to_string())
+    );
 }
 
 #[test]
