@@ -183,9 +183,14 @@ def test_token_reservations_keep_a_burst_of_long_streams_within_the_budget(limit
     assert 1 <= len(admitted) <= 1000 // (reservation - 8), (len(admitted), reservation)
     assert sum(admitted) <= 1000 + reservation
     assert all(u <= reservation for u in admitted), "the demo backend honours max_tokens"
-    # When the streams end, what they did not use is given back: the key can go on.
-    time.sleep(0.5)
-    status, _, reply = limited.post(limited.ports[1], "sk-tpm", dict(CHAT, max_tokens=10))
+    # When the streams end, what they did not use is given back: the key can go on. The give-back
+    # reaches Redis through the limiter after the client has read the stream's end, so allow it
+    # a few seconds on a loaded machine.
+    for _ in range(10):
+        time.sleep(0.5)
+        status, _, reply = limited.post(limited.ports[1], "sk-tpm", dict(CHAT, max_tokens=10))
+        if status != 429:
+            break
     assert status == 200, reply
     # The filter's token counters are Envoy stats, tagged by key (Prometheus).
     admin = json.loads((limited.stack.workdir / "envoy-a.json").read_text())["admin"]["address"]["socket_address"]
