@@ -615,20 +615,23 @@ fn choose_target(
     client_name: &str,
     local_limits: bool,
 ) -> Result<usize, ApiError> {
-    let now = host.now_ms();
     let mut wait = u64::MAX;
     for (k, t) in targets.iter().enumerate() {
         let Some(backend) = plan.backends.get(t.backend) else {
             continue;
         };
         let model = Model::name_at(t, client_name);
-        if let Some(until) =
-            limits::cooling_until(host, &limits::target_key(&backend.name, model), now)
-        {
-            wait = wait.min(until - now);
-            continue;
+        // The clock is read only when there is something to compare it with: most requests
+        // find no cool-down and no limit.
+        if let Some(until) = limits::cooldown_end(host, &limits::target_key(&backend.name, model)) {
+            let now = host.now_ms();
+            if until > now {
+                wait = wait.min(until - now);
+                continue;
+            }
         }
         if let Some(limit) = backend.rate_limit.filter(|_| local_limits) {
+            let now = host.now_ms();
             if let Err(w) = limits::try_acquire(host, &backend.name, limit, now) {
                 metrics::add_at(host, &plan.metric_names.backend_rate_limited, t.backend, 1);
                 wait = wait.min(w);

@@ -166,9 +166,13 @@ pub fn remaining(host: &dyn Host, backend: &str, limit: RateLimit, now: u64) -> 
 
 /// Until when (ms since epoch) the target is cooling down after a 429, if it is.
 pub fn cooling_until(host: &dyn Host, target: &str, now: u64) -> Option<u64> {
+    cooldown_end(host, target).filter(|until| *until > now)
+}
+
+/// When the target's last cool-down ends or ended, if it ever had one; no clock needed to ask.
+pub fn cooldown_end(host: &dyn Host, target: &str) -> Option<u64> {
     let (v, _) = host.shared_get(&cooldown_key(target))?;
-    let until = u64::from_le_bytes(v.get(..8)?.try_into().ok()?);
-    (until > now).then_some(until)
+    Some(u64::from_le_bytes(v.get(..8)?.try_into().ok()?))
 }
 
 /// Starts (or extends) a target's cool-down.
