@@ -569,11 +569,8 @@ impl HttpFlow {
             ResponseMode::Json => {
                 let body = host.body(resp, body_size).unwrap_or_default();
                 tokens = crate::json_body::total_tokens(&body);
-                let len = match routed.names.rewrite_document(&body) {
-                    Some(out) if host.replace_body(resp, body_size, &out) => out.len(),
-                    _ => body.len(),
-                };
-                host.set_header(resp, "content-length", Some(&len.to_string()));
+                let renamed = routed.names.rewrite_document(&body);
+                send_whole(host, body_size, renamed.as_deref());
                 Action::Continue
             }
             ResponseMode::UpstreamError(status) => {
@@ -586,20 +583,28 @@ impl HttpFlow {
                     &names,
                     &routed.client_name,
                 );
-                host.replace_body(resp, body_size, &out);
-                host.set_header(resp, "content-length", Some(&out.len().to_string()));
+                send_whole(host, body_size, Some(&out));
                 Action::Continue
             }
             ResponseMode::Replaced(err) => {
-                let out = err.body();
-                host.replace_body(resp, body_size, &out);
-                host.set_header(resp, "content-length", Some(&out.len().to_string()));
+                send_whole(host, body_size, Some(&err.body()));
                 Action::Continue
             }
         };
         self.settle_tokens(host, tokens);
         action
     }
+}
+
+/// Ends a response buffered whole (its headers held): `out` replaces the body when given, and the
+/// headers get the length of what is actually sent.
+fn send_whole(host: &mut dyn Host, body_size: usize, out: Option<&[u8]>) {
+    let resp = Headers::Response;
+    let len = match out {
+        Some(out) if host.replace_body(resp, body_size, out) => out.len(),
+        _ => body_size,
+    };
+    host.set_header(resp, "content-length", Some(&len.to_string()));
 }
 
 fn token_key(key_name: &str) -> String {
