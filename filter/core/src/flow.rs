@@ -519,12 +519,18 @@ impl HttpFlow {
         };
         match self.response {
             ResponseMode::Untouched => Action::Continue,
-            _ if end_of_stream => Action::Continue,
             ResponseMode::Replaced(_) | ResponseMode::UpstreamError(_) => {
-                // Held until the body is complete, so they go out with its exact length.
                 host.set_header(resp, "content-type", Some("application/json"));
-                Action::Pause
+                if end_of_stream {
+                    // Only Envoy's own bodiless answers get here; there is nothing to wait for.
+                    host.set_header(resp, "content-length", None);
+                    Action::Continue
+                } else {
+                    // Held until the body is complete, so they go out with its exact length.
+                    Action::Pause
+                }
             }
+            // Never at the end of the stream: a bodiless success is left untouched above.
             ResponseMode::Json => Action::Pause,
             ResponseMode::Sse(_) => {
                 host.set_header(resp, "content-length", None);
