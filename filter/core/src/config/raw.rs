@@ -8,6 +8,18 @@ use toml::Spanned;
 
 use crate::api::Api;
 
+/// Deserializes one section of the file in a function of its own. Left to the optimizer, every
+/// section's deserializer is inlined into one function tens of kilobytes long, and compiling that
+/// one function is what costs v8 the most memory when Envoy loads the filter.
+#[inline(never)]
+fn separately<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d)
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -17,28 +29,29 @@ use crate::api::Api;
 )]
 pub struct RawConfig {
     /// Where Envoy listens for OpenAI clients.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "separately")]
     pub listener: RawListener,
     /// Envoy's admin interface (rendered by `airouter envoy`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "separately")]
     pub admin: RawAdmin,
     /// Backends by name: the servers requests are sent to.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "separately")]
     pub backends: BTreeMap<String, RawBackend>,
     /// Client-visible models, each mapped to a backend target.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "separately")]
     pub models: Vec<RawModel>,
     /// Client keys. When there are none, the router is open.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "separately")]
     pub keys: Vec<RawKey>,
     /// The sidecar that serves Triton backends (used when any backend has `kind = "triton"`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "separately")]
     pub sidecar: RawSidecar,
     /// Keys for the router's admin endpoints (`/router/*`, `/auth/*`), separate from client keys.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "separately")]
     pub admin_keys: Vec<RawKey>,
     /// Limits shared by several Envoy instances: Envoy's global rate limit filter asks the
     /// sidecar, which keeps the counts in Redis. Without this section limits are per Envoy.
+    #[serde(default, deserialize_with = "separately")]
     pub global_limits: Option<RawGlobalLimits>,
 }
 
