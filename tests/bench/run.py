@@ -250,8 +250,11 @@ key = "sk-bench"
 general_settings: {master_key: sk-bench}
 litellm_settings: {telemetry: false, drop_params: true}
 """ % (CLIENT_MODEL, BACKEND_MODEL, self.upstream, CLIENT_MODEL, BACKEND_MODEL, self.upstream))
+        # For a streamed llama model LiteLLM fetches a tokenizer from Hugging Face to count tokens;
+        # without network access that fetch retried for ~30 s and every stream timed out.
+        # HF_HUB_OFFLINE makes the fetch fail at once; LiteLLM then counts without it.
         env = dict(os.environ, LITELLM_LOCAL_MODEL_COST_MAP="True", LITELLM_LOG="ERROR", NO_DOCS="True",
-                   DISABLE_SCHEMA_UPDATE="True")
+                   DISABLE_SCHEMA_UPDATE="True", HF_HUB_OFFLINE="1")
         argv = pinned(PROXY_CPU, [str(exe), "--config", str(cfg), "--host", "127.0.0.1", "--port", str(port),
                                   "--num_workers", "1"])
         proc, log = self.spawn("litellm", argv, env)
