@@ -66,9 +66,12 @@ bench-tools: venv
 
 bench: bench-tools build
 	$(CARGO) build --target wasm32-wasip1 --release -p airouter-bench-floor
+	$(CARGO) bench --no-run -p airouter-core -p airouter-sidecar -p airouter-wasm-tests \
+	  --bench hot_paths --bench triton_paths --bench filter_wasm
+	started=$$(date +%s) && \
 	$(CARGO) bench -p airouter-core -p airouter-sidecar -p airouter-wasm-tests \
-	  --bench hot_paths --bench triton_paths --bench filter_wasm -- --warm-up-time 1 --measurement-time 3
-	$(PY) tests/bench/run.py
+	  --bench hot_paths --bench triton_paths --bench filter_wasm -- --warm-up-time 0.5 --measurement-time 2 && \
+	BENCH_STARTED=$$started $(PY) tests/bench/run.py
 
 # Regenerates the checked-in JSON Schema of airouter.toml.
 schema: sidecar

@@ -14,7 +14,8 @@ Variants (all proxies on CPU 0, the upstream and load generators on CPU 1):
   litellm    LiteLLM proxy (PyPI), one worker, the same alias
   nginx      nginx (Debian) as a reverse proxy, one worker
 
-Scenarios, interleaved (A B C D E, A B C D E, ...) over ROUNDS rounds, medians reported:
+Scenarios, interleaved over ROUNDS rounds (in each round, each scenario runs A B C D E in turn),
+medians reported; comparisons with plain Envoy are made within a round:
   fixed rate      non-streaming 1 KB chat at RATE requests/s (hey): p50 / p99 latency
   saturation      wrk, 32 connections: requests/s; the proxy's CPU time per request (/proc)
   stream          a 50-chunk SSE chat, sequential: time to first chunk, time to last chunk
@@ -45,6 +46,7 @@ SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
 RATE = 200
 PER_CONNECTION_RATE = 500  # requests/s one paced connection carries with room for a slow answer
 SWEEP = [100, 400, 1000, 2000, 4000]
+SWEEP_SECONDS = 2
 STREAM_REQUESTS = 100
 BENCH_VENV = ROOT / ".bench-venv"
 PROXY_CPU, LOAD_CPU = "0", "1"
@@ -429,6 +431,24 @@ def parse_wrk(out):
     return rps, total, errors
 
 
+def cpu_ticks(cpu):
+    """(stolen, all) jiffies of one CPU so far, from /proc/stat. Stolen time is time the
+    hypervisor gave to other guests while this one wanted to run."""
+    for line in Path("/proc/stat").read_text().splitlines():
+        fields = line.split()
+        if fields and fields[0] == "cpu" + cpu:
+            ticks = [int(f) for f in fields[1:]]
+            return (ticks[7] if len(ticks) > 7 else 0), sum(ticks)
+    return 0, 0
+
+
+def paired(results, name, key, op):
+    """Median over rounds of `op(variant's value, plain Envoy's value)` taken within each round:
+    the two were measured seconds apart, so drift in the machine's speed cancels out."""
+    mine, base = results.get(name, {}).get(key, []), results.get("envoy", {}).get(key, [])
+    return med([op(a, b) for a, b in zip(mine, base) if a and b])
+
+
 def med(values):
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else None
@@ -550,6 +570,7 @@ def ns(v):
 def main():
     bench = Bench()
     results = {}
+    steals = []  # the proxy core's stolen share during each round's saturation runs
     try:
         bench.start_upstream()
         bench.start_plain_envoy()
@@ -564,30 +585,38 @@ def main():
             if code != 200:
                 raise RuntimeError("%s answered %s" % (v, code))
             bench.hey(v, RATE, 1)
+        for v in variants:
+            results[v] = {"p50": [], "p99": [], "rps": [], "cpu": [], "ttfc": [], "last": []}
         for r in range(ROUNDS):
+            # Each scenario runs every variant back to back, so the variants a ratio compares are
+            # measured seconds apart, under the same conditions (see `paired`).
+            print("round %d" % (r + 1), file=sys.stderr, flush=True)
             for v in variants:
-                print("round %d: %s" % (r + 1, v), file=sys.stderr, flush=True)
-                res = results.setdefault(v, {"p50": [], "p99": [], "rps": [], "cpu": [], "ttfc": [], "last": []})
                 _, p50, p99 = bench.hey(v, RATE, SECONDS)
-                res["p50"].append(p50)
-                res["p99"].append(p99)
+                results[v]["p50"].append(p50)
+                results[v]["p99"].append(p99)
+            stolen0, all0 = cpu_ticks(PROXY_CPU)
+            for v in variants:
                 rps, cpu, _ = bench.wrk(v, SECONDS)
-                res["rps"].append(rps)
-                res["cpu"].append(cpu)
+                results[v]["rps"].append(rps)
+                results[v]["cpu"].append(cpu)
+            stolen1, all1 = cpu_ticks(PROXY_CPU)
+            steals.append((stolen1 - stolen0) / max(all1 - all0, 1))
+            for v in variants:
                 ttfc, last = bench.stream(v)
-                res["ttfc"].append(ttfc)
-                res["last"].append(last)
+                results[v]["ttfc"].append(ttfc)
+                results[v]["last"].append(last)
         sweep = {}
         for rate in SWEEP:
             for v in [v for v in variants if v in SWEPT]:
                 print("sweep %d/s: %s" % (rate, v), file=sys.stderr, flush=True)
-                sweep.setdefault(v, []).append((rate,) + bench.hey(v, rate, 3))
+                sweep.setdefault(v, []).append((rate,) + bench.hey(v, rate, SWEEP_SECONDS))
         for v in variants:
             results[v]["rss"] = bench.peak_rss_mb(v)
         ttft = sidecar_ttft(bench)
     finally:
         bench.stack.stop()
-    write_report(results, sweep, ttft, criterion_results())
+    write_report(results, sweep, ttft, criterion_results(), steals)
 
 
 def post_status(bench, variant):
@@ -616,7 +645,7 @@ def versions():
             "cpu": cpu, "cores": os.cpu_count()}
 
 
-def write_report(results, sweep, ttft, micro):
+def write_report(results, sweep, ttft, micro, steals):
     plot = ROOT / "docs" / "bench-latency.png"
     make_plot(sweep, plot)
     env = results.get("envoy", {})
@@ -639,7 +668,8 @@ def write_report(results, sweep, ttft, micro):
              "bootstrap with `tests/bench/floor` instead of the filter: a module that waits for both "
              "bodies and sets the route header, nothing more, so the cost of any body-reading wasm "
              "filter in Envoy's v8 is told apart from the router's own work.",
-             "- Interleaved: every round runs each variant in turn (A B C …), %d rounds, medians reported; "
+             "- Interleaved: in every round each scenario runs all variants in turn (A B C …, then the next "
+             "scenario), %d rounds, medians reported; "
              "fixed rate %d requests/s for %d s with `hey` (%d connection(s), see below); saturation with `wrk` (1 thread, "
              "32 connections, %d s); streaming: %d sequential requests per round. CPU per request is the "
              "proxy's user+system time from `/proc` over the saturation run, divided by the requests served. "
@@ -665,19 +695,23 @@ def write_report(results, sweep, ttft, micro):
     if a and plain:
         per_chunk = (med(a["last"]) - med(a["ttfc"]) - (med(plain["last"]) - med(plain["ttfc"]))) / 49 * 1000
     targets = []
-    floor_cpu = med(results.get("wasm-floor", {}).get("cpu", []))
-    limits_cpu = med(results.get("airouter-limits", {}).get("cpu", []))
 
     def target(text, ok, detail):
         targets.append("| %s | %s | %s |" % (text, {True: "met", False: "**not met**", None: "not measured"}[ok], detail))
 
-    if a_cpu and base_cpu:
-        target("CPU per request ≤ 1.25× plain Envoy and ≤ +40 µs", a_cpu <= 1.25 * base_cpu and a_cpu - base_cpu <= 40,
-               "%.1f µs vs %.1f µs: %.2f×, +%.1f µs" % (a_cpu, base_cpu, a_cpu / base_cpu, a_cpu - base_cpu))
-    if a_rps and base_rps:
-        target("Saturation ≥ 80% of plain Envoy", a_rps >= 0.8 * base_rps, "%.0f vs %.0f req/s (%.0f%%)" % (a_rps, base_rps, 100 * a_rps / base_rps))
-    if a_p99 and base_p99:
-        target("p99 at %d/s within 0.5 ms of plain Envoy" % RATE, a_p99 - base_p99 <= 0.5, "%.2f vs %.2f ms" % (a_p99, base_p99))
+    # Ratios and differences to plain Envoy are taken within each round, then the median of those.
+    cpu_x = paired(results, "airouter", "cpu", lambda x, y: x / y)
+    cpu_d = paired(results, "airouter", "cpu", lambda x, y: x - y)
+    rps_x = paired(results, "airouter", "rps", lambda x, y: x / y)
+    p99_d = paired(results, "airouter", "p99", lambda x, y: x - y)
+    if cpu_x and cpu_d is not None:
+        target("CPU per request ≤ 1.25× plain Envoy and ≤ +40 µs", cpu_x <= 1.25 and cpu_d <= 40,
+               "%.2f×, %+.1f µs (medians %.1f vs %.1f µs)" % (cpu_x, cpu_d, a_cpu, base_cpu))
+    if rps_x:
+        target("Saturation ≥ 80% of plain Envoy", rps_x >= 0.8, "%.0f%% (medians %.0f vs %.0f req/s)" % (100 * rps_x, a_rps, base_rps))
+    if p99_d is not None:
+        target("p99 at %d/s within 0.5 ms of plain Envoy" % RATE, p99_d <= 0.5,
+               "%+.2f ms (medians %.2f vs %.2f ms)" % (p99_d, a_p99, base_p99))
     if per_chunk is not None:
         target("Added delay per streamed chunk < 10 µs", per_chunk < 10, "%.1f µs (spread of the 49 chunks after the first, vs plain Envoy)" % per_chunk)
     l_rps, l_rss = med(lite.get("rps", [])), lite.get("rss")
@@ -691,14 +725,28 @@ def write_report(results, sweep, ttft, micro):
     if side and direct:
         target("Sidecar time to first token within 1 ms of direct gRPC", side - direct <= 1.0,
                "%.2f vs %.2f ms (medians of 50, Triton on CPU, Python clients on both sides)" % (side, direct))
-    lines += ["", "## Targets (issue #5)", "", "| target | result | measured |", "|---|---|---|"] + targets
-    if a_cpu and base_cpu and floor_cpu:
+    rounds = [name for name in ("envoy", "wasm-floor", "airouter") if results.get(name, {}).get("cpu")]
+    if rounds:
+        lines += ["", "Noise gauge, CPU µs per request in each round (the hypervisor's steal of the proxy's "
+                  "core during that round's saturation runs in brackets):", "",
+                  "| variant | " + " | ".join("round %d (%s steal)" % (i + 1, "%.1f%%" % (100 * st))
+                                            for i, st in enumerate(steals)) + " |",
+                  "|---|" + "---|" * len(steals)]
+        lines += ["| %s | %s |" % (name, " | ".join(fmt(c, 1) for c in results[name]["cpu"])) for name in rounds]
+    lines += ["", "## Targets (issue #5)", "",
+              "Each comparison with plain Envoy is made within a round (the variants' runs are seconds "
+              "apart) and the median of the rounds' ratios or differences is reported, so a slow spell "
+              "of the machine weighs on both sides.", "",
+              "| target | result | measured |", "|---|---|---|"] + targets
+    floor_d = paired(results, "wasm-floor", "cpu", lambda x, y: x - y)
+    limits_d = paired(results, "airouter-limits", "cpu", lambda x, y: x - y)
+    if cpu_d is not None and floor_d is not None:
         lines += ["", "Where the CPU goes, per request, over plain Envoy: %.1f µs for any wasm filter that waits "
                   "for both bodies (`wasm-floor`: VM calls for each stream event, buffering), %.1f µs for the "
                   "router's own work on top of that (header and body reads and edits, authentication, "
                   "resolution, renaming, counters)%s." % (
-                      floor_cpu - base_cpu, a_cpu - floor_cpu,
-                      "; per-Envoy key limits add %.1f µs" % (limits_cpu - a_cpu) if limits_cpu else "")]
+                      floor_d, cpu_d - floor_d,
+                      "; per-Envoy key limits add %.1f µs" % (limits_d - cpu_d) if limits_d is not None else "")]
     lines += ["", "## Latency against offered load", "", "![p50 and p99 latency against offered load](docs/bench-latency.png)", "",
               "`hey` offers each rate over one connection per %d requests/s (%s), each waiting for its "
               "answer: a proxy slower than the offered rate serves fewer requests (LiteLLM's points above "
@@ -713,8 +761,12 @@ def write_report(results, sweep, ttft, micro):
         lines.append("| %s | %s |" % (name, " | ".join("%s / %s" % (fmt(p50), fmt(p99)) for _, _, p50, p99 in points)))
     lines += ["", "## Micro-benchmarks (criterion, mean)", "", "| benchmark | time |", "|---|---|"]
     lines += ["| %s | %s |" % (name, ns(mean)) for name, mean in micro]
-    lines += ["", "## Reproduce", "", "```sh", "make bench            # installs wrk, hey, nginx, LiteLLM; about 12 minutes here",
-              "BENCH_ROUNDS=5 make bench", "```", ""]
+    started = os.environ.get("BENCH_STARTED")
+    took = " This run took %.1f minutes from the first micro-benchmark to this file." % (
+        (time.time() - int(started)) / 60) if started and started.isdigit() else ""
+    lines += ["", "## Reproduce", "", "```sh", "make bench            # installs wrk, hey, nginx, LiteLLM, then measures",
+              "BENCH_ROUNDS=5 BENCH_SECONDS=10 make bench", "```", "",
+              "Tool installs and builds come first and are not timed.%s" % took, ""]
     (ROOT / "BENCHMARKS.md").write_text("\n".join(lines))
     print("\n".join(lines))
 
