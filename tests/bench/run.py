@@ -767,7 +767,10 @@ def write_report(results, sweep, ttft, micro, steals):
               "| target | result | measured |", "|---|---|---|"] + targets
     floor_d = paired(results, "wasm-floor", "cpu", lambda x, y: x - y)
     limits_d = paired(results, "airouter-limits", "cpu", lambda x, y: x - y)
-    if cpu_d is not None and floor_d is not None:
+    if noisy:
+        lines += ["", "Where the CPU goes is not broken down for a run this noisy: the differences between "
+                  "variants move more between rounds than they measure."]
+    elif cpu_d is not None and floor_d is not None:
         lines += ["", "Where the CPU goes, per request, over plain Envoy: %.1f µs for any wasm filter that waits "
                   "for both bodies (`wasm-floor`: VM calls for each stream event, buffering), %.1f µs for the "
                   "router's own work on top of that (header and body reads and edits, authentication, "
