@@ -32,7 +32,8 @@ pub struct UpstreamFlow {
     pending: Option<(Api, String)>,
     /// The target (cool-down key) this attempt went to.
     backend: Option<String>,
-    backend_name: Option<String>,
+    /// The attempt's backend, as its index in the plan (its counters are the plan's).
+    backend_index: Option<usize>,
 }
 
 impl UpstreamFlow {
@@ -41,7 +42,7 @@ impl UpstreamFlow {
             plan,
             pending: None,
             backend: None,
-            backend_name: None,
+            backend_index: None,
         }
     }
 
@@ -71,9 +72,9 @@ impl UpstreamFlow {
         let picked = resolved.model.targets().iter().find_map(|t| {
             let backend = plan.backends.get(t.backend)?;
             let backend_model = Model::name_at(t, &client_name).to_string();
-            (backend.name == backend_name).then_some((backend, backend_model))
+            (backend.name == backend_name).then_some((t.backend, backend, backend_model))
         });
-        let Some((backend, backend_model)) = picked else {
+        let Some((index, backend, backend_model)) = picked else {
             host.log_warn(&format!(
                 "backend {backend_name} is not a target of model {client_name}"
             ));
@@ -98,11 +99,8 @@ impl UpstreamFlow {
             crate::limits::charge(host, &backend.name, 1, limit, now);
         }
         self.backend = Some(crate::limits::target_key(&backend.name, &backend_model));
-        self.backend_name = Some(backend.name.clone());
-        host.count(&crate::metrics::backend(
-            crate::metrics::BACKEND_REQUESTS,
-            &backend.name,
-        ));
+        self.backend_index = Some(index);
+        crate::metrics::add_at(host, &plan.metric_names.backend_requests, index, 1);
         if end_of_stream {
             return Action::Continue;
         }
@@ -150,11 +148,8 @@ impl UpstreamFlow {
             .as_deref()
             .and_then(|s| s.parse::<u16>().ok())
             .is_some_and(|s| s >= 500);
-        if let (true, Some(name)) = (failed, &self.backend_name) {
-            host.count(&crate::metrics::backend(
-                crate::metrics::BACKEND_ERRORS,
-                name,
-            ));
+        if let (true, Some(index)) = (failed, self.backend_index) {
+            crate::metrics::add_at(host, &self.plan.metric_names.backend_errors, index, 1);
         }
         Action::Continue
     }
