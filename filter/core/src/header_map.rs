@@ -38,23 +38,25 @@ impl HeaderSnapshot {
             .map(|(_, v)| v.as_deref())
     }
 
-    /// The host's first value of `name`, and whether it has more than one.
-    fn host_values(&self, name: &str) -> (Option<&[u8]>, bool) {
-        let mut found = self
-            .entries
+    /// The host's values of `name`, in order. Names are compared by length first: most
+    /// entries differ in it, and a lookup runs for every header the filter reads or edits.
+    fn host_values<'a, 'n>(
+        &'a self,
+        name: &'n str,
+    ) -> impl Iterator<Item = &'a [u8]> + use<'a, 'n> {
+        self.entries
             .iter()
-            .filter(|(k, _)| self.wire.get(k.clone()) == Some(name.as_bytes()));
-        let first = found
-            .next()
-            .map(|(_, v)| self.wire.get(v.clone()).unwrap_or(&[]));
-        (first, found.next().is_some())
+            .filter(move |(k, _)| {
+                k.len() == name.len() && self.wire.get(k.clone()) == Some(name.as_bytes())
+            })
+            .map(move |(_, v)| self.wire.get(v.clone()).unwrap_or(&[]))
     }
 
     /// The first value of `name`; bytes that are not UTF-8 become U+FFFD.
     pub fn get(&self, name: &str) -> Option<Cow<'_, str>> {
         match self.edit(name) {
             Some(edited) => edited.map(Cow::Borrowed),
-            None => self.host_values(name).0.map(String::from_utf8_lossy),
+            None => self.host_values(name).next().map(String::from_utf8_lossy),
         }
     }
 
@@ -63,10 +65,11 @@ impl HeaderSnapshot {
         if let Some(edited) = self.edit(name) {
             return edited != value;
         }
-        match (value, self.host_values(name)) {
-            (None, (None, _)) => false,
-            (Some(want), (Some(only), false)) => want.as_bytes() != only,
-            _ => true,
+        let mut values = self.host_values(name);
+        match value {
+            None => values.next().is_some(),
+            // Unchanged only when the host holds exactly this one value.
+            Some(want) => values.next() != Some(want.as_bytes()) || values.next().is_some(),
         }
     }
 

@@ -2,17 +2,19 @@
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 
 use airouter_core::header_map::HeaderSnapshot;
 use airouter_core::host::{Headers, Host, SharedWrite};
+
+use rustc_hash::FxHashMap;
 
 use crate::abi;
 
 thread_local! {
     /// Counter ids by name. Each `define_metric` allocates a new id, so each name is defined
-    /// once per VM (one VM per worker) and kept.
-    static COUNTERS: RefCell<HashMap<String, u32>> = RefCell::new(HashMap::new());
+    /// once per VM (one VM per worker) and kept. Looked up several times per request, so the
+    /// hash is Fx rather than SipHash: the names are the operator's, not a client's.
+    static COUNTERS: RefCell<FxHashMap<String, u32>> = RefCell::new(FxHashMap::default());
 }
 
 /// The id of a counter, defining it on first use.
