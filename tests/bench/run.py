@@ -778,10 +778,12 @@ def write_report(results, sweep, ttft, micro, steals):
               "round: met or not met when all rounds agree, not judged when they do not; the median of "
               "the rounds' ratios or differences is shown.", "",
               "| target | result | measured |", "|---|---|---|"] + targets
-    floor_r = per_round(results, "wasm-floor", "cpu", lambda x, y: x - y)
-    router_r = [a - f for a, f in zip(per_round(results, "airouter", "cpu", lambda x, y: x - y), floor_r)]
-    limits_r = [lim - a for lim, a in zip(per_round(results, "airouter-limits", "cpu", lambda x, y: x - y),
-                                          per_round(results, "airouter", "cpu", lambda x, y: x - y))]
+    # Per round, so that a round one variant missed never pairs with another round's value.
+    cpu = {name: results.get(name, {}).get("cpu", []) for name in ("envoy", "wasm-floor", "airouter",
+                                                                   "airouter-limits")}
+    floor_r = [f - e for e, f in zip(cpu["envoy"], cpu["wasm-floor"]) if e and f]
+    router_r = [a - f for f, a in zip(cpu["wasm-floor"], cpu["airouter"]) if f and a]
+    limits_r = [lim - a for a, lim in zip(cpu["airouter"], cpu["airouter-limits"]) if a and lim]
     if floor_r and router_r:
         lines += ["", "Where the CPU goes, per request (median of the rounds, their range in parentheses): "
                   "%+.1f µs (%s) over plain Envoy for any wasm filter that waits for both bodies "
