@@ -97,22 +97,23 @@ fn health(plan: &Plan, host: &dyn Host) -> Value {
 }
 
 fn stats(plan: &Plan, host: &dyn Host) -> Value {
+    let names = &plan.metric_names;
     let mut backends = Map::new();
-    for b in &plan.backends {
+    for (i, b) in plan.backends.iter().enumerate() {
         backends.insert(
             b.name.clone(),
             json!({
-                "requests": host.counter(&metrics::backend(metrics::BACKEND_REQUESTS, &b.name)),
-                "errors": host.counter(&metrics::backend(metrics::BACKEND_ERRORS, &b.name)),
-                "rate_limit_skips": host.counter(&metrics::backend(metrics::BACKEND_RATE_LIMITED, &b.name)),
+                "requests": metrics::value_at(host, &names.backend_requests, i),
+                "errors": metrics::value_at(host, &names.backend_errors, i),
+                "rate_limit_skips": metrics::value_at(host, &names.backend_rate_limited, i),
             }),
         );
     }
     let mut models = Map::new();
-    for m in &plan.models {
+    for (i, m) in plan.models.iter().enumerate() {
         models.insert(
             m.name.clone(),
-            json!({ "requests": host.counter(&metrics::model(metrics::MODEL_REQUESTS, &m.name)) }),
+            json!({ "requests": metrics::value_at(host, &names.model_requests, i) }),
         );
     }
     json!({
@@ -139,10 +140,10 @@ fn rate_limits(plan: &Plan, host: &dyn Host) -> Value {
 
 fn auth_metrics(plan: &Plan, host: &dyn Host) -> Value {
     let mut keys = Map::new();
-    for k in plan.keys.keys() {
+    for (i, k) in plan.keys.keys().iter().enumerate() {
         keys.insert(
             k.name.clone(),
-            json!({ "requests": host.counter(&metrics::key(metrics::KEY_REQUESTS, &k.name)) }),
+            json!({ "requests": metrics::value_at(host, &plan.metric_names.key_requests, i) }),
         );
     }
     json!({ "keys": keys, "denied": host.counter(metrics::KEY_DENIED) })

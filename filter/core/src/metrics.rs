@@ -77,6 +77,11 @@ impl Names {
     }
 }
 
+/// The value of the counter at `index` of one of [`Names`]' lists (0 when there is none).
+pub fn value_at(host: &dyn Host, names: &[String], index: usize) -> u64 {
+    names.get(index).map_or(0, |name| host.counter(name))
+}
+
 /// Adds `n` to the counter at `index` of one of [`Names`]' lists.
 pub fn add_at(host: &mut dyn Host, names: &[String], index: usize, n: u64) {
     if let Some(name) = names.get(index) {
