@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::errors::ApiError;
+use crate::json_scan;
 
 /// The fields of a request body the router reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,18 +56,12 @@ pub fn with_stream_usage(body: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// `usage.total_tokens` of a response body or stream event, when present.
+/// `usage.total_tokens` of a response body or stream event, when present. Found by walking the
+/// text rather than parsing it: the body goes to the client as the backend wrote it, so only
+/// these two members are read.
 pub fn total_tokens(json: &[u8]) -> Option<u64> {
-    #[derive(Deserialize)]
-    struct Usage {
-        total_tokens: Option<u64>,
-    }
-    #[derive(Deserialize)]
-    struct WithUsage {
-        usage: Option<Usage>,
-    }
-    let v: WithUsage = serde_json::from_slice(json).ok()?;
-    v.usage?.total_tokens
+    let usage = json_scan::member(json, b"usage")?;
+    json_scan::as_u64(json_scan::member(usage, b"total_tokens")?)
 }
 
 /// Finds the top-level `model` of a JSON request body, or the OpenAI error for a body without one.

@@ -14,6 +14,7 @@ pub mod global_limits;
 pub mod header_map;
 pub mod host;
 pub mod json_body;
+pub mod json_scan;
 pub mod limits;
 pub mod metrics;
 pub mod model_names;

@@ -6,6 +6,8 @@
 
 use memchr::{memchr2, memmem};
 
+use crate::json_scan::string_end;
+
 /// The names to swap for one request.
 #[derive(Debug, Clone)]
 pub struct NameRewriter {
@@ -123,19 +125,6 @@ impl NameRewriter {
 
 fn all_whitespace(b: &[u8]) -> bool {
     b.iter().all(|c| matches!(c, b' ' | b'\t' | b'\r' | b'\n'))
-}
-
-/// Index of the closing quote of the string opening at `open`.
-fn string_end(input: &[u8], open: usize) -> Option<usize> {
-    let mut i = open + 1;
-    loop {
-        let off = memchr2(b'"', b'\\', input.get(i..)?)?;
-        let at = i + off;
-        if input.get(at) == Some(&b'"') {
-            return Some(at);
-        }
-        i = at + 2;
-    }
 }
 
 #[cfg(test)]
