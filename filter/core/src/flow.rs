@@ -2,6 +2,7 @@
 //! the body and headers rewritten, then rewrite the response so backend names never reach the
 //! client. Driven by the host's callbacks through [`Host`].
 
+use std::borrow::Cow;
 use std::rc::Rc;
 
 use crate::api::Api;
@@ -193,19 +194,17 @@ impl HttpFlow {
     }
 
     pub fn on_request_headers(&mut self, host: &mut dyn Host, end_of_stream: bool) -> Action {
-        let method = host.header(Headers::Request, ":method").unwrap_or_default();
-        let full_path = host.header(Headers::Request, ":path").unwrap_or_default();
-        let (path, query) = match full_path.split_once('?') {
-            Some((p, q)) => (p.to_string(), q.to_string()),
-            None => (full_path.clone(), String::new()),
-        };
+        let owned = |v: Option<Cow<'_, str>>| v.map(Cow::into_owned).unwrap_or_default();
+        let method = owned(host.header(Headers::Request, ":method"));
+        let full_path = owned(host.header(Headers::Request, ":path"));
+        let (path, query) = full_path.split_once('?').unwrap_or((&full_path, ""));
         let is_get = method == "GET" || method == "HEAD";
 
         if path == "/health" && is_get {
             return self.reply_json(host, br#"{"status":"ok"}"#);
         }
-        if admin::PATHS.contains(&path.as_str()) {
-            return self.admin(host, &method, &path);
+        if admin::PATHS.contains(&path) {
+            return self.admin(host, &method, path);
         }
         if self.global().is_some() {
             // Only the filter names what the shared limiter counts.
@@ -241,14 +240,14 @@ impl HttpFlow {
         }
         if path == "/v1/models" {
             if !is_get {
-                return self.reply(host, &ApiError::method_not_allowed(&method, &path));
+                return self.reply(host, &ApiError::method_not_allowed(&method, path));
             }
             let body = models_list::list(&self.plan, self.client_key());
             return self.reply_json(host, &body);
         }
         if let Some(id) = path.strip_prefix("/v1/models/") {
             if !is_get {
-                return self.reply(host, &ApiError::method_not_allowed(&method, &path));
+                return self.reply(host, &ApiError::method_not_allowed(&method, path));
             }
             let id = models_list::percent_decode(id).unwrap_or_default();
             return match models_list::one(&self.plan, self.client_key(), &id) {
@@ -256,11 +255,11 @@ impl HttpFlow {
                 None => self.reply(host, &ApiError::model_not_found(&id)),
             };
         }
-        let Some(api) = Api::from_client_path(&path) else {
-            return self.reply(host, &ApiError::unknown_url(&method, &path));
+        let Some(api) = Api::from_client_path(path) else {
+            return self.reply(host, &ApiError::unknown_url(&method, path));
         };
         if method != "POST" {
-            return self.reply(host, &ApiError::method_not_allowed(&method, &path));
+            return self.reply(host, &ApiError::method_not_allowed(&method, path));
         }
         if end_of_stream {
             return self.reply(host, &ApiError::missing_model());
@@ -272,7 +271,7 @@ impl HttpFlow {
         if declared.is_some_and(|n| n > limit) {
             return self.reply(host, &ApiError::too_large(limit));
         }
-        self.pending = Some((api, query));
+        self.pending = Some((api, query.to_string()));
         Action::Pause
     }
 
@@ -413,7 +412,10 @@ impl HttpFlow {
                     strip_usage = true;
                 }
             }
-            let full_path = host.header(req, ":path").unwrap_or_default();
+            let full_path = host
+                .header(req, ":path")
+                .map(Cow::into_owned)
+                .unwrap_or_default();
             host.set_header(req, CLIENT_MODEL_HEADER, Some(&target.client_name));
             host.set_header(req, CLIENT_PATH_HEADER, Some(&full_path));
             host.set_header(

@@ -1,5 +1,7 @@
 //! The one seam between the core and its host (Envoy's proxy-wasm ABI, or a test double).
 
+use std::borrow::Cow;
+
 /// Header maps a callback can touch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Headers {
@@ -27,7 +29,8 @@ pub enum SharedWrite {
 /// Host calls the per-request flow needs. Implementations never panic: a failed call returns
 /// `None`/`false` and the flow carries on as well as it can.
 pub trait Host {
-    fn header(&self, map: Headers, name: &str) -> Option<String>;
+    /// The first value of a header; borrowed from the host's copy of the map where it can be.
+    fn header(&self, map: Headers, name: &str) -> Option<Cow<'_, str>>;
     /// Sets (`Some`) or removes (`None`) a header.
     fn set_header(&mut self, map: Headers, name: &str, value: Option<&str>);
     /// The first `len` bytes of the body buffered so far.

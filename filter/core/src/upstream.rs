@@ -4,6 +4,7 @@
 //! attempts' header edits (attempts share one header map), so every header it needs is set, never
 //! appended, and the body's model is found and replaced whatever it holds.
 
+use std::borrow::Cow;
 use std::rc::Rc;
 
 use crate::api::Api;
@@ -49,8 +50,8 @@ impl UpstreamFlow {
     pub fn on_request_headers(&mut self, host: &mut dyn Host, end_of_stream: bool) -> Action {
         let req = Headers::Request;
         let (Some(client_name), Some(client_path)) = (
-            host.header(req, CLIENT_MODEL_HEADER),
-            host.header(req, CLIENT_PATH_HEADER),
+            host.header(req, CLIENT_MODEL_HEADER).map(Cow::into_owned),
+            host.header(req, CLIENT_PATH_HEADER).map(Cow::into_owned),
         ) else {
             return Action::Continue;
         };
@@ -140,14 +141,13 @@ impl UpstreamFlow {
 impl UpstreamFlow {
     /// A 429 from this attempt's backend cools it down (Envoy then tries the next target).
     pub fn on_response_headers(&mut self, host: &mut dyn Host) -> Action {
-        let status = host.header(Headers::Response, ":status");
-        if let (Some("429"), Some(backend)) = (status.as_deref(), &self.backend) {
+        let status = host
+            .header(Headers::Response, ":status")
+            .and_then(|s| s.parse::<u16>().ok());
+        if let (Some(429), Some(backend)) = (status, &self.backend) {
             crate::flow::start_cooldown(host, backend);
         }
-        let failed = status
-            .as_deref()
-            .and_then(|s| s.parse::<u16>().ok())
-            .is_some_and(|s| s >= 500);
+        let failed = status.is_some_and(|s| s >= 500);
         if let (true, Some(index)) = (failed, self.backend_index) {
             crate::metrics::add_at(host, &self.plan.metric_names.backend_errors, index, 1);
         }

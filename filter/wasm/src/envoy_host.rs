@@ -93,10 +93,10 @@ fn body_kind(h: Headers) -> u32 {
 }
 
 impl Host for EnvoyHost<'_> {
-    fn header(&self, m: Headers, name: &str) -> Option<String> {
+    fn header(&self, m: Headers, name: &str) -> Option<Cow<'_, str>> {
         match self.headers.get(m) {
-            Some(snapshot) => snapshot.get(name).map(Cow::into_owned),
-            None => abi::header(map(m), name),
+            Some(snapshot) => snapshot.get(name),
+            None => abi::header(map(m), name).map(Cow::Owned),
         }
     }
 

@@ -1,5 +1,6 @@
 //! Sliding windows, cool-downs and 429 hints, over an in-memory shared store.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use super::*;
@@ -13,7 +14,7 @@ struct Store {
 }
 
 impl Host for Store {
-    fn header(&self, _: Headers, _: &str) -> Option<String> {
+    fn header(&self, _: Headers, _: &str) -> Option<Cow<'_, str>> {
         None
     }
     fn set_header(&mut self, _: Headers, _: &str, _: Option<&str>) {}
