@@ -3,7 +3,7 @@
 //! response the router passes on as it is; it does not validate (a malformed text may yield
 //! `None` or a value found before the fault).
 
-use memchr::{memchr2, memchr3};
+use memchr::{memchr2, memrchr, memrchr3};
 
 /// Index of the closing quote of the string opening at `open`.
 pub(crate) fn string_end(input: &[u8], open: usize) -> Option<usize> {
@@ -18,81 +18,116 @@ pub(crate) fn string_end(input: &[u8], open: usize) -> Option<usize> {
     }
 }
 
+fn is_whitespace(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
 fn skip_whitespace(input: &[u8], mut i: usize) -> usize {
-    while matches!(input.get(i), Some(b' ' | b'\t' | b'\r' | b'\n')) {
+    while input.get(i).is_some_and(|b| is_whitespace(*b)) {
         i += 1;
     }
     i
 }
 
-/// Index just past the value starting at `start` (no leading whitespace).
-fn value_end(input: &[u8], start: usize) -> Option<usize> {
-    let (open, close) = match input.get(start)? {
-        b'"' => return Some(string_end(input, start)? + 1),
-        b'{' => (b'{', b'}'),
-        b'[' => (b'[', b']'),
+/// `end` moved back over whitespace.
+fn skip_whitespace_back(input: &[u8], mut end: usize) -> usize {
+    while end > 0 && input.get(end - 1).is_some_and(|b| is_whitespace(*b)) {
+        end -= 1;
+    }
+    end
+}
+
+/// Index of the opening quote of the string whose closing quote is at `close`: the nearest quote
+/// before it that is not escaped (preceded by an even number of backslashes).
+fn string_start(input: &[u8], close: usize) -> Option<usize> {
+    let mut end = close;
+    loop {
+        let at = memrchr(b'"', input.get(..end)?)?;
+        let escapes = input
+            .get(..at)?
+            .iter()
+            .rev()
+            .take_while(|b| **b == b'\\')
+            .count();
+        if escapes % 2 == 0 {
+            return Some(at);
+        }
+        end = at;
+    }
+}
+
+/// Index of the first byte of the value that ends just before `end`.
+fn value_start(input: &[u8], end: usize) -> Option<usize> {
+    let last = end.checked_sub(1)?;
+    let (open, close) = match input.get(last)? {
+        b'"' => return string_start(input, last),
+        b'}' => (b'{', b'}'),
+        b']' => (b'[', b']'),
         _ => {
             let len = input
-                .get(start..)?
+                .get(..end)?
                 .iter()
-                .position(|b| matches!(b, b',' | b'}' | b']' | b' ' | b'\t' | b'\r' | b'\n'))
-                .unwrap_or(input.len() - start);
-            return (len > 0).then_some(start + len);
+                .rev()
+                .position(|b| matches!(b, b',' | b':' | b'{' | b'[') || is_whitespace(*b))
+                .unwrap_or(end);
+            return (len > 0).then_some(end - len);
         }
     };
     // Only this kind of bracket is counted: in well-formed JSON the other kind nests inside it
     // balanced, and brackets inside strings are skipped with the strings.
     let mut depth = 0usize;
-    let mut i = start;
+    let mut i = end;
     loop {
-        let at = i + memchr3(b'"', open, close, input.get(i..)?)?;
+        let at = memrchr3(b'"', open, close, input.get(..i)?)?;
         match input.get(at)? {
             b'"' => {
-                i = string_end(input, at)? + 1;
+                i = string_start(input, at)?;
                 continue;
             }
-            b if *b == open => depth += 1,
+            b if *b == close => depth += 1,
             _ => depth = depth.checked_sub(1)?,
         }
-        i = at + 1;
+        i = at;
         if depth == 0 {
-            return Some(i);
+            return Some(at);
         }
     }
 }
 
-/// The value of the member `key` of the object `object` (leading whitespace allowed), as written;
-/// the first one when the key repeats. Keys are compared as written, escapes undecoded.
+/// The value of the member `key` of the object `object`, as written, found walking back from
+/// the object's end: responses carry `usage` near the end, after the long `choices` or `data`.
+/// The last one when the key repeats; keys are compared as written, escapes undecoded.
 pub fn member<'a>(object: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
-    let mut i = skip_whitespace(object, 0);
-    if object.get(i) != Some(&b'{') {
+    let start = skip_whitespace(object, 0);
+    if object.get(start) != Some(&b'{') {
         return None;
     }
-    i = skip_whitespace(object, i + 1);
-    if object.get(i) == Some(&b'}') {
+    let close = skip_whitespace_back(object, object.len()).checked_sub(1)?;
+    if close <= start || object.get(close) != Some(&b'}') {
         return None;
     }
-    loop {
-        if object.get(i) != Some(&b'"') {
+    let mut end = skip_whitespace_back(object, close);
+    while end > start + 1 {
+        let value = value_start(object, end)?;
+        let colon = skip_whitespace_back(object, value).checked_sub(1)?;
+        if object.get(colon) != Some(&b':') {
             return None;
         }
-        let name_end = string_end(object, i)?;
-        let name = object.get(i + 1..name_end)?;
-        i = skip_whitespace(object, name_end + 1);
-        if object.get(i) != Some(&b':') {
+        let name_close = skip_whitespace_back(object, colon).checked_sub(1)?;
+        if object.get(name_close) != Some(&b'"') {
             return None;
         }
-        let start = skip_whitespace(object, i + 1);
-        let end = value_end(object, start)?;
-        if name == key {
-            return object.get(start..end);
+        let name_open = string_start(object, name_close)?;
+        if object.get(name_open + 1..name_close)? == key {
+            return object.get(value..end);
         }
-        i = skip_whitespace(object, end);
-        if object.get(i) != Some(&b',') {
+        let comma = skip_whitespace_back(object, name_open).checked_sub(1)?;
+        if object.get(comma) != Some(&b',') {
             return None;
         }
-        i = skip_whitespace(object, i + 1);
+        end = skip_whitespace_back(object, comma);
     }
+    None
 }
 
 /// A JSON number that is a non-negative integer within `u64`.
@@ -132,6 +167,9 @@ mod tests {
         let json = r#"{"content":"\"usage\":{\"total_tokens\":5}","usage":{"total_tokens":7}}"#;
         assert_eq!(get(json, "usage"), Some(r#"{"total_tokens":7}"#));
         assert_eq!(get(r#"{"x":"a\\","usage":1}"#, "usage"), Some("1"));
+        assert_eq!(get(r#"{"usage":1,"x":"a\\"}"#, "usage"), Some("1"));
+        let before = r#"{"usage":{"total_tokens":7},"content":"x\"usage\":{\"total_tokens\":5}"}"#;
+        assert_eq!(get(before, "usage"), Some(r#"{"total_tokens":7}"#));
     }
 
     #[test]
@@ -144,13 +182,85 @@ mod tests {
             r#"{"usage""#,
             r#"{"usage":"#,
             r#"{"usage":{"total_tokens":1"#,
-            r#"{"a":"unterminated, "usage":1}"#,
-            r#"{"a":1 "usage":2}"#,
+            r#"{"usage":1"#,
+            "{ }",
+            r#"{"usage":1}]"#,
+            r#""usage":1}"#,
             r#"{"a":}"#,
+            r#"{"a":1,}"#,
+            r#"{:1}"#,
+            r#"{"b":1,"a":1 "c":2}"#,
         ] {
             assert_eq!(get(json, "usage"), None, "{json}");
         }
-        assert_eq!(get(r#"{"usage":1"#, "usage"), Some("1"));
+        // Not a validator: a fault before the member goes unnoticed.
+        assert_eq!(get(r#"{"a":"cut, "usage":1}"#, "usage"), Some("1"));
+        assert_eq!(get(r#"{"usage":1,"usage":2}"#, "usage"), Some("2"));
+    }
+
+    /// Random documents (nested values, strings with escaped quotes and backslashes, odd
+    /// whitespace): every top-level member is found, and is what serde_json reads there.
+    #[test]
+    fn agrees_with_serde_on_random_documents() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        fn string(next: &mut dyn FnMut(u64) -> u64) -> String {
+            let pieces = [
+                "a", "\\\"", "\\\\", "{", "}", "[", "]", ",", ":", "\\n", " ", "\\u00e9",
+            ];
+            let n = next(6);
+            let body: String = (0..n).map(|_| pieces[next(12) as usize]).collect();
+            format!("\"{body}\"")
+        }
+        fn value(next: &mut dyn FnMut(u64) -> u64, depth: u32) -> String {
+            let ws = |next: &mut dyn FnMut(u64) -> u64| [" ", "", "\n\t", ""][next(4) as usize];
+            match next(if depth > 3 { 4 } else { 6 }) {
+                0 => string(next),
+                1 => format!("{}", next(1000)),
+                2 => ["null", "true", "-1.5e3"][next(3) as usize].to_string(),
+                3 => "[]".to_string(),
+                4 => {
+                    let items: Vec<String> = (0..next(4)).map(|_| value(next, depth + 1)).collect();
+                    format!("[{}{}]", ws(next), items.join(","))
+                }
+                _ => {
+                    let members: Vec<String> = (0..next(4))
+                        .map(|_| {
+                            let key = string(next);
+                            let sp = ws(next);
+                            format!("{key}{sp}:{sp}{}", value(next, depth + 1))
+                        })
+                        .collect();
+                    format!("{{{}{}}}", members.join(","), ws(next))
+                }
+            }
+        }
+        for _ in 0..2000 {
+            let members: Vec<(String, String)> = (0..1 + next(5))
+                .map(|i| (format!("k{i}"), value(&mut next, 0)))
+                .collect();
+            let doc = format!(
+                " {{ {} }}\n",
+                members
+                    .iter()
+                    .map(|(k, v)| format!("\"{k}\" : {v}"))
+                    .collect::<Vec<_>>()
+                    .join(" ,")
+            );
+            let parsed: serde_json::Value = serde_json::from_str(&doc).unwrap();
+            for (k, _) in &members {
+                let raw =
+                    member(doc.as_bytes(), k.as_bytes()).unwrap_or_else(|| panic!("{k} in {doc}"));
+                let v: serde_json::Value = serde_json::from_slice(raw).unwrap();
+                assert_eq!(v, parsed[k], "{k} in {doc}");
+            }
+            assert_eq!(member(doc.as_bytes(), b"absent"), None, "{doc}");
+        }
     }
 
     #[test]
