@@ -5,6 +5,8 @@
 use std::borrow::Cow;
 use std::rc::Rc;
 
+use itoa::Buffer as Decimal;
+
 use crate::api::Api;
 use crate::auth::{presented_key, ClientKey, KnownKeys};
 use crate::config::{Backend, GlobalLimits, Model, Plan};
@@ -16,6 +18,7 @@ use crate::sse::{self, SseModelRewriter};
 use crate::target_request::{
     self, TargetRef, CLIENT_MODEL_HEADER, CLIENT_PATH_HEADER, INSTRUCTION_HEADERS,
 };
+use crate::text::concat;
 use crate::upstream_errors;
 use crate::{admin, global_limits, limits, metrics};
 
@@ -227,7 +230,7 @@ impl HttpFlow {
                     window_ms: 60_000,
                 };
                 let now = host.now_ms();
-                if let Err(wait) = limits::try_acquire(host, &format!("key/{name}"), limit, now) {
+                if let Err(wait) = limits::try_acquire(host, &concat(&["key/", name]), limit, now) {
                     return self.reply(host, &ApiError::key_limited(name, wait));
                 }
             }
@@ -386,7 +389,11 @@ impl HttpFlow {
                     "the request body could not be rewritten",
                 ));
             }
-            host.set_header(req, "content-length", Some(&new_body.len().to_string()));
+            host.set_header(
+                req,
+                "content-length",
+                Some(Decimal::new().format(new_body.len())),
+            );
             let t = TargetRef {
                 backend,
                 backend_model: &backend_model,
@@ -408,7 +415,9 @@ impl HttpFlow {
             host.set_header(req, crate::upstream::ATTEMPT_HEADER, None);
             if let Some(with_usage) = self.usage_request(api, &body) {
                 if host.replace_body(req, body_size, &with_usage) {
-                    host.set_header(req, "content-length", Some(&with_usage.len().to_string()));
+                    let mut len = Decimal::new();
+                    let len = len.format(with_usage.len());
+                    host.set_header(req, "content-length", Some(len));
                     strip_usage = true;
                 }
             }
@@ -612,11 +621,11 @@ fn send_whole(host: &mut dyn Host, body_size: usize, out: Option<&[u8]>) {
         Some(out) if host.replace_body(resp, body_size, out) => out.len(),
         _ => body_size,
     };
-    host.set_header(resp, "content-length", Some(&len.to_string()));
+    host.set_header(resp, "content-length", Some(Decimal::new().format(len)));
 }
 
 fn token_key(key_name: &str) -> String {
-    format!("keytok/{key_name}")
+    concat(&["keytok/", key_name])
 }
 
 /// The index of the first target that is neither cooling down after a 429 nor at its request

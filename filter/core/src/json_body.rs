@@ -9,6 +9,7 @@ use serde_json::value::RawValue;
 
 use crate::errors::ApiError;
 use crate::json_scan;
+use crate::text::concat;
 
 /// The fields of a request body the router reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,8 +95,16 @@ pub fn find_model(body: &[u8]) -> Result<ModelField, ApiError> {
 
 /// The body with `span` replaced by `name` as a JSON string.
 pub fn splice_string(body: &[u8], span: Range<usize>, name: &str) -> Vec<u8> {
-    let quoted = serde_json::to_string(name).unwrap_or_else(|_| String::from("\"\""));
-    splice(body, span, quoted.as_bytes())
+    splice(body, span, quoted(name).as_bytes())
+}
+
+/// `text` as a JSON string, quotes included. Model names seldom need escapes, so those that do
+/// not are quoted directly; the rest go through serde_json.
+pub fn quoted(text: &str) -> String {
+    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        return concat(&["\"", text, "\""]);
+    }
+    serde_json::to_string(text).unwrap_or_else(|_| String::from("\"\""))
 }
 
 /// The body with `span` replaced by `with`.
@@ -139,6 +148,27 @@ mod tests {
             Some(9)
         );
         assert_eq!(total_tokens(br#"{"usage":null}"#), None);
+    }
+
+    #[test]
+    fn quotes_like_serde() {
+        for name in [
+            "llama-3.1",
+            "a/b:c",
+            "é 🚀",
+            "",
+            "q\"",
+            "b\\s",
+            "tab\t",
+            "\u{1}",
+            "\u{7f}",
+        ] {
+            assert_eq!(
+                quoted(name),
+                serde_json::to_string(name).unwrap(),
+                "{name:?}"
+            );
+        }
     }
 
     #[test]

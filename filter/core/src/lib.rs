@@ -23,5 +23,6 @@ pub mod multipart;
 pub mod resolve;
 pub mod sse;
 pub mod target_request;
+pub mod text;
 pub mod upstream;
 pub mod upstream_errors;

@@ -6,6 +6,7 @@
 //! much of it still overlaps the sliding window, plus the current window's count.
 
 use crate::host::{Host, SharedWrite};
+use crate::text::concat;
 
 /// Requests per window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,17 +19,17 @@ pub struct RateLimit {
 const CAS_ATTEMPTS: usize = 16;
 
 fn counter_key(backend: &str) -> String {
-    format!("airouter/rl/{backend}")
+    concat(&["airouter/rl/", backend])
 }
 
 /// Cool-downs are per target (backend and model): providers limit per model.
 fn cooldown_key(target: &str) -> String {
-    format!("airouter/cool/{target}")
+    concat(&["airouter/cool/", target])
 }
 
 /// The name a target's cool-down is kept under.
 pub fn target_key(backend: &str, backend_model: &str) -> String {
-    format!("{backend}/{backend_model}")
+    concat(&[backend, "/", backend_model])
 }
 
 /// (window start, count in it, count in the window before).

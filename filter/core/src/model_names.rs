@@ -28,7 +28,7 @@ pub struct ScanState {
 }
 
 fn json_escaped(s: &str) -> Vec<u8> {
-    serde_json::to_vec(s).unwrap_or_else(|_| b"\"\"".to_vec())
+    crate::json_body::quoted(s).into_bytes()
 }
 
 impl NameRewriter {

@@ -11,6 +11,7 @@ use crate::auth::presented_key;
 use crate::config::{Backend, BackendKind, Credential, Plan, SIDECAR_SECRET_HEADER};
 use crate::errors::ApiError;
 use crate::host::{Headers, Host};
+use crate::text::concat;
 use crate::{json_body, multipart};
 
 /// Instructions to the sidecar: which Triton backend and model serve the request, and the name
@@ -95,11 +96,10 @@ pub fn apply_headers(
         ),
         BackendKind::Triton => ("/v1", "airouter-sidecar"),
     };
-    let mut path = format!("{prefix}{}", api.path_suffix());
-    if !query.is_empty() {
-        path.push('?');
-        path.push_str(query);
-    }
+    let path = match query {
+        "" => concat(&[prefix, api.path_suffix()]),
+        _ => concat(&[prefix, api.path_suffix(), "?", query]),
+    };
     host.set_header(req, ":path", Some(&path));
     host.set_header(req, ":authority", Some(authority));
     // Responses are rewritten, so they must come back uncompressed.
@@ -121,13 +121,13 @@ pub fn apply_headers(
 fn set_credentials(host: &mut dyn Host, credential: &Credential) {
     let req = Headers::Request;
     let bearer = match credential {
-        Credential::Key(secret) => Some(format!("Bearer {}", secret.expose())),
+        Credential::Key(secret) => Some(concat(&["Bearer ", secret.expose()])),
         Credential::PassThrough => {
             let authz = host.header(req, "authorization");
             let api_key = host.header(req, "api-key");
             let x_api_key = host.header(req, "x-api-key");
             presented_key(authz.as_deref(), api_key.as_deref(), x_api_key.as_deref())
-                .map(|k| format!("Bearer {k}"))
+                .map(|k| concat(&["Bearer ", k]))
         }
         Credential::None => None,
     };
