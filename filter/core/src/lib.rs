@@ -23,6 +23,8 @@ pub mod multipart;
 pub mod resolve;
 pub mod sse;
 pub mod target_request;
+#[cfg(test)]
+mod test_json;
 pub mod text;
 pub mod upstream;
 pub mod upstream_errors;

@@ -4,9 +4,11 @@
 //! Works on whole documents and on fragments (an SSE event's data lines), scanning only for
 //! quotes and colons, so large bodies such as embeddings pass at memchr speed.
 
+use std::sync::OnceLock;
+
 use memchr::{memchr2, memmem};
 
-use crate::json_scan::string_end;
+use crate::json_scan::{is_escaped, skip_whitespace, string_end};
 
 /// The names to swap for one request.
 #[derive(Debug, Clone)]
@@ -60,22 +62,54 @@ impl NameRewriter {
         &self.client_json
     }
 
-    fn may_need_rewrite(&self, input: &[u8]) -> bool {
-        memmem::find(input, b"\"model\"").is_some()
-            || self
-                .backend_raw
-                .iter()
-                .any(|b| memmem::find(input, b).is_some())
-    }
-
-    /// Rewrites one complete JSON text; `None` when nothing changed.
+    /// Rewrites one complete JSON text; `None` when nothing changed. A whole text needs no walk
+    /// from its start: a quote that is not escaped always opens or closes a string (JSON strings
+    /// hold no bare quotes), so each `"model"` key and backend name memmem finds is checked where
+    /// it stands. Fragments, whose start may lie inside a string, go through
+    /// [`Self::rewrite_fragment`].
     pub fn rewrite_document(&self, input: &[u8]) -> Option<Vec<u8>> {
-        if !self.may_need_rewrite(input) {
+        let mut spans = Vec::new();
+        static MODEL_KEY: OnceLock<memmem::Finder<'static>> = OnceLock::new();
+        let model_key = MODEL_KEY.get_or_init(|| memmem::Finder::new(b"\"model\""));
+        for key in model_key.find_iter(input) {
+            let colon = skip_whitespace(input, key + 7);
+            if is_escaped(input, key) || input.get(colon) != Some(&b':') {
+                continue;
+            }
+            let open = skip_whitespace(input, colon + 1);
+            if input.get(open) == Some(&b'"') {
+                if let Some(close) = string_end(input, open) {
+                    spans.push(open..close + 1);
+                }
+            }
+        }
+        // A backend model called `model` is renamed only as a `model` value, as in fragments.
+        for name in self.backend_raw.iter().filter(|n| n.as_slice() != b"model") {
+            for at in memmem::find_iter(input, name) {
+                let (open, close) = (at.wrapping_sub(1), at + name.len());
+                let quoted = input.get(open) == Some(&b'"') && input.get(close) == Some(&b'"');
+                if quoted && !is_escaped(input, open) {
+                    spans.push(open..close + 1);
+                }
+            }
+        }
+        if spans.is_empty() {
             return None;
         }
+        spans.sort_unstable_by_key(|s| s.start);
         let mut out = Vec::with_capacity(input.len() + 16);
-        let changed = self.rewrite_fragment(&mut ScanState::default(), input, &mut out);
-        changed.then_some(out)
+        let mut copied = 0;
+        for span in spans {
+            // A model value that is also a backend name was found twice.
+            if span.start < copied {
+                continue;
+            }
+            out.extend_from_slice(input.get(copied..span.start).unwrap_or(&[]));
+            out.extend_from_slice(&self.client_json);
+            copied = span.end;
+        }
+        out.extend_from_slice(input.get(copied..).unwrap_or(&[]));
+        Some(out)
     }
 
     /// Appends `input`, rewritten, to `out`; `state` continues from the previous fragment of the same
@@ -130,6 +164,7 @@ fn all_whitespace(b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_json::{Rng, TRICKY};
 
     fn rw(input: &str) -> String {
         let r = NameRewriter::new("my-model", "backend/llama-3");
@@ -182,6 +217,33 @@ mod tests {
         assert_eq!(
             r.rewrite_document(br#"{"x":"b2","y":["b1"],"z":"b3"}"#),
             Some(br#"{"x":"c","y":["c"],"z":"b3"}"#.to_vec())
+        );
+    }
+
+    /// The document path (memmem, checked in place) and the fragment path (a walk from the
+    /// start) rename the same strings in random documents full of model keys and backend names.
+    #[test]
+    fn documents_and_fragments_agree() {
+        let r = NameRewriter::with_backends("c", &["b/x", "model"]);
+        let pieces = [&TRICKY[..], &["model", "b/x", "c"]].concat();
+        let mut rng = Rng::new(7);
+        let mut renamed = 0;
+        for _ in 0..3000 {
+            let doc = rng.document(&pieces);
+            let mut walked = Vec::new();
+            r.rewrite_fragment(&mut ScanState::default(), doc.as_bytes(), &mut walked);
+            let found = r.rewrite_document(doc.as_bytes());
+            renamed += usize::from(found.is_some());
+            let found = found.unwrap_or_else(|| doc.as_bytes().to_vec());
+            assert_eq!(
+                String::from_utf8(found).unwrap(),
+                String::from_utf8(walked).unwrap(),
+                "{doc}"
+            );
+        }
+        assert!(
+            renamed > 300,
+            "only {renamed} documents had something to rename"
         );
     }
 
