@@ -67,10 +67,10 @@ bench-tools: venv
 bench: bench-tools build
 	$(CARGO) build --target wasm32-wasip1 --release -p airouter-bench-floor
 	$(CARGO) bench --no-run -p airouter-core -p airouter-sidecar -p airouter-wasm-tests \
-	  --bench hot_paths --bench triton_paths --bench filter_wasm
+	  --bench hot_paths --bench triton_paths --bench filter_wasm --bench module_ops
 	started=$$(date +%s) && \
 	$(CARGO) bench -p airouter-core -p airouter-sidecar -p airouter-wasm-tests \
-	  --bench hot_paths --bench triton_paths --bench filter_wasm -- --warm-up-time 0.5 --measurement-time 2 && \
+	  --bench hot_paths --bench triton_paths --bench filter_wasm --bench module_ops -- --warm-up-time 0.5 --measurement-time 2 && \
 	BENCH_STARTED=$$started $(PY) tests/bench/run.py
 
 # Regenerates the checked-in JSON Schema of airouter.toml.

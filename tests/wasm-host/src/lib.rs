@@ -14,6 +14,7 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::WasiCtxBuilder;
 
 mod abi;
+pub mod workload;
 
 pub const CONTINUE: i32 = 0;
 pub const PAUSE: i32 = 1;
@@ -24,10 +25,17 @@ pub fn wasm_path() -> PathBuf {
         .join("../../target/wasm32-wasip1/release/airouter_filter.wasm")
 }
 
-fn compiled() -> &'static Result<(Engine, Module), String> {
-    static MODULE: OnceLock<Result<(Engine, Module), String>> = OnceLock::new();
-    MODULE.get_or_init(|| {
+type Compiled = Result<(Engine, Module), String>;
+
+/// The module compiled once per process: plain, or metered (every wasm operator the module runs
+/// consumes a unit of fuel, which slows it, so timings use the plain one).
+fn compiled(metered: bool) -> &'static Compiled {
+    static PLAIN: OnceLock<Compiled> = OnceLock::new();
+    static METERED: OnceLock<Compiled> = OnceLock::new();
+    let slot = if metered { &METERED } else { &PLAIN };
+    slot.get_or_init(|| {
         let mut config = wasmtime::Config::new();
+        config.consume_fuel(metered);
         // For profiling the module: `perf record` then names its functions (build the module
         // with CARGO_PROFILE_RELEASE_STRIP=false to keep them).
         if std::env::var_os("AIROUTER_WASM_PERFMAP").is_some() {
@@ -103,7 +111,17 @@ impl Filter {
     /// Loads the module with `config` as its plugin configuration and `env` as the environment
     /// Envoy exposes; `configured` says whether `on_configure` accepted it.
     pub fn load(config: &str, env: &[(&str, &str)]) -> Result<Filter> {
-        let (engine, module) = compiled().as_ref().map_err(|e| anyhow!("{e}"))?;
+        Self::load_with(config, env, false)
+    }
+
+    /// As [`Filter::load`], on an engine that counts the wasm operators the module runs
+    /// ([`Filter::operators`]): a measure of its own work that does not drift with the machine.
+    pub fn load_metered(config: &str) -> Result<Filter> {
+        Self::load_with(config, &[], true)
+    }
+
+    fn load_with(config: &str, env: &[(&str, &str)], metered: bool) -> Result<Filter> {
+        let (engine, module) = compiled(metered).as_ref().map_err(|e| anyhow!("{e}"))?;
         let mut wasi = WasiCtxBuilder::new();
         for (k, v) in env {
             wasi.env(k, v);
@@ -124,6 +142,9 @@ impl Filter {
             calls: BTreeMap::new(),
         };
         let mut store = Store::new(engine, state);
+        if metered {
+            store.set_fuel(u64::MAX)?;
+        }
         let mut linker: Linker<HostState> = Linker::new(engine);
         wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s| &mut s.wasi)?;
         abi::add_to_linker(&mut linker)?;
@@ -162,6 +183,11 @@ impl Filter {
             next_context: ROOT_CONTEXT + 1,
             configured,
         })
+    }
+
+    /// Wasm operators run so far, on a metered filter (0 on a plain one).
+    pub fn operators(&self) -> u64 {
+        self.store.get_fuel().map_or(0, |left| u64::MAX - left)
     }
 
     pub fn state(&self) -> &HostState {
