@@ -1,8 +1,9 @@
 //! Rewrites model names in JSON texts going back to the client: the value of every `"model"` key,
 //! and every string token equal to the backend's model name, become the client-visible name.
 //!
-//! Works on whole documents and on fragments (an SSE event's data lines), scanning only for
-//! quotes and colons, so large bodies such as embeddings pass at memchr speed.
+//! Works on whole documents, searching them with memmem for `"model"` and the backend names, and
+//! on fragments (an SSE event's data lines), walking only their quotes and colons; either way
+//! large bodies such as embeddings pass at memchr speed.
 
 use std::sync::OnceLock;
 
