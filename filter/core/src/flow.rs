@@ -415,9 +415,8 @@ impl HttpFlow {
             host.set_header(req, crate::upstream::ATTEMPT_HEADER, None);
             if let Some(with_usage) = self.usage_request(api, &body) {
                 if host.replace_body(req, body_size, &with_usage) {
-                    let mut len = Decimal::new();
-                    let len = len.format(with_usage.len());
-                    host.set_header(req, "content-length", Some(len));
+                    let len = with_usage.len();
+                    host.set_header(req, "content-length", Some(Decimal::new().format(len)));
                     strip_usage = true;
                 }
             }

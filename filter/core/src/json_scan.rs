@@ -18,7 +18,7 @@ pub(crate) fn string_end(input: &[u8], open: usize) -> Option<usize> {
     }
 }
 
-fn is_whitespace(b: u8) -> bool {
+pub(crate) fn is_whitespace(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | b'\n')
 }
 

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 use memchr::{memchr2, memmem};
 
-use crate::json_scan::{is_escaped, skip_whitespace, string_end};
+use crate::json_scan::{is_escaped, is_whitespace, skip_whitespace, string_end};
 
 /// The names to swap for one request.
 #[derive(Debug, Clone)]
@@ -159,7 +159,7 @@ impl NameRewriter {
 }
 
 fn all_whitespace(b: &[u8]) -> bool {
-    b.iter().all(|c| matches!(c, b' ' | b'\t' | b'\r' | b'\n'))
+    b.iter().all(|c| is_whitespace(*c))
 }
 
 #[cfg(test)]

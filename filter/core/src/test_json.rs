@@ -28,7 +28,7 @@ impl Rng {
     }
 
     /// A JSON string whose content is made of `pieces` (each already JSON-escaped).
-    pub fn string(&mut self, pieces: &[&str]) -> String {
+    fn string(&mut self, pieces: &[&str]) -> String {
         let n = self.next(6);
         let body: String = (0..n).map(|_| self.pick(pieces)).collect();
         format!("\"{body}\"")
