@@ -9,7 +9,7 @@ use std::path::Path;
 
 use airouter_core::config::{Backend, BackendKind, Model, Plan};
 use airouter_core::errors::ApiError;
-use airouter_core::flow::BACKEND_HEADER;
+use airouter_core::flow::ROUTE_FILTER_STATE;
 use airouter_core::metrics;
 use serde_json::{json, Value};
 
@@ -199,14 +199,18 @@ pub fn discovery_files(parts: &Parts, version: &str) -> (Value, Value) {
     (lds, cds)
 }
 
+/// The match of a route the filter picked: filter state only the filter sets, so a request it
+/// did not route (whatever its headers) falls through to the catch-all route.
+fn picked_by_filter(route: &str) -> Value {
+    json!({
+        "prefix": "/",
+        "filter_state": [{ "key": ROUTE_FILTER_STATE, "string_match": { "exact": route } }]
+    })
+}
+
 fn route(b: &Backend) -> Value {
     json!({
-        "match": {
-            "prefix": "/",
-            "headers": [{ "name": BACKEND_HEADER, "string_match": { "exact": b.name } }]
-        },
-        // The routing header is the filter's note to this route table, not the backend's business.
-        "request_headers_to_remove": [BACKEND_HEADER],
+        "match": picked_by_filter(&b.name),
         "route": {
             "cluster": b.cluster_name(),
             "timeout": duration_ms(b.timeout_ms),
@@ -278,11 +282,7 @@ fn failover_route(plan: &Plan, index: usize, first: usize) -> Value {
         retry["per_try_timeout"] = json!(duration_ms(first_timeout));
     }
     json!({
-        "match": {
-            "prefix": "/",
-            "headers": [{ "name": BACKEND_HEADER, "string_match": { "exact": Model::failover_key(index, first) } }]
-        },
-        "request_headers_to_remove": [BACKEND_HEADER],
+        "match": picked_by_filter(&Model::failover_key(index, first)),
         "route": {
             "cluster": failover_cluster_name(index, first),
             "timeout": duration_ms(total),

@@ -6,7 +6,7 @@ Variants (all proxies on CPU 0, the upstream and load generators on CPU 1):
   direct     the upstream itself (nginx answering canned OpenAI responses): the floor
   envoy      plain Envoy, one worker: same listener and cluster, no filter
   wasm-floor Envoy, one worker, the same bootstrap with a wasm filter that only waits for both
-             bodies and sets the route header (tests/bench/floor): what any such filter costs
+             bodies and sets the route (tests/bench/floor): what any such filter costs
   airouter   Envoy, one worker, with the AI Router filter as `airouter envoy` renders it for a
              key, an alias (client model -> backend model), the body rewrite and token counting
   airouter-limits

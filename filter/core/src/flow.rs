@@ -15,17 +15,28 @@ use crate::host::{Action, Headers, Host};
 use crate::model_names::NameRewriter;
 use crate::models_list;
 use crate::sse::{self, SseModelRewriter};
-use crate::target_request::{
-    self, TargetRef, CLIENT_MODEL_HEADER, CLIENT_PATH_HEADER, INSTRUCTION_HEADERS,
-};
+use crate::target_request::{self, TargetRef, CLIENT_MODEL_HEADER, CLIENT_PATH_HEADER};
 use crate::text::concat;
 use crate::upstream_errors;
 use crate::{admin, global_limits, limits, metrics};
 
 pub use crate::target_request::{TRITON_BACKEND_HEADER, TRITON_MODEL_HEADER};
 
-/// The request header the generated Envoy routes match to pick a backend's cluster.
-pub const BACKEND_HEADER: &str = "x-airouter-backend";
+/// The filter state (`wasm.airouter_route` in Envoy) the generated routes match to pick a
+/// backend's cluster, or a failover model's aggregate cluster: a backend name or
+/// [`Model::failover_key`]. Filter state, not a header, so that no client can choose a route
+/// without the filter: a request the filter did not route matches only the catch-all route.
+pub const ROUTE_PROPERTY: &str = "airouter_route";
+/// [`ROUTE_PROPERTY`] as Envoy's filter state key (proxy-wasm prefixes `wasm.`).
+pub const ROUTE_FILTER_STATE: &str = "wasm.airouter_route";
+
+/// Every header the filter, Envoy's generated config and the sidecar pass between themselves
+/// starts with this. A client's own are removed from every request before anything reads them.
+pub const INTERNAL_HEADER_PREFIX: &str = "x-airouter-";
+
+/// How much of a buffered body to ask for when its size is not known (at the trailers): the
+/// host returns what there is.
+const WHOLE_BODY: usize = u32::MAX as usize;
 
 const JSON: (&str, &str) = ("content-type", "application/json");
 
@@ -197,6 +208,12 @@ impl HttpFlow {
     }
 
     pub fn on_request_headers(&mut self, host: &mut dyn Host, end_of_stream: bool) -> Action {
+        // Only the filter speaks to Envoy's routes, the rate limiter and the sidecar: whatever
+        // a client sent under the internal prefix is gone before any of them could read it,
+        // whatever happens to the request afterwards.
+        for name in host.header_names_with_prefix(Headers::Request, INTERNAL_HEADER_PREFIX) {
+            host.set_header(Headers::Request, &name, None);
+        }
         let owned = |v: Option<Cow<'_, str>>| v.map(Cow::into_owned).unwrap_or_default();
         let method = owned(host.header(Headers::Request, ":method"));
         let full_path = owned(host.header(Headers::Request, ":path"));
@@ -208,12 +225,6 @@ impl HttpFlow {
         }
         if admin::PATHS.contains(&path) {
             return self.admin(host, &method, path);
-        }
-        if self.global().is_some() {
-            // Only the filter names what the shared limiter counts.
-            for name in global_limits::HEADERS {
-                host.set_header(Headers::Request, name, None);
-            }
         }
         if let Some(err) = self.authenticate(host) {
             host.count(metrics::KEY_DENIED);
@@ -345,6 +356,25 @@ impl HttpFlow {
         }
     }
 
+    /// Trailers end the request body (HTTP/2 may send them after the last DATA frame, HTTP/1.1
+    /// after a chunked body): a request still waiting for its body is routed now with all that
+    /// was buffered, exactly as if the last body callback had said end of stream.
+    pub fn on_request_trailers(&mut self, host: &mut dyn Host) -> Action {
+        if self.pending.is_none() {
+            return Action::Continue;
+        }
+        let size = host
+            .body(Headers::Request, WHOLE_BODY)
+            .map_or(0, |b| b.len());
+        self.on_request_body(host, size, true)
+    }
+
+    /// Points Envoy's route table at `route` (a backend or a failover cluster's key).
+    fn set_route(host: &mut dyn Host, route: &str) {
+        host.set_property(ROUTE_PROPERTY, route.as_bytes());
+        host.clear_route_cache();
+    }
+
     fn route(&mut self, host: &mut dyn Host, api: Api, body_size: usize) -> Result<(), ApiError> {
         let query = self.pending.take().map(|(_, q)| q).unwrap_or_default();
         let body = host
@@ -400,7 +430,7 @@ impl HttpFlow {
                 client_name: &target.client_name,
             };
             target_request::apply_headers(host, &plan, api, &query, &t, false);
-            host.set_header(req, BACKEND_HEADER, Some(&backend.name));
+            Self::set_route(host, &backend.name);
             metrics::add_at(host, &plan.metric_names.backend_requests, only.backend, 1);
             single_backend = Some((
                 only.backend,
@@ -408,11 +438,8 @@ impl HttpFlow {
             ));
         } else {
             // Envoy's aggregate cluster picks each attempt's target; the upstream filter rewrites
-            // body and headers for it. Here only the route and what that filter needs are set.
-            for name in INSTRUCTION_HEADERS {
-                host.set_header(req, name, None);
-            }
-            host.set_header(req, crate::upstream::ATTEMPT_HEADER, None);
+            // body and headers for it. Here only the route and what that filter needs are set
+            // (a client's own internal headers were removed with the request's headers).
             if let Some(with_usage) = self.usage_request(api, &body) {
                 if host.replace_body(req, body_size, &with_usage) {
                     let len = with_usage.len();
@@ -426,11 +453,7 @@ impl HttpFlow {
                 .unwrap_or_default();
             host.set_header(req, CLIENT_MODEL_HEADER, Some(&target.client_name));
             host.set_header(req, CLIENT_PATH_HEADER, Some(&full_path));
-            host.set_header(
-                req,
-                BACKEND_HEADER,
-                Some(&Model::failover_key(target.index, first)),
-            );
+            Self::set_route(host, &Model::failover_key(target.index, first));
             host.set_header(req, "accept-encoding", None);
         }
         let first_backend = remaining.first().and_then(|t| plan.backends.get(t.backend));

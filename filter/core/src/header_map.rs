@@ -73,6 +73,31 @@ impl HeaderSnapshot {
         }
     }
 
+    /// The names present now (host entries not removed since, and headers set since) that
+    /// start with `prefix`, each once, in host order then edit order. Allocates nothing when
+    /// none matches, the common case for the internal-header sweep on every request.
+    pub fn names_with_prefix(&self, prefix: &str) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        let host_names = self
+            .entries
+            .iter()
+            .filter_map(|(k, _)| self.wire.get(k.clone()))
+            .filter(|k| k.starts_with(prefix.as_bytes()))
+            .map(String::from_utf8_lossy);
+        for name in host_names {
+            let removed = self.edit(&name) == Some(None);
+            if !removed && !names.iter().any(|n| *n == name) {
+                names.push(name.into_owned());
+            }
+        }
+        for (name, value) in &self.edits {
+            if value.is_some() && name.starts_with(prefix) && !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+        names
+    }
+
     /// Records an edit the host has made: every value of `name` replaced by `value`, or removed.
     pub fn apply(&mut self, name: &str, value: Option<&str>) {
         let value = value.map(str::to_string);
@@ -219,6 +244,28 @@ mod tests {
         // Two values becoming one is a change even when the first already matches.
         assert!(snap.changes("accept", Some("a")));
         assert!(!snap.changes("x-empty", Some("")));
+    }
+
+    #[test]
+    fn names_with_prefix_follow_the_edits() {
+        let mut s = HeaderSnapshot::from_wire(encode_pairs(&[
+            ("x-airouter-backend", "a"),
+            ("accept", "*/*"),
+            ("x-airouter-backend", "b"),
+            ("x-airouter-triton-model", "m"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            s.names_with_prefix("x-airouter-"),
+            ["x-airouter-backend", "x-airouter-triton-model"]
+        );
+        s.apply("x-airouter-backend", None);
+        s.apply("x-airouter-attempt", Some("1"));
+        assert_eq!(
+            s.names_with_prefix("x-airouter-"),
+            ["x-airouter-triton-model", "x-airouter-attempt"]
+        );
+        assert!(s.names_with_prefix("x-other-").is_empty());
     }
 
     #[test]

@@ -31,6 +31,9 @@ pub enum SharedWrite {
 pub trait Host {
     /// The first value of a header; borrowed from the host's copy of the map where it can be.
     fn header(&self, map: Headers, name: &str) -> Option<Cow<'_, str>>;
+    /// The names of the headers of `map` that start with `prefix` (lower case, as Envoy holds
+    /// them), each once. Empty when none does.
+    fn header_names_with_prefix(&self, map: Headers, prefix: &str) -> Vec<String>;
     /// Sets (`Some`) or removes (`None`) a header.
     fn set_header(&mut self, map: Headers, name: &str, value: Option<&str>);
     /// The first `len` bytes of the body buffered so far.
@@ -56,6 +59,9 @@ pub trait Host {
     }
     /// Sets request-scoped filter state (`wasm.<name>` in Envoy), read by other filters.
     fn set_property(&mut self, name: &str, value: &[u8]);
+    /// Makes Envoy pick the request's route again, after filter state it matches on changed
+    /// (header edits do this implicitly; filter state does not).
+    fn clear_route_cache(&mut self);
     /// A counter's value, summed over workers.
     fn counter(&self, metric: &str) -> u64;
 }

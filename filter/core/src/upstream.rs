@@ -136,6 +136,18 @@ impl UpstreamFlow {
         self.pending = None;
         Action::Continue
     }
+
+    /// Trailers end the attempt's body: it is rewritten now, as at the end of the stream.
+    pub fn on_request_trailers(&mut self, host: &mut dyn Host) -> Action {
+        if self.pending.is_none() {
+            return Action::Continue;
+        }
+        // The host returns the whole buffered body when asked for more than it holds.
+        let size = host
+            .body(Headers::Request, u32::MAX as usize)
+            .map_or(0, |b| b.len());
+        self.on_request_body(host, size, true)
+    }
 }
 
 impl UpstreamFlow {

@@ -90,6 +90,14 @@ extern "C" {
         value_data: *const u8,
         value_size: usize,
     ) -> u32;
+    fn proxy_call_foreign_function(
+        function_name_data: *const u8,
+        function_name_size: usize,
+        arguments_data: *const u8,
+        arguments_size: usize,
+        results_data: *mut *mut u8,
+        results_size: *mut usize,
+    ) -> u32;
     fn proxy_get_property(
         path_data: *const u8,
         path_size: usize,
@@ -250,4 +258,26 @@ pub fn metric_value(id: u32) -> u64 {
     } else {
         0
     }
+}
+
+/// Envoy's `clear_route_cache` foreign function: the route is picked again from the request as
+/// it stands (filter state included). `false` when the host refused the call.
+pub fn clear_route_cache() -> bool {
+    const NAME: &str = "clear_route_cache";
+    let mut data: *mut u8 = null_mut();
+    let mut size = 0usize;
+    // SAFETY: the name lives for the call; the out-pointers are valid locals; any result buffer
+    // is handed over to the module and freed by `take`.
+    let status = unsafe {
+        proxy_call_foreign_function(
+            NAME.as_ptr(),
+            NAME.len(),
+            std::ptr::null(),
+            0,
+            &mut data,
+            &mut size,
+        )
+    };
+    drop(take(data, size));
+    status == OK
 }

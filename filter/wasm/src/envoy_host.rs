@@ -100,6 +100,16 @@ impl Host for EnvoyHost<'_> {
         }
     }
 
+    fn header_names_with_prefix(&self, m: Headers, prefix: &str) -> Vec<String> {
+        match self.headers.get(m) {
+            Some(snapshot) => snapshot.names_with_prefix(prefix),
+            None => abi::header_pairs(map(m))
+                .and_then(|wire| HeaderSnapshot::from_wire(wire))
+                .map(|s| s.names_with_prefix(prefix))
+                .unwrap_or_default(),
+        }
+    }
+
     fn set_header(&mut self, m: Headers, name: &str, value: Option<&str>) {
         if self.headers.get(m).is_some_and(|s| !s.changes(name, value)) {
             return;
@@ -161,6 +171,12 @@ impl Host for EnvoyHost<'_> {
     fn set_property(&mut self, name: &str, value: &[u8]) {
         if !abi::set_property(name, value) {
             abi::log(abi::LOG_WARN, "could not set filter state");
+        }
+    }
+
+    fn clear_route_cache(&mut self) {
+        if !abi::clear_route_cache() {
+            abi::log(abi::LOG_WARN, "could not clear the route cache");
         }
     }
 

@@ -144,6 +144,13 @@ impl HttpContext for Filter {
         )
     }
 
+    /// Without this callback Envoy would let a request whose body ends in trailers go on
+    /// unrouted (HTTP/2 and chunked HTTP/1.1 can send them): they end the body stage.
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        let mut host = EnvoyHost::new(&mut self.headers);
+        action(self.flow.on_request_trailers(&mut host))
+    }
+
     fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         self.headers.load(Headers::Response);
         let mut host = EnvoyHost::new(&mut self.headers);
@@ -180,6 +187,11 @@ impl HttpContext for AttemptFilter {
             self.flow
                 .on_request_body(&mut host, body_size, end_of_stream),
         )
+    }
+
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        let mut host = EnvoyHost::new(&mut self.headers);
+        action(self.flow.on_request_trailers(&mut host))
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {

@@ -346,5 +346,40 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> Result<()> {
             Ok(OK)
         },
     )?;
+    linker.func_wrap(
+        "env",
+        "proxy_set_property",
+        |mut c: Caller<'_, HostState>, ptr: i32, len: i32, vptr: i32, vlen: i32| -> Result<i32> {
+            c.data_mut().called("proxy_set_property");
+            let path = String::from_utf8_lossy(&read(&mut c, ptr, len)?).replace('\0', ".");
+            let value = read(&mut c, vptr, vlen)?;
+            // Envoy keeps it as filter state `wasm.<path>`.
+            c.data_mut()
+                .filter_state
+                .insert(format!("wasm.{path}"), value);
+            Ok(OK)
+        },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_call_foreign_function",
+        |mut c: Caller<'_, HostState>,
+         ptr: i32,
+         len: i32,
+         _args: i32,
+         _args_len: i32,
+         _out_ptr: i32,
+         _out_len: i32|
+         -> Result<i32> {
+            c.data_mut().called("proxy_call_foreign_function");
+            let name = String::from_utf8_lossy(&read(&mut c, ptr, len)?).into_owned();
+            if name == "clear_route_cache" {
+                c.data_mut().route_cache_cleared += 1;
+                Ok(OK)
+            } else {
+                Ok(NOT_FOUND)
+            }
+        },
+    )?;
     Ok(())
 }

@@ -66,6 +66,10 @@ pub struct HostState {
     pub request_body: Vec<u8>,
     pub response_body: Vec<u8>,
     pub properties: HashMap<String, Vec<u8>>,
+    /// Filter state the module set, by Envoy's key (`wasm.<name>`).
+    pub filter_state: HashMap<String, Vec<u8>>,
+    /// Times the module asked Envoy to pick the route again.
+    pub route_cache_cleared: u32,
     pub local_reply: Option<LocalReply>,
     pub logs: Vec<(u32, String)>,
     /// Shared data: value and CAS token.
@@ -96,6 +100,7 @@ pub struct Filter {
     on_context_create: TypedFunc<(i32, i32), ()>,
     on_request_headers: TypedFunc<(i32, i32, i32), i32>,
     on_request_body: TypedFunc<(i32, i32, i32), i32>,
+    on_request_trailers: TypedFunc<(i32, i32), i32>,
     on_response_headers: TypedFunc<(i32, i32, i32), i32>,
     on_response_body: TypedFunc<(i32, i32, i32), i32>,
     on_done: TypedFunc<i32, i32>,
@@ -134,6 +139,8 @@ impl Filter {
             request_body: Vec::new(),
             response_body: Vec::new(),
             properties: HashMap::from([("plugin_name".to_string(), b"airouter.toml".to_vec())]),
+            filter_state: HashMap::new(),
+            route_cache_cleared: 0,
             local_reply: None,
             logs: Vec::new(),
             shared: HashMap::new(),
@@ -172,6 +179,7 @@ impl Filter {
         Ok(Filter {
             on_request_headers: f3(&mut store, "proxy_on_request_headers")?,
             on_request_body: f3(&mut store, "proxy_on_request_body")?,
+            on_request_trailers: f2(&mut store, "proxy_on_request_trailers")?,
             on_response_headers: f3(&mut store, "proxy_on_response_headers")?,
             on_response_body: f3(&mut store, "proxy_on_response_body")?,
             on_done: instance.get_typed_func(&mut store, "proxy_on_done")?,
@@ -212,6 +220,8 @@ impl Filter {
         s.request_body.clear();
         s.response_body.clear();
         s.local_reply = None;
+        s.filter_state.clear();
+        s.route_cache_cleared = 0;
         s.calls.clear();
         self.on_context_create
             .call(&mut self.store, (id, ROOT_CONTEXT))?;
@@ -247,6 +257,24 @@ impl Filter {
         let n = i32::try_from(self.store.data().request_body.len())?;
         self.on_request_body
             .call(&mut self.store, (ctx, n, i32::from(end_of_stream)))
+    }
+
+    /// Delivers request trailers (their content does not matter to the filter).
+    pub fn request_trailers(&mut self, ctx: i32, count: usize) -> Result<i32> {
+        let n = i32::try_from(count)?;
+        self.on_request_trailers.call(&mut self.store, (ctx, n))
+    }
+
+    /// The route the module picked for Envoy: its filter state, once it asked Envoy to pick
+    /// the route again.
+    pub fn route(&self) -> Option<String> {
+        let s = self.state();
+        if s.route_cache_cleared == 0 {
+            return None;
+        }
+        s.filter_state
+            .get("wasm.airouter_route")
+            .map(|v| String::from_utf8_lossy(v).into_owned())
     }
 
     pub fn response_headers(

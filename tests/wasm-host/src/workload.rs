@@ -95,10 +95,7 @@ pub fn check_routed(f: &mut Filter, body: &[u8], response: &[u8]) -> Result<()> 
         f.state().local_reply.is_none(),
         "the filter answered itself"
     );
-    ensure!(
-        f.request_header("x-airouter-backend") == Some("local"),
-        "not routed"
-    );
+    ensure!(f.route().as_deref() == Some("local"), "not routed");
     f.response_headers(ctx, &RESPONSE_HEADERS, false)?;
     let (_, out) = f.response_body(ctx, response, true)?;
     ensure!(

@@ -121,7 +121,33 @@ fn request_is_rewritten_for_the_backend_across_body_chunks() {
     assert_eq!(f.request_header(":authority"), Some("api.example.com"));
     assert_eq!(f.request_header(":path"), Some("/v1/chat/completions"));
     assert_eq!(f.request_header("authorization"), Some("Bearer sk-hosted"));
-    assert_eq!(f.request_header("x-airouter-backend"), Some("hosted"));
+    assert_eq!(f.route().as_deref(), Some("hosted"));
+}
+
+/// HTTP/2 and chunked HTTP/1.1 may end a body with trailers instead of an end-of-stream body
+/// callback: the filter must route at the trailers, never let the request go on unrouted.
+#[test]
+fn trailers_end_the_body_and_the_request_is_routed() {
+    let mut f = filter();
+    let ctx = f.new_stream().unwrap();
+    let mut headers = post("/v1/chat/completions");
+    headers.push(("x-airouter-backend", "local"));
+    headers.push(("x-airouter-client-model", "chat"));
+    assert_eq!(f.request_headers(ctx, &headers, false).unwrap(), PAUSE);
+    assert_eq!(f.request_header("x-airouter-backend"), None);
+    assert_eq!(f.request_header("x-airouter-client-model"), None);
+    assert_eq!(
+        f.request_body(ctx, br#"{"model":"big","n":1}"#, false)
+            .unwrap(),
+        PAUSE
+    );
+    assert_eq!(f.request_trailers(ctx, 1).unwrap(), CONTINUE);
+    assert_eq!(
+        f.state().request_body,
+        br#"{"model":"gpt-big-2024","n":1}"#.to_vec()
+    );
+    assert_eq!(f.route().as_deref(), Some("hosted"));
+    assert_eq!(f.request_header("authorization"), Some("Bearer sk-hosted"));
 }
 
 #[test]
@@ -277,13 +303,16 @@ fn a_routed_request_makes_few_host_calls() {
     assert_eq!(count("proxy_get_header_map_value"), 0, "{calls:?}");
     assert_eq!(count("proxy_get_buffer_bytes"), 2, "{calls:?}");
     assert_eq!(count("proxy_set_buffer_bytes"), 2, "{calls:?}");
-    // The request's content-length, :authority and route header, the response's content-length;
-    // the client's key removed. Headers already right or absent are left alone.
-    assert_eq!(count("proxy_replace_header_map_value"), 4, "{calls:?}");
+    // The request's content-length and :authority, the response's content-length; the
+    // client's key removed. Headers already right or absent are left alone.
+    assert_eq!(count("proxy_replace_header_map_value"), 3, "{calls:?}");
+    // The route, as filter state no client can set, and Envoy asked to pick the route again.
+    assert_eq!(count("proxy_set_property"), 1, "{calls:?}");
+    assert_eq!(count("proxy_call_foreign_function"), 1, "{calls:?}");
     assert_eq!(count("proxy_remove_header_map_value"), 1, "{calls:?}");
     // Key, model and backend requests; model and key tokens.
     assert_eq!(count("proxy_increment_metric"), 5, "{calls:?}");
     // No limit and no cool-down to compare with: the clock is not read.
     assert_eq!(count("proxy_get_current_time_nanoseconds"), 0, "{calls:?}");
-    assert!(f.state().host_calls() <= 17, "{calls:?}");
+    assert!(f.state().host_calls() <= 18, "{calls:?}");
 }

@@ -21,6 +21,8 @@ struct FakeHost {
     counters: HashMap<String, u64>,
     /// Filter state set by the flow.
     state: HashMap<String, String>,
+    /// Times the flow asked Envoy to pick the route again.
+    route_cache_cleared: u32,
 }
 
 impl Host for FakeHost {
@@ -33,6 +35,23 @@ impl Host for FakeHost {
         m.iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| Cow::Borrowed(v.as_str()))
+    }
+    fn header_names_with_prefix(&self, map: Headers, prefix: &str) -> Vec<String> {
+        let m = if map == Headers::Request {
+            &self.req
+        } else {
+            &self.resp
+        };
+        let mut names: Vec<String> = Vec::new();
+        for (k, _) in m.iter().filter(|(k, _)| k.starts_with(prefix)) {
+            if !names.contains(k) {
+                names.push(k.clone());
+            }
+        }
+        names
+    }
+    fn clear_route_cache(&mut self) {
+        self.route_cache_cleared += 1;
     }
     fn set_header(&mut self, map: Headers, name: &str, value: Option<&str>) {
         let m = if map == Headers::Request {
@@ -99,6 +118,15 @@ impl Host for FakeHost {
         self.shared
             .insert(key.to_string(), (value.to_vec(), current + 1));
         crate::host::SharedWrite::Written
+    }
+}
+
+impl FakeHost {
+    /// The route the flow picked for Envoy, once it asked Envoy to look again.
+    fn route(&self) -> Option<&str> {
+        (self.route_cache_cleared > 0)
+            .then(|| self.state.get(ROUTE_PROPERTY).map(String::as_str))
+            .flatten()
     }
 }
 
@@ -244,7 +272,7 @@ fn chat_is_rewritten_for_its_backend() {
     let get = |k: &str| h.header(Headers::Request, k);
     assert_eq!(get(":path").as_deref(), Some("/v1/chat/completions?x=1"));
     assert_eq!(get(":authority").as_deref(), Some("127.0.0.1:8000"));
-    assert_eq!(get(BACKEND_HEADER).as_deref(), Some("local"));
+    assert_eq!(h.route(), Some("local"));
     assert_eq!(
         get("content-length"),
         Some(h.req_body.len().to_string().into())
@@ -580,7 +608,7 @@ fn triton_models_go_to_the_sidecar_with_instructions_only_the_filter_sets() {
     assert!(h.sent.is_none());
     let get = |k: &str| h.header(Headers::Request, k);
     assert_eq!(get(":path").as_deref(), Some("/v1/chat/completions"));
-    assert_eq!(get(BACKEND_HEADER).as_deref(), Some("triton"));
+    assert_eq!(h.route(), Some("triton"));
     assert_eq!(get(TRITON_BACKEND_HEADER).as_deref(), Some("triton"));
     assert_eq!(get(TRITON_MODEL_HEADER).as_deref(), Some("vllm_llama"));
     assert_eq!(get(CLIENT_MODEL_HEADER).as_deref(), Some("llama"));
@@ -809,4 +837,104 @@ targets = [{ backend = "a" }, { backend = "b" }]
         header_of(&h, crate::upstream::ATTEMPT_HEADER).as_deref(),
         Some("2")
     );
+}
+
+/// Sends the body in two callbacks, the last not ending the stream, then trailers: how HTTP/2
+/// and chunked HTTP/1.1 end a request that carries trailers.
+fn send_with_trailers(f: &mut HttpFlow, mut h: FakeHost) -> FakeHost {
+    if f.on_request_headers(&mut h, false) == Action::Pause && h.sent.is_none() {
+        let half = h.req_body.len() / 2;
+        assert_eq!(f.on_request_body(&mut h, half, false), Action::Pause);
+        let len = h.req_body.len();
+        assert_eq!(f.on_request_body(&mut h, len, false), Action::Pause);
+        f.on_request_trailers(&mut h);
+    }
+    h
+}
+
+#[test]
+fn trailers_end_the_body_and_the_request_is_routed_and_checked() {
+    let body = br#"{"model":"chat-small","messages":[]}"#;
+    let h = send_with_trailers(
+        &mut flow(),
+        request("POST", "/v1/chat/completions", Some("sk-alice"), body),
+    );
+    assert!(h.sent.is_none());
+    assert_eq!(
+        h.req_body,
+        br#"{"model":"qwen2-0.5b","messages":[]}"#.to_vec()
+    );
+    assert_eq!(h.route(), Some("local"));
+    // The allow-list holds on this path too: bob may use gpt-4* only.
+    let body = br#"{"model":"chat-small"}"#;
+    let h = send_with_trailers(
+        &mut flow(),
+        request("POST", "/v1/chat/completions", Some("sk-bob"), body),
+    );
+    assert_eq!(error_of(&h).0, 404);
+    assert_eq!(h.route(), None);
+}
+
+#[test]
+fn trailers_without_a_body_get_the_missing_model_error() {
+    let mut f = flow();
+    let mut h = request("POST", "/v1/chat/completions", Some("sk-alice"), b"");
+    assert_eq!(f.on_request_headers(&mut h, false), Action::Pause);
+    f.on_request_trailers(&mut h);
+    assert_eq!(error_of(&h).0, 400);
+}
+
+#[test]
+fn trailers_of_a_request_not_waiting_for_its_body_change_nothing() {
+    let mut f = flow();
+    let mut h = request("GET", "/health", None, b"");
+    f.on_request_headers(&mut h, false);
+    let before = h.sent.clone();
+    assert_eq!(f.on_request_trailers(&mut h), Action::Continue);
+    assert_eq!(h.sent, before);
+}
+
+#[test]
+fn a_clients_internal_headers_are_removed_from_every_request() {
+    let forged = [
+        ("x-airouter-backend", "hosted"),
+        ("x-airouter-client-model", "gpt-4o"),
+        ("x-airouter-client-path", "/v1/embeddings"),
+        ("x-airouter-attempt", "7"),
+        ("x-airouter-rl-key", "someone-else"),
+        ("x-airouter-anything-new", "x"),
+        ("x-airouter-triton-model", "evil"),
+    ];
+    // Routed, refused, answered locally, and left waiting for a body: none keeps them.
+    let cases: [(&str, &str, Option<&str>, &[u8]); 4] = [
+        (
+            "POST",
+            "/v1/chat/completions",
+            Some("sk-alice"),
+            br#"{"model":"chat-small"}"#,
+        ),
+        (
+            "POST",
+            "/v1/chat/completions",
+            Some("sk-wrong"),
+            br#"{"model":"chat-small"}"#,
+        ),
+        ("GET", "/health", None, b""),
+        ("POST", "/v1/chat/completions", Some("sk-alice"), b"{"),
+    ];
+    for (method, path, key, body) in cases {
+        let mut h = request(method, path, key, body);
+        for (k, v) in forged {
+            h.req.push((k.into(), v.into()));
+        }
+        let mut f = flow();
+        f.on_request_headers(&mut h, body.is_empty());
+        let left: Vec<_> = h
+            .req
+            .iter()
+            .filter(|(k, _)| k.starts_with("x-airouter-"))
+            .collect();
+        assert!(left.is_empty(), "{method} {path}: {left:?}");
+        assert_eq!(h.route(), None);
+    }
 }

@@ -1,6 +1,6 @@
 //! A benchmark baseline, not a product: an HTTP filter that waits for the whole request body and
-//! the whole response body, as the AI Router filter must to rewrite them, and sets the one header
-//! the generated routes match, but reads and changes nothing else. Loaded into the same bootstrap
+//! the whole response body, as the AI Router filter must to rewrite them, and sets the one value
+//! the generated routes match (filter state), but reads and changes nothing else. Loaded into the same bootstrap
 //! as the real filter, it shows what any filter of this shape costs in Envoy's v8 runtime, so
 //! `BENCHMARKS.md` can tell that floor apart from the router's own work.
 
@@ -33,8 +33,9 @@ struct Floor;
 
 impl Context for Floor {}
 
-/// The route header of the bench's only backend (see `tests/bench/run.py`).
-const BACKEND: (&str, &str) = ("x-airouter-backend", "upstream");
+/// The route (filter state `wasm.airouter_route`) of the bench's only backend (see
+/// `tests/bench/run.py`).
+const ROUTE: (&str, &[u8]) = ("airouter_route", b"upstream");
 
 fn wait_for_end(end_of_stream: bool) -> Action {
     if end_of_stream {
@@ -51,7 +52,9 @@ impl HttpContext for Floor {
 
     fn on_http_request_body(&mut self, _body_size: usize, end_of_stream: bool) -> Action {
         if end_of_stream {
-            self.set_http_request_header(BACKEND.0, Some(BACKEND.1));
+            // As the filter does: the route as filter state, then Envoy asked to look again.
+            let _ = proxy_wasm::hostcalls::set_property(vec![ROUTE.0], Some(ROUTE.1));
+            let _ = proxy_wasm::hostcalls::call_foreign_function("clear_route_cache", None);
         }
         wait_for_end(end_of_stream)
     }
