@@ -290,6 +290,7 @@ JSON_ATTACKS = [
     b'{"model":"chat","messages":[],"mod\\u0065l":"secret"}',
     b'{"model":"chat","messages":[],"MOD\\u0045L":"secret"}',
     b'{"model":"chat","messages":[],"model\\u0000":"secret"}',
+    b'{"model":"chat","messages":[],"mo\\u0001del":"secret"}',
     b'{"mod\\u0065l":"chat","messages":[]}',
 ]
 

@@ -12,9 +12,10 @@
 //! - no second `model`, as written or decoded (`mod\u0065l`): Python, Go, JavaScript and most
 //!   others keep the last, some the first;
 //! - no other key that Go's `encoding/json` matches to a `model` field: it folds case (`MODEL`,
-//!   `Model`, Unicode simple folding such as `K` for `k`) and keeps the last match;
-//! - no key that reads as `model` once its escapes are decoded (`mod\u0065l`, `MOD\u0045L`) or
-//!   once cut at a NUL, as C parsers holding keys as C strings do (`model\u0000x`).
+//!   `Model`, Unicode simple folding such as the Kelvin sign for `k`) and keeps the last match;
+//! - no key that reads as `model` once its escapes are decoded (`mod\u0065l`, `MOD\u0045L`),
+//!   once cut at a NUL, as C parsers holding keys as C strings do (`model\u0000x`), or once its
+//!   control characters are dropped (`mo\u0001del`).
 //!
 //! Nested objects are not the request's model and are left alone.
 
@@ -135,13 +136,17 @@ impl<'de> Visitor<'de> for KeyVisitor {
 
 /// Whether some JSON parser may read the decoded key `key` as the field `field` (ASCII, lower
 /// case): equal under Unicode simple case folding (Go's `encoding/json`), also when cut at its
-/// first NUL (C strings).
+/// first NUL (C strings) or with its control characters dropped (sanitizers).
 pub(crate) fn may_read_as(key: &str, field: &str) -> bool {
-    let key = key.split('\0').next().unwrap_or(key);
-    let mut k = key.chars();
+    let cut = key.split('\0').next().unwrap_or(key);
+    folds_equal(cut.chars(), field) || folds_equal(key.chars().filter(|c| !c.is_control()), field)
+}
+
+/// `key` equals `field` under simple case folding.
+fn folds_equal(mut key: impl Iterator<Item = char>, field: &str) -> bool {
     let mut f = field.chars();
     loop {
-        match (k.next(), f.next()) {
+        match (key.next(), f.next()) {
             (None, None) => return true,
             (Some(a), Some(b)) if folds_to(a, b) => {}
             _ => return false,
@@ -149,7 +154,8 @@ pub(crate) fn may_read_as(key: &str, field: &str) -> bool {
     }
 }
 
-/// `a` and `b` are one letter under simple case folding (`K`, the Kelvin sign, is `k`; `ſ` is `s`).
+/// `a` and `b` are one letter under simple case folding (U+212A, the Kelvin sign, is `k`;
+/// U+017F, long s, is `s`).
 fn folds_to(a: char, b: char) -> bool {
     a == b || a.to_lowercase().eq(b.to_lowercase()) || a.to_uppercase().eq(b.to_uppercase())
 }
@@ -325,6 +331,8 @@ mod tests {
             // keys C parsers cut at a NUL
             r#"{"model":"allowed","model\u0000":"other"}"#,
             r#"{"model":"allowed","MODEL\u0000x":"other"}"#,
+            r#"{"model":"allowed","\u0000model":"other"}"#,
+            r#"{"model":"allowed","mo\u0001del":"other"}"#,
             // an escaped spelling alone, or a variant alone
             r#"{"mod\u0065l":"allowed"}"#,
             r#"{"\u006dodel":"allowed"}"#,
@@ -336,7 +344,7 @@ mod tests {
         }
         // Keys that no parser reads as `model` pass; nested ones are the request's own business.
         for body in [
-            r#"{"model":"m","models":"x","model ":"x","\u0000model":"x","mode":"x"}"#,
+            r#"{"model":"m","models":"x","model ":"x","x\u0000model":"x","mode":"x"}"#,
             r#"{"model":"m","metadata":{"model":"x","MODEL":"y"},"m\u00f6del":"x"}"#,
             r#"{"model":"m","mod\u0435l":"cyrillic e"}"#,
         ] {
@@ -368,7 +376,9 @@ mod tests {
         assert!(may_read_as("\u{17f}tream", "stream"), "long s");
         assert!(!may_read_as("modelx", "model"));
         assert!(!may_read_as("mode", "model"));
-        assert!(!may_read_as("\0model", "model"));
+        assert!(may_read_as("\0model", "model"), "sanitized");
+        assert!(may_read_as("mo\u{1}del\u{7f}", "model"));
+        assert!(!may_read_as("mo del", "model"));
         assert!(!may_read_as("mod\u{435}l", "model"));
     }
 
