@@ -13,6 +13,8 @@ faults, so tests can see how the router passes upstream errors on:
     slow-N     waits N seconds before answering
     cut-stream streams two chat chunks, then closes the connection without `data: [DONE]`
     ticking-stream streams "tick" 20 times, 0.1 s apart
+    attack-*   values the router must bound (absurd 429 hints, usage near 2^64): see
+               `request_attack_fault`
 
 Standard library only, so it runs anywhere Python does.
 """
@@ -189,6 +191,8 @@ class Handler(BaseHTTPRequestHandler):
             except ValueError:
                 return self.send_json(400, {"error": {"message": "invalid JSON", "type": "invalid_request_error", "param": None, "code": None}})
         model = str(req.get("model", ""))
+        if self.request_attack_fault(model, req):
+            return
         if self.fault(model):
             return
         handler = {
@@ -234,6 +238,46 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(400, {"object": "error", "message": f"model {model} rejects this", "type": "BadRequestError", "param": None, "code": 400})
             return True
         return False
+
+    # -- request-side attack faults (tests/e2e/test_attack_request.py) ---------------------------
+    # Backends sending values the router must bound: 429s whose hints ask for absurd waits, and
+    # usage reports near 2^64. Only for backend model names starting with `attack-`.
+    ATTACK_429_HINTS = {
+        "attack-retry-inf": [("retry-after", "inf")],
+        "attack-retry-1e300": [("retry-after", "1e300")],
+        "attack-retry-negative": [("retry-after", "-5")],
+        "attack-retry-huge": [("retry-after", "99999999999999999999")],
+        "attack-retry-date": [("retry-after", "Fri, 31 Dec 9999 23:59:59 GMT")],
+        "attack-retry-reset": [("x-ratelimit-reset-requests", "99999999h"), ("x-ratelimit-reset-tokens", "1m30s")],
+    }
+
+    def request_attack_fault(self, model, req):
+        """`attack-retry-*`: 429 with the hints above; `attack-limit-*` (a pass-through name):
+        429 with `Retry-After: 30`; `attack-huge-usage`: a chat answer (streamed if asked) whose
+        usage says 18446744073709551615 tokens."""
+        hints = self.ATTACK_429_HINTS.get(model)
+        if hints is None and model.startswith("attack-limit-"):
+            hints = [("retry-after", "30")]
+        if hints is not None:
+            self.send_json(429, {"error": {"message": "Rate limit reached.", "type": "requests", "param": None,
+                                           "code": "rate_limit_exceeded"}}, hints)
+            return True
+        if model != "attack-huge-usage":
+            return False
+        huge = 2**64 - 1
+        usage = {"prompt_tokens": huge, "completion_tokens": 0, "total_tokens": huge}
+        message = {"role": "assistant", "content": "counted"}
+        if req.get("stream"):
+            self.start_stream()
+            events = [{"id": "c", "object": "chat.completion.chunk", "created": 0, "model": model,
+                       "choices": [{"index": 0, "delta": message, "finish_reason": "stop"}]},
+                      {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": model, "choices": [], "usage": usage}]
+            self.stream_events([json.dumps(e).encode() for e in events] + [b"[DONE]"])
+            return True
+        self.send_json(200, {"id": "c", "object": "chat.completion", "created": 0, "model": model,
+                             "choices": [{"index": 0, "message": message, "finish_reason": "stop"}], "usage": usage})
+        return True
+    # -- end of request-side attack faults ------------------------------------------------------
 
     def chat(self, req, model):
         text = "You said: " + last_user_text(req.get("messages"))

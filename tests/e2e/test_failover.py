@@ -380,3 +380,23 @@ def test_clusters_have_outlier_detection(failover):
     names = {c["cluster"]["name"]: c["cluster"] for c in dump["configs"]}
     assert names["airouter_backend_primary"]["outlier_detection"]["consecutive_5xx"] == 5
     assert len(tomllib.loads(CONFIG.format(**ports))["backends"]) <= len(names)
+
+
+def test_a_failover_body_ended_by_trailers_is_rewritten_for_every_attempt(failover):
+    """The per-attempt filter ends its body stage at the trailers too (HTTP/2)."""
+    from raw_clients import h2_request
+    _, ports = failover
+    clear(ports)
+    body = json.dumps({"model": "after-500", "messages": [{"role": "user", "content": "hi"}]}).encode()
+    status, _, out = h2_request(ports["port"], "/v1/chat/completions", [body[:10], body[10:]], "x",
+                                trailers=[("x-trailer", "1")],
+                                extra=[("x-airouter-client-model", "to-triton")])
+    assert status == 200, out
+    assert json.loads(out)["model"] == "after-500"
+    no_leak(out.decode())
+    [first] = [q for q in received(ports, "a") if q["method"] == "POST"]
+    [second] = received(ports, "b")
+    assert body_of(first)["model"] == "fail-500"
+    assert body_of(second)["model"] == "second-choice"
+    for seen in (first, second):
+        assert [k for k in seen["headers"] if k.startswith("x-airouter-")] == []

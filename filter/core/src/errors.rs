@@ -191,6 +191,43 @@ impl ApiError {
         }
     }
 
+    /// The body could be read as naming another model than the one the router checked (a
+    /// repeated or case-variant `model`, a second `model` part): refused rather than guessed.
+    pub fn ambiguous_model(why: &str) -> Self {
+        ApiError {
+            param: Some("model"),
+            code: Some("ambiguous_model"),
+            ..Self::new(
+                400,
+                format!("The request names its model ambiguously: {why}. Send `model` once."),
+            )
+        }
+    }
+
+    /// A model name longer than the router accepts.
+    pub fn model_name_too_long(max: usize) -> Self {
+        ApiError {
+            param: Some("model"),
+            code: Some("invalid_value"),
+            ..Self::new(
+                400,
+                format!("Invalid 'model': the name is longer than {max} bytes."),
+            )
+        }
+    }
+
+    /// A model name with control characters.
+    pub fn model_name_control_chars() -> Self {
+        ApiError {
+            param: Some("model"),
+            code: Some("invalid_value"),
+            ..Self::new(
+                400,
+                "Invalid 'model': the name contains control characters.".into(),
+            )
+        }
+    }
+
     pub fn bad_multipart(why: &str) -> Self {
         Self::new(400, format!("Could not parse the multipart form: {why}."))
     }

@@ -133,7 +133,14 @@ impl HttpFlow {
     /// Counts the tokens a response used and charges them to its key's budget: here, or (with
     /// global limits) through the filter state Envoy's rate limit filter reads when the stream ends.
     fn settle_tokens(&self, host: &mut dyn Host, tokens: Option<u64>) {
-        let Some(tokens) = tokens else { return };
+        let Some(reported) = tokens else { return };
+        let (tokens, capped) = limits::bounded_usage(reported);
+        if capped {
+            host.count(metrics::USAGE_CAPPED);
+            host.log_warn(&format!(
+                "a backend reported {reported} tokens for one response; counted as {tokens}"
+            ));
+        }
         let names = &self.plan.metric_names;
         if let Some(routed) = &self.routed {
             metrics::add_at(host, &names.model_tokens, routed.model, tokens);
@@ -264,6 +271,9 @@ impl HttpFlow {
                 return self.reply(host, &ApiError::method_not_allowed(&method, path));
             }
             let id = models_list::percent_decode(id).unwrap_or_default();
+            if let Err(err) = target_request::check_model_name(&id) {
+                return self.reply(host, &err);
+            }
             return match models_list::one(&self.plan, self.client_key(), &id) {
                 Some(body) => self.reply_json(host, &body),
                 None => self.reply(host, &ApiError::model_not_found(&id)),
@@ -384,6 +394,7 @@ impl HttpFlow {
             .header(Headers::Request, "content-type")
             .unwrap_or_default();
         let (span, requested) = target_request::locate_model(api, &body, &ctype)?;
+        target_request::check_model_name(&requested)?;
         let plan = Rc::clone(&self.plan);
         let target = plan
             .resolve(api, &requested)
@@ -397,7 +408,7 @@ impl HttpFlow {
         metrics::add_at(host, &plan.metric_names.model_requests, target.index, 1);
         let targets = target.model.targets();
         let local_limits = plan.global_limits.is_none();
-        let first = choose_target(host, &plan, targets, &target.client_name, local_limits)?;
+        let first = choose_target(host, &plan, target.model, &target.client_name, local_limits)?;
         let remaining = targets.get(first..).unwrap_or(&[]);
         let mut single_backend = None;
         let mut strip_usage = false;
@@ -434,7 +445,7 @@ impl HttpFlow {
             metrics::add_at(host, &plan.metric_names.backend_requests, only.backend, 1);
             single_backend = Some((
                 only.backend,
-                limits::target_key(&backend.name, &backend_model),
+                limits::target_key(&backend.name, target.model.state_name_at(only)),
             ));
         } else {
             // Envoy's aggregate cluster picks each attempt's target; the upstream filter rewrites
@@ -501,7 +512,12 @@ impl HttpFlow {
         }
         if let Some((backend, target_key)) = &routed.single_backend {
             if status == 429 {
-                start_cooldown(host, target_key);
+                let max_ms = self
+                    .plan
+                    .backends
+                    .get(*backend)
+                    .map_or(0, |b| b.max_cooldown_ms);
+                start_cooldown(host, target_key, max_ms);
             }
             if status >= 500 {
                 metrics::add_at(host, &self.plan.metric_names.backend_errors, *backend, 1);
@@ -650,26 +666,28 @@ fn token_key(key_name: &str) -> String {
     concat(&["keytok/", key_name])
 }
 
-/// The index of the first target that is neither cooling down after a 429 nor at its request
-/// limit (counting the request against that limit); a 429 when there is none.
+/// The index of the first target of `model` that is neither cooling down after a 429 nor at its
+/// request limit (counting the request against that limit); a 429 when there is none.
 fn choose_target(
     host: &mut dyn Host,
     plan: &Plan,
-    targets: &[crate::config::ModelTarget],
+    model: &Model,
     client_name: &str,
     local_limits: bool,
 ) -> Result<usize, ApiError> {
     let mut wait = u64::MAX;
-    for (k, t) in targets.iter().enumerate() {
+    for (k, t) in model.targets().iter().enumerate() {
         let Some(backend) = plan.backends.get(t.backend) else {
             continue;
         };
-        let model = Model::name_at(t, client_name);
+        let key = limits::target_key(&backend.name, model.state_name_at(t));
         // The clock is read only when there is something to compare it with: most requests
         // find no cool-down and no limit.
-        if let Some(until) = limits::cooldown_end(host, &limits::target_key(&backend.name, model)) {
+        if let Some(until) = limits::cooldown_end(host, &key) {
             let now = host.now_ms();
-            if until > now {
+            // One ending later than the backend's cap allows cannot be from this configuration
+            // (an older, larger cap): it is ignored.
+            if until > now && until - now <= backend.max_cooldown_ms {
                 wait = wait.min(until - now);
                 continue;
             }
@@ -687,17 +705,19 @@ fn choose_target(
     Err(ApiError::all_limited(client_name, wait))
 }
 
-/// A 429 that says when to come back cools its target down for that long, for every worker.
-pub fn start_cooldown(host: &mut dyn Host, target: &str) {
+/// A 429 that says when to come back cools its target down for that long (at most `max_ms`),
+/// for every worker. `target` is a [`limits::target_key`].
+pub fn start_cooldown(host: &mut dyn Host, target: &str, max_ms: u64) {
     let resp = Headers::Response;
+    let now = host.now_ms();
     let hint = limits::retry_after_ms(
         host.header(resp, "retry-after").as_deref(),
         host.header(resp, "x-ratelimit-reset-requests").as_deref(),
         host.header(resp, "x-ratelimit-reset-tokens").as_deref(),
+        now,
     );
-    if let Some(ms) = hint {
-        let until = host.now_ms().saturating_add(ms);
-        limits::cool_down(host, target, until);
+    if let Some(ms) = hint.map(|ms| ms.min(max_ms)).filter(|ms| *ms > 0) {
+        limits::cool_down(host, target, now.saturating_add(ms));
     }
 }
 

@@ -1,9 +1,29 @@
 //! Request bodies edited in place: find the top-level `model` and splice a new value into the
 //! original bytes. Every other byte, unknown fields included, reaches the backend as sent.
+//!
+//! # One model for every parser
+//!
+//! The backend must read the model the router checked, whatever JSON parser it uses. So a body is
+//! refused (400) unless exactly one top-level key could be read as `model` by any of them, and that
+//! key is written exactly `"model"`:
+//!
+//! - strict JSON (RFC 8259, serde_json): valid UTF-8, no BOM, comments, trailing commas, `NaN`,
+//!   or text after the object, which lenient parsers or Go's streaming decoder read otherwise;
+//! - no second `model`, as written or decoded (`mod\u0065l`): Python, Go, JavaScript and most
+//!   others keep the last, some the first;
+//! - no other key that Go's `encoding/json` matches to a `model` field: it folds case (`MODEL`,
+//!   `Model`, Unicode simple folding such as the Kelvin sign for `k`) and keeps the last match;
+//! - no key that reads as `model` once its escapes are decoded (`mod\u0065l`, `MOD\u0045L`),
+//!   once cut at a NUL, as C parsers holding keys as C strings do (`model\u0000x`), or once its
+//!   control characters are dropped (`mo\u0001del`).
+//!
+//! Nested objects are not the request's model and are left alone.
 
 use std::ops::Range;
 
-use serde::de::IgnoredAny;
+use std::fmt;
+
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -20,10 +40,124 @@ pub struct ModelField {
     pub name: String,
 }
 
-#[derive(Deserialize)]
+/// The top level of a request body: the `model` value, and whether another key could be read
+/// as `model` too.
 struct TopLevel<'a> {
-    #[serde(borrow)]
     model: Option<&'a RawValue>,
+    ambiguous: Option<&'static str>,
+}
+
+impl<'de> Deserialize<'de> for TopLevel<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(TopLevelVisitor)
+    }
+}
+
+struct TopLevelVisitor;
+
+impl<'de> Visitor<'de> for TopLevelVisitor {
+    type Value = TopLevel<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut top = TopLevel {
+            model: None,
+            ambiguous: None,
+        };
+        while let Some(key) = map.next_key::<Key>()? {
+            match key {
+                Key::Model => {
+                    if top.model.is_some() {
+                        top.ambiguous
+                            .get_or_insert("the body has the key `model` twice");
+                    }
+                    top.model = Some(map.next_value()?);
+                }
+                Key::ReadAsModel => {
+                    top.ambiguous.get_or_insert(
+                        "the body has a key that some parsers read as `model` (another case, escapes or a NUL)",
+                    );
+                    map.next_value::<IgnoredAny>()?;
+                }
+                Key::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(top)
+    }
+}
+
+/// A top-level key, as far as the model is concerned.
+enum Key {
+    /// Written exactly `"model"`.
+    Model,
+    /// Another key some parser reads as `model` (see the module doc).
+    ReadAsModel,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+struct KeyVisitor;
+
+impl<'de> Visitor<'de> for KeyVisitor {
+    type Value = Key;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a key")
+    }
+
+    /// A key borrowed from the body had no escapes: it is written as it reads.
+    fn visit_borrowed_str<E>(self, key: &'de str) -> Result<Key, E> {
+        Ok(match key {
+            "model" => Key::Model,
+            _ if may_read_as(key, "model") => Key::ReadAsModel,
+            _ => Key::Other,
+        })
+    }
+
+    /// A key decoded from escapes.
+    fn visit_str<E>(self, key: &str) -> Result<Key, E> {
+        Ok(if may_read_as(key, "model") {
+            Key::ReadAsModel
+        } else {
+            Key::Other
+        })
+    }
+}
+
+/// Whether some JSON parser may read the decoded key `key` as the field `field` (ASCII, lower
+/// case): equal under Unicode simple case folding (Go's `encoding/json`), also when cut at its
+/// first NUL (C strings) or with its control characters dropped (sanitizers).
+pub(crate) fn may_read_as(key: &str, field: &str) -> bool {
+    let cut = key.split('\0').next().unwrap_or(key);
+    folds_equal(cut.chars(), field) || folds_equal(key.chars().filter(|c| !c.is_control()), field)
+}
+
+/// `key` equals `field` under simple case folding.
+fn folds_equal(mut key: impl Iterator<Item = char>, field: &str) -> bool {
+    let mut f = field.chars();
+    loop {
+        match (key.next(), f.next()) {
+            (None, None) => return true,
+            (Some(a), Some(b)) if folds_to(a, b) => {}
+            _ => return false,
+        }
+    }
+}
+
+/// `a` and `b` are one letter under simple case folding (U+212A, the Kelvin sign, is `k`;
+/// U+017F, long s, is `s`).
+fn folds_to(a: char, b: char) -> bool {
+    a == b || a.to_lowercase().eq(b.to_lowercase()) || a.to_uppercase().eq(b.to_uppercase())
 }
 
 #[derive(Deserialize)]
@@ -75,6 +209,9 @@ pub fn find_model(body: &[u8]) -> Result<ModelField, ApiError> {
         });
     }
     let top: TopLevel = serde_json::from_str(text).map_err(|_| ApiError::bad_json())?;
+    if let Some(why) = top.ambiguous {
+        return Err(ApiError::ambiguous_model(why));
+    }
     let raw = top.model.ok_or_else(ApiError::missing_model)?;
     let value = raw.get();
     if value == "null" {
@@ -178,6 +315,73 @@ mod tests {
         assert_eq!(f.span, 9..19);
     }
 
+    /// Issue 14: every way a backend's parser could read another model than the one checked.
+    #[test]
+    fn keys_any_parser_reads_as_model_are_refused() {
+        let ambiguous = [
+            // last-wins duplicates (Python, Go, JavaScript), also escaped
+            r#"{"model":"allowed","model":"other"}"#,
+            r#"{"model":"allowed","mod\u0065l":"other"}"#,
+            r#"{"mod\u0065l":"other","model":"allowed"}"#,
+            // Go's case-insensitive field matching
+            r#"{"model":"allowed","MODEL":"other"}"#,
+            r#"{"model":"allowed","Model":"other"}"#,
+            r#"{"MoDeL":"other","model":"allowed"}"#,
+            r#"{"model":"allowed","MOD\u0045L":"other"}"#,
+            // keys C parsers cut at a NUL
+            r#"{"model":"allowed","model\u0000":"other"}"#,
+            r#"{"model":"allowed","MODEL\u0000x":"other"}"#,
+            r#"{"model":"allowed","\u0000model":"other"}"#,
+            r#"{"model":"allowed","mo\u0001del":"other"}"#,
+            // an escaped spelling alone, or a variant alone
+            r#"{"mod\u0065l":"allowed"}"#,
+            r#"{"\u006dodel":"allowed"}"#,
+            r#"{"Model":"allowed"}"#,
+        ];
+        for body in ambiguous {
+            let e = find_model(body.as_bytes()).unwrap_err();
+            assert_eq!((e.status, e.code), (400, Some("ambiguous_model")), "{body}");
+        }
+        // Keys that no parser reads as `model` pass; nested ones are the request's own business.
+        for body in [
+            r#"{"model":"m","models":"x","model ":"x","x\u0000model":"x","mode":"x"}"#,
+            r#"{"model":"m","metadata":{"model":"x","MODEL":"y"},"m\u00f6del":"x"}"#,
+            r#"{"model":"m","mod\u0435l":"cyrillic e"}"#,
+        ] {
+            assert_eq!(find_model(body.as_bytes()).unwrap().name, "m", "{body}");
+        }
+        // Bodies other parsers read differently are not JSON objects here.
+        for body in [
+            "\u{feff}{\"model\":\"m\"}",
+            "{\"model\":\"m\"} {\"model\":\"x\"}",
+            "{\"model\":\"m\",}",
+            "{\"model\":\"m\" /* c */}",
+            "{\"model\":\"m\",\"t\":NaN}",
+            "\u{a0}{\"model\":\"m\"}",
+            "{\"model\":\"m\"}\u{c}",
+        ] {
+            assert_eq!(
+                find_model(body.as_bytes()).unwrap_err(),
+                ApiError::bad_json(),
+                "{body:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn case_folding_follows_go() {
+        assert!(may_read_as("MODEL", "model"));
+        assert!(may_read_as("model\0anything", "model"));
+        assert!(may_read_as("\u{212a}ey", "key"), "Kelvin sign");
+        assert!(may_read_as("\u{17f}tream", "stream"), "long s");
+        assert!(!may_read_as("modelx", "model"));
+        assert!(!may_read_as("mode", "model"));
+        assert!(may_read_as("\0model", "model"), "sanitized");
+        assert!(may_read_as("mo\u{1}del\u{7f}", "model"));
+        assert!(!may_read_as("mo del", "model"));
+        assert!(!may_read_as("mod\u{435}l", "model"));
+    }
+
     #[test]
     fn bad_bodies_get_openai_errors() {
         let cases: [(&[u8], u16, Option<&str>); 7] = [
@@ -186,7 +390,7 @@ mod tests {
             (b"{}", 400, Some("model")),
             (br#"{"model":null}"#, 400, Some("model")),
             (br#"{"model":7}"#, 400, Some("model")),
-            (br#"{"model":"a","model":"b"}"#, 400, None),
+            (br#"{"model":"a","model":"b"}"#, 400, Some("model")),
             (b"\xff\xfe", 400, None),
         ];
         for (body, status, param) in cases {

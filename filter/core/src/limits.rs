@@ -4,6 +4,12 @@
 //!
 //! The window is approximated the usual way: the previous fixed window's count, weighted by how
 //! much of it still overlaps the sliding window, plus the current window's count.
+//!
+//! Bounds: every key names configured things (a backend, a key's name, a target's configured
+//! model or pattern; see [`target_key`]), never a client's text, so clients cannot grow this
+//! state. Values from backends are bounded: a 429's hint is read only as delta-seconds, an
+//! HTTP-date or a Go-style duration and capped by the backend's `max_cooldown_ms`; usage counts
+//! are capped at [`MAX_USAGE_TOKENS`]; counts saturate rather than wrap.
 
 use crate::host::{Host, SharedWrite};
 use crate::text::concat;
@@ -27,9 +33,23 @@ fn cooldown_key(target: &str) -> String {
     concat(&["airouter/cool/", target])
 }
 
-/// The name a target's cool-down is kept under.
-pub fn target_key(backend: &str, backend_model: &str) -> String {
-    concat(&[backend, "/", backend_model])
+/// The name a target's cool-down is kept under: its backend and its configured name there
+/// ([`crate::config::Model::state_name_at`]; a pass-through pattern's targets share one).
+pub fn target_key(backend: &str, configured_name: &str) -> String {
+    concat(&[backend, "/", configured_name])
+}
+
+/// Default of a backend's `max_cooldown_ms`: one hour.
+pub const DEFAULT_MAX_COOLDOWN_MS: u64 = 3_600_000;
+
+/// The most tokens one response is charged and counted: far above any real response (a million
+/// tokens of context times a hundred choices), far below what would overflow a counter. Larger
+/// usage reports are capped to it and counted in `airouter_usage_capped`.
+pub const MAX_USAGE_TOKENS: u64 = 100_000_000;
+
+/// A response's reported usage, bounded: the count to charge, and whether it was capped.
+pub fn bounded_usage(tokens: u64) -> (u64, bool) {
+    (tokens.min(MAX_USAGE_TOKENS), tokens > MAX_USAGE_TOKENS)
 }
 
 /// (window start, count in it, count in the window before).
@@ -54,7 +74,9 @@ fn roll(stored: Option<(u64, u64, u64)>, now: u64, window: u64) -> (u64, u64, u6
     let this_start = now - now % window;
     match stored {
         Some((start, cur, prev)) if start == this_start => (start, cur, prev),
-        Some((start, cur, _)) if start + window == this_start => (this_start, 0, cur),
+        Some((start, cur, _)) if start.checked_add(window) == Some(this_start) => {
+            (this_start, 0, cur)
+        }
         _ => (this_start, 0, 0),
     }
 }
@@ -74,14 +96,14 @@ fn estimate_for(
     need: f64,
 ) -> (f64, u64) {
     let window = limit.window_ms as f64;
-    let elapsed = (now - start) as f64;
+    let elapsed = now.saturating_sub(start) as f64;
     let overlap = (window - elapsed).max(0.0) / window;
     let used = prev as f64 * overlap + cur as f64;
     let wait = if used + need <= f64::from(limit.requests) {
         0
     } else if prev == 0 {
         // Only this window counts: wait for it to end.
-        (start + limit.window_ms).saturating_sub(now)
+        start.saturating_add(limit.window_ms).saturating_sub(now)
     } else {
         // The previous window's weight falls linearly; find when enough of it has gone.
         let excess = used + need - f64::from(limit.requests);
@@ -111,7 +133,7 @@ pub fn try_acquire(
         if wait > 0 {
             return Err(wait);
         }
-        match host.shared_set(&key, &encode(start, cur + 1, prev), cas) {
+        match host.shared_set(&key, &encode(start, cur.saturating_add(1), prev), cas) {
             SharedWrite::Written => return Ok(()),
             SharedWrite::Conflict => continue,
             SharedWrite::Failed => return Ok(()),
@@ -145,8 +167,11 @@ pub fn charge(host: &mut dyn Host, key: &str, amount: u64, limit: RateLimit, now
             None => (None, 0),
         };
         let (start, cur, prev) = roll(stored, now, window);
-        if host.shared_set(&counter, &encode(start, cur + amount, prev), cas)
-            != SharedWrite::Conflict
+        if host.shared_set(
+            &counter,
+            &encode(start, cur.saturating_add(amount), prev),
+            cas,
+        ) != SharedWrite::Conflict
         {
             return;
         }
@@ -162,7 +187,7 @@ pub fn remaining(host: &dyn Host, backend: &str, limit: RateLimit, now: u64) -> 
     let (start, cur, prev) = roll(stored, now, window);
     let (used, _) = estimate(start, cur, prev, now, limit);
     let left = (f64::from(limit.requests) - used).max(0.0).floor() as u64;
-    (left, start + window - now)
+    (left, start.saturating_add(window).saturating_sub(now))
 }
 
 /// Until when (ms since epoch) the target is cooling down after a 429, if it is.
@@ -198,15 +223,19 @@ pub fn cool_down(host: &mut dyn Host, target: &str, until: u64) {
     }
 }
 
-/// How long a 429 asks the client to wait, in ms: `Retry-After` (seconds), else OpenAI's
-/// `x-ratelimit-reset-requests` / `-tokens` durations such as `1s`, `6m0s`, `20ms`.
+/// How long a 429 asks the client to wait, in ms, uncapped (the caller caps it): `Retry-After`
+/// as delta-seconds (digits; a decimal fraction is tolerated) or an HTTP-date (RFC 9110, any of
+/// its three forms), else the longer of OpenAI's `x-ratelimit-reset-requests` / `-tokens`
+/// durations (`1s`, `6m0s`, `1h2m3.5s`, `20ms`). Anything else (`inf`, `1e300`, `-5`, text)
+/// is no hint at all.
 pub fn retry_after_ms(
     retry_after: Option<&str>,
     reset_requests: Option<&str>,
     reset_tokens: Option<&str>,
+    now_ms: u64,
 ) -> Option<u64> {
-    if let Some(secs) = retry_after.and_then(|v| v.trim().parse::<f64>().ok()) {
-        return (secs >= 0.0).then(|| (secs * 1000.0).ceil() as u64);
+    if let Some(ms) = retry_after.and_then(|v| parse_retry_after(v, now_ms)) {
+        return Some(ms);
     }
     [reset_requests, reset_tokens]
         .into_iter()
@@ -215,33 +244,82 @@ pub fn retry_after_ms(
         .max()
 }
 
-/// `1h2m3.5s`, `20ms`, `6m0s` → milliseconds.
+/// `Retry-After`: delta-seconds or an HTTP-date, in ms from `now_ms`.
+fn parse_retry_after(value: &str, now_ms: u64) -> Option<u64> {
+    let value = value.trim_matches([' ', '\t']);
+    if value.starts_with(|c: char| c.is_ascii_digit()) {
+        return scaled(value, NS_PER_S).map(ns_to_ms);
+    }
+    let date = httpdate::parse_http_date(value).ok()?;
+    let since_epoch = date.duration_since(std::time::UNIX_EPOCH).ok()?;
+    let date_ms = u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX);
+    Some(date_ms.saturating_sub(now_ms))
+}
+
+/// A Go-style duration such as `1h2m3.5s`, `20ms`, `6m0s` (units `h`, `m`, `s`, `ms`, `us`,
+/// `µs`, `ns`), in ms rounded up; `None` for anything else.
 fn parse_duration_ms(text: &str) -> Option<u64> {
-    let mut total = 0.0;
-    let mut number = String::new();
-    let mut chars = text.trim().chars().peekable();
-    let mut any = false;
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() || c == '.' {
-            number.push(c);
-            continue;
-        }
-        let value: f64 = number.parse().ok()?;
-        number.clear();
-        let unit = match (c, chars.peek()) {
-            ('m', Some('s')) => {
-                chars.next();
-                1.0
-            }
-            ('h', _) => 3_600_000.0,
-            ('m', _) => 60_000.0,
-            ('s', _) => 1000.0,
+    let mut rest = text.trim_matches([' ', '\t']);
+    if rest.is_empty() || rest.len() > 64 {
+        return None;
+    }
+    let mut total_ns: u128 = 0;
+    while !rest.is_empty() {
+        let num_len = rest
+            .bytes()
+            .take_while(|b| b.is_ascii_digit() || *b == b'.')
+            .count();
+        let (number, after) = rest.split_at(num_len);
+        let unit_len = after
+            .char_indices()
+            .find(|(_, c)| c.is_ascii_digit() || *c == '.')
+            .map_or(after.len(), |(i, _)| i);
+        let (unit, after) = after.split_at(unit_len);
+        let unit_ns: u128 = match unit {
+            "h" => 3_600_000_000_000,
+            "m" => 60_000_000_000,
+            "s" => NS_PER_S,
+            "ms" => 1_000_000,
+            "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
+            "ns" => 1,
             _ => return None,
         };
-        total += value * unit;
-        any = true;
+        total_ns = total_ns.saturating_add(scaled(number, unit_ns)?);
+        rest = after;
     }
-    (any && number.is_empty()).then_some(total.ceil() as u64)
+    Some(ns_to_ms(total_ns))
+}
+
+const NS_PER_S: u128 = 1_000_000_000;
+
+/// Nanoseconds as whole milliseconds, rounded up; saturating.
+fn ns_to_ms(ns: u128) -> u64 {
+    u64::try_from(ns.div_ceil(1_000_000)).unwrap_or(u64::MAX)
+}
+
+/// `digits[.digits]` times `unit` (in ns), rounded up to whole ns; saturating.
+fn scaled(number: &str, unit: u128) -> Option<u128> {
+    let (whole, frac) = number.split_once('.').unwrap_or((number, ""));
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(whole) || (number.contains('.') && !digits(frac)) {
+        return None;
+    }
+    let whole = whole.bytes().fold(0u128, |n, b| {
+        n.saturating_mul(10).saturating_add(u128::from(b - b'0'))
+    });
+    let mut out = whole.saturating_mul(unit);
+    let mut scale = unit;
+    let mut inexact = false;
+    for b in frac.bytes() {
+        let d = u128::from(b - b'0');
+        if scale >= 10 {
+            scale /= 10;
+            out = out.saturating_add(d * scale);
+        } else if d != 0 {
+            inexact = true;
+        }
+    }
+    Some(out.saturating_add(u128::from(inexact)))
 }
 
 #[cfg(test)]

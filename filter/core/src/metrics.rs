@@ -17,6 +17,9 @@ pub const KEY_TOKENS: &str = "airouter_key_tokens";
 pub const MODEL_TOKENS: &str = "airouter_model_tokens";
 /// Requests refused for a missing or wrong key (no key name to tag them with).
 pub const KEY_DENIED: &str = "airouter_key_denied";
+/// Responses whose reported usage was above [`crate::limits::MAX_USAGE_TOKENS`] and was
+/// counted as that cap.
+pub const USAGE_CAPPED: &str = "airouter_usage_capped";
 
 /// Keeps a tag value within one stat-name segment.
 fn clean(value: &str) -> String {
@@ -92,7 +95,7 @@ pub fn add_at(host: &mut dyn Host, names: &[String], index: usize, n: u64) {
 /// Every counter the plan can bump, to define them all when the filter starts.
 pub fn all(plan: &Plan) -> Vec<String> {
     let n = &plan.metric_names;
-    let mut names = vec![KEY_DENIED.to_string()];
+    let mut names = vec![KEY_DENIED.to_string(), USAGE_CAPPED.to_string()];
     for list in [
         &n.backend_requests,
         &n.backend_errors,

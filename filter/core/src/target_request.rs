@@ -32,7 +32,8 @@ pub const INSTRUCTION_HEADERS: [&str; 5] = [
     SIDECAR_SECRET_HEADER,
 ];
 
-/// Where the request's model name is in the body, and the name.
+/// Where the request's model name is in the body, and the name. The body must give one reading
+/// to every parser a backend may use (see [`json_body`] and [`multipart`]), or it is refused.
 pub fn locate_model(
     api: Api,
     body: &[u8],
@@ -44,17 +45,35 @@ pub fn locate_model(
             Ok((f.span, f.name))
         }
         BodyKind::Multipart => {
-            let boundary = multipart::boundary(content_type).ok_or_else(|| {
-                ApiError::bad_multipart(
-                    "the content type must be multipart/form-data with a boundary",
-                )
-            })?;
+            let boundary = multipart::boundary(content_type).map_err(ApiError::bad_multipart)?;
             let field = multipart::find_field(body, boundary, "model")
-                .map_err(ApiError::bad_multipart)?
+                .map_err(|e| match e {
+                    multipart::FormError::Malformed(why) => ApiError::bad_multipart(why),
+                    multipart::FormError::Repeated => {
+                        ApiError::ambiguous_model("the form has more than one `model` part")
+                    }
+                })?
                 .ok_or_else(ApiError::missing_model)?;
             Ok((field.span, field.value))
         }
     }
+}
+
+/// The longest model name a client may send, in bytes (configured names and patterns have the
+/// same limit).
+pub const MAX_MODEL_NAME_BYTES: usize = 256;
+
+/// Checks a model name as a client sent it (body, form field or `/v1/models/{id}`): at most
+/// [`MAX_MODEL_NAME_BYTES`], no control characters (Unicode `Cc`). A 400 otherwise, before the
+/// name reaches a header, a log line or any state.
+pub fn check_model_name(name: &str) -> Result<(), ApiError> {
+    if name.len() > MAX_MODEL_NAME_BYTES {
+        return Err(ApiError::model_name_too_long(MAX_MODEL_NAME_BYTES));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ApiError::model_name_control_chars());
+    }
+    Ok(())
 }
 
 /// The body with its model replaced by `name`.

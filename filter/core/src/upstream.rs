@@ -73,9 +73,15 @@ impl UpstreamFlow {
         let picked = resolved.model.targets().iter().find_map(|t| {
             let backend = plan.backends.get(t.backend)?;
             let backend_model = Model::name_at(t, &client_name).to_string();
-            (backend.name == backend_name).then_some((t.backend, backend, backend_model))
+            let state_name = resolved.model.state_name_at(t);
+            (backend.name == backend_name).then_some((
+                t.backend,
+                backend,
+                backend_model,
+                state_name,
+            ))
         });
-        let Some((index, backend, backend_model)) = picked else {
+        let Some((index, backend, backend_model, state_name)) = picked else {
             host.log_warn(&format!(
                 "backend {backend_name} is not a target of model {client_name}"
             ));
@@ -99,7 +105,7 @@ impl UpstreamFlow {
             let now = host.now_ms();
             crate::limits::charge(host, &backend.name, 1, limit, now);
         }
-        self.backend = Some(crate::limits::target_key(&backend.name, &backend_model));
+        self.backend = Some(crate::limits::target_key(&backend.name, state_name));
         self.backend_index = Some(index);
         crate::metrics::add_at(host, &plan.metric_names.backend_requests, index, 1);
         if end_of_stream {
@@ -157,7 +163,11 @@ impl UpstreamFlow {
             .header(Headers::Response, ":status")
             .and_then(|s| s.parse::<u16>().ok());
         if let (Some(429), Some(backend)) = (status, &self.backend) {
-            crate::flow::start_cooldown(host, backend);
+            let max_ms = self
+                .backend_index
+                .and_then(|i| self.plan.backends.get(i))
+                .map_or(0, |b| b.max_cooldown_ms);
+            crate::flow::start_cooldown(host, backend, max_ms);
         }
         let failed = status.is_some_and(|s| s >= 500);
         if let (true, Some(index)) = (failed, self.backend_index) {

@@ -68,6 +68,8 @@ pub struct Backend {
     pub connect_timeout_ms: u64,
     pub timeout_ms: u64,
     pub idle_timeout_ms: u64,
+    /// Longest cool-down a 429 from the backend can start, in ms (0: none).
+    pub max_cooldown_ms: u64,
     pub rate_limit: Option<crate::limits::RateLimit>,
     /// (path, interval in ms) of Envoy's active health check, when configured.
     pub health_check: Option<(String, u64)>,
@@ -122,6 +124,14 @@ impl Model {
     /// The model's name at a target: the configured one, or the name the client used.
     pub fn name_at<'a>(target: &'a ModelTarget, client_name: &'a str) -> &'a str {
         target.backend_model.as_deref().unwrap_or(client_name)
+    }
+
+    /// What a target's state (its cool-down after a 429) is kept under at its backend: the
+    /// configured model name there, or, for a target that passes the client's name through, this
+    /// model's configured name or pattern. Never the client's text, so the state a client can make
+    /// the router keep is bounded by the configuration.
+    pub fn state_name_at<'a>(&'a self, target: &'a ModelTarget) -> &'a str {
+        target.backend_model.as_deref().unwrap_or(&self.name)
     }
 
     /// The Envoy route key of a model's failover over its targets from `first` on.
@@ -518,6 +528,7 @@ fn compile_backend(
         connect_timeout_ms: b.connect_timeout_ms,
         timeout_ms: b.timeout_ms,
         idle_timeout_ms: b.idle_timeout_ms,
+        max_cooldown_ms: b.max_cooldown_ms,
         rate_limit,
         health_check: b
             .health_check

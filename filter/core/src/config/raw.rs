@@ -279,6 +279,10 @@ pub struct RawBackend {
     /// Longest silence on a response, e.g. between two stream chunks, in milliseconds (default 300000; 0 = none).
     #[serde(default = "default_idle_timeout")]
     pub idle_timeout_ms: u64,
+    /// Longest cool-down a 429 from this backend can start, in milliseconds, whatever its
+    /// `Retry-After` or `x-ratelimit-reset-*` ask (default 3600000, one hour; 0 = 429s start none).
+    #[serde(default = "default_max_cooldown")]
+    pub max_cooldown_ms: u64,
     /// At most this many requests per sliding window, counted across Envoy's workers; a target at
     /// its limit is skipped.
     #[cfg_attr(feature = "schema", schemars(with = "Option<RawRateLimit>"))]
@@ -406,4 +410,7 @@ fn default_timeout() -> u64 {
 }
 fn default_idle_timeout() -> u64 {
     300_000
+}
+fn default_max_cooldown() -> u64 {
+    crate::limits::DEFAULT_MAX_COOLDOWN_MS
 }

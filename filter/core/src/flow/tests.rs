@@ -938,3 +938,274 @@ fn a_clients_internal_headers_are_removed_from_every_request() {
         assert_eq!(h.route(), None);
     }
 }
+
+// Issue 14, the request side: a backend reads the model the router checked; client text never
+// grows state; values from backends are bounded.
+
+/// Sends a request with the shared data and clock of an earlier one.
+fn send_at(
+    plan: &Rc<Plan>,
+    shared: &HashMap<String, (Vec<u8>, u32)>,
+    now: u64,
+    mut h: FakeHost,
+) -> FakeHost {
+    h.shared = shared.clone();
+    h.now = now;
+    send(&mut HttpFlow::new(Rc::clone(plan)), h)
+}
+
+fn chat(key: &str, body: &[u8]) -> FakeHost {
+    request("POST", "/v1/chat/completions", Some(key), body)
+}
+
+fn multipart(key: &str, body: &[u8]) -> FakeHost {
+    let mut h = request("POST", "/v1/audio/transcriptions", Some(key), body);
+    h.set_header(
+        Headers::Request,
+        "content-type",
+        Some("multipart/form-data; boundary=B"),
+    );
+    h
+}
+
+/// Refused locally, with nothing routed and the body as the client sent it.
+fn assert_refused(h: &FakeHost, sent_body: &[u8], status: u16, code: Option<&str>) {
+    let (s, e) = error_of(h);
+    assert_eq!((s, e["error"]["code"].as_str()), (status, code), "{e}");
+    assert_eq!(h.route(), None);
+    assert_eq!(h.req_body, sent_body.to_vec());
+}
+
+#[test]
+fn bodies_a_backend_could_read_as_another_model_are_refused() {
+    // bob may use gpt-* only; each body names gpt-4o where the router looks and chat-small where
+    // some backend's parser would.
+    let json: [&[u8]; 5] = [
+        br#"{"model":"gpt-4o","model":"chat-small"}"#,
+        br#"{"model":"gpt-4o","MODEL":"chat-small"}"#,
+        br#"{"model":"gpt-4o","Model":"chat-small"}"#,
+        br#"{"model":"gpt-4o","mod\u0065l":"chat-small"}"#,
+        br#"{"model":"gpt-4o","model\u0000":"chat-small"}"#,
+    ];
+    for body in json {
+        let h = send(&mut flow(), chat("sk-bob", body));
+        assert_refused(&h, body, 400, Some("ambiguous_model"));
+    }
+    let two_parts = b"--B\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper\r\n--B\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\ngpt-4o\r\n--B--\r\n";
+    let h = send(&mut flow(), multipart("sk-alice", two_parts));
+    assert_refused(&h, two_parts, 400, Some("ambiguous_model"));
+    let two_dispositions = b"--B\r\nContent-Disposition: form-data; name=\"file\"\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nx\r\n--B\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper\r\n--B--\r\n";
+    let h = send(&mut flow(), multipart("sk-alice", two_dispositions));
+    assert_refused(&h, two_dispositions, 400, None);
+    let padded = b"--B\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper\r\n--B \r\nContent-Disposition: form-data; name=\"model\"\r\n\r\ngpt-4o\r\n--B--\r\n";
+    let h = send(&mut flow(), multipart("sk-alice", padded));
+    assert_refused(&h, padded, 400, None);
+}
+
+#[test]
+fn model_names_are_bounded_and_free_of_control_characters() {
+    let longest = format!(
+        "gpt-4{}",
+        "o".repeat(target_request::MAX_MODEL_NAME_BYTES - 5)
+    );
+    let body = format!(r#"{{"model":"{longest}"}}"#);
+    let h = send(&mut flow(), chat("sk-bob", body.as_bytes()));
+    assert!(h.sent.is_none(), "{:?}", h.sent);
+    let too_long = format!(r#"{{"model":"{longest}o"}}"#);
+    let h = send(&mut flow(), chat("sk-bob", too_long.as_bytes()));
+    assert_refused(&h, too_long.as_bytes(), 400, Some("invalid_value"));
+    // Escapes count once decoded; a 1 MiB name is refused all the same.
+    let huge = format!(r#"{{"model":"gpt-4{}"}}"#, "\\u0041".repeat(60));
+    let h = send(&mut flow(), chat("sk-bob", huge.as_bytes()));
+    assert!(h.sent.is_none());
+    let mut f = HttpFlow::new(Rc::new(
+        compile("t.toml", &CONFIG.replace("4096", "2000000"), &|_| None).unwrap(),
+    ));
+    let mib = format!(r#"{{"model":"gpt-4{}"}}"#, "o".repeat(1 << 20));
+    let h = send(&mut f, chat("sk-bob", mib.as_bytes()));
+    assert_refused(&h, mib.as_bytes(), 400, Some("invalid_value"));
+    for name in [
+        "gpt-4\\u0000",
+        "gpt-4\\n",
+        "gpt-4\\r\\nx-evil: 1",
+        "gpt-4\\u007f",
+        "gpt-4\\u0085",
+    ] {
+        let body = format!(r#"{{"model":"{name}"}}"#);
+        let h = send(&mut flow(), chat("sk-bob", body.as_bytes()));
+        assert_refused(&h, body.as_bytes(), 400, Some("invalid_value"));
+    }
+    let form =
+        b"--B\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper\r\nx\r\n--B--\r\n";
+    let h = send(&mut flow(), multipart("sk-alice", form));
+    assert_refused(&h, form, 400, Some("invalid_value"));
+    let long_id = format!("/v1/models/gpt-4{}", "o".repeat(300));
+    for path in [
+        long_id.as_str(),
+        "/v1/models/gpt-4%0A",
+        "/v1/models/gpt-4%00",
+    ] {
+        let (s, e) = error_of(&send(
+            &mut flow(),
+            request("GET", path, Some("sk-bob"), b""),
+        ));
+        assert_eq!(
+            (s, e["error"]["code"].as_str()),
+            (400, Some("invalid_value")),
+            "{path}"
+        );
+    }
+}
+
+/// Answers a routed request's response headers with a 429 and `hints`.
+fn answer_429(f: &mut HttpFlow, h: &mut FakeHost, hints: &[(&str, &str)]) {
+    h.resp = vec![(":status".into(), "429".into())];
+    h.resp
+        .extend(hints.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    f.on_response_headers(h, true);
+}
+
+fn cool_keys(shared: &HashMap<String, (Vec<u8>, u32)>) -> Vec<&String> {
+    shared
+        .keys()
+        .filter(|k| k.starts_with("airouter/cool/"))
+        .collect()
+}
+
+/// Issue 14: a pass-through pattern's cool-down was keyed by the client's model name, so 1 MiB
+/// names answered by 429 grew Envoy's memory for good.
+#[test]
+fn pass_through_cool_downs_are_kept_per_configured_target() {
+    let plan = Rc::new(compile("t.toml", CONFIG, &|_| None).unwrap());
+    let mut shared = HashMap::new();
+    let mut now = 1_000_000;
+    for i in 0..50 {
+        let name = format!("gpt-4-{i}-{}", "x".repeat(200));
+        let body = format!(r#"{{"model":"{name}"}}"#);
+        let mut f = HttpFlow::new(Rc::clone(&plan));
+        let mut h = chat("sk-alice", body.as_bytes());
+        h.shared = shared;
+        h.now = now;
+        f.on_request_headers(&mut h, false);
+        let len = h.req_body.len();
+        f.on_request_body(&mut h, len, true);
+        assert!(h.sent.is_none(), "request {i} was not routed");
+        answer_429(&mut f, &mut h, &[("retry-after", "30")]);
+        shared = h.shared;
+        now += 31_000;
+    }
+    assert_eq!(cool_keys(&shared), ["airouter/cool/hosted/gpt-4*"]);
+    // One name's 429 cools the pattern's target for every name.
+    let h = send_at(
+        &plan,
+        &shared,
+        now - 30_000,
+        chat("sk-alice", br#"{"model":"gpt-4-other"}"#),
+    );
+    assert_eq!(error_of(&h).0, 429);
+}
+
+fn capped_plan(cap: &str) -> Rc<Plan> {
+    let config = CONFIG.replace(
+        "url = \"https://api.example.com/openai/v1\"\n",
+        &format!("url = \"https://api.example.com/openai/v1\"\n{cap}"),
+    );
+    Rc::new(compile("t.toml", &config, &|_| None).unwrap())
+}
+
+/// Routes one gpt-4o request at `now`, answers it 429 with `hints`; the shared data after.
+fn cool_with(plan: &Rc<Plan>, now: u64, hints: &[(&str, &str)]) -> HashMap<String, (Vec<u8>, u32)> {
+    let mut f = HttpFlow::new(Rc::clone(plan));
+    let mut h = chat("sk-alice", br#"{"model":"gpt-4o"}"#);
+    h.now = now;
+    f.on_request_headers(&mut h, false);
+    let len = h.req_body.len();
+    f.on_request_body(&mut h, len, true);
+    assert!(h.sent.is_none());
+    answer_429(&mut f, &mut h, hints);
+    h.shared
+}
+
+/// Issue 14: `Retry-After: inf` cooled a target down for 584 million years.
+#[test]
+fn retry_hints_are_read_strictly_and_capped() {
+    let now = 1_577_836_800_000; // 2020-01-01
+    let plan = capped_plan("max_cooldown_ms = 5000\n");
+    let gpt = || chat("sk-alice", br#"{"model":"gpt-4o"}"#);
+    for unreadable in ["inf", "1e300", "-5", "NaN", "soon"] {
+        let shared = cool_with(&plan, now, &[("retry-after", unreadable)]);
+        assert!(cool_keys(&shared).is_empty(), "{unreadable}");
+    }
+    for huge in [
+        &[("retry-after", "99999999999999999999999")][..],
+        &[("retry-after", "Fri, 31 Dec 9999 23:59:59 GMT")],
+        &[("x-ratelimit-reset-requests", "99999999h")],
+        &[
+            ("retry-after", "inf"),
+            ("x-ratelimit-reset-tokens", "2562047h47m"),
+        ],
+    ] {
+        let shared = cool_with(&plan, now, huge);
+        let h = send_at(&plan, &shared, now + 4_999, gpt());
+        let (status, headers, _) = h.sent.clone().unwrap();
+        assert_eq!(status, 429, "{huge:?}");
+        assert!(headers.contains(&("retry-after".into(), "1".into())));
+        let h = send_at(&plan, &shared, now + 5_000, gpt());
+        assert!(h.sent.is_none(), "{huge:?}: still cooling after the cap");
+    }
+    // The default cap is an hour; 0 turns cool-downs off.
+    let plan = capped_plan("");
+    let shared = cool_with(&plan, now, &[("retry-after", "10000000000")]);
+    assert_eq!(
+        error_of(&send_at(&plan, &shared, now + 3_599_999, gpt())).0,
+        429
+    );
+    assert!(send_at(&plan, &shared, now + 3_600_000, gpt())
+        .sent
+        .is_none());
+    let plan = capped_plan("max_cooldown_ms = 0\n");
+    assert!(cool_keys(&cool_with(&plan, now, &[("retry-after", "30")])).is_empty());
+    // A cool-down longer than the current cap (stored under a larger one, before a reload) is
+    // ignored.
+    let long = cool_with(&capped_plan(""), now, &[("retry-after", "600")]);
+    let short = capped_plan("max_cooldown_ms = 5000\n");
+    assert!(send_at(&short, &long, now + 1, gpt()).sent.is_none());
+}
+
+/// Issue 14: `total_tokens: 18446744073709551615` saturated the stats and would have wrapped the
+/// token limiter.
+#[test]
+fn absurd_usage_is_capped_and_counted() {
+    let config = CONFIG.replace(
+        "name = \"alice\"\nkey = \"sk-alice\"",
+        "name = \"alice\"\nkey = \"sk-alice\"\ntokens_per_minute = 1000",
+    );
+    let plan = Rc::new(compile("t.toml", &config, &|_| None).unwrap());
+    let mut f = HttpFlow::new(Rc::clone(&plan));
+    let mut h = chat("sk-alice", br#"{"model":"chat-small"}"#);
+    h.now = 1_000;
+    f.on_request_headers(&mut h, false);
+    let len = h.req_body.len();
+    f.on_request_body(&mut h, len, true);
+    assert!(h.sent.is_none());
+    let reply = br#"{"model":"qwen2-0.5b","usage":{"total_tokens":18446744073709551615}}"#;
+    respond(&mut f, &mut h, "200", "application/json", &[reply]);
+    assert_eq!(h.counter(metrics::USAGE_CAPPED), 1);
+    assert_eq!(
+        h.counter(&metrics::key(metrics::KEY_TOKENS, "alice")),
+        limits::MAX_USAGE_TOKENS
+    );
+    assert_eq!(
+        h.counter(&metrics::model(metrics::MODEL_TOKENS, "chat-small")),
+        limits::MAX_USAGE_TOKENS
+    );
+    // Charged, not wrapped: the key is over its budget.
+    let h = send_at(
+        &plan,
+        &h.shared,
+        2_000,
+        chat("sk-alice", br#"{"model":"chat-small"}"#),
+    );
+    assert_eq!(error_of(&h).0, 429);
+    assert!(metrics::all(&plan).contains(&metrics::USAGE_CAPPED.to_string()));
+}

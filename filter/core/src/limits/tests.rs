@@ -113,17 +113,149 @@ fn cool_downs_extend_but_never_shorten() {
     assert_eq!(cooling_until(&s, "b", 2_000), None);
 }
 
+/// 2020-01-01T00:00:00Z, in ms.
+const NOW: u64 = 1_577_836_800_000;
+
+fn hint(retry_after: &str) -> Option<u64> {
+    retry_after_ms(Some(retry_after), None, None, NOW)
+}
+
+fn reset(duration: &str) -> Option<u64> {
+    retry_after_ms(None, Some(duration), None, NOW)
+}
+
 #[test]
 fn retry_hints_are_read() {
-    assert_eq!(retry_after_ms(Some("2"), None, None), Some(2000));
-    assert_eq!(retry_after_ms(Some("0.5"), None, None), Some(500));
+    assert_eq!(hint("2"), Some(2000));
+    assert_eq!(hint(" 20 "), Some(20_000));
+    assert_eq!(hint("0"), Some(0));
+    assert_eq!(hint("0.5"), Some(500));
+    assert_eq!(hint("0.0001"), Some(1), "rounded up");
     assert_eq!(
-        retry_after_ms(None, Some("6m0s"), Some("20ms")),
+        retry_after_ms(None, Some("6m0s"), Some("20ms"), NOW),
         Some(360_000)
     );
-    assert_eq!(retry_after_ms(None, Some("1.5s"), None), Some(1500));
-    assert_eq!(retry_after_ms(None, Some("soon"), None), None);
-    assert_eq!(retry_after_ms(None, None, None), None);
+    assert_eq!(reset("1.5s"), Some(1500));
+    assert_eq!(reset("1m30s"), Some(90_000));
+    assert_eq!(reset("1h2m3.5s"), Some(3_723_500));
+    assert_eq!(reset("6ms"), Some(6));
+    assert_eq!(reset("1.2ms"), Some(2));
+    assert_eq!(reset("250us"), Some(1));
+    assert_eq!(reset("250\u{b5}s"), Some(1));
+    assert_eq!(reset("5ns"), Some(1));
+    assert_eq!(reset("0s"), Some(0));
+    assert_eq!(retry_after_ms(None, None, None, NOW), None);
+    // Retry-After wins over the reset hints when it can be read; they stand in when it cannot.
+    assert_eq!(retry_after_ms(Some("1"), Some("1h"), None, NOW), Some(1000));
+    assert_eq!(
+        retry_after_ms(Some("inf"), Some("3s"), None, NOW),
+        Some(3000)
+    );
+}
+
+#[test]
+fn http_dates_count_from_now() {
+    assert_eq!(hint("Wed, 01 Jan 2020 00:00:30 GMT"), Some(30_000));
+    // RFC 850 and asctime forms are HTTP-dates too.
+    assert_eq!(hint("Wednesday, 01-Jan-20 00:01:00 GMT"), Some(60_000));
+    assert_eq!(hint("Wed Jan  1 00:00:02 2020"), Some(2_000));
+    assert_eq!(
+        hint("Tue, 31 Dec 2019 23:59:00 GMT"),
+        Some(0),
+        "in the past"
+    );
+    // Far future: read, and left for the caller's cap.
+    assert!(hint("Fri, 31 Dec 9999 23:59:59 GMT").unwrap() > 200 * 365 * 86_400_000);
+}
+
+/// Issue 14: `Retry-After: inf` cooled a target down for 584 million years.
+#[test]
+fn unreadable_hints_are_no_hints() {
+    for bad in [
+        "inf",
+        "Infinity",
+        "1e300",
+        "1E3",
+        "-5",
+        "-0",
+        "+5",
+        "NaN",
+        "0x10",
+        "1.",
+        ".5",
+        "1.2.3",
+        "5s",
+        "soon",
+        "",
+        " ",
+        "1,5",
+        "١٢",
+        "Wed, 01 Jan 2020 00:00:30",
+    ] {
+        assert_eq!(hint(bad), None, "Retry-After {bad:?}");
+    }
+    for bad in [
+        "inf",
+        "1e3s",
+        "-1s",
+        "1",
+        "s",
+        "1d",
+        "1m-5s",
+        "1.s",
+        "1 s",
+        "1sms",
+        "",
+        "1h1",
+        "NaNs",
+        &"9".repeat(80),
+    ] {
+        assert_eq!(reset(bad), None, "reset {bad:?}");
+    }
+}
+
+#[test]
+fn huge_hints_saturate_instead_of_overflowing() {
+    assert_eq!(hint("99999999999999999999999999"), Some(u64::MAX));
+    assert_eq!(hint("18446744073709551615"), Some(u64::MAX));
+    assert_eq!(reset("99999999999999999999h"), Some(u64::MAX));
+    assert_eq!(
+        reset("9999999999999999999999999999999999999999999999999999h"),
+        Some(u64::MAX)
+    );
+}
+
+#[test]
+fn usage_is_bounded() {
+    assert_eq!(bounded_usage(0), (0, false));
+    assert_eq!(bounded_usage(MAX_USAGE_TOKENS), (MAX_USAGE_TOKENS, false));
+    assert_eq!(
+        bounded_usage(MAX_USAGE_TOKENS + 1),
+        (MAX_USAGE_TOKENS, true)
+    );
+    assert_eq!(bounded_usage(u64::MAX), (MAX_USAGE_TOKENS, true));
+}
+
+/// Issue 14: a backend reporting `total_tokens: 18446744073709551615` would have wrapped the
+/// token limiter; counts saturate.
+#[test]
+fn counts_saturate_instead_of_wrapping() {
+    let mut s = Store::default();
+    let budget = RateLimit {
+        requests: 20,
+        window_ms: 60_000,
+    };
+    charge(&mut s, "k", u64::MAX, budget, 1_000);
+    charge(&mut s, "k", u64::MAX, budget, 1_000);
+    charge(&mut s, "k", 5, budget, 1_000);
+    assert!(check(&s, "k", budget, 1_000).is_err());
+    assert_eq!(remaining(&s, "k", budget, 1_000).0, 0);
+    // The window after still remembers it, weighted.
+    assert!(check(&s, "k", budget, 61_000).is_err());
+    assert_eq!(
+        try_acquire(&mut s, "k", budget, 61_000).map_err(|_| ()),
+        Err(())
+    );
 }
 
 #[test]
