@@ -134,3 +134,15 @@ def test_forged_route_on_an_unrouted_path_reaches_no_backend(env):
         assert 400 <= status < 500, (method, path, status, out)
         assert "error" in json.loads(out)
     assert seen_by_backends(env) == []
+
+
+def test_a_model_in_the_query_string_never_reaches_a_backend(env):
+    """The query goes to the backend as sent, so a `model` there is refused, not passed on."""
+    env.clear_upstream()
+    for query in ("model=bravo-x", "Model=bravo-x", "mod%65l=bravo-x"):
+        status, _, out = env.raw("POST", "/v1/chat/completions?" + query, json.loads(MODEL_A),
+                                 key="sk-restricted")
+        assert status == 400, (query, out)
+        assert json.loads(out)["error"]["code"] == "ambiguous_model"
+    assert seen_by_backends(env) == []
+    assert_normal_request_works(env)

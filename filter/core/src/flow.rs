@@ -285,6 +285,14 @@ impl HttpFlow {
         if method != "POST" {
             return self.reply(host, &ApiError::method_not_allowed(&method, path));
         }
+        if query_names_a_model(query) {
+            // The query goes to the backend as sent; a server that reads `model` from it would
+            // read a name the filter never checked.
+            return self.reply(
+                host,
+                &ApiError::ambiguous_model("the query string has a `model` parameter"),
+            );
+        }
         if end_of_stream {
             return self.reply(host, &ApiError::missing_model());
         }
@@ -660,6 +668,18 @@ fn send_whole(host: &mut dyn Host, body_size: usize, out: Option<&[u8]>) {
         _ => body_size,
     };
     host.set_header(resp, "content-length", Some(Decimal::new().format(len)));
+}
+
+/// Whether a query string has a parameter a server could read as `model`: named so in any
+/// case, percent-encoded or not (`Model`, `mod%65l`, `model[]`).
+fn query_names_a_model(query: &str) -> bool {
+    query.split(['&', ';']).any(|pair| {
+        let name = pair.split('=').next().unwrap_or_default();
+        let name = models_list::percent_decode(&name.replace('+', " "))
+            .unwrap_or_else(|| name.to_string());
+        let name = name.trim_end_matches("[]");
+        name.trim().eq_ignore_ascii_case("model")
+    })
 }
 
 fn token_key(key_name: &str) -> String {

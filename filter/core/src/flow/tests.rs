@@ -1209,3 +1209,45 @@ fn absurd_usage_is_capped_and_counted() {
     assert_eq!(error_of(&h).0, 429);
     assert!(metrics::all(&plan).contains(&metrics::USAGE_CAPPED.to_string()));
 }
+
+#[test]
+fn a_model_in_the_query_string_is_refused() {
+    for query in [
+        "model=gpt-4o",
+        "x=1&Model=a",
+        "mod%65l=a",
+        "model[]=a",
+        "a=1;model",
+        "MODEL",
+    ] {
+        let path = format!("/v1/chat/completions?{query}");
+        let h = send(
+            &mut flow(),
+            request(
+                "POST",
+                &path,
+                Some("sk-alice"),
+                br#"{"model":"chat-small"}"#,
+            ),
+        );
+        let (status, e) = error_of(&h);
+        assert_eq!(
+            (status, e["error"]["code"].as_str()),
+            (400, Some("ambiguous_model")),
+            "{query}"
+        );
+    }
+    for query in ["models=1", "x=model", "api-version=2024-10-21"] {
+        let path = format!("/v1/chat/completions?{query}");
+        let h = send(
+            &mut flow(),
+            request(
+                "POST",
+                &path,
+                Some("sk-alice"),
+                br#"{"model":"chat-small"}"#,
+            ),
+        );
+        assert!(h.sent.is_none(), "{query}");
+    }
+}
