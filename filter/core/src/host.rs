@@ -31,6 +31,12 @@ pub enum SharedWrite {
 pub trait Host {
     /// The first value of a header; borrowed from the host's copy of the map where it can be.
     fn header(&self, map: Headers, name: &str) -> Option<Cow<'_, str>>;
+    /// The names in a header map, each once. The default (no names) suits test doubles that
+    /// never see response headers; the real host lists them, or the response-header allow-list
+    /// ([`crate::response_headers`]) could remove nothing.
+    fn header_names(&self, _map: Headers) -> Vec<String> {
+        Vec::new()
+    }
     /// Sets (`Some`) or removes (`None`) a header.
     fn set_header(&mut self, map: Headers, name: &str, value: Option<&str>);
     /// The first `len` bytes of the body buffered so far.

@@ -100,6 +100,16 @@ impl Host for EnvoyHost<'_> {
         }
     }
 
+    fn header_names(&self, m: Headers) -> Vec<String> {
+        match self.headers.get(m) {
+            Some(snapshot) => snapshot.names().into_iter().map(str::to_string).collect(),
+            None => abi::header_pairs(map(m))
+                .and_then(|wire| airouter_core::header_map::decode_pairs(&wire))
+                .map(|pairs| pairs.into_iter().map(|(k, _)| k).collect())
+                .unwrap_or_default(),
+        }
+    }
+
     fn set_header(&mut self, m: Headers, name: &str, value: Option<&str>) {
         if self.headers.get(m).is_some_and(|s| !s.changes(name, value)) {
             return;
