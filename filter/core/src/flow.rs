@@ -592,13 +592,7 @@ impl HttpFlow {
             ResponseMode::UpstreamError(status) => {
                 let body = host.body(resp, body_size).unwrap_or_default();
                 let names: Vec<&str> = routed.backend_models.iter().map(String::as_str).collect();
-                let out = upstream_errors::wrap(
-                    *status,
-                    &body,
-                    &routed.names,
-                    &names,
-                    &routed.client_name,
-                );
+                let out = upstream_errors::wrap(*status, &body, &names, &routed.client_name);
                 send_whole(host, body_size, Some(&out));
                 Action::Continue
             }

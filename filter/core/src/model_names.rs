@@ -3,11 +3,14 @@
 //! where a backend name stands as a word, become the client-visible name. In plain text (SSE
 //! field lines, `text/plain` bodies): every place a backend name stands as a word.
 //!
-//! "As a word": a name is not renamed where it continues a longer identifier, so that the
-//! protocol's own strings survive a backend model with a plain name: for a backend model `chat`,
-//! `"model chat overloaded"`, `"(chat)"`, `"chat."` and `"chat-v2"` are renamed, but
-//! `chat.completion.chunk`, `text_chat`, `chatcmpl-1` are not. Word characters are ASCII letters,
-//! digits and `_`; a `.` joins two of them; in JSON an escape (`\n`, `\u00e9`) ends a word.
+//! "As a word": a name made only of word characters (ASCII letters, digits, `_`) is not renamed
+//! where it continues a longer identifier, so that the protocol's own strings survive a backend
+//! model with a plain name: for a backend model `chat`, `"model chat overloaded"`, `"(chat)"`,
+//! `"chat."` and `"chat-v2"` are renamed, but `chat.completion.chunk`, `text_chat`,
+//! `chatcmpl-1` are not (a `.` between two word characters joins them; in JSON an escape such
+//! as `\n` or `\u00e9` ends a word). A name with any other character (`qwen2-0.5b`,
+//! `meta-llama/Llama-3`) cannot be part of a protocol string and is renamed wherever it occurs:
+//! `qwen2-0.5b-instruct` and `qwen2-0.5b.chunk` become `chat-small-instruct` and `chat-small.chunk`.
 //!
 //! Works on whole documents, searching them with memmem for `"model"` and the backend names, and
 //! on fragments (an SSE event's data lines), walking only their quotes and colons; either way
@@ -17,7 +20,8 @@
 use std::ops::Range;
 use std::sync::OnceLock;
 
-use memchr::{memchr2, memmem};
+use memchr::memchr2;
+use memchr::memmem::{self, Finder};
 
 use crate::json_scan::{is_escaped, is_whitespace, skip_whitespace, string_end};
 
@@ -30,10 +34,10 @@ pub struct NameRewriter {
     /// field lines, where a line break would start a new field).
     client_text: Vec<u8>,
     /// Backend names as they appear between quotes, those that differ from the client's (a
-    /// failover model has one per target), longest first.
-    backend_raw: Vec<Vec<u8>>,
+    /// failover model has one per target), longest first, each with its searcher built once.
+    backend_raw: Vec<Finder<'static>>,
     /// The same names as plain text, longest first.
-    backend_text: Vec<Vec<u8>>,
+    backend_text: Vec<Finder<'static>>,
 }
 
 /// Scanner state carried across the fragments of one JSON text.
@@ -70,10 +74,13 @@ impl NameRewriter {
                 let quoted = json_escaped(b);
                 quoted
                     .get(1..quoted.len().saturating_sub(1))
-                    .map(<[u8]>::to_vec)
+                    .map(|raw| Finder::new(raw).into_owned())
             })
             .collect();
-        let backend_text = names.iter().map(|b| b.as_bytes().to_vec()).collect();
+        let backend_text = names
+            .iter()
+            .map(|b| Finder::new(b.as_bytes()).into_owned())
+            .collect();
         let client_text = client_name
             .chars()
             .map(|c| if c.is_control() { ' ' } else { c })
@@ -94,12 +101,17 @@ impl NameRewriter {
 
     /// The backend names as plain text, longest first.
     pub fn backend_names(&self) -> impl Iterator<Item = &[u8]> {
-        self.backend_text.iter().map(Vec::as_slice)
+        self.backend_text.iter().map(Finder::needle)
     }
 
     /// The client-visible name as a JSON string.
     pub fn client_json(&self) -> &[u8] {
         &self.client_json
+    }
+
+    /// The client-visible name as plain text (control characters made spaces).
+    pub fn client_text(&self) -> &[u8] {
+        &self.client_text
     }
 
     /// Rewrites one complete JSON text; `None` when nothing changed. A whole text needs no walk
@@ -123,14 +135,15 @@ impl NameRewriter {
                 }
             }
         }
-        for name in &self.backend_raw {
-            for at in memmem::find_iter(input, name) {
+        for finder in &self.backend_raw {
+            let name = finder.needle();
+            for at in finder.find_iter(input) {
                 let (open, close) = (at.wrapping_sub(1), at + name.len());
                 let quoted = input.get(open) == Some(&b'"') && input.get(close) == Some(&b'"');
                 if quoted && !is_escaped(input, open) {
                     // A backend model called `model` is renamed only as a `model` value, as in
                     // fragments.
-                    if name.as_slice() != b"model" {
+                    if name != b"model" {
                         spans.push(open..close + 1);
                     }
                 } else if is_word_at(input, at..close, true) {
@@ -192,7 +205,7 @@ impl NameRewriter {
             let content = input.get(at + 1..end).unwrap_or(&[]);
             let is_model_key = content == b"model";
             let replace = state.expect_model_value
-                || (!is_model_key && self.backend_raw.iter().any(|b| b.as_slice() == content));
+                || (!is_model_key && self.backend_raw.iter().any(|b| b.needle() == content));
             // Names standing as words before this string were outside strings: skipped.
             while words.get(next_word).is_some_and(|w| w.start <= at) {
                 next_word += 1;
@@ -246,12 +259,13 @@ impl NameRewriter {
 /// shorter one it contains; in order, without overlaps. `json`: `hay` is JSON text, whose
 /// escapes end words. Linear in `hay` per name, plus a sort: a backend repeating a name a
 /// million times costs no more than its bytes.
-fn word_spans(names: &[Vec<u8>], hay: &[u8], json: bool) -> Vec<Range<usize>> {
+fn word_spans(names: &[Finder<'static>], hay: &[u8], json: bool) -> Vec<Range<usize>> {
     let mut spans: Vec<Range<usize>> = Vec::new();
-    for name in names {
+    for finder in names {
+        let name = finder.needle();
         // Spans of longer names so far, sorted and disjoint, to test overlaps by bisection.
         let taken = spans.len();
-        for at in memmem::find_iter(hay, name) {
+        for at in finder.find_iter(hay) {
             let span = at..at + name.len();
             let earlier = spans.get(..taken).unwrap_or(&[]);
             let after = earlier.partition_point(|s| s.end <= span.start);
@@ -269,9 +283,15 @@ fn is_word_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
 }
 
-/// Whether the text at `span` stands as a word: not continuing a word before or after it (a
-/// name that begins or ends with a non-word byte needs no boundary on that side).
+/// Whether the name at `span` is to be renamed: any name with a non-word byte is; a plain one
+/// only where it stands as a word, not continuing a word before or after it.
 fn is_word_at(hay: &[u8], span: Range<usize>, json: bool) -> bool {
+    if !hay
+        .get(span.clone())
+        .is_some_and(|name| name.iter().all(|b| is_word_byte(*b)))
+    {
+        return true;
+    }
     let first = hay.get(span.start).copied().is_some_and(is_word_byte);
     let last = span
         .end
@@ -360,7 +380,7 @@ mod tests {
     }
 
     #[test]
-    fn names_inside_longer_strings_are_renamed_as_words() {
+    fn names_inside_longer_strings_are_renamed() {
         let r = NameRewriter::new("chat-small", "qwen2-0.5b");
         let doc = |s: &str| {
             r.rewrite_document(s.as_bytes())
@@ -371,26 +391,39 @@ mod tests {
             doc(r#"{"error":{"message":"model qwen2-0.5b overloaded"}}"#),
             r#"{"error":{"message":"model chat-small overloaded"}}"#
         );
+        // A name with a non-word character is renamed wherever it occurs.
+        assert_eq!(
+            doc(r#"{"a":"(qwen2-0.5b). xqwen2-0.5b-v2.chunk\nqwen2-0.5b"}"#),
+            r#"{"a":"(chat-small). xchat-small-v2.chunk\nchat-small"}"#
+        );
+        // Keys too, and never outside strings.
+        assert_eq!(doc(r#"{"by qwen2-0.5b":1}"#), r#"{"by chat-small":1}"#);
+    }
+
+    #[test]
+    fn plain_names_are_renamed_as_words() {
+        let r = NameRewriter::new("chat-small", "llama3");
+        let doc = |s: &str| {
+            r.rewrite_document(s.as_bytes())
+                .map(|o| String::from_utf8(o).unwrap())
+                .unwrap_or_else(|| s.to_string())
+        };
         // Sentence ends, punctuation, escapes and other names around it.
         assert_eq!(
-            doc(r#"{"a":"(qwen2-0.5b). `qwen2-0.5b`\nqwen2-0.5b\u00e9qwen2-0.5b-v2 qwen2-0.5b"}"#),
-            r#"{"a":"(chat-small). `chat-small`\nchat-small\u00e9chat-small-v2 chat-small"}"#
+            doc(r#"{"a":"(llama3). `llama3`\nllama3\u00e9llama3-v2 llama3:8b /llama3"}"#),
+            r#"{"a":"(chat-small). `chat-small`\nchat-small\u00e9chat-small-v2 chat-small:8b /chat-small"}"#
         );
         // Not where it continues another identifier.
         for kept in [
-            r#"{"a":"xqwen2-0.5b"}"#,
-            r#"{"a":"qwen2-0.5bx"}"#,
-            r#"{"a":"qwen2-0.5b_x"}"#,
-            r#"{"a":"qwen2-0.5b.x"}"#,
-            r#"{"a":"v.qwen2-0.5b"}"#,
+            r#"{"a":"xllama3"}"#,
+            r#"{"a":"llama3x"}"#,
+            r#"{"a":"llama3_x"}"#,
+            r#"{"a":"llama3.x"}"#,
+            r#"{"a":"v.llama3"}"#,
+            r#"{"a":[1,llama3]}"#,
         ] {
             assert_eq!(doc(kept), kept);
         }
-        // Keys too, and never outside strings.
-        assert_eq!(
-            doc(r#"{"by qwen2-0.5b":1}"#),
-            r#"{"by chat-small":1}"#
-        );
     }
 
     /// A backend model with a plain name leaves the protocol's own strings alone.
@@ -412,11 +445,11 @@ mod tests {
 
     #[test]
     fn plain_text_is_renamed_as_words() {
-        let r = NameRewriter::with_backends("chat\r\nx", &["llama-3", "llama-3-70b"]);
+        let r = NameRewriter::with_backends("chat\r\nx", &["llama-3", "llama-3-70b", "phi3"]);
         let mut out = Vec::new();
-        assert!(r.rewrite_text(b"llama-3-70b, then llama-3: xllama-3", &mut out));
+        assert!(r.rewrite_text(b"llama-3-70b, then llama-3: phi3 xphi3", &mut out));
         // The longer name wins; control characters of the client name become spaces.
-        assert_eq!(out, b"chat  x, then chat  x: xllama-3".to_vec());
+        assert_eq!(out, b"chat  x, then chat  x: chat  x xphi3".to_vec());
         let mut out = Vec::new();
         assert!(!r.rewrite_text(b"nothing here", &mut out));
         assert_eq!(out, b"nothing here".to_vec());
