@@ -182,7 +182,12 @@ mod tests {
             (br#"{"usage":{"total_tokens":"9"}}"#, None),
         ];
         for (json, want) in cases {
-            assert_eq!(total_tokens(json), want, "{}", String::from_utf8_lossy(json));
+            assert_eq!(
+                total_tokens(json),
+                want,
+                "{}",
+                String::from_utf8_lossy(json)
+            );
         }
     }
 

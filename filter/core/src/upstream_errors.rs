@@ -104,12 +104,9 @@ fn from_error_member(
                 code.as_deref(),
             ))
         }
-        Value::String(message) => Some(envelope(
-            &scrubber.scrub(message),
-            default_type,
-            None,
-            None,
-        )),
+        Value::String(message) => {
+            Some(envelope(&scrubber.scrub(message), default_type, None, None))
+        }
         _ => None,
     }
 }
@@ -131,12 +128,7 @@ pub fn trimmed(data: &[u8], names: &NameRewriter) -> Option<Vec<u8>> {
 /// An upstream error body in OpenAI's envelope, with every backend model name replaced. One
 /// already in OpenAI's shape keeps only OpenAI's fields; others have their message found
 /// (`message`, `detail`, `error`, or the text itself).
-pub fn wrap(
-    status: u16,
-    body: &[u8],
-    backend_models: &[&str],
-    client_name: &str,
-) -> Vec<u8> {
+pub fn wrap(status: u16, body: &[u8], backend_models: &[&str], client_name: &str) -> Vec<u8> {
     let scrubber = Scrubber::new(backend_models, client_name);
     let default_type = type_for_status(status);
     let parsed: Option<Map<String, Value>> = serde_json::from_slice(body).ok();
@@ -242,7 +234,12 @@ mod tests {
             }})
         );
         // A string error, and an error without a message.
-        let v = parse(&wrap(500, br#"{"error":"qwen2-0.5b died","x":1}"#, &["qwen2-0.5b"], "c"));
+        let v = parse(&wrap(
+            500,
+            br#"{"error":"qwen2-0.5b died","x":1}"#,
+            &["qwen2-0.5b"],
+            "c",
+        ));
         assert_eq!(v["error"]["message"], "c died");
         assert_eq!(v["error"].as_object().unwrap().len(), 4);
         let v = parse(&wrap(500, br#"{"error":{"kind":"x"}}"#, &["m"], "c"));

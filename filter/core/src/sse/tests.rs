@@ -138,7 +138,11 @@ fn an_endless_event_costs_work_linear_in_its_bytes() {
             framer.push(chunk, &mut |_| events += 1);
         }
         assert_eq!(events, 2000, "chunks of {size}");
-        assert!(framer.work() <= 2 * stream.len() as u64, "chunks of {size}: {}", framer.work());
+        assert!(
+            framer.work() <= 2 * stream.len() as u64,
+            "chunks of {size}: {}",
+            framer.work()
+        );
     }
 }
 
@@ -164,7 +168,10 @@ fn an_event_over_the_limit_ends_the_stream() {
             assert!(text.ends_with("\"code\":\"stream_event_too_large\"}}\n\ndata: [DONE]\n\n"));
         } else {
             assert!(text.contains("event: error\ndata: {"), "{text}");
-            assert!(text.ends_with("}\n\n") && !text.contains("[DONE]"), "{text}");
+            assert!(
+                text.ends_with("}\n\n") && !text.contains("[DONE]"),
+                "{text}"
+            );
             let data = text.rsplit("data: ").next().unwrap().trim_end();
             let v: serde_json::Value = serde_json::from_str(data).unwrap();
             assert_eq!(v["type"], "error");
