@@ -508,6 +508,18 @@ impl HttpFlow {
                 admin::record_failure(host, &backend.name);
             }
         }
+        // No OpenAI API redirects: a backend that does is misconfigured (its URL), and its
+        // Location and body name where it lives. The client gets a gateway error instead.
+        let local = local.or_else(|| {
+            (300..400).contains(&status).then(|| {
+                let message = concat(&[
+                    "The backend answered with a redirect (HTTP ",
+                    &status.to_string(),
+                    "), which the router does not follow.",
+                ]);
+                ApiError::with_status(502, message, Some("backend_redirect"))
+            })
+        });
         let body_kind = BodyKind::of(&ctype);
         self.response = if let Some(err) = local {
             host.set_header(resp, ":status", Some(&err.status.to_string()));

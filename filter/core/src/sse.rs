@@ -337,8 +337,8 @@ fn lines(event: &[u8]) -> impl Iterator<Item = &[u8]> {
 }
 
 /// Appends the event with every backend name renamed: JSON data as JSON, any other data and
-/// every other line (`event:`, `id:`, comments, unknown fields) as plain text after its field
-/// name. An event whose JSON data is an error object goes out as OpenAI's envelope, with only
+/// the `event:`, `id:` and `retry:` lines as plain text after their field name; comments lose
+/// their text and fields the spec ignores are dropped (see [`rewrite_field_line`]). An event whose JSON data is an error object goes out as OpenAI's envelope, with only
 /// its fields (see [`crate::upstream_errors::trimmed`]).
 fn rewrite_event(names: &NameRewriter, event: &[u8], out: &mut Vec<u8>) {
     let start = out.len();
@@ -381,13 +381,33 @@ fn rewrite_event(names: &NameRewriter, event: &[u8], out: &mut Vec<u8>) {
     }
 }
 
-/// A line other than `data:`, renamed as text after its field name (a comment has none; a line
-/// without a colon is all name, and renamed whole).
+/// A line other than `data:`. `event:`, `id:` and `retry:` are renamed as text after their
+/// field name; a comment keeps only its colon (a keep-alive still, its text meant for no one);
+/// a field the SSE spec ignores (any other name) is dropped, as clients would ignore it.
+/// Returns whether the line changed.
 fn rewrite_field_line(names: &NameRewriter, line: &[u8], out: &mut Vec<u8>) -> bool {
-    let value_at = memchr(b':', line).map_or(0, |i| i + 1);
-    let (field, value) = line.split_at(value_at.min(line.len()));
-    out.extend_from_slice(field);
-    names.rewrite_text(value, out)
+    let content = strip_line_end(line);
+    let ending = line.get(content.len()..).unwrap_or(&[]);
+    let colon = memchr(b':', content);
+    let field = content.get(..colon.unwrap_or(content.len())).unwrap_or(&[]);
+    match (field, colon) {
+        // The blank line ending the event, and a `data` field with no value.
+        (b"", None) | (b"data", None) => {
+            out.extend_from_slice(line);
+            false
+        }
+        (b"", Some(_)) => {
+            out.push(b':');
+            out.extend_from_slice(ending);
+            content.len() > 1
+        }
+        (b"event" | b"id" | b"retry", _) => {
+            let (field, value) = line.split_at(colon.map_or(line.len(), |c| c + 1));
+            out.extend_from_slice(field);
+            names.rewrite_text(value, out)
+        }
+        _ => true,
+    }
 }
 
 #[cfg(test)]

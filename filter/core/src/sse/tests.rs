@@ -17,7 +17,7 @@ const CHAT: &str = concat!(
 const EXPECTED: &str = concat!(
     "data: {\"id\":\"c1\",\"model\":\"my-chat\",\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n",
     "data: {\"id\":\"c1\",\"model\":\"my-chat\",\"choices\":[{\"delta\":{\"content\":\"h\u{e9}llo \u{1f600} \u{4e16}\u{754c}\"}}]}\n\n",
-    ": keep-alive comment from my-chat\n\n",
+    ":\n\n",
     "event: message\r\ndata: {\"model\":\"my-chat\",\r\ndata: \"x\":\"my-chat\"}\r\n\r\n",
     "event: my-chat\nid: my-chat/7\ndata: {\"error\":{\"message\":\"my-chat is down\",\"type\":\"server_error\",\"param\":null,\"code\":\"1\"}}\n\n",
     "data: my-chat says: \u{e9}t\u{e9}\n\n",
@@ -67,6 +67,18 @@ fn every_pair_of_split_points_gives_the_same_output() {
 fn byte_at_a_time_works() {
     let chunks: Vec<&[u8]> = CHAT.as_bytes().chunks(1).collect();
     assert_eq!(run(&chunks), EXPECTED.as_bytes());
+}
+
+/// Comments keep only their colon (still a keep-alive), fields the spec ignores go, and the
+/// fields clients read are renamed.
+#[test]
+fn lines_clients_ignore_carry_nothing() {
+    let mut r = SseModelRewriter::new(NameRewriter::new("a", "b-1"));
+    let out = r.feed(b": ping\r\n\n:\n\nx-backend: http://b-1\nretry: 10\ndata\nevent: b-1\n\n: b\n\n");
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        ":\r\n\n:\n\nretry: 10\ndata\nevent: a\n\n:\n\n"
+    );
 }
 
 #[test]
