@@ -912,7 +912,11 @@ fn leaky_response_headers_never_reach_the_client() {
         ("200", "text/plain", &[&b"hi"[..]][..]),
         ("200", "audio/mpeg", &[&b"ID3"[..]][..]),
         ("302", "text/html", &[][..]),
-        ("301", "text/html", &[&b"<a href='http://127.0.0.1:8000/v1'>"[..]][..]),
+        (
+            "301",
+            "text/html",
+            &[&b"<a href='http://127.0.0.1:8000/v1'>"[..]][..],
+        ),
         ("429", "application/json", &[&b"{}"[..]][..]),
         ("500", "text/plain", &[&b"boom"[..]][..]),
     ] {
@@ -936,10 +940,19 @@ fn leaky_response_headers_never_reach_the_client() {
 #[test]
 fn backend_redirects_become_gateway_errors() {
     let (mut f, mut h) = routed();
-    let out = respond_leaky(&mut f, &mut h, "307", "text/html", &[b"<a href='http://127.0.0.1:8000/x'>"]);
+    let out = respond_leaky(
+        &mut f,
+        &mut h,
+        "307",
+        "text/html",
+        &[b"<a href='http://127.0.0.1:8000/x'>"],
+    );
     let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(v["error"]["code"], "backend_redirect");
-    assert_eq!(h.header(Headers::Response, ":status").as_deref(), Some("502"));
+    assert_eq!(
+        h.header(Headers::Response, ":status").as_deref(),
+        Some("502")
+    );
     assert_eq!(h.header(Headers::Response, "location"), None);
 }
 

@@ -74,7 +74,8 @@ fn byte_at_a_time_works() {
 #[test]
 fn lines_clients_ignore_carry_nothing() {
     let mut r = SseModelRewriter::new(NameRewriter::new("a", "b-1"));
-    let out = r.feed(b": ping\r\n\n:\n\nx-backend: http://b-1\nretry: 10\ndata\nevent: b-1\n\n: b\n\n");
+    let out =
+        r.feed(b": ping\r\n\n:\n\nx-backend: http://b-1\nretry: 10\ndata\nevent: b-1\n\n: b\n\n");
     assert_eq!(
         String::from_utf8(out).unwrap(),
         ":\r\n\n:\n\nretry: 10\ndata\nevent: a\n\n:\n\n"
