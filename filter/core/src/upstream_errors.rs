@@ -41,9 +41,9 @@ impl<'a> Scrubber<'a> {
     }
 }
 
-/// `text` with every `http://` and `https://` URL (up to a space, quote or bracket, and
-/// not the punctuation that ends a sentence) replaced by
-/// `<url>`: backends name their own hosts, and providers their documentation.
+/// `text` with every `http://` and `https://` URL (up to a space, quote or bracket, and not the
+/// punctuation that ends a sentence) replaced by `<url>`: backends name their own hosts, and
+/// providers their documentation.
 fn without_urls(text: &str) -> String {
     let lower = text.to_ascii_lowercase();
     let mut out = String::with_capacity(text.len());
@@ -165,11 +165,11 @@ pub fn unreadable(status: u16) -> Vec<u8> {
     )
 }
 
-/// What an Envoy-generated response (no upstream answer) means for the client, from Envoy's
-/// `response.code_details`. `None` when the response did come from the upstream.
 /// `response.code_details` of a request Envoy's rate limit filter refused.
 pub const RATE_LIMITED: &str = "request_rate_limited";
 
+/// What an Envoy-generated response (no upstream answer) means for the client, from Envoy's
+/// `response.code_details`. `None` when the response did come from the upstream.
 pub fn local_failure(status: u16, code_details: &str) -> Option<ApiError> {
     if code_details.is_empty() || code_details == "via_upstream" || code_details == RATE_LIMITED {
         return None;
