@@ -11,7 +11,7 @@ URL and provider headers everywhere a client might see them:
     *leak-text      200 text/plain naming the model
     *leak-redirect  302 with a Location naming the backend's URL
     *leak-gzip      200 JSON compressed although the request asked for no encoding
-    *leak-endless   one SSE event sent as 64-byte lines that never end (6 MiB), then [DONE]
+    *leak-endless   one SSE event sent as 64-byte lines that never end (17 MiB), then [DONE]
     *leak-resp      a Responses API stream whose `response.completed` reports 400 tokens
     anything else   a plain chat completion (the "normal request" after each attack)
 
@@ -145,7 +145,7 @@ class Handler(BaseHTTPRequestHandler):
     def leak_endless(self, model, req):
         self.start_stream(model)
         line = b"data: " + b"x" * 57 + b"\n"
-        for _ in range(6 * 1024 * 1024 // 64 // 64):
+        for _ in range(17 * 1024 * 1024 // 64 // 64):
             self.chunk(line * 64)
         self.chunk(b"\ndata: [DONE]\n\n")
         self.end_stream()

@@ -257,7 +257,7 @@ def test_a_compressed_body_is_passed_on_and_counted(env):
 
 
 def test_an_endless_stream_event_ends_the_stream_quickly(env):
-    """6 MiB of one event in 64-byte lines: the stream ends well-formed at the event limit,
+    """17 MiB of one event in 64-byte lines: the stream ends well-formed at the event limit,
     and the worker stays responsive (the framer is linear)."""
     started = time.monotonic()
     status, headers, body = env.post("/v1/chat/completions", {"model": "endless", "messages": [], "stream": True})

@@ -13,10 +13,10 @@ use memchr::{memchr, memchr2, memmem};
 use crate::model_names::{NameRewriter, ScanState};
 
 /// Largest event the framer holds while waiting for its end, and the largest it passes on.
-/// Responses API events carry the whole response (`response.completed`) or an image
-/// (`partial_image`), so this is generous; a longer event ends the stream (see
-/// [`SseModelRewriter::feed`]).
-pub const MAX_EVENT_BYTES: usize = 4 * 1024 * 1024;
+/// Responses API events carry the whole response (`response.completed`) or a base64 image
+/// (`partial_image`, a few MiB for a large PNG), so this is generous; a longer event ends the
+/// stream (see [`SseModelRewriter::feed`]).
+pub const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
 
 /// Cuts a byte stream into SSE events (each ending with its blank line). Each byte is looked at
 /// once however the stream is chunked: the framer keeps where its search for line ends stopped.
@@ -226,7 +226,7 @@ impl SseModelRewriter {
 /// envelope then `[DONE]` for chat and completions, a Responses-style `error` event otherwise.
 fn too_large_ending(ends_with_done: bool) -> Vec<u8> {
     const MESSAGE: &str =
-        "The backend sent a stream event larger than the router passes on (4 MiB); the stream was ended.";
+        "The backend sent a stream event larger than the router passes on (16 MiB); the stream was ended.";
     const CODE: &str = "stream_event_too_large";
     let mut out = Vec::new();
     if ends_with_done {

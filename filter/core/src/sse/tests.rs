@@ -163,7 +163,7 @@ fn an_endless_event_costs_work_linear_in_its_bytes() {
 /// `[DONE]` where the API ends with it, and nothing of what follows.
 #[test]
 fn an_event_over_the_limit_ends_the_stream() {
-    let big = vec![b'x'; 64 * 1024];
+    let big = vec![b'x'; 256 * 1024];
     for done in [true, false] {
         let mut r = SseModelRewriter::new(NameRewriter::new("a", "b")).ending_with_done(done);
         let mut out = r.feed(b"data: {\"model\":\"b\"}\n\ndata: ");
