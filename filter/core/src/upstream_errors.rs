@@ -155,16 +155,6 @@ pub fn wrap(status: u16, body: &[u8], backend_models: &[&str], client_name: &str
     envelope(&message, default_type, None, None)
 }
 
-/// The envelope for an upstream error whose body cannot be read (compressed): its status only.
-pub fn unreadable(status: u16) -> Vec<u8> {
-    envelope(
-        &format!("The backend answered HTTP {status}."),
-        type_for_status(status),
-        None,
-        None,
-    )
-}
-
 /// `response.code_details` of a request Envoy's rate limit filter refused.
 pub const RATE_LIMITED: &str = "request_rate_limited";
 
