@@ -18,7 +18,7 @@ use crate::sse::{self, SseModelRewriter};
 use crate::target_request::{self, TargetRef, CLIENT_MODEL_HEADER, CLIENT_PATH_HEADER};
 use crate::text::concat;
 use crate::upstream_errors;
-use crate::{admin, global_limits, limits, metrics};
+use crate::{admin, global_limits, limits, metrics, response_headers};
 
 pub use crate::target_request::{TRITON_BACKEND_HEADER, TRITON_MODEL_HEADER};
 
@@ -64,6 +64,8 @@ enum ResponseMode {
     Untouched,
     /// A JSON body, buffered and rewritten whole.
     Json,
+    /// Another textual body (`text/plain`, XML, no type at all), buffered and renamed whole.
+    Text,
     /// An SSE stream, rewritten event by event as it arrives.
     Sse(SseModelRewriter),
     /// An upstream error body, put into the OpenAI envelope.
@@ -515,6 +517,7 @@ impl HttpFlow {
         if details == upstream_errors::RATE_LIMITED {
             // Envoy's rate limit filter answered with the limiter's own OpenAI-format body; no
             // backend was involved, so nothing cools down and nothing needs renaming.
+            response_headers::apply(host);
             self.response = ResponseMode::Untouched;
             return Action::Continue;
         }
@@ -531,6 +534,9 @@ impl HttpFlow {
                 metrics::add_at(host, &self.plan.metric_names.backend_errors, *backend, 1);
             }
         }
+        // What names a backend (its headers) goes before the body is looked at; the retry hints
+        // were read for the cool-down above.
+        response_headers::apply(host);
         let ctype = host
             .header(resp, "content-type")
             .unwrap_or_default()
@@ -549,35 +555,60 @@ impl HttpFlow {
                 admin::record_failure(host, &backend.name);
             }
         }
+        // No OpenAI API redirects: a backend that does is misconfigured (its URL), and its
+        // Location and body name where it lives. The client gets a gateway error instead.
+        let local = local.or_else(|| {
+            (300..400).contains(&status).then(|| {
+                let message = concat(&[
+                    "The backend answered with a redirect (HTTP ",
+                    &status.to_string(),
+                    "), which the router does not follow.",
+                ]);
+                ApiError::with_status(502, message, Some("backend_redirect"))
+            })
+        });
+        let body_kind = BodyKind::of(&ctype);
         self.response = if let Some(err) = local {
             host.set_header(resp, ":status", Some(&err.status.to_string()));
             ResponseMode::Replaced(err)
         } else if end_of_stream {
             // No body will follow, so there is nothing to rewrite (and none can be added).
             ResponseMode::Untouched
-        } else if encoded {
-            // The request asked for identity encoding; a backend that compresses anyway gets its
-            // bytes passed through, since rewriting compressed bytes would corrupt them.
-            host.log_warn("backend sent a compressed body; it is passed on without renaming");
-            ResponseMode::Untouched
+        } else if status >= 400 && encoded {
+            // An error body the filter cannot read is not passed on: its status is.
+            let message = concat(&["The backend answered HTTP ", &status.to_string(), "."]);
+            ResponseMode::Replaced(ApiError::with_status(status, message, None))
         } else if status >= 400 {
             ResponseMode::UpstreamError(status)
-        } else if ctype.starts_with("text/event-stream") {
-            let names = routed.names.clone();
-            ResponseMode::Sse(if routed.strip_usage {
-                SseModelRewriter::stripping_usage(names)
-            } else {
-                SseModelRewriter::new(names)
-            })
-        } else if ctype.contains("json") {
-            ResponseMode::Json
-        } else {
+        } else if encoded || body_kind == BodyKind::Opaque {
+            // The request asked for identity encoding; a backend that compresses anyway, or
+            // sends a type the filter cannot read, gets its bytes passed on unrenamed, and
+            // counted so that operators see it.
+            let names = &self.plan.metric_names.model_unrenamed;
+            metrics::add_at(host, names, routed.model, 1);
+            host.log_warn("a backend's response body cannot be renamed (compressed or of an unknown type); it is passed on as it is");
             ResponseMode::Untouched
+        } else {
+            match body_kind {
+                BodyKind::EventStream => {
+                    let names = routed.names.clone();
+                    let rewriter = if routed.strip_usage {
+                        SseModelRewriter::stripping_usage(names)
+                    } else {
+                        SseModelRewriter::new(names)
+                    };
+                    ResponseMode::Sse(rewriter.ending_with_done(routed.ends_with_done))
+                }
+                BodyKind::Json => ResponseMode::Json,
+                BodyKind::Text => ResponseMode::Text,
+                BodyKind::Media | BodyKind::Opaque => ResponseMode::Untouched,
+            }
         };
         match self.response {
             ResponseMode::Untouched => Action::Continue,
             ResponseMode::Replaced(_) | ResponseMode::UpstreamError(_) => {
                 host.set_header(resp, "content-type", Some("application/json"));
+                host.set_header(resp, "content-encoding", None);
                 if end_of_stream {
                     // Only Envoy's own bodiless answers get here; there is nothing to wait for.
                     host.set_header(resp, "content-length", None);
@@ -588,7 +619,7 @@ impl HttpFlow {
                 }
             }
             // Never at the end of the stream: a bodiless success is left untouched above.
-            ResponseMode::Json => Action::Pause,
+            ResponseMode::Json | ResponseMode::Text => Action::Pause,
             ResponseMode::Sse(_) => {
                 host.set_header(resp, "content-length", None);
                 Action::Continue
@@ -611,7 +642,15 @@ impl HttpFlow {
             ResponseMode::Untouched => Action::Continue,
             ResponseMode::Sse(rewriter) => {
                 let chunk = host.body(resp, body_size).unwrap_or_default();
+                let overflowed = rewriter.overflowed();
                 let mut out = rewriter.feed(&chunk);
+                if rewriter.overflowed() && !overflowed {
+                    let names = &self.plan.metric_names.model_events_too_large;
+                    metrics::add_at(host, names, routed.model, 1);
+                    host.log_warn(
+                        "a backend sent a stream event over the limit; the stream was ended",
+                    );
+                }
                 if end_of_stream {
                     let tail = rewriter.finish();
                     let complete = tail.is_empty();
@@ -636,16 +675,17 @@ impl HttpFlow {
                 send_whole(host, body_size, renamed.as_deref());
                 Action::Continue
             }
+            ResponseMode::Text => {
+                let body = host.body(resp, body_size).unwrap_or_default();
+                let mut out = Vec::with_capacity(body.len());
+                let renamed = routed.names.rewrite_text(&body, &mut out);
+                send_whole(host, body_size, renamed.then_some(out.as_slice()));
+                Action::Continue
+            }
             ResponseMode::UpstreamError(status) => {
                 let body = host.body(resp, body_size).unwrap_or_default();
                 let names: Vec<&str> = routed.backend_models.iter().map(String::as_str).collect();
-                let out = upstream_errors::wrap(
-                    *status,
-                    &body,
-                    &routed.names,
-                    &names,
-                    &routed.client_name,
-                );
+                let out = upstream_errors::wrap(*status, &body, &names, &routed.client_name);
                 send_whole(host, body_size, Some(&out));
                 Action::Continue
             }
@@ -656,6 +696,45 @@ impl HttpFlow {
         };
         self.settle_tokens(host, tokens);
         action
+    }
+}
+
+/// What a response body is, by its content type (lower-cased), for how it is renamed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyKind {
+    EventStream,
+    Json,
+    /// Other text: `text/*`, XML, forms, or no type at all (what OpenAI-compatible servers send
+    /// without one is text).
+    Text,
+    /// Audio, images and video: bytes no model name is written into.
+    Media,
+    /// Anything else (`application/octet-stream`, archives, ...): not renamed, and counted.
+    Opaque,
+}
+
+impl BodyKind {
+    fn of(ctype: &str) -> Self {
+        let mime = ctype.split(';').next().unwrap_or("").trim();
+        if mime == "text/event-stream" {
+            BodyKind::EventStream
+        } else if mime.ends_with("json") {
+            BodyKind::Json
+        } else if mime.is_empty()
+            || mime.starts_with("text/")
+            || mime.ends_with("xml")
+            || mime == "application/x-www-form-urlencoded"
+            || mime == "application/javascript"
+        {
+            BodyKind::Text
+        } else if ["audio/", "image/", "video/"]
+            .iter()
+            .any(|m| mime.starts_with(m))
+        {
+            BodyKind::Media
+        } else {
+            BodyKind::Opaque
+        }
     }
 }
 

@@ -98,6 +98,27 @@ impl HeaderSnapshot {
         names
     }
 
+    /// The names in the map as it stands (edits included), each once, in the host's order with
+    /// added names last.
+    pub fn names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = Vec::with_capacity(self.entries.len());
+        let host = self
+            .entries
+            .iter()
+            .filter_map(|(k, _)| std::str::from_utf8(self.wire.get(k.clone())?).ok());
+        let added = self
+            .edits
+            .iter()
+            .filter(|(_, v)| v.is_some())
+            .map(|(k, _)| k.as_str());
+        for name in host.chain(added) {
+            if !names.contains(&name) && self.get(name).is_some() {
+                names.push(name);
+            }
+        }
+        names
+    }
+
     /// Records an edit the host has made: every value of `name` replaced by `value`, or removed.
     pub fn apply(&mut self, name: &str, value: Option<&str>) {
         let value = value.map(str::to_string);
@@ -266,6 +287,18 @@ mod tests {
             ["x-airouter-triton-model", "x-airouter-attempt"]
         );
         assert!(s.names_with_prefix("x-other-").is_empty());
+    }
+
+    #[test]
+    fn names_follow_the_edits() {
+        let mut snap = snapshot();
+        snap.apply("authorization", None);
+        snap.apply("x-new", Some("1"));
+        snap.apply("x-gone", None);
+        assert_eq!(
+            snap.names(),
+            [":method", ":path", "x-empty", "accept", "x-new"]
+        );
     }
 
     #[test]

@@ -191,12 +191,29 @@ pub fn with_stream_usage(body: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// `usage.total_tokens` of a response body or stream event, when present. Found by walking the
-/// text rather than parsing it: the body goes to the client as the backend wrote it, so only
-/// these two members are read.
+/// The tokens a response body or stream event reports using, wherever its API puts them:
+/// top-level `usage` (chat, completions, embeddings, non-streamed Responses, transcriptions with
+/// `"type":"tokens"`, streamed chat and transcription events) or `response.usage` (the Responses
+/// stream's `response.completed`, `response.incomplete` and `response.failed`). Within it,
+/// `total_tokens`, else the sum of `input_tokens` and `output_tokens` (Responses, audio), else of
+/// `prompt_tokens` and `completion_tokens`. `None` without usage, or with usage in other units
+/// (a transcription's `"type":"duration"`). Found by walking the text rather than parsing it:
+/// the body goes to the client as the backend wrote it, so only these members are read.
 pub fn total_tokens(json: &[u8]) -> Option<u64> {
-    let usage = json_scan::member(json, b"usage")?;
-    json_scan::as_u64(json_scan::member(usage, b"total_tokens")?)
+    let is_object = |v: &&[u8]| v.first() == Some(&b'{');
+    let usage = json_scan::member(json, b"usage")
+        .filter(is_object)
+        .or_else(|| json_scan::member(json_scan::member(json, b"response")?, b"usage"))
+        .filter(is_object)?;
+    let count = |key: &[u8]| json_scan::member(usage, key).and_then(json_scan::as_u64);
+    if let Some(total) = count(b"total_tokens") {
+        return Some(total);
+    }
+    let sum = |a: &[u8], b: &[u8]| match (count(a), count(b)) {
+        (None, None) => None,
+        (x, y) => Some(x.unwrap_or(0).saturating_add(y.unwrap_or(0))),
+    };
+    sum(b"input_tokens", b"output_tokens").or_else(|| sum(b"prompt_tokens", b"completion_tokens"))
 }
 
 /// Finds the top-level `model` of a JSON request body, or the OpenAI error for a body without one.
@@ -285,6 +302,30 @@ mod tests {
             Some(9)
         );
         assert_eq!(total_tokens(br#"{"usage":null}"#), None);
+    }
+
+    #[test]
+    fn usage_is_found_in_every_dialect() {
+        let cases: [(&[u8], Option<u64>); 9] = [
+            (br#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}"#, Some(7)),
+            (br#"{"type":"response.completed","response":{"id":"r","usage":{"input_tokens":100,"output_tokens":300,"total_tokens":400}},"sequence_number":9}"#, Some(400)),
+            (br#"{"type":"response.incomplete","sequence_number":9,"response":{"usage":{"input_tokens":5,"output_tokens":6}}}"#, Some(11)),
+            (br#"{"type":"response.created","response":{"usage":null}}"#, None),
+            (br#"{"text":"hi","usage":{"type":"tokens","input_tokens":14,"output_tokens":45,"total_tokens":59}}"#, Some(59)),
+            (br#"{"text":"hi","usage":{"type":"duration","seconds":3}}"#, None),
+            (br#"{"object":"list","usage":{"prompt_tokens":8}}"#, Some(8)),
+            // Usage of the top level wins over a nested response's.
+            (br#"{"usage":{"total_tokens":1},"response":{"usage":{"total_tokens":2}}}"#, Some(1)),
+            (br#"{"usage":{"total_tokens":"9"}}"#, None),
+        ];
+        for (json, want) in cases {
+            assert_eq!(
+                total_tokens(json),
+                want,
+                "{}",
+                String::from_utf8_lossy(json)
+            );
+        }
     }
 
     #[test]

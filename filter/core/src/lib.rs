@@ -21,6 +21,7 @@ pub mod model_names;
 pub mod models_list;
 pub mod multipart;
 pub mod resolve;
+pub mod response_headers;
 pub mod sse;
 pub mod target_request;
 #[cfg(test)]

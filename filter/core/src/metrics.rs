@@ -15,6 +15,13 @@ pub const KEY_REQUESTS: &str = "airouter_key_requests";
 /// Tokens (the backends' `usage.total_tokens`) per client key and per model.
 pub const KEY_TOKENS: &str = "airouter_key_tokens";
 pub const MODEL_TOKENS: &str = "airouter_model_tokens";
+/// Response bodies passed on without renaming, per model: compressed by the backend although
+/// the request asked for none, or of a type the filter cannot read (not text, JSON, SSE,
+/// audio, image or video). Any of them may carry a backend's names.
+pub const MODEL_UNRENAMED: &str = "airouter_model_unrenamed_bodies";
+/// Streams ended by the filter because the backend sent an event over
+/// [`crate::sse::MAX_EVENT_BYTES`], per model.
+pub const MODEL_EVENTS_TOO_LARGE: &str = "airouter_model_stream_events_too_large";
 /// Requests refused for a missing or wrong key (no key name to tag them with).
 pub const KEY_DENIED: &str = "airouter_key_denied";
 /// Responses whose reported usage was above [`crate::limits::MAX_USAGE_TOKENS`] and was
@@ -55,6 +62,8 @@ pub struct Names {
     pub key_tokens: Vec<String>,
     pub model_requests: Vec<String>,
     pub model_tokens: Vec<String>,
+    pub model_unrenamed: Vec<String>,
+    pub model_events_too_large: Vec<String>,
     pub backend_requests: Vec<String>,
     pub backend_errors: Vec<String>,
     pub backend_rate_limited: Vec<String>,
@@ -73,6 +82,8 @@ impl Names {
             key_tokens: each(&key_names, KEY_TOKENS, key),
             model_requests: each(&model_names, MODEL_REQUESTS, model),
             model_tokens: each(&model_names, MODEL_TOKENS, model),
+            model_unrenamed: each(&model_names, MODEL_UNRENAMED, model),
+            model_events_too_large: each(&model_names, MODEL_EVENTS_TOO_LARGE, model),
             backend_requests: each(&backend_names, BACKEND_REQUESTS, backend),
             backend_errors: each(&backend_names, BACKEND_ERRORS, backend),
             backend_rate_limited: each(&backend_names, BACKEND_RATE_LIMITED, backend),
@@ -102,6 +113,8 @@ pub fn all(plan: &Plan) -> Vec<String> {
         &n.backend_rate_limited,
         &n.model_requests,
         &n.model_tokens,
+        &n.model_unrenamed,
+        &n.model_events_too_large,
         &n.key_requests,
         &n.key_tokens,
     ] {

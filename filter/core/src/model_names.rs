@@ -1,13 +1,27 @@
-//! Rewrites model names in JSON texts going back to the client: the value of every `"model"` key,
-//! and every string token equal to the backend's model name, become the client-visible name.
+//! Rewrites model names in texts going back to the client. In JSON: the value of every `"model"`
+//! key, every string equal to a backend's model name, and every place inside a longer string
+//! where a backend name stands as a word, become the client-visible name. In plain text (SSE
+//! field lines, `text/plain` bodies): every place a backend name stands as a word.
+//!
+//! "As a word": a name made only of word characters (ASCII letters, digits, `_`) is not renamed
+//! where it continues a longer identifier, so that the protocol's own strings survive a backend
+//! model with a plain name: for a backend model `chat`, `"model chat overloaded"`, `"(chat)"`,
+//! `"chat."` and `"chat-v2"` are renamed, but `chat.completion.chunk`, `text_chat`,
+//! `chatcmpl-1` are not (a `.` between two word characters joins them; in JSON an escape such
+//! as `\n` or `\u00e9` ends a word). A name with any other character (`qwen2-0.5b`,
+//! `meta-llama/Llama-3`) cannot be part of a protocol string and is renamed wherever it occurs:
+//! `qwen2-0.5b-instruct` and `qwen2-0.5b.chunk` become `chat-small-instruct` and `chat-small.chunk`.
 //!
 //! Works on whole documents, searching them with memmem for `"model"` and the backend names, and
 //! on fragments (an SSE event's data lines), walking only their quotes and colons; either way
-//! large bodies such as embeddings pass at memchr speed.
+//! large bodies such as embeddings pass at memchr speed. A document where a name stands inside a
+//! longer string is walked like a fragment, which knows where strings begin.
 
+use std::ops::Range;
 use std::sync::OnceLock;
 
-use memchr::{memchr2, memmem};
+use memchr::memchr2;
+use memchr::memmem::{self, Finder};
 
 use crate::json_scan::{is_escaped, is_whitespace, skip_whitespace, string_end};
 
@@ -16,9 +30,14 @@ use crate::json_scan::{is_escaped, is_whitespace, skip_whitespace, string_end};
 pub struct NameRewriter {
     /// The client-visible name as a JSON string, quotes included.
     client_json: Vec<u8>,
+    /// The client-visible name as plain text, control characters made spaces (it goes into SSE
+    /// field lines, where a line break would start a new field).
+    client_text: Vec<u8>,
     /// Backend names as they appear between quotes, those that differ from the client's (a
-    /// failover model has one per target).
-    backend_raw: Vec<Vec<u8>>,
+    /// failover model has one per target), longest first, each with its searcher built once.
+    backend_raw: Vec<Finder<'static>>,
+    /// The same names as plain text, longest first.
+    backend_text: Vec<Finder<'static>>,
 }
 
 /// Scanner state carried across the fragments of one JSON text.
@@ -42,25 +61,57 @@ impl NameRewriter {
     /// A rewriter for a response that may come from any of several backend model names.
     pub fn with_backends(client_name: &str, backend_names: &[&str]) -> Self {
         let client_json = json_escaped(client_name);
-        let backend_raw = backend_names
+        let mut names: Vec<&str> = backend_names
             .iter()
-            .filter(|b| **b != client_name && !b.is_empty())
+            .copied()
+            .filter(|b| *b != client_name && !b.is_empty())
+            .collect();
+        names.sort_by_key(|b| std::cmp::Reverse(b.len()));
+        names.dedup();
+        let backend_raw = names
+            .iter()
             .filter_map(|b| {
                 let quoted = json_escaped(b);
                 quoted
                     .get(1..quoted.len().saturating_sub(1))
-                    .map(<[u8]>::to_vec)
+                    .map(|raw| Finder::new(raw).into_owned())
             })
             .collect();
+        let backend_text = names
+            .iter()
+            .map(|b| Finder::new(b.as_bytes()).into_owned())
+            .collect();
+        let client_text = client_name
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect::<String>()
+            .into_bytes();
         NameRewriter {
             client_json,
+            client_text,
             backend_raw,
+            backend_text,
         }
+    }
+
+    /// Whether there is any name to replace (a pass-through model has none but `model` values).
+    pub fn has_backend_names(&self) -> bool {
+        !self.backend_text.is_empty()
+    }
+
+    /// The backend names as plain text, longest first.
+    pub fn backend_names(&self) -> impl Iterator<Item = &[u8]> {
+        self.backend_text.iter().map(Finder::needle)
     }
 
     /// The client-visible name as a JSON string.
     pub fn client_json(&self) -> &[u8] {
         &self.client_json
+    }
+
+    /// The client-visible name as plain text (control characters made spaces).
+    pub fn client_text(&self) -> &[u8] {
+        &self.client_text
     }
 
     /// Rewrites one complete JSON text; `None` when nothing changed. A whole text needs no walk
@@ -84,13 +135,22 @@ impl NameRewriter {
                 }
             }
         }
-        // A backend model called `model` is renamed only as a `model` value, as in fragments.
-        for name in self.backend_raw.iter().filter(|n| n.as_slice() != b"model") {
-            for at in memmem::find_iter(input, name) {
+        for finder in &self.backend_raw {
+            let name = finder.needle();
+            for at in finder.find_iter(input) {
                 let (open, close) = (at.wrapping_sub(1), at + name.len());
                 let quoted = input.get(open) == Some(&b'"') && input.get(close) == Some(&b'"');
                 if quoted && !is_escaped(input, open) {
-                    spans.push(open..close + 1);
+                    // A backend model called `model` is renamed only as a `model` value, as in
+                    // fragments.
+                    if name != b"model" {
+                        spans.push(open..close + 1);
+                    }
+                } else if is_word_at(input, at..close, true) {
+                    // Inside a longer string (or outside any): only a walk knows which.
+                    let mut out = Vec::with_capacity(input.len() + 16);
+                    let changed = self.rewrite_fragment(&mut ScanState::default(), input, &mut out);
+                    return changed.then_some(out);
                 }
             }
         }
@@ -116,6 +176,12 @@ impl NameRewriter {
     /// Appends `input`, rewritten, to `out`; `state` continues from the previous fragment of the same
     /// text. Returns whether anything was replaced.
     pub fn rewrite_fragment(&self, state: &mut ScanState, input: &[u8], out: &mut Vec<u8>) -> bool {
+        let words = word_spans(&self.backend_raw, input, true);
+        let mut next_word = 0;
+        let client_inner = self
+            .client_json
+            .get(1..self.client_json.len().saturating_sub(1))
+            .unwrap_or(&[]);
         let mut changed = false;
         let mut copied = 0;
         let mut i = 0;
@@ -139,12 +205,27 @@ impl NameRewriter {
             let content = input.get(at + 1..end).unwrap_or(&[]);
             let is_model_key = content == b"model";
             let replace = state.expect_model_value
-                || (!is_model_key && self.backend_raw.iter().any(|b| b.as_slice() == content));
+                || (!is_model_key && self.backend_raw.iter().any(|b| b.needle() == content));
+            // Names standing as words before this string were outside strings: skipped.
+            while words.get(next_word).is_some_and(|w| w.start <= at) {
+                next_word += 1;
+            }
             if replace {
                 out.extend_from_slice(input.get(copied..at).unwrap_or(&[]));
                 out.extend_from_slice(&self.client_json);
                 copied = end + 1;
                 changed = true;
+            }
+            while let Some(w) = words.get(next_word).filter(|w| w.end <= end) {
+                next_word += 1;
+                // The whole string was handled above (renamed, or the key `model`).
+                let whole = w.start == at + 1 && w.end == end;
+                if !replace && !whole {
+                    out.extend_from_slice(input.get(copied..w.start).unwrap_or(&[]));
+                    out.extend_from_slice(client_inner);
+                    copied = w.end;
+                    changed = true;
+                }
             }
             state.expect_model_value = false;
             state.last_was_model_key = is_model_key;
@@ -155,6 +236,98 @@ impl NameRewriter {
         }
         out.extend_from_slice(input.get(copied..).unwrap_or(&[]));
         changed
+    }
+}
+
+impl NameRewriter {
+    /// Appends `input`, a plain text, to `out` with every backend name standing as a word
+    /// replaced by the client's; returns whether anything was replaced.
+    pub fn rewrite_text(&self, input: &[u8], out: &mut Vec<u8>) -> bool {
+        let words = word_spans(&self.backend_text, input, false);
+        let mut copied = 0;
+        for w in &words {
+            out.extend_from_slice(input.get(copied..w.start).unwrap_or(&[]));
+            out.extend_from_slice(&self.client_text);
+            copied = w.end;
+        }
+        out.extend_from_slice(input.get(copied..).unwrap_or(&[]));
+        !words.is_empty()
+    }
+}
+
+/// Where `names` stand as words in `hay` (see the module doc), a longer name winning over a
+/// shorter one it contains; in order, without overlaps. `json`: `hay` is JSON text, whose
+/// escapes end words. Linear in `hay` per name, plus a sort: a backend repeating a name a
+/// million times costs no more than its bytes.
+fn word_spans(names: &[Finder<'static>], hay: &[u8], json: bool) -> Vec<Range<usize>> {
+    let mut spans: Vec<Range<usize>> = Vec::new();
+    for finder in names {
+        let name = finder.needle();
+        // Spans of longer names so far, sorted and disjoint, to test overlaps by bisection.
+        let taken = spans.len();
+        for at in finder.find_iter(hay) {
+            let span = at..at + name.len();
+            let earlier = spans.get(..taken).unwrap_or(&[]);
+            let after = earlier.partition_point(|s| s.end <= span.start);
+            let overlaps = earlier.get(after).is_some_and(|s| s.start < span.end);
+            if !overlaps && is_word_at(hay, span.clone(), json) {
+                spans.push(span);
+            }
+        }
+        spans.sort_unstable_by_key(|s| s.start);
+    }
+    spans
+}
+
+fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// Whether the name at `span` is to be renamed: any name with a non-word byte is; a plain one
+/// only where it stands as a word, not continuing a word before or after it.
+fn is_word_at(hay: &[u8], span: Range<usize>, json: bool) -> bool {
+    if !hay
+        .get(span.clone())
+        .is_some_and(|name| name.iter().all(|b| is_word_byte(*b)))
+    {
+        return true;
+    }
+    let first = hay.get(span.start).copied().is_some_and(is_word_byte);
+    let last = span
+        .end
+        .checked_sub(1)
+        .and_then(|i| hay.get(i))
+        .copied()
+        .is_some_and(is_word_byte);
+    (!first || starts_word(hay, span.start, json)) && (!last || ends_word(hay, span.end))
+}
+
+fn starts_word(hay: &[u8], at: usize, json: bool) -> bool {
+    let byte = |i: Option<usize>| i.and_then(|i| hay.get(i)).copied();
+    let Some(prev) = byte(at.checked_sub(1)) else {
+        return true;
+    };
+    if prev == b'.' {
+        return !byte(at.checked_sub(2)).is_some_and(is_word_byte);
+    }
+    if !is_word_byte(prev) {
+        return true;
+    }
+    // In JSON a letter or digit may be the end of an escape: `\n`, `\u00e9`.
+    json && (matches!(prev, b'b' | b'f' | b'n' | b'r' | b't') && is_escaped(hay, at - 1)
+        || at >= 6
+            && hay.get(at - 5) == Some(&b'u')
+            && is_escaped(hay, at - 5)
+            && hay
+                .get(at - 4..at)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)))
+}
+
+fn ends_word(hay: &[u8], end: usize) -> bool {
+    match hay.get(end) {
+        None => true,
+        Some(b'.') => !hay.get(end + 1).copied().is_some_and(is_word_byte),
+        Some(next) => !is_word_byte(*next),
     }
 }
 
@@ -194,12 +367,105 @@ mod tests {
     }
 
     #[test]
-    fn leaves_content_and_non_string_models_alone() {
+    fn leaves_non_string_models_and_quoted_keys_alone() {
+        // The backend name inside the content is renamed; the `"model"` inside it is not a key.
         let content =
             r#"{"content":"the \"model\": \"backend/llama-3\" said","model":null,"x":"model"}"#;
-        assert_eq!(rw(content), content);
+        assert_eq!(
+            rw(content),
+            r#"{"content":"the \"model\": \"my-model\" said","model":null,"x":"model"}"#
+        );
         let arr = r#"{"data":[{"embedding":[0.1,-2e-3]}],"usage":{"prompt_tokens":3}}"#;
         assert_eq!(rw(arr), arr);
+    }
+
+    #[test]
+    fn names_inside_longer_strings_are_renamed() {
+        let r = NameRewriter::new("chat-small", "qwen2-0.5b");
+        let doc = |s: &str| {
+            r.rewrite_document(s.as_bytes())
+                .map(|o| String::from_utf8(o).unwrap())
+                .unwrap_or_else(|| s.to_string())
+        };
+        assert_eq!(
+            doc(r#"{"error":{"message":"model qwen2-0.5b overloaded"}}"#),
+            r#"{"error":{"message":"model chat-small overloaded"}}"#
+        );
+        // A name with a non-word character is renamed wherever it occurs.
+        assert_eq!(
+            doc(r#"{"a":"(qwen2-0.5b). xqwen2-0.5b-v2.chunk\nqwen2-0.5b"}"#),
+            r#"{"a":"(chat-small). xchat-small-v2.chunk\nchat-small"}"#
+        );
+        // Keys too, and never outside strings.
+        assert_eq!(doc(r#"{"by qwen2-0.5b":1}"#), r#"{"by chat-small":1}"#);
+    }
+
+    #[test]
+    fn plain_names_are_renamed_as_words() {
+        let r = NameRewriter::new("chat-small", "llama3");
+        let doc = |s: &str| {
+            r.rewrite_document(s.as_bytes())
+                .map(|o| String::from_utf8(o).unwrap())
+                .unwrap_or_else(|| s.to_string())
+        };
+        // Sentence ends, punctuation, escapes and other names around it.
+        assert_eq!(
+            doc(r#"{"a":"(llama3). `llama3`\nllama3\u00e9llama3-v2 llama3:8b /llama3"}"#),
+            r#"{"a":"(chat-small). `chat-small`\nchat-small\u00e9chat-small-v2 chat-small:8b /chat-small"}"#
+        );
+        // Not where it continues another identifier.
+        for kept in [
+            r#"{"a":"xllama3"}"#,
+            r#"{"a":"llama3x"}"#,
+            r#"{"a":"llama3_x"}"#,
+            r#"{"a":"llama3.x"}"#,
+            r#"{"a":"v.llama3"}"#,
+            r#"{"a":[1,llama3]}"#,
+        ] {
+            assert_eq!(doc(kept), kept);
+        }
+    }
+
+    /// A backend model with a plain name leaves the protocol's own strings alone.
+    #[test]
+    fn protocol_strings_survive_a_plain_backend_name() {
+        let r = NameRewriter::new("my-chat", "chat");
+        let chunk = r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","model":"chat","choices":[{"delta":{"content":"let's chat"}}]}"#;
+        assert_eq!(
+            String::from_utf8(r.rewrite_document(chunk.as_bytes()).unwrap()).unwrap(),
+            r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","model":"my-chat","choices":[{"delta":{"content":"let's my-chat"}}]}"#
+        );
+        let r = NameRewriter::new("c", "output_text");
+        let event = r#"{"type":"response.output_text.delta","x":{"type":"output_text"}}"#;
+        assert_eq!(
+            String::from_utf8(r.rewrite_document(event.as_bytes()).unwrap()).unwrap(),
+            r#"{"type":"response.output_text.delta","x":{"type":"c"}}"#
+        );
+    }
+
+    #[test]
+    fn plain_text_is_renamed_as_words() {
+        let r = NameRewriter::with_backends("chat\r\nx", &["llama-3", "llama-3-70b", "phi3"]);
+        let mut out = Vec::new();
+        assert!(r.rewrite_text(b"llama-3-70b, then llama-3: phi3 xphi3", &mut out));
+        // The longer name wins; control characters of the client name become spaces.
+        assert_eq!(out, b"chat  x, then chat  x: chat  x xphi3".to_vec());
+        let mut out = Vec::new();
+        assert!(!r.rewrite_text(b"nothing here", &mut out));
+        assert_eq!(out, b"nothing here".to_vec());
+    }
+
+    /// A backend repeating its name costs work linear in its bytes, however many times.
+    #[test]
+    fn many_occurrences_stay_linear() {
+        let r = NameRewriter::with_backends("c", &["ab", "abab"]);
+        let text = "ab ".repeat(200_000);
+        let mut out = Vec::new();
+        r.rewrite_text(text.as_bytes(), &mut out);
+        assert_eq!(out, "c ".repeat(200_000).into_bytes());
+        let doc = format!("{{\"x\":\"{text}\"}}");
+        let out = r.rewrite_document(doc.as_bytes()).unwrap();
+        assert_eq!(out.len(), doc.len() - 200_000);
     }
 
     #[test]
@@ -226,7 +492,7 @@ mod tests {
     #[test]
     fn documents_and_fragments_agree() {
         let r = NameRewriter::with_backends("c", &["b/x", "model"]);
-        let pieces = [&TRICKY[..], &["model", "b/x", "c"]].concat();
+        let pieces = [&TRICKY[..], &["model", "b/x", "c", " ", ".", "x_"]].concat();
         let mut rng = Rng::new(7);
         let mut renamed = 0;
         for _ in 0..3000 {

@@ -104,8 +104,18 @@ impl Host for EnvoyHost<'_> {
         match self.headers.get(m) {
             Some(snapshot) => snapshot.names_with_prefix(prefix),
             None => abi::header_pairs(map(m))
-                .and_then(|wire| HeaderSnapshot::from_wire(wire))
+                .and_then(HeaderSnapshot::from_wire)
                 .map(|s| s.names_with_prefix(prefix))
+                .unwrap_or_default(),
+        }
+    }
+
+    fn header_names(&self, m: Headers) -> Vec<String> {
+        match self.headers.get(m) {
+            Some(snapshot) => snapshot.names().into_iter().map(str::to_string).collect(),
+            None => abi::header_pairs(map(m))
+                .and_then(|wire| airouter_core::header_map::decode_pairs(&wire))
+                .map(|pairs| pairs.into_iter().map(|(k, _)| k).collect())
                 .unwrap_or_default(),
         }
     }

@@ -316,3 +316,41 @@ fn a_routed_request_makes_few_host_calls() {
     assert_eq!(count("proxy_get_current_time_nanoseconds"), 0, "{calls:?}");
     assert!(f.state().host_calls() <= 18, "{calls:?}");
 }
+
+/// The response-header allow-list in the real module: a backend's own headers are removed, one
+/// host call each, and listing them costs none (the map read once for the callback is reused).
+#[test]
+fn leaky_response_headers_are_removed_with_one_call_each() {
+    let mut f = filter();
+    let ctx = routed(&mut f);
+    f.state_mut().calls.clear();
+    f.response_headers(
+        ctx,
+        &[
+            (":status", "200"),
+            ("content-type", "text/event-stream"),
+            ("server", "uvicorn"),
+            ("openai-model", "llama-3-8b-backend"),
+            ("x-request-id", "req_1"),
+            ("retry-after", "inf"),
+            ("x-envoy-upstream-service-time", "3"),
+        ],
+        false,
+    )
+    .unwrap();
+    let names: Vec<&str> = f
+        .state()
+        .response_headers
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [":status", "content-type", "x-envoy-upstream-service-time"]
+    );
+    let calls = &f.state().calls;
+    let count = |name: &str| calls.get(name).copied().unwrap_or(0);
+    assert_eq!(count("proxy_get_header_map_pairs"), 1, "{calls:?}");
+    assert_eq!(count("proxy_get_header_map_value"), 0, "{calls:?}");
+    assert_eq!(count("proxy_remove_header_map_value"), 4, "{calls:?}");
+}

@@ -53,6 +53,20 @@ impl Host for FakeHost {
     fn clear_route_cache(&mut self) {
         self.route_cache_cleared += 1;
     }
+    fn header_names(&self, map: Headers) -> Vec<String> {
+        let m = if map == Headers::Request {
+            &self.req
+        } else {
+            &self.resp
+        };
+        let mut names: Vec<String> = Vec::new();
+        for (k, _) in m {
+            if !names.contains(k) {
+                names.push(k.clone());
+            }
+        }
+        names
+    }
     fn set_header(&mut self, map: Headers, name: &str, value: Option<&str>) {
         let m = if map == Headers::Request {
             &mut self.req
@@ -1249,5 +1263,358 @@ fn a_model_in_the_query_string_is_refused() {
             ),
         );
         assert!(h.sent.is_none(), "{query}");
+    }
+}
+
+// ---- The response side: nothing of a backend reaches the client ----
+
+/// Response headers a leaky backend sends (and Envoy's own timing).
+const LEAKY_HEADERS: [(&str, &str); 12] = [
+    ("openai-model", "qwen2-0.5b"),
+    ("openai-organization", "org-1"),
+    ("x-model", "qwen2-0.5b"),
+    ("location", "http://127.0.0.1:8000/v1/x"),
+    ("server", "uvicorn"),
+    ("via", "1.1 vllm"),
+    ("x-powered-by", "FastAPI"),
+    ("set-cookie", "a=1"),
+    ("anthropic-ratelimit-tokens-limit", "100"),
+    ("x-ratelimit-remaining-requests", "3"),
+    ("x-request-id", "req_qwen2"),
+    ("x-envoy-upstream-service-time", "4"),
+];
+
+/// Runs a response with leaky headers; returns the body the client got.
+fn respond_leaky(
+    f: &mut HttpFlow,
+    h: &mut FakeHost,
+    status: &str,
+    ctype: &str,
+    chunks: &[&[u8]],
+) -> Vec<u8> {
+    h.resp = vec![
+        (":status".into(), status.into()),
+        ("content-type".into(), ctype.into()),
+        ("retry-after".into(), "7".into()),
+    ];
+    h.resp.extend(
+        LEAKY_HEADERS
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    f.on_response_headers(h, chunks.is_empty());
+    let mut delivered = Vec::new();
+    for (i, c) in chunks.iter().enumerate() {
+        h.resp_body.extend_from_slice(c);
+        let size = h.resp_body.len();
+        if f.on_response_body(h, size, i + 1 == chunks.len()) == Action::Continue {
+            delivered.append(&mut h.resp_body);
+        }
+    }
+    delivered
+}
+
+fn assert_headers_clean(h: &FakeHost) {
+    let names: Vec<&str> = h.resp.iter().map(|(k, _)| k.as_str()).collect();
+    for name in &names {
+        assert!(
+            [
+                ":status",
+                "content-type",
+                "content-length",
+                "retry-after",
+                "x-envoy-upstream-service-time"
+            ]
+            .contains(name),
+            "{name} reached the client: {names:?}"
+        );
+    }
+    assert!(names.contains(&"retry-after"), "{names:?}");
+    let text = format!("{:?}", h.resp);
+    assert!(
+        !text.contains("qwen2") && !text.contains("127.0.0.1"),
+        "{text}"
+    );
+}
+
+#[test]
+fn leaky_response_headers_never_reach_the_client() {
+    for (status, ctype, chunks) in [
+        (
+            "200",
+            "application/json",
+            &[&b"{\"model\":\"qwen2-0.5b\"}"[..]][..],
+        ),
+        (
+            "200",
+            "text/event-stream",
+            &[&b"data: {}\n\ndata: [DONE]\n\n"[..]][..],
+        ),
+        ("200", "text/plain", &[&b"hi"[..]][..]),
+        ("200", "audio/mpeg", &[&b"ID3"[..]][..]),
+        ("302", "text/html", &[][..]),
+        (
+            "301",
+            "text/html",
+            &[&b"<a href='http://127.0.0.1:8000/v1'>"[..]][..],
+        ),
+        ("429", "application/json", &[&b"{}"[..]][..]),
+        ("500", "text/plain", &[&b"boom"[..]][..]),
+    ] {
+        let (mut f, mut h) = routed();
+        respond_leaky(&mut f, &mut h, status, ctype, chunks);
+        assert_headers_clean(&h);
+    }
+    // Envoy's own answers after routing: the rate limiter's and a connection failure.
+    for details in [
+        "request_rate_limited",
+        "upstream_reset_before_response_started{connection_failure}",
+    ] {
+        let (mut f, mut h) = routed();
+        h.props
+            .insert("response.code_details".into(), details.into());
+        respond_leaky(&mut f, &mut h, "429", "application/json", &[b"{}"]);
+        assert_headers_clean(&h);
+    }
+}
+
+#[test]
+fn backend_redirects_become_gateway_errors() {
+    let (mut f, mut h) = routed();
+    let out = respond_leaky(
+        &mut f,
+        &mut h,
+        "307",
+        "text/html",
+        &[b"<a href='http://127.0.0.1:8000/x'>"],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["error"]["code"], "backend_redirect");
+    assert_eq!(
+        h.header(Headers::Response, ":status").as_deref(),
+        Some("502")
+    );
+    assert_eq!(h.header(Headers::Response, "location"), None);
+}
+
+#[test]
+fn retry_hints_pass_only_in_the_form_clients_read() {
+    let (mut f, mut h) = routed();
+    h.resp = vec![
+        (":status".into(), "429".into()),
+        ("retry-after".into(), "inf".into()),
+        ("retry-after-ms".into(), "250".into()),
+        ("x-should-retry".into(), "qwen2-0.5b".into()),
+    ];
+    f.on_response_headers(&mut h, true);
+    let names: Vec<&str> = h.resp.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(names, [":status", "retry-after-ms"]);
+}
+
+#[test]
+fn names_inside_longer_strings_are_renamed_in_json_and_sse() {
+    let (mut f, mut h) = routed();
+    let out = respond(
+        &mut f,
+        &mut h,
+        "200",
+        "application/json",
+        &[br#"{"model":"qwen2-0.5b","choices":[{"message":{"content":"model qwen2-0.5b overloaded"}}]}"#],
+    );
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        r#"{"model":"chat-small","choices":[{"message":{"content":"model chat-small overloaded"}}]}"#
+    );
+    let (mut f, mut h) = routed();
+    let out = respond(
+        &mut f,
+        &mut h,
+        "200",
+        "text/event-stream",
+        &[
+            b"event: qwen2-0.5b\nid: qwen2-0.5b-1\n: qwen2-0.5b\ndata: {\"x\":\"by qwen2-0.5b\"}\n\n",
+            b"data: qwen2-0.5b plain\n\ndata: [DONE]\n\n",
+        ],
+    );
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "event: chat-small\nid: chat-small-1\n:\ndata: {\"x\":\"by chat-small\"}\n\ndata: chat-small plain\n\ndata: [DONE]\n\n"
+    );
+}
+
+#[test]
+fn text_bodies_are_renamed_with_their_exact_length() {
+    for ctype in [
+        "text/plain; charset=utf-8",
+        "text/vtt",
+        "application/xml",
+        "",
+    ] {
+        let (mut f, mut h) = routed();
+        let out = respond(&mut f, &mut h, "200", ctype, &[b"qwen2-0.5b says ", b"hi"]);
+        assert_eq!(out, b"chat-small says hi".to_vec(), "{ctype}");
+        assert_eq!(
+            h.header(Headers::Response, "content-length"),
+            Some(out.len().to_string().into())
+        );
+    }
+}
+
+#[test]
+fn openai_shaped_errors_lose_their_extra_fields() {
+    let (mut f, mut h) = routed();
+    let out = respond(
+        &mut f,
+        &mut h,
+        "503",
+        "application/json",
+        &[br#"{"error":{"message":"model qwen2-0.5b overloaded","type":"server_error","param":null,"code":"overloaded","backend_url":"http://10.0.0.5:8000/v1"}}"#],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"error": {"message": "model chat-small overloaded", "type": "server_error", "param": null, "code": "overloaded"}})
+    );
+}
+
+#[test]
+fn bodies_that_cannot_be_renamed_are_counted() {
+    let counted = |h: &FakeHost| h.counter(&metrics::model(metrics::MODEL_UNRENAMED, "chat-small"));
+    // Compressed (the request asked for none) and unknown types pass on, counted.
+    let (mut f, mut h) = routed();
+    h.resp = vec![
+        (":status".into(), "200".into()),
+        ("content-type".into(), "application/json".into()),
+        ("content-encoding".into(), "gzip".into()),
+    ];
+    f.on_response_headers(&mut h, false);
+    assert_eq!(counted(&h), 1);
+    assert_eq!(
+        h.header(Headers::Response, "content-encoding").as_deref(),
+        Some("gzip")
+    );
+    let (mut f, mut h) = routed();
+    let out = respond(
+        &mut f,
+        &mut h,
+        "200",
+        "application/octet-stream",
+        &[b"qwen2-0.5b"],
+    );
+    assert_eq!(out, b"qwen2-0.5b".to_vec());
+    assert_eq!(counted(&h), 1);
+    // Audio is not a leak: passed on, not counted.
+    let (mut f, mut h) = routed();
+    respond(&mut f, &mut h, "200", "audio/wav", &[b"RIFF"]);
+    assert_eq!(counted(&h), 0);
+    // A compressed error is not passed on at all: its status is.
+    let (mut f, mut h) = routed();
+    h.resp = vec![
+        (":status".into(), "500".into()),
+        ("content-type".into(), "application/json".into()),
+        ("content-encoding".into(), "br".into()),
+    ];
+    assert_eq!(f.on_response_headers(&mut h, false), Action::Pause);
+    h.resp_body = b"\x1b\x00qwen2-0.5b".to_vec();
+    let n = h.resp_body.len();
+    f.on_response_body(&mut h, n, true);
+    let v: serde_json::Value = serde_json::from_slice(&h.resp_body).unwrap();
+    assert_eq!(v["error"]["message"], "The backend answered HTTP 500.");
+    assert_eq!(h.header(Headers::Response, "content-encoding"), None);
+    assert_eq!(
+        h.header(Headers::Response, ":status").as_deref(),
+        Some("500")
+    );
+}
+
+#[test]
+fn an_overlong_stream_event_ends_the_stream_and_is_counted() {
+    let (mut f, mut h) = routed();
+    let big = vec![b'x'; sse::MAX_EVENT_BYTES + 1];
+    let out = respond(
+        &mut f,
+        &mut h,
+        "200",
+        "text/event-stream",
+        &[b"data: {}\n\ndata: ", &big, b"\n\ndata: [DONE]\n\n"],
+    );
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.starts_with("data: {}\n\ndata: {\"error\""),
+        "{}",
+        &text[..100]
+    );
+    assert!(text.ends_with("\n\ndata: [DONE]\n\n"));
+    assert_eq!(text.matches("[DONE]").count(), 1);
+    assert_eq!(
+        h.counter(&metrics::model(
+            metrics::MODEL_EVENTS_TOO_LARGE,
+            "chat-small"
+        )),
+        1
+    );
+}
+
+const RESPONSES_CONFIG: &str = r#"
+[backends.local]
+kind = "openai"
+url = "http://127.0.0.1:8000/v1"
+[[models]]
+name = "assistant"
+apis = ["responses", "chat"]
+target = { backend = "local", model = "acme-llama-3" }
+[[keys]]
+name = "small"
+key = "sk-small"
+tokens_per_minute = 100
+"#;
+
+/// A streamed Responses request reports its usage in `response.completed`: the key is charged
+/// for it, and its next request is refused.
+#[test]
+fn a_streamed_responses_request_is_charged_its_usage() {
+    let plan = Rc::new(compile("t.toml", RESPONSES_CONFIG, &|_| None).unwrap());
+    let body = br#"{"model":"assistant","input":"hi","stream":true}"#;
+    let mut f = HttpFlow::new(Rc::clone(&plan));
+    let mut h = request("POST", "/v1/responses", Some("sk-small"), body);
+    h.now = 1_000_000;
+    let mut h = send(&mut f, h);
+    assert!(h.sent.is_none());
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/dialects");
+    let stream = std::fs::read(dir.join("responses_stream.sse")).unwrap();
+    let chunks: Vec<&[u8]> = stream.chunks(100).collect();
+    let out = respond(&mut f, &mut h, "200", "text/event-stream", &chunks);
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.contains("\"model\":\"assistant\"") && !text.contains("acme"),
+        "{text}"
+    );
+    // A Responses stream has no [DONE], and none is added.
+    assert!(!text.contains("[DONE]"));
+    assert_eq!(h.counter(&metrics::key(metrics::KEY_TOKENS, "small")), 400);
+    assert_eq!(
+        h.counter(&metrics::model(metrics::MODEL_TOKENS, "assistant")),
+        400
+    );
+    let mut next = request("POST", "/v1/responses", Some("sk-small"), body);
+    next.shared = h.shared.clone();
+    next.now = 1_000_500;
+    let (status, e) = error_of(&send(&mut HttpFlow::new(Rc::clone(&plan)), next));
+    assert_eq!(status, 429, "{e}");
+}
+
+/// Non-streamed bodies of every API report usage where their API puts it.
+#[test]
+fn usage_is_counted_for_every_body_kind() {
+    for (path, body) in [
+        ("/v1/responses", &br#"{"id":"r","model":"acme-llama-3","usage":{"input_tokens":30,"output_tokens":12,"total_tokens":42}}"#[..]),
+        ("/v1/chat/completions", br#"{"model":"acme-llama-3","choices":[],"usage":{"total_tokens":42}}"#),
+    ] {
+        let plan = Rc::new(compile("t.toml", RESPONSES_CONFIG, &|_| None).unwrap());
+        let mut f = HttpFlow::new(Rc::clone(&plan));
+        let req = br#"{"model":"assistant","input":"hi","messages":[]}"#;
+        let mut h = send(&mut f, request("POST", path, Some("sk-small"), req));
+        respond(&mut f, &mut h, "200", "application/json", &[body]);
+        assert_eq!(h.counter(&metrics::key(metrics::KEY_TOKENS, "small")), 42, "{path}");
     }
 }
