@@ -812,7 +812,9 @@ targets = [{ backend = "a" }, { backend = "b" }]
     attempt(&mut h, "b");
     assert_eq!(limits::remaining(&h, "b", limit, 1_000).0, 0);
     assert_eq!(
-        h.state.get(crate::upstream::FAILOVER_PROPERTY).map(String::as_str),
+        h.state
+            .get(crate::upstream::FAILOVER_PROPERTY)
+            .map(String::as_str),
         Some("2\n/v1/chat/completions\nm")
     );
 }
