@@ -22,6 +22,11 @@ use crate::resolve::{ModelResolver, Pattern};
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps a value that must never be shown.
+    pub fn new(value: String) -> Self {
+        Secret(value)
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }
