@@ -144,20 +144,36 @@ class Stack:
         return proc
 
     def reload(self, config_path):
-        """Rewrites the watched listener and cluster files from a changed config."""
-        out = subprocess.run([str(AIROUTER), "reload", str(config_path), "--wasm", str(WASM), "--xds-dir", str(self.xds_dir)],
+        """Rewrites the watched listener and cluster files from a changed config. (Backend keys
+        written in the file reach Envoy through its environment, read only at start.)"""
+        env_file = self.workdir / "reload.env"
+        out = subprocess.run([str(AIROUTER), "reload", str(config_path), "--wasm", str(WASM), "--xds-dir", str(self.xds_dir),
+                              "--env-file", str(env_file)],
                              capture_output=True, text=True, check=False)
         if out.returncode != 0:
             raise RuntimeError("airouter reload failed:\n" + out.stderr)
 
     def render(self, config_path, name="envoy.json", extra=()):
-        out = subprocess.run([str(AIROUTER), "envoy", str(config_path), "--wasm", str(WASM), *extra],
+        """Writes the bootstrap to `name` in the work directory, and next to it (`.env` for
+        `.json`, mode 0600) the environment variables carrying backend keys written in the file:
+        `env_of(bootstrap)` reads them back."""
+        bootstrap = self.workdir / name
+        out = subprocess.run([str(AIROUTER), "envoy", str(config_path), "--wasm", str(WASM),
+                              "--env-file", str(bootstrap.with_suffix(".env")), *extra],
                              capture_output=True, text=True, check=False)
         if out.returncode != 0:
             raise RuntimeError("airouter envoy failed:\n" + out.stderr)
-        bootstrap = self.workdir / name
         bootstrap.write_text(out.stdout)
         return bootstrap
+
+    @staticmethod
+    def env_of(bootstrap):
+        """The `VAR=value` lines `airouter envoy --env-file` wrote for a bootstrap, as a dict."""
+        path = Path(bootstrap).with_suffix(".env")
+        if not path.exists():
+            return {}
+        pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+        return {k: v for k, v in pairs}
 
     def validate(self, bootstrap, env=None):
         out = subprocess.run([envoy_binary(), "--mode", "validate", "-c", str(bootstrap), "--disable-hot-restart"],
@@ -185,6 +201,7 @@ class Stack:
         clusters come from files there, which `reload` rewrites. `name` tells several apart."""
         env = dict(os.environ, **(env_extra or {}))
         bootstrap = self.render(config_path, name + ".json")
+        env.update(self.env_of(bootstrap))
         code, output = self.validate(bootstrap, env)
         if code != 0:
             raise RuntimeError("envoy --mode validate refused the rendered config:\n" + output[-4000:])

@@ -1,8 +1,9 @@
 //! Renders a complete Envoy bootstrap from a plan: the listener with the AI Router filter carrying
-//! the TOML as its plugin configuration, routes, one cluster per backend, and for each model with
-//! several targets an aggregate cluster that fails over between them, rewritten per attempt by the
-//! same module running as its upstream filter. Admin, JSON access log. Operators never write
-//! clusters by hand; the output passes `envoy --mode validate`.
+//! the TOML as its plugin configuration (without secrets: see [`plugin_config`]), its timeouts,
+//! connection limit and OpenAI-shaped local replies, routes, one cluster per backend, and for
+//! each model with several targets an aggregate cluster that fails over between them, rewritten
+//! per attempt by the same module running as its upstream filter. Admin, JSON access log.
+//! Operators never write clusters by hand; the output passes `envoy --mode validate`.
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -14,6 +15,8 @@ use airouter_core::metrics;
 use serde_json::{json, Value};
 
 mod global_limits;
+pub mod local_replies;
+pub mod plugin_config;
 
 /// Headroom over the body limit for Envoy's per-connection buffers (headers, framing).
 const BUFFER_HEADROOM: u64 = 64 * 1024;
@@ -64,8 +67,24 @@ pub struct Parts {
     pub clusters: Vec<Value>,
     admin: Value,
     stats_config: Value,
+    overload_manager: Value,
 }
 
+/// The client connection limit: Envoy's `global_downstream_max_connections` monitor counts
+/// connections across workers and refuses those beyond it as they are accepted. It belongs to the
+/// bootstrap, so a change takes effect when Envoy restarts, not on `airouter reload`.
+fn overload_manager(max_connections: u64) -> Value {
+    json!({ "resource_monitors": [{
+        "name": "envoy.resource_monitors.global_downstream_max_connections",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig",
+            "max_active_downstream_connections": max_connections
+        }
+    }]})
+}
+
+/// Everything Envoy needs for `plan`. `toml_text` is the filter's configuration as Envoy will hold
+/// it: [`plugin_config::sanitize`]'s text, whose plan `plan` is.
 pub fn parts(plan: &Plan, toml_text: &str, wasm: &Path, ca_file: &Path) -> Parts {
     let buffer_limit = plan.listener.max_body_bytes + BUFFER_HEADROOM;
     let mut routes: Vec<Value> = plan.backends.iter().map(route).collect();
@@ -97,11 +116,11 @@ pub fn parts(plan: &Plan, toml_text: &str, wasm: &Path, ca_file: &Path) -> Parts
         }
     })];
     let virtual_host = json!({ "name": "airouter", "domains": ["*"], "routes": routes });
-    let mut local_reply = None;
+    let mut first_mappers = Vec::new();
     if let (Some(g), Some(sidecar)) = (&plan.global_limits, &plan.sidecar) {
         http_filters.extend(global_limits::http_filters(g));
         clusters.push(global_limits::cluster(g, sidecar));
-        local_reply = Some(global_limits::local_reply_config());
+        first_mappers.push(global_limits::local_reply_mapper());
     }
     http_filters.push(json!({
         "name": "envoy.filters.http.router",
@@ -112,42 +131,59 @@ pub fn parts(plan: &Plan, toml_text: &str, wasm: &Path, ca_file: &Path) -> Parts
         .iter()
         .map(|(tag, regex)| json!({ "tag_name": tag, "regex": regex }))
         .collect();
-    let mut listener = json!({
-        "name": "airouter",
-        "address": socket(&plan.listener.address, plan.listener.port),
-        "per_connection_buffer_limit_bytes": buffer_limit,
-        "filter_chains": [{ "filters": [{
-            "name": "envoy.filters.network.http_connection_manager",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                "stat_prefix": "airouter",
-                "codec_type": "AUTO",
-                // Envoy is the edge here: clients' own x-envoy-* headers are not trusted.
-                "use_remote_address": true,
-                "access_log": [access_log()],
-                "route_config": { "name": "airouter", "virtual_hosts": [virtual_host] },
-                "http_filters": http_filters
-            }
-        }]}]
+    let l = &plan.listener;
+    let mut hcm = json!({
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": "airouter",
+        "codec_type": "AUTO",
+        // Envoy is the edge here: clients' own x-envoy-* headers are not trusted.
+        "use_remote_address": true,
+        "access_log": [access_log()],
+        "route_config": { "name": "airouter", "virtual_hosts": [virtual_host] },
+        "http_filters": http_filters,
+        "local_reply_config": local_replies::config(l.max_body_bytes, first_mappers),
+        // 0 turns each off; Envoy's own defaults (5 min, 1 h) are replaced, never inherited.
+        "stream_idle_timeout": duration_ms(l.stream_idle_timeout_ms),
+        "common_http_protocol_options": { "idle_timeout": duration_ms(l.idle_timeout_ms) }
     });
-    if let Some(config) = local_reply {
-        listener["filter_chains"][0]["filters"][0]["typed_config"]["local_reply_config"] = config;
+    if l.request_headers_timeout_ms > 0 {
+        hcm["request_headers_timeout"] = json!(duration_ms(l.request_headers_timeout_ms));
     }
+    if l.request_timeout_ms > 0 {
+        hcm["request_timeout"] = json!(duration_ms(l.request_timeout_ms));
+    }
+    if l.max_connection_duration_ms > 0 {
+        hcm["common_http_protocol_options"]["max_connection_duration"] =
+            json!(duration_ms(l.max_connection_duration_ms));
+    }
+    let listener = json!({
+        "name": "airouter",
+        "address": socket(&l.address, l.port),
+        "per_connection_buffer_limit_bytes": buffer_limit,
+        "filter_chains": [{ "filters": [
+            { "name": "envoy.filters.network.http_connection_manager", "typed_config": hcm }
+        ]}]
+    });
     Parts {
         listener,
         clusters,
-        admin: json!({ "address": socket(&plan.admin.address, plan.admin.port) }),
+        // The admin port stays reachable when clients hold every connection the limit allows.
+        admin: json!({
+            "address": socket(&plan.admin.address, plan.admin.port),
+            "ignore_global_conn_limit": true
+        }),
+        overload_manager: overload_manager(l.max_connections),
         // The filter's counters carry backend, model and key names as tags.
         stats_config: json!({ "stats_tags": stats_tags, "use_all_default_tags": true }),
     }
 }
 
 /// A bootstrap with everything static: changes need a restart.
-pub fn render(plan: &Plan, toml_text: &str, wasm: &Path, ca_file: &Path) -> Value {
-    let p = parts(plan, toml_text, wasm, ca_file);
+pub fn render(p: Parts) -> Value {
     json!({
         "admin": p.admin,
         "stats_config": p.stats_config,
+        "overload_manager": p.overload_manager,
         "static_resources": { "listeners": [p.listener], "clusters": p.clusters }
     })
 }
@@ -173,6 +209,7 @@ pub fn render_dynamic(parts: &Parts, xds_dir: &Path) -> Value {
         "node": { "id": "airouter", "cluster": "airouter" },
         "admin": parts.admin,
         "stats_config": parts.stats_config,
+        "overload_manager": parts.overload_manager,
         "dynamic_resources": { "lds_config": source(LDS_FILE), "cds_config": source(CDS_FILE) }
     })
 }
@@ -414,7 +451,9 @@ fn access_log() -> Value {
                 "status": "%RESPONSE_CODE%",
                 "details": "%RESPONSE_CODE_DETAILS%",
                 "flags": "%RESPONSE_FLAGS%",
-                "backend": "%REQ(X-AIROUTER-BACKEND)%",
+                // The endpoint's metadata: the backend that answered (for failover, the last
+                // attempt's); null when the filter answered itself.
+                "backend": "%UPSTREAM_METADATA(airouter:backend)%",
                 "upstream": "%UPSTREAM_HOST%",
                 "upstream_cluster": "%UPSTREAM_CLUSTER%",
                 "attempts": "%UPSTREAM_REQUEST_ATTEMPT_COUNT%",

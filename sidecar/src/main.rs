@@ -1,10 +1,13 @@
 //! `airouter`: AI Router's command-line tool and sidecar service.
 //!
 //! - `airouter check FILE` validates an `airouter.toml` (chat templates included).
-//! - `airouter envoy FILE [--wasm PATH] [--ca-file PATH] [--xds-dir DIR]` prints a complete Envoy
-//!   bootstrap; with `--xds-dir`, one whose listener and clusters come from files in DIR.
-//! - `airouter reload FILE --xds-dir DIR [--wasm PATH] [--ca-file PATH]` rewrites those files from
-//!   a changed FILE: Envoy picks them up without a restart, in-flight streams finish.
+//! - `airouter envoy FILE [--wasm PATH] [--ca-file PATH] [--xds-dir DIR] [--env-file PATH]`
+//!   prints a complete Envoy bootstrap; with `--xds-dir`, one whose listener and clusters come
+//!   from files in DIR. No secret is written into it: backend keys written in FILE go to Envoy
+//!   through its environment, and `--env-file` writes those variables (mode 0600).
+//! - `airouter reload FILE --xds-dir DIR [--wasm PATH] [--ca-file PATH] [--env-file PATH]`
+//!   rewrites those files from a changed FILE: Envoy picks them up without a restart, in-flight
+//!   streams finish.
 //! - `airouter serve FILE` runs the sidecar that serves the file's Triton models.
 //! - `airouter schema` prints the JSON Schema of `airouter.toml`.
 
@@ -13,16 +16,17 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use airouter_core::config::{compile, Plan};
+use airouter_core::config::{compile, url, Plan, Secret};
 use airouter_sidecar::bootstrap;
+use airouter_sidecar::bootstrap::plugin_config::{self, PluginConfig};
 use airouter_sidecar::ratelimit::service::Limiter;
 use airouter_sidecar::ratelimit::store::Store;
 use airouter_sidecar::serve::{self, State};
 
 const USAGE: &str = "usage:
   airouter check FILE
-  airouter envoy FILE [--wasm PATH] [--ca-file PATH] [--xds-dir DIR]
-  airouter reload FILE --xds-dir DIR [--wasm PATH] [--ca-file PATH]
+  airouter envoy FILE [--wasm PATH] [--ca-file PATH] [--xds-dir DIR] [--env-file PATH]
+  airouter reload FILE --xds-dir DIR [--wasm PATH] [--ca-file PATH] [--env-file PATH]
   airouter serve FILE
   airouter schema";
 
@@ -31,7 +35,8 @@ fn main() -> ExitCode {
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("{message}");
+            // Every message is shown without URL credentials, whatever produced it.
+            eprintln!("{}", url::redact(&message));
             ExitCode::FAILURE
         }
     }
@@ -68,7 +73,21 @@ fn run(args: &[String]) -> Result<(), String> {
             let plan = compile(file, &text, &|_| None).map_err(|e| e.to_string())?;
             serve::compile_templates(&plan, &config_dir(file))
                 .map_err(|e| format!("{file}: {e}"))?;
-            let parts = bootstrap::parts(&plan, &text, &absolute(&opts.wasm)?, &opts.ca_file);
+            let (for_envoy, rendered) = plan_for_envoy(file, &plan, &text)?;
+            match &opts.env_file {
+                Some(path) => write_env_file(file, path, &rendered.env)?,
+                None => {
+                    for (var, _) in &rendered.env {
+                        eprintln!("{file}: a backend api_key is written in the file; Envoy reads it from the environment variable {var}, not from its configuration: pass --env-file PATH to write it to a file (mode 0600) and start Envoy with it");
+                    }
+                }
+            }
+            let parts = bootstrap::parts(
+                &for_envoy,
+                &rendered.text,
+                &absolute(&opts.wasm)?,
+                &opts.ca_file,
+            );
             let doc = match (&opts.xds_dir, cmd) {
                 (Some(dir), _) => {
                     write_discovery_files(&parts, dir)?;
@@ -79,7 +98,7 @@ fn run(args: &[String]) -> Result<(), String> {
                     bootstrap::render_dynamic(&parts, &absolute(dir)?)
                 }
                 (None, "reload") => return Err(format!("reload needs --xds-dir\n{USAGE}")),
-                (None, _) => bootstrap::render(&plan, &text, &absolute(&opts.wasm)?, &opts.ca_file),
+                (None, _) => bootstrap::render(parts),
             };
             let out = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
             println!("{out}");
@@ -99,10 +118,71 @@ fn run(args: &[String]) -> Result<(), String> {
     }
 }
 
+/// The configuration text Envoy will hold (no secrets) and the plan the filter compiles from it,
+/// checked to behave as the operator's `plan`.
+fn plan_for_envoy(file: &str, plan: &Plan, text: &str) -> Result<(Plan, PluginConfig), String> {
+    let rendered = plugin_config::sanitize(text).map_err(|e| format!("{file}: {e}"))?;
+    let env = |name: &str| {
+        rendered
+            .env
+            .iter()
+            .find(|(var, _)| var == name)
+            .map(|(_, value)| value.expose().to_string())
+    };
+    let for_envoy = compile(file, &rendered.text, &env).map_err(|e| {
+        format!("{file}: the configuration rendered for Envoy does not compile (a bug, please report it): {e}")
+    })?;
+    if !plugin_config::same_behaviour(plan, &for_envoy) {
+        return Err(format!(
+            "{file}: the configuration rendered for Envoy would behave differently (a bug, please report it)"
+        ));
+    }
+    Ok((for_envoy, rendered))
+}
+
+/// Writes `VAR=value` lines, values verbatim (as `docker --env-file` and systemd's
+/// `EnvironmentFile` read them), readable by the owner only: written to a temporary file created
+/// with mode 0600, then renamed over `path`. Warns when the values changed, since Envoy reads its
+/// environment only when it starts.
+fn write_env_file(file: &str, path: &Path, env: &[(String, Secret)]) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let text: String = env
+        .iter()
+        .map(|(var, value)| format!("{var}={}\n", value.expose()))
+        .collect();
+    let before = std::fs::read_to_string(path).ok();
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp",
+        path.file_name()
+            .map_or("airouter.env".into(), |n| n.to_string_lossy())
+    ));
+    let shown = |p: &Path, e: std::io::Error| format!("{}: {e}", p.display());
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| shown(&tmp, e))?;
+    f.write_all(text.as_bytes()).map_err(|e| shown(&tmp, e))?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(|e| shown(path, e))?;
+    if before.is_some_and(|b| b != text) {
+        eprintln!(
+            "{file}: backend keys changed in {}: Envoy reads its environment when it starts, so restart it for them to take effect",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
 struct EnvoyOptions {
     wasm: PathBuf,
     ca_file: PathBuf,
     xds_dir: Option<PathBuf>,
+    env_file: Option<PathBuf>,
 }
 
 impl EnvoyOptions {
@@ -111,6 +191,7 @@ impl EnvoyOptions {
             wasm: PathBuf::from("target/wasm32-wasip1/release/airouter_filter.wasm"),
             ca_file: PathBuf::from("/etc/ssl/certs/ca-certificates.crt"),
             xds_dir: None,
+            env_file: None,
         };
         let mut rest = args.iter();
         while let Some(flag) = rest.next() {
@@ -119,6 +200,7 @@ impl EnvoyOptions {
                 "--wasm" => opts.wasm = value,
                 "--ca-file" => opts.ca_file = value,
                 "--xds-dir" => opts.xds_dir = Some(value),
+                "--env-file" => opts.env_file = Some(value),
                 _ => return Err(format!("unknown option {flag}\n{USAGE}")),
             }
         }
@@ -185,7 +267,7 @@ fn serve_sidecar(file: &str) -> Result<(), String> {
         let limiter = match &plan.global_limits {
             Some(g) => {
                 let store = Store::new(g.redis.expose(), Duration::from_millis(g.timeout_ms))
-                    .map_err(|e| format!("{file}: {e}"))?;
+                    .map_err(|e| format!("{file}: {}", url::redact(&e)))?;
                 let addr = format!("{}:{}", sidecar.address, g.port);
                 let listener = tokio::net::TcpListener::bind(&addr)
                     .await

@@ -97,12 +97,149 @@ fn envoy_renders_clusters_routes_and_the_filter() {
         "DEMO_HOSTED_KEY"
     );
     assert_eq!(wasm["allow_on_headers_stop_iteration"], true);
-    let toml = std::fs::read_to_string(root().join("examples/airouter.toml")).unwrap();
-    assert_eq!(wasm["configuration"]["value"], toml.as_str());
+    // The example's plain client key reaches Envoy as its digest only.
+    let config = wasm["configuration"]["value"].as_str().unwrap();
+    assert!(!config.contains("sk-demo"), "{config}");
+    assert!(config.contains(&sha256_hex("sk-demo")), "{config}");
     assert_eq!(
         doc["admin"]["address"]["socket_address"]["port_value"],
         9901
     );
+    assert_eq!(hcm["request_headers_timeout"], "10.000s");
+    assert_eq!(
+        hcm["common_http_protocol_options"]["idle_timeout"],
+        "60.000s"
+    );
+    assert_eq!(
+        doc["overload_manager"]["resource_monitors"][0]["typed_config"]
+            ["max_active_downstream_connections"],
+        10000
+    );
+    assert!(
+        hcm["local_reply_config"]["mappers"]
+            .as_array()
+            .unwrap()
+            .len()
+            > 5
+    );
+}
+
+fn sha256_hex(s: &str) -> String {
+    airouter_core::auth::KeyRing::hash(s)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("airouter-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+const WITH_SECRETS: &str = r#"
+[backends.hosted]
+kind = "openai"
+url = "https://api.example.com/v1"
+api_key = "sk-backend-secret"
+
+[[models]]
+name = "chat"
+apis = ["chat"]
+target = { backend = "hosted" }
+
+[[keys]]
+name = "dev"
+key = "sk-client-secret"
+
+[[admin_keys]]
+name = "ops"
+key = "sk-admin-secret"
+
+[global_limits]
+redis = "redis://:redis-secret@127.0.0.1:6379/0"
+"#;
+
+#[test]
+fn envoy_renders_no_secret_and_writes_backend_keys_to_a_private_env_file() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = temp_dir("secrets");
+    let file = dir.join("airouter.toml");
+    std::fs::write(&file, WITH_SECRETS).unwrap();
+    let env_file = dir.join("envoy.env");
+    let out = airouter(&[
+        "envoy",
+        file.to_str().unwrap(),
+        "--env-file",
+        env_file.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rendered = String::from_utf8_lossy(&out.stdout);
+    for secret in [
+        "sk-backend-secret",
+        "sk-client-secret",
+        "sk-admin-secret",
+        "redis-secret",
+    ] {
+        assert!(!rendered.contains(secret), "{secret} in the bootstrap");
+    }
+    assert_eq!(
+        std::fs::read_to_string(&env_file).unwrap(),
+        "AIROUTER_BACKEND_KEY_HOSTED=sk-backend-secret\n"
+    );
+    let mode = std::fs::metadata(&env_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let doc: serde_json::Value = serde_json::from_str(&rendered).unwrap();
+    let hcm =
+        &doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
+    assert_eq!(
+        hcm["http_filters"][0]["typed_config"]["config"]["vm_config"]["environment_variables"]
+            ["host_env_keys"],
+        serde_json::json!(["AIROUTER_BACKEND_KEY_HOSTED"])
+    );
+
+    // Without --env-file the variable is named (never its value) on stderr.
+    let out = airouter(&["envoy", file.to_str().unwrap()]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("AIROUTER_BACKEND_KEY_HOSTED") && err.contains("--env-file"));
+    assert!(!err.contains("sk-backend-secret"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn check_never_prints_url_credentials() {
+    let dir = temp_dir("redact");
+    let file = dir.join("bad.toml");
+    std::fs::write(
+        &file,
+        "[backends.a]\nkind = \"openai\"\nurl = \"https://user:pa55word@api.example.com/v1\"\n\n[backends.b]\nkind = \"openai\"\nurl = \"https://api.example.com/v1?key=pa55word\"\n",
+    )
+    .unwrap();
+    for cmd in ["check", "envoy"] {
+        let out = airouter(&[cmd, file.to_str().unwrap()]);
+        assert!(!out.status.success());
+        let shown = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            shown.contains("bad.toml:3:") && shown.contains("bad.toml:7:"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("https://<redacted>@api.example.com/v1"),
+            "{shown}"
+        );
+        assert!(!shown.contains("pa55word"), "{shown}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

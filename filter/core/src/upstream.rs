@@ -4,11 +4,10 @@
 //! attempts' header edits (attempts share one header map), so every header it needs is set, never
 //! appended, and the body's model is found and replaced whatever it holds.
 
-use std::borrow::Cow;
 use std::rc::Rc;
 
 use crate::api::Api;
-use crate::config::{Model, Plan};
+use crate::config::{BackendKind, Model, Plan};
 use crate::host::{Action, Headers, Host};
 use crate::target_request::{self, TargetRef, CLIENT_MODEL_HEADER, CLIENT_PATH_HEADER};
 
@@ -22,8 +21,69 @@ pub const BACKEND_METADATA_PATH: [&str; 5] = [
 ];
 
 /// Counts attempts in the header map the attempts share; the first attempt's target was
-/// already counted against its limit when the downstream flow chose it.
+/// already counted against its limit when the downstream flow chose it. Kept for removal only:
+/// the count now lives in [`FAILOVER_PROPERTY`], and no attempt sends this header.
 pub const ATTEMPT_HEADER: &str = "x-airouter-attempt";
+
+/// Request filter state (`wasm.airouter_failover`) carrying what the downstream flow left in
+/// [`CLIENT_MODEL_HEADER`] and [`CLIENT_PATH_HEADER`] from one attempt to the next, with the
+/// number of attempts so far: `attempts\npath\nmodel`. Attempts share one header map, so the
+/// first takes those headers out of it (no backend reads them) and later ones read them here.
+pub const FAILOVER_PROPERTY: &str = "airouter_failover";
+
+/// What an attempt needs to know about the request: attempts before this one, the client's
+/// path, the model name the client used.
+struct Carried {
+    attempts: u32,
+    client_path: String,
+    client_name: String,
+}
+
+impl Carried {
+    fn encode(&self) -> String {
+        format!(
+            "{}\n{}\n{}",
+            self.attempts, self.client_path, self.client_name
+        )
+    }
+
+    fn decode(text: &str) -> Option<Self> {
+        let mut parts = text.splitn(3, '\n');
+        let attempts = parts.next()?.parse().ok()?;
+        let client_path = parts.next()?.to_string();
+        let client_name = parts.next()?.to_string();
+        Some(Carried {
+            attempts,
+            client_path,
+            client_name,
+        })
+    }
+
+    /// The state an earlier attempt saved, or else the downstream flow's headers (the first
+    /// attempt). Either way the headers leave the shared map: they are notes between the two
+    /// filters, never a backend's business.
+    fn take(host: &mut dyn Host) -> Option<Self> {
+        let req = Headers::Request;
+        let saved = host
+            .property(&[FAILOVER_PROPERTY])
+            .and_then(|s| Self::decode(&s));
+        let from_headers = match (
+            host.header(req, CLIENT_MODEL_HEADER),
+            host.header(req, CLIENT_PATH_HEADER),
+        ) {
+            (Some(name), Some(path)) => Some(Carried {
+                attempts: 0,
+                client_path: path.into_owned(),
+                client_name: name.into_owned(),
+            }),
+            _ => None,
+        };
+        for name in [CLIENT_MODEL_HEADER, CLIENT_PATH_HEADER, ATTEMPT_HEADER] {
+            host.set_header(req, name, None);
+        }
+        saved.or(from_headers)
+    }
+}
 
 /// Per-attempt state.
 #[derive(Debug)]
@@ -48,13 +108,10 @@ impl UpstreamFlow {
     }
 
     pub fn on_request_headers(&mut self, host: &mut dyn Host, end_of_stream: bool) -> Action {
-        let req = Headers::Request;
-        let (Some(client_name), Some(client_path)) = (
-            host.header(req, CLIENT_MODEL_HEADER).map(Cow::into_owned),
-            host.header(req, CLIENT_PATH_HEADER).map(Cow::into_owned),
-        ) else {
+        let Some(mut carried) = Carried::take(host) else {
             return Action::Continue;
         };
+        let (client_name, client_path) = (carried.client_name.clone(), carried.client_path.clone());
         let (path, query) = client_path
             .split_once('?')
             .unwrap_or((client_path.as_str(), ""));
@@ -93,12 +150,13 @@ impl UpstreamFlow {
             client_name: &client_name,
         };
         target_request::apply_headers(host, &plan, api, query, &t, true);
-        let attempt = host
-            .header(req, ATTEMPT_HEADER)
-            .and_then(|a| a.parse::<u32>().ok())
-            .unwrap_or(0)
-            + 1;
-        host.set_header(req, ATTEMPT_HEADER, Some(&attempt.to_string()));
+        if backend.kind != BackendKind::Triton {
+            // Only the sidecar reads the client's model name (apply_headers set it for Triton).
+            host.set_header(Headers::Request, CLIENT_MODEL_HEADER, None);
+        }
+        carried.attempts = carried.attempts.saturating_add(1);
+        let attempt = carried.attempts;
+        host.set_property(FAILOVER_PROPERTY, carried.encode().as_bytes());
         if let (true, Some(limit), None) = (attempt > 1, backend.rate_limit, &plan.global_limits) {
             // A retry is a request to this backend too: it counts against its limit (it is not
             // refused here, since Envoy already chose this target).

@@ -55,18 +55,14 @@ pub fn http_filters(g: &GlobalLimits) -> Vec<Value> {
 }
 
 /// When the limiter could not be asked and the mode is `closed`, Envoy's reply has no body; this
-/// gives it the OpenAI error (the filter can rename a body but cannot add one).
-pub fn local_reply_config() -> Value {
-    let body = String::from_utf8_lossy(&ApiError::limiter_unavailable().body()).into_owned();
-    json!({ "mappers": [{
-        "filter": { "response_flag_filter": { "flags": ["RLSE"] } },
-        "status_code": 503,
-        "body": { "inline_string": body },
-        "body_format_override": {
-            "text_format_source": { "inline_string": "%LOCAL_REPLY_BODY%" },
-            "content_type": "application/json"
-        }
-    }]})
+/// local reply mapper gives it the OpenAI error (the filter can rename a body but cannot add one).
+pub fn local_reply_mapper() -> Value {
+    let mut m = super::local_replies::mapper(
+        json!({ "response_flag_filter": { "flags": ["RLSE"] } }),
+        &ApiError::limiter_unavailable().body(),
+    );
+    m["status_code"] = json!(503);
+    m
 }
 
 fn kind(k: Kind) -> Value {

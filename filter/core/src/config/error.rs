@@ -59,6 +59,8 @@ impl Locator<'_> {
         (line, column)
     }
 
+    /// An error at `span`. URL credentials in the message are redacted ([`super::url::redact`]):
+    /// messages reach terminals and Envoy's log.
     pub fn error(
         &self,
         span: Range<usize>,
@@ -66,12 +68,13 @@ impl Locator<'_> {
         message: impl Into<String>,
     ) -> ConfigError {
         let (line, column) = self.line_col(span.start);
+        let message: String = message.into();
         ConfigError {
             file: self.file.to_string(),
             line,
             column,
             key: key.into(),
-            message: message.into(),
+            message: super::url::redact(&message).into_owned(),
         }
     }
 

@@ -22,6 +22,11 @@ use crate::resolve::{ModelResolver, Pattern};
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps a value that must never be shown.
+    pub fn new(value: String) -> Self {
+        Secret(value)
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -44,11 +49,24 @@ pub enum Credential {
     PassThrough,
 }
 
+/// Where and how Envoy takes client connections. Durations in milliseconds, 0 = none.
 #[derive(Debug, Clone)]
 pub struct Listener {
     pub address: String,
     pub port: u16,
     pub max_body_bytes: u64,
+    /// From a request's first header byte to its last.
+    pub request_headers_timeout_ms: u64,
+    /// From a request's start until it is wholly received.
+    pub request_timeout_ms: u64,
+    /// Longest silence on a request not yet routed (a route's backend idle timeout replaces it).
+    pub stream_idle_timeout_ms: u64,
+    /// How long a connection without requests in flight stays open.
+    pub idle_timeout_ms: u64,
+    /// Longest life of a connection, after which it is drained.
+    pub max_connection_duration_ms: u64,
+    /// Most client connections open at once, across workers (at least 1).
+    pub max_connections: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -224,6 +242,12 @@ pub struct Plan {
 /// Largest body limit: Envoy's buffers count in 32-bit sizes.
 const MAX_BODY_LIMIT: u64 = 1 << 30;
 
+/// Longest listener timeout: one day.
+const MAX_LISTENER_TIMEOUT_MS: u64 = 86_400_000;
+
+/// Most client connections `listener.max_connections` may allow.
+const MAX_CONNECTIONS: u64 = 1_000_000;
+
 /// Parses and checks one configuration text. `file` names it in errors; `env` looks up
 /// environment variables (the process's own in the sidecar, WASI's inside Envoy).
 pub fn compile(
@@ -243,6 +267,40 @@ pub fn compile(
             raw.listener.max_body_bytes.span(),
             "listener.max_body_bytes",
             format!("must be between 1 and {MAX_BODY_LIMIT}"),
+        ));
+    }
+
+    let listener_timeouts = [
+        (
+            "request_headers_timeout_ms",
+            &raw.listener.request_headers_timeout_ms,
+        ),
+        ("request_timeout_ms", &raw.listener.request_timeout_ms),
+        (
+            "stream_idle_timeout_ms",
+            &raw.listener.stream_idle_timeout_ms,
+        ),
+        ("idle_timeout_ms", &raw.listener.idle_timeout_ms),
+        (
+            "max_connection_duration_ms",
+            &raw.listener.max_connection_duration_ms,
+        ),
+    ];
+    for (name, value) in listener_timeouts {
+        if *value.get_ref() > MAX_LISTENER_TIMEOUT_MS {
+            errs.push(loc.error(
+                value.span(),
+                format!("listener.{name}"),
+                format!("must be at most {MAX_LISTENER_TIMEOUT_MS} (one day); 0 means none"),
+            ));
+        }
+    }
+    let max_connections = *raw.listener.max_connections.get_ref();
+    if max_connections == 0 || max_connections > MAX_CONNECTIONS {
+        errs.push(loc.error(
+            raw.listener.max_connections.span(),
+            "listener.max_connections",
+            format!("must be between 1 and {MAX_CONNECTIONS}"),
         ));
     }
 
@@ -330,6 +388,12 @@ pub fn compile(
             address: raw.listener.address,
             port: raw.listener.port,
             max_body_bytes: max_body,
+            request_headers_timeout_ms: *raw.listener.request_headers_timeout_ms.get_ref(),
+            request_timeout_ms: *raw.listener.request_timeout_ms.get_ref(),
+            stream_idle_timeout_ms: *raw.listener.stream_idle_timeout_ms.get_ref(),
+            idle_timeout_ms: *raw.listener.idle_timeout_ms.get_ref(),
+            max_connection_duration_ms: *raw.listener.max_connection_duration_ms.get_ref(),
+            max_connections,
         },
         admin: Admin {
             address: raw.admin.address,
@@ -428,7 +492,7 @@ fn compile_backend(
             errs.push(loc.error(
                 b.url.span(),
                 key("url"),
-                format!("`{}` {why}", b.url.get_ref()),
+                format!("`{}` {why}", url::redact(b.url.get_ref())),
             ));
             return None;
         }

@@ -2,9 +2,30 @@
 //! values later checks may need to point at. [`super::compile`] turns them into a [`super::Plan`].
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Deref;
 
 use serde::Deserialize;
 use toml::Spanned;
+
+/// A secret as written in the file (a key, a URL that may carry a password), with its span.
+/// `Debug` shows `<redacted>`, so a dump of the raw configuration never carries it.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct SecretText(pub Spanned<String>);
+
+impl Deref for SecretText {
+    type Target = Spanned<String>;
+    fn deref(&self) -> &Spanned<String> {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
 
 use crate::api::Api;
 
@@ -73,7 +94,7 @@ pub enum FailureMode {
 pub struct RawGlobalLimits {
     /// The shared store, `redis://[:password@]host:port[/db]`; read by the sidecar only.
     #[cfg_attr(feature = "schema", schemars(with = "String"))]
-    pub redis: Spanned<String>,
+    pub redis: SecretText,
     /// `open` (default): requests pass while the limiter is unreachable; `closed`: they get 503.
     #[serde(default)]
     pub failure_mode: FailureMode,
@@ -140,6 +161,36 @@ pub struct RawListener {
     #[serde(default = "default_max_body")]
     #[cfg_attr(feature = "schema", schemars(with = "u64"))]
     pub max_body_bytes: Spanned<u64>,
+    /// Time a client has to send a request's headers once it started them, in milliseconds
+    /// (default 10000; 0 = none). A connection that has not finished them by then is closed.
+    #[serde(default = "default_request_headers_timeout")]
+    #[cfg_attr(feature = "schema", schemars(with = "u64"))]
+    pub request_headers_timeout_ms: Spanned<u64>,
+    /// Time a client has to send a whole request, headers and body, in milliseconds (default
+    /// 300000; 0 = none). Expiry answers 408.
+    #[serde(default = "default_request_timeout")]
+    #[cfg_attr(feature = "schema", schemars(with = "u64"))]
+    pub request_timeout_ms: Spanned<u64>,
+    /// Longest silence on a request before it is routed, in milliseconds (default 300000;
+    /// 0 = none); a routed request's backend `idle_timeout_ms` replaces it. Expiry answers 408.
+    #[serde(default = "default_stream_idle_timeout")]
+    #[cfg_attr(feature = "schema", schemars(with = "u64"))]
+    pub stream_idle_timeout_ms: Spanned<u64>,
+    /// How long a client connection with no request in flight stays open, in milliseconds
+    /// (default 60000; 0 = no limit).
+    #[serde(default = "default_connection_idle_timeout")]
+    #[cfg_attr(feature = "schema", schemars(with = "u64"))]
+    pub idle_timeout_ms: Spanned<u64>,
+    /// Longest life of a client connection, in milliseconds (default 0 = no limit); at the end
+    /// it is drained: requests in flight finish, then it closes.
+    #[serde(default = "default_max_connection_duration")]
+    #[cfg_attr(feature = "schema", schemars(with = "u64"))]
+    pub max_connection_duration_ms: Spanned<u64>,
+    /// Most client connections open at once, across Envoy's workers (default 10000); further
+    /// connections are closed as they arrive.
+    #[serde(default = "default_max_connections")]
+    #[cfg_attr(feature = "schema", schemars(with = "u64"))]
+    pub max_connections: Spanned<u64>,
 }
 
 impl Default for RawListener {
@@ -148,8 +199,33 @@ impl Default for RawListener {
             address: default_listen_address(),
             port: default_listen_port(),
             max_body_bytes: default_max_body(),
+            request_headers_timeout_ms: default_request_headers_timeout(),
+            request_timeout_ms: default_request_timeout(),
+            stream_idle_timeout_ms: default_stream_idle_timeout(),
+            idle_timeout_ms: default_connection_idle_timeout(),
+            max_connection_duration_ms: default_max_connection_duration(),
+            max_connections: default_max_connections(),
         }
     }
+}
+
+fn default_request_headers_timeout() -> Spanned<u64> {
+    Spanned::new(0..0, 10_000)
+}
+fn default_request_timeout() -> Spanned<u64> {
+    Spanned::new(0..0, 300_000)
+}
+fn default_stream_idle_timeout() -> Spanned<u64> {
+    Spanned::new(0..0, 300_000)
+}
+fn default_connection_idle_timeout() -> Spanned<u64> {
+    Spanned::new(0..0, 60_000)
+}
+fn default_max_connection_duration() -> Spanned<u64> {
+    Spanned::new(0..0, 0)
+}
+fn default_max_connections() -> Spanned<u64> {
+    Spanned::new(0..0, 10_000)
 }
 
 #[derive(Debug, Deserialize)]
@@ -263,7 +339,7 @@ pub struct RawBackend {
     pub url: Spanned<String>,
     /// The backend's API key, written in the file (prefer `api_key_env`).
     #[cfg_attr(feature = "schema", schemars(with = "Option<String>"))]
-    pub api_key: Option<Spanned<String>>,
+    pub api_key: Option<SecretText>,
     /// Name of an environment variable of Envoy's process holding the backend's API key.
     #[cfg_attr(feature = "schema", schemars(with = "Option<String>"))]
     pub api_key_env: Option<Spanned<String>>,
@@ -369,7 +445,7 @@ pub struct RawKey {
     pub name: Spanned<String>,
     /// The key in plain text (development only).
     #[cfg_attr(feature = "schema", schemars(with = "Option<String>"))]
-    pub key: Option<Spanned<String>>,
+    pub key: Option<SecretText>,
     /// Lower-case hex SHA-256 of the key (`printf %s "$KEY" | sha256sum`).
     #[cfg_attr(feature = "schema", schemars(with = "Option<String>"))]
     pub sha256: Option<Spanned<String>>,

@@ -224,6 +224,61 @@ fn secrets_never_show_in_debug_output() {
 }
 
 #[test]
+fn secrets_never_show_in_the_raw_configs_debug_output() {
+    let text = "[backends.a]\nkind = \"openai\"\nurl = \"http://a\"\napi_key = \"sk-very-secret\"\n[[keys]]\nname = \"k\"\nkey = \"sk-client-secret\"\n[global_limits]\nredis = \"redis://:hunter2@r\"\n";
+    let raw: raw::RawConfig = toml::from_str(text).unwrap();
+    let dump = format!("{raw:?}");
+    for secret in ["sk-very-secret", "sk-client-secret", "hunter2"] {
+        assert!(!dump.contains(secret), "{dump}");
+    }
+}
+
+#[test]
+fn url_credentials_never_show_in_errors() {
+    for text in [
+        "[backends.a]\nkind = \"openai\"\nurl = \"https://user:pa55word@api.example.com/v1\"\n",
+        "[backends.a]\nkind = \"openai\"\nurl = \"https://api.example.com/v1?api-key=pa55word\"\n",
+        "[backends.a]\nkind = \"triton\"\nurl = \"http://user:pa55word@h\"\n",
+        "[global_limits]\nredis = \"http://:pa55word@127.0.0.1:6379\"\n",
+        "[listener]\nport = \"redis://:pa55word@h\"\n",
+    ] {
+        let errors = load(text).unwrap_err();
+        let shown = format!("{errors}\n{errors:?}");
+        assert!(!shown.contains("pa55word"), "{shown}");
+        assert!(!errors.0.is_empty());
+    }
+}
+
+#[test]
+fn listener_limits_have_defaults_and_are_checked() {
+    let plan = load("").unwrap();
+    let l = &plan.listener;
+    assert_eq!(
+        (
+            l.request_headers_timeout_ms,
+            l.request_timeout_ms,
+            l.stream_idle_timeout_ms,
+            l.idle_timeout_ms,
+            l.max_connection_duration_ms,
+            l.max_connections
+        ),
+        (10_000, 300_000, 300_000, 60_000, 0, 10_000)
+    );
+    let plan = load("[listener]\nrequest_headers_timeout_ms = 0\nmax_connections = 3\n").unwrap();
+    assert_eq!(
+        (
+            plan.listener.request_headers_timeout_ms,
+            plan.listener.max_connections
+        ),
+        (0, 3)
+    );
+    let e = first_error("[listener]\nport = 1\nidle_timeout_ms = 86400001\n");
+    assert_eq!((e.line, e.key.as_str()), (3, "listener.idle_timeout_ms"));
+    let e = first_error("[listener]\n\nmax_connections = 0\n");
+    assert_eq!((e.line, e.key.as_str()), (3, "listener.max_connections"));
+}
+
+#[test]
 fn the_shipped_example_compiles() {
     let text = include_str!("../../../../examples/airouter.toml");
     let plan = compile("examples/airouter.toml", text, &|_| None).unwrap();

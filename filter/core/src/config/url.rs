@@ -1,4 +1,7 @@
-//! Backend base URLs: `http[s]://host[:port][/prefix]`, split into what Envoy and the filter need.
+//! Backend base URLs: `http[s]://host[:port][/prefix]`, split into what Envoy and the filter need;
+//! and [`redact`], which takes the credentials out of every URL in a text before it is shown.
+
+use std::borrow::Cow;
 
 /// A parsed backend base URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +86,55 @@ pub fn parse(url: &str) -> Result<BaseUrl, String> {
     })
 }
 
+/// What replaces a URL's credentials in text that is shown.
+pub const REDACTED: &str = "<redacted>";
+
+/// `text` with the credentials of every URL in it (`scheme://...`) replaced by [`REDACTED`]:
+/// the user information before an `@` (`https://user:pass@host` → `https://<redacted>@host`) and
+/// the query string (`?key=...` → `?<redacted>`), which often carries keys. A URL ends at
+/// whitespace, a quote, a backtick or an angle bracket. Text without such parts is borrowed.
+pub fn redact(text: &str) -> Cow<'_, str> {
+    let mut out = String::new();
+    let mut done = 0;
+    let mut from = 0;
+    while let Some(found) = text.get(from..).and_then(|rest| rest.find("://")) {
+        let start = from + found + 3;
+        let rest = text.get(start..).unwrap_or("");
+        let len = rest
+            .find(|c: char| c.is_whitespace() || "`\"'<>".contains(c))
+            .unwrap_or(rest.len());
+        let token = rest.get(..len).unwrap_or("");
+        let tail_at = token.find(['?', '#']).unwrap_or(token.len());
+        let (before, tail) = token.split_at(tail_at);
+        let userinfo = before.rfind('@');
+        let query = tail.starts_with('?');
+        if userinfo.is_some() || query {
+            out.push_str(text.get(done..start).unwrap_or(""));
+            match userinfo {
+                Some(at) => {
+                    out.push_str(REDACTED);
+                    out.push_str(before.get(at..).unwrap_or(""));
+                }
+                None => out.push_str(before),
+            }
+            if query {
+                out.push('?');
+                out.push_str(REDACTED);
+                out.push_str(tail.find('#').and_then(|h| tail.get(h..)).unwrap_or(""));
+            } else {
+                out.push_str(tail);
+            }
+            done = start + len;
+        }
+        from = start + len;
+    }
+    if done == 0 {
+        return Cow::Borrowed(text);
+    }
+    out.push_str(text.get(done..).unwrap_or(""));
+    Cow::Owned(out)
+}
+
 fn parse_port(p: &str) -> Result<u16, String> {
     match p.parse::<u16>() {
         Ok(0) | Err(_) => Err(format!("has an invalid port `{p}`")),
@@ -109,6 +161,41 @@ mod tests {
         let u = parse("http://[::1]:9000/openai/v1").unwrap();
         assert_eq!(u.host, "::1");
         assert_eq!(u.authority, "[::1]:9000");
+    }
+
+    #[test]
+    fn redacts_credentials_of_every_url_in_a_text() {
+        let cases = [
+            (
+                "`https://user:pass@api.example.com/v1` must not carry credentials",
+                "`https://<redacted>@api.example.com/v1` must not carry credentials",
+            ),
+            (
+                "redis://:s3cret@10.0.0.7:6379/0 and rediss://u:p@h",
+                "redis://<redacted>@10.0.0.7:6379/0 and rediss://<redacted>@h",
+            ),
+            (
+                "\"http://h/v1?api-key=sk-1&x=2#frag\" is refused",
+                "\"http://h/v1?<redacted>#frag\" is refused",
+            ),
+            (
+                "unix:///run/redis.sock?pass=pw",
+                "unix:///run/redis.sock?<redacted>",
+            ),
+            // An `@` in a password with a slash: everything up to the last `@` goes.
+            ("http://u:p@ss@h/x", "http://<redacted>@h/x"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(redact(text), want, "{text}");
+        }
+        for clean in [
+            "must start with http://, https://, grpc:// or grpcs://",
+            "http://127.0.0.1:8000/v1",
+            "no URL here",
+            "ends with ://",
+        ] {
+            assert!(matches!(redact(clean), Cow::Borrowed(_)), "{clean}");
+        }
     }
 
     #[test]

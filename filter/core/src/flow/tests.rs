@@ -103,7 +103,12 @@ impl Host for FakeHost {
         self.sent = Some((status, h, body.to_vec()));
     }
     fn property(&self, path: &[&str]) -> Option<String> {
-        self.props.get(&path.join(".")).cloned()
+        // Envoy answers a one-part path from the request's filter state too (`wasm.<name>`).
+        let key = path.join(".");
+        self.props
+            .get(&key)
+            .or_else(|| self.state.get(&key))
+            .cloned()
     }
     fn log_warn(&self, _message: &str) {}
     fn now_ms(&self) -> u64 {
@@ -842,14 +847,17 @@ targets = [{ backend = "a" }, { backend = "b" }]
         .push((CLIENT_PATH_HEADER.into(), "/v1/chat/completions".into()));
     h.now = 1_000;
     // The first attempt was counted when the downstream flow chose it; a retry on `b` is counted
-    // now. Attempts share the header map, which is how the second knows it is not the first.
+    // now. The attempts share the request's filter state, which is how the second knows it is
+    // not the first.
     attempt(&mut h, "b");
     assert_eq!(limits::remaining(&h, "b", limit, 1_000).0, 1);
     attempt(&mut h, "b");
     assert_eq!(limits::remaining(&h, "b", limit, 1_000).0, 0);
     assert_eq!(
-        header_of(&h, crate::upstream::ATTEMPT_HEADER).as_deref(),
-        Some("2")
+        h.state
+            .get(crate::upstream::FAILOVER_PROPERTY)
+            .map(String::as_str),
+        Some("2\n/v1/chat/completions\nm")
     );
 }
 
@@ -1616,5 +1624,54 @@ fn usage_is_counted_for_every_body_kind() {
         let mut h = send(&mut f, request("POST", path, Some("sk-small"), req));
         respond(&mut f, &mut h, "200", "application/json", &[body]);
         assert_eq!(h.counter(&metrics::key(metrics::KEY_TOKENS, "small")), 42, "{path}");
+    }
+}
+
+#[test]
+fn failover_attempts_send_no_internal_headers_and_each_is_rewritten() {
+    let config = r#"
+[backends.a]
+kind = "openai"
+url = "http://127.0.0.1:8000/v1"
+[backends.b]
+kind = "openai"
+url = "http://127.0.0.1:8001/openai/v1"
+[[models]]
+name = "m"
+apis = ["chat"]
+targets = [{ backend = "a", model = "first" }, { backend = "b", model = "second" }]
+"#;
+    let plan = Rc::new(compile("t.toml", config, &|_| None).unwrap());
+    let mut h = request(
+        "POST",
+        "/v1/chat/completions?x=1",
+        None,
+        br#"{"model":"m"}"#,
+    );
+    h.req.push((CLIENT_MODEL_HEADER.into(), "m".into()));
+    h.req
+        .push((CLIENT_PATH_HEADER.into(), "/v1/chat/completions?x=1".into()));
+    for (backend, path, model) in [
+        ("a", "/v1/chat/completions?x=1", "first"),
+        ("b", "/openai/v1/chat/completions?x=1", "second"),
+    ] {
+        h.props.insert(
+            crate::upstream::BACKEND_METADATA_PATH.join("."),
+            backend.into(),
+        );
+        let mut up = crate::upstream::UpstreamFlow::new(Rc::clone(&plan));
+        assert_eq!(up.on_request_headers(&mut h, false), Action::Pause);
+        let len = h.req_body.len();
+        assert_eq!(up.on_request_body(&mut h, len, true), Action::Continue);
+        assert_eq!(header_of(&h, ":path").as_deref(), Some(path));
+        let body: serde_json::Value = serde_json::from_slice(&h.req_body).unwrap();
+        assert_eq!(body["model"], model);
+        let internal: Vec<&String> = h
+            .req
+            .iter()
+            .map(|(k, _)| k)
+            .filter(|k| k.starts_with("x-airouter-"))
+            .collect();
+        assert!(internal.is_empty(), "{backend} would read {internal:?}");
     }
 }
