@@ -86,7 +86,21 @@ pub struct HttpFlow {
     pending: Option<(Api, String)>,
     routed: Option<Routed>,
     response: ResponseMode,
+    /// For a key with a token budget kept here (no `[global_limits]`): what the request is
+    /// charged when a successful response reports no usage (see [`ESTIMATE_MAX_TOKENS`]).
+    estimate: Option<u64>,
+    /// The response's usage was charged (or the estimate was).
+    settled: bool,
+    /// The response was a success (2xx), so it is charged even when it reports no usage.
+    succeeded: bool,
+    /// The filter answered in the backend's place (a bodiless error); its own reply passes.
+    answered: bool,
 }
+
+/// The completion tokens assumed, per choice, for a request that sets no `max_tokens` when a
+/// budgeted key's response reports no usage (some servers never do; a client may leave before
+/// the usage chunk): its estimate is the prompt (a quarter of its bytes) plus this.
+pub const ESTIMATE_MAX_TOKENS: u32 = 1024;
 
 impl HttpFlow {
     pub fn new(plan: Rc<Plan>) -> Self {
@@ -102,6 +116,10 @@ impl HttpFlow {
             pending: None,
             routed: None,
             response: ResponseMode::Untouched,
+            estimate: None,
+            settled: false,
+            succeeded: false,
+            answered: false,
         }
     }
 
@@ -124,18 +142,22 @@ impl HttpFlow {
     }
 
     /// For a key with a token budget, a streaming chat or completion body asking for usage.
-    fn usage_request(&self, api: Api, body: &[u8]) -> Option<Vec<u8>> {
-        self.token_budget()?;
-        if !matches!(api, Api::Chat | Api::Completions) {
-            return None;
+    fn usage_request(
+        &self,
+        api: Api,
+        body: &[u8],
+    ) -> Result<Option<crate::json_body::UsageRequest>, ApiError> {
+        if self.token_budget().is_none() || !matches!(api, Api::Chat | Api::Completions) {
+            return Ok(None);
         }
         crate::json_body::with_stream_usage(body)
     }
 
     /// Counts the tokens a response used and charges them to its key's budget: here, or (with
     /// global limits) through the filter state Envoy's rate limit filter reads when the stream ends.
-    fn settle_tokens(&self, host: &mut dyn Host, tokens: Option<u64>) {
+    fn settle_tokens(&mut self, host: &mut dyn Host, tokens: Option<u64>) {
         let Some(reported) = tokens else { return };
+        self.settled = true;
         let (tokens, capped) = limits::bounded_usage(reported);
         if capped {
             host.count(metrics::USAGE_CAPPED);
@@ -159,6 +181,33 @@ impl HttpFlow {
         } else {
             let now = host.now_ms();
             limits::charge(host, &token_key(&k.name), tokens, limit, now);
+        }
+    }
+
+    /// A successful response that reported no usage (the backend never does, or the client
+    /// left before it came) is charged its admission estimate, once: a budgeted key never
+    /// streams for free.
+    fn settle_estimate(&mut self, host: &mut dyn Host) {
+        if self.settled || !self.succeeded {
+            return;
+        }
+        self.settled = true;
+        let (Some(estimate), Some(limit)) = (self.estimate, self.token_budget()) else {
+            return;
+        };
+        let Some(name) = self.client_key().map(|k| token_key(&k.name)) else {
+            return;
+        };
+        host.count(metrics::USAGE_ESTIMATED);
+        let now = host.now_ms();
+        limits::charge(host, &name, estimate, limit, now);
+    }
+
+    /// The stream is over (Envoy's access-log callback), ended well or cut short by the client:
+    /// what was not charged yet is.
+    pub fn on_done(&mut self, host: &mut dyn Host) {
+        if self.routed.is_some() {
+            self.settle_estimate(host);
         }
     }
 
@@ -418,6 +467,11 @@ impl HttpFlow {
         metrics::add_at(host, &plan.metric_names.model_requests, target.index, 1);
         let targets = target.model.targets();
         let local_limits = plan.global_limits.is_none();
+        // A body that cannot be made to report usage is refused before any limit counts it.
+        self.usage_request(api, &body)?;
+        if local_limits && self.token_budget().is_some() {
+            self.estimate = Some(global_limits::reservation(api, &body, ESTIMATE_MAX_TOKENS));
+        }
         let first = choose_target(host, &plan, target.model, &target.client_name, local_limits)?;
         let remaining = targets.get(first..).unwrap_or(&[]);
         let mut single_backend = None;
@@ -431,9 +485,9 @@ impl HttpFlow {
                 .ok_or_else(|| ApiError::internal("unknown backend"))?;
             let backend_model = Model::name_at(only, &target.client_name).to_string();
             let mut new_body = target_request::replace_model(api, &body, span, &backend_model);
-            if let Some(with_usage) = self.usage_request(api, &new_body) {
-                new_body = with_usage;
-                strip_usage = true;
+            if let Some(with_usage) = self.usage_request(api, &new_body)? {
+                new_body = with_usage.body;
+                strip_usage = with_usage.strip;
             }
             if !host.replace_body(req, body_size, &new_body) {
                 return Err(ApiError::internal(
@@ -461,11 +515,11 @@ impl HttpFlow {
             // Envoy's aggregate cluster picks each attempt's target; the upstream filter rewrites
             // body and headers for it. Here only the route and what that filter needs are set
             // (a client's own internal headers were removed with the request's headers).
-            if let Some(with_usage) = self.usage_request(api, &body) {
-                if host.replace_body(req, body_size, &with_usage) {
-                    let len = with_usage.len();
+            if let Some(with_usage) = self.usage_request(api, &body)? {
+                if host.replace_body(req, body_size, &with_usage.body) {
+                    let len = with_usage.body.len();
                     host.set_header(req, "content-length", Some(Decimal::new().format(len)));
-                    strip_usage = true;
+                    strip_usage = with_usage.strip;
                 }
             }
             let full_path = host
@@ -501,11 +555,16 @@ impl HttpFlow {
         let Some(routed) = &self.routed else {
             return Action::Continue;
         };
+        if self.answered {
+            // The filter's own reply in the backend's place, should Envoy run it through here.
+            return Action::Continue;
+        }
         let resp = Headers::Response;
         let status = host
             .header(resp, ":status")
             .and_then(|s| s.parse::<u16>().ok())
             .unwrap_or(0);
+        self.succeeded = (200..300).contains(&status);
         // Envoy's own answers (rate limiter refusals, upstream failures) are all errors, so a
         // success needs no look at how it came about.
         let details = if status >= 400 {
@@ -567,6 +626,10 @@ impl HttpFlow {
                 ApiError::with_status(502, message, Some("backend_redirect"))
             })
         });
+        if end_of_stream && (local.is_some() || status >= 400) {
+            // Nothing follows to put the OpenAI error into: the filter answers instead.
+            return self.answer_bodiless(host, status, local);
+        }
         let body_kind = BodyKind::of(&ctype);
         self.response = if let Some(err) = local {
             host.set_header(resp, ":status", Some(&err.status.to_string()));
@@ -609,14 +672,9 @@ impl HttpFlow {
             ResponseMode::Replaced(_) | ResponseMode::UpstreamError(_) => {
                 host.set_header(resp, "content-type", Some("application/json"));
                 host.set_header(resp, "content-encoding", None);
-                if end_of_stream {
-                    // Only Envoy's own bodiless answers get here; there is nothing to wait for.
-                    host.set_header(resp, "content-length", None);
-                    Action::Continue
-                } else {
-                    // Held until the body is complete, so they go out with its exact length.
-                    Action::Pause
-                }
+                // Held until the body is complete, so they go out with its exact length (a
+                // bodiless one was answered above).
+                Action::Pause
             }
             // Never at the end of the stream: a bodiless success is left untouched above.
             ResponseMode::Json | ResponseMode::Text => Action::Pause,
@@ -695,7 +753,41 @@ impl HttpFlow {
             }
         };
         self.settle_tokens(host, tokens);
+        if end_of_stream {
+            self.settle_estimate(host);
+        }
         action
+    }
+
+    /// Answers the client in the backend's place: the backend's answer had no body to put an
+    /// OpenAI error into (a bodiless error or redirect), so the filter's own reply replaces it,
+    /// with the backend's retry hint when it gave a valid one (the allow-list kept only those).
+    fn answer_bodiless(
+        &mut self,
+        host: &mut dyn Host,
+        status: u16,
+        err: Option<ApiError>,
+    ) -> Action {
+        let body = match (&err, &self.routed) {
+            (Some(err), _) => err.body(),
+            (None, Some(routed)) => {
+                let names: Vec<&str> = routed.backend_models.iter().map(String::as_str).collect();
+                upstream_errors::wrap(status, b"", &names, &routed.client_name)
+            }
+            (None, None) => ApiError::with_status(status, String::new(), None).body(),
+        };
+        let status = err.as_ref().map_or(status, |e| e.status);
+        let retry_after = host
+            .header(Headers::Response, "retry-after")
+            .map(Cow::into_owned);
+        let mut headers = vec![JSON];
+        if let Some(secs) = retry_after.as_deref() {
+            headers.push(("retry-after", secs));
+        }
+        self.answered = true;
+        self.response = ResponseMode::Untouched;
+        host.send_response(status, &headers, &body);
+        Action::Pause
     }
 }
 

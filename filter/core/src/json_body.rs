@@ -162,33 +162,109 @@ fn folds_to(a: char, b: char) -> bool {
 
 #[derive(Deserialize)]
 struct StreamFields<'a> {
-    stream: Option<bool>,
-    #[serde(borrow)]
-    stream_options: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    stream: Present<'a>,
+    #[serde(borrow, default)]
+    stream_options: Present<'a>,
 }
 
-/// For a streaming request that did not ask for usage, the body with
-/// `"stream_options":{"include_usage":true}` added (the router needs the usage to count tokens);
-/// `None` when the request is not streaming, already asks, or has `stream_options` of its own.
-pub fn with_stream_usage(body: &[u8]) -> Option<Vec<u8>> {
-    let text = std::str::from_utf8(body).ok()?;
-    let fields: StreamFields = serde_json::from_str(text).ok()?;
-    if fields.stream != Some(true) || fields.stream_options.is_some() {
-        return None;
+/// A member's raw value when the member is present, `null` included (an `Option` field would
+/// read `null` as absent, and a member added in front of a `null` one would be read last).
+#[derive(Default)]
+struct Present<'a>(Option<&'a RawValue>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Present<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <&'a RawValue>::deserialize(d).map(|raw| Present(Some(raw)))
     }
-    let open = text.find('{')?;
-    let rest = text.get(open + 1..)?;
-    let comma = if rest.trim_start().starts_with('}') {
-        ""
-    } else {
-        ","
+}
+
+/// A streaming body rewritten to ask the backend for usage.
+#[derive(Debug, PartialEq, Eq)]
+pub struct UsageRequest {
+    pub body: Vec<u8>,
+    /// The client did not ask for usage itself: the usage chunk is the router's, and is taken
+    /// out of what the client gets.
+    pub strip: bool,
+}
+
+/// For a streaming chat or completions body, the body that makes the backend report usage, so
+/// that a key's token budget can be charged: `stream_options.include_usage` set to `true`,
+/// added when absent or `null`, replaced when `false` or missing from the client's own
+/// `stream_options` object (whose other members are kept). `Ok(None)` when the body needs no
+/// change (not streaming, or already asking). Errors, as OpenAI answers them: `stream` that is
+/// not a boolean (`"true"` streams on some servers, so it cannot be read as "not streaming"),
+/// `stream_options` or `include_usage` of another type.
+pub fn with_stream_usage(body: &[u8]) -> Result<Option<UsageRequest>, ApiError> {
+    let text = std::str::from_utf8(body).map_err(|_| ApiError::bad_json())?;
+    let fields: StreamFields = serde_json::from_str(text).map_err(|_| ApiError::bad_json())?;
+    match fields.stream.0.map(RawValue::get) {
+        None | Some("null") | Some("false") => return Ok(None),
+        Some("true") => {}
+        Some(_) => {
+            return Err(ApiError::invalid_param(
+                "stream",
+                "Invalid type for 'stream': expected a boolean.",
+            ))
+        }
+    }
+    const ASK: &str = r#"{"include_usage":true}"#;
+    let Some(raw) = fields.stream_options.0.filter(|r| r.get() != "null") else {
+        // Absent (or null): added as the body's first member, or the null replaced.
+        let out = match fields.stream_options.0 {
+            Some(null) => splice_raw(text, null.get(), ASK),
+            None => {
+                let open = text.find('{').ok_or_else(ApiError::bad_json)?;
+                let rest = text.get(open + 1..).unwrap_or_default();
+                let comma = if rest.trim_start().starts_with('}') {
+                    ""
+                } else {
+                    ","
+                };
+                crate::text::concat(&[
+                    text.get(..=open).unwrap_or_default(),
+                    "\"stream_options\":",
+                    ASK,
+                    comma,
+                    rest,
+                ])
+            }
+        };
+        return Ok(Some(UsageRequest {
+            body: out.into_bytes(),
+            strip: true,
+        }));
     };
-    let mut out = Vec::with_capacity(body.len() + 40);
-    out.extend_from_slice(body.get(..=open)?);
-    out.extend_from_slice(b"\"stream_options\":{\"include_usage\":true}");
-    out.extend_from_slice(comma.as_bytes());
-    out.extend_from_slice(rest.as_bytes());
-    Some(out)
+    let invalid = || {
+        ApiError::invalid_param(
+            "stream_options",
+            "Invalid type for 'stream_options': expected an object with a boolean 'include_usage'.",
+        )
+    };
+    let mut options: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(raw.get()).map_err(|_| invalid())?;
+    match options.get("include_usage") {
+        Some(serde_json::Value::Bool(true)) => return Ok(None),
+        None | Some(serde_json::Value::Bool(false)) | Some(serde_json::Value::Null) => {}
+        Some(_) => return Err(invalid()),
+    }
+    options.insert("include_usage".into(), serde_json::Value::Bool(true));
+    let replaced = serde_json::to_string(&options).map_err(|_| invalid())?;
+    Ok(Some(UsageRequest {
+        body: splice_raw(text, raw.get(), &replaced).into_bytes(),
+        strip: true,
+    }))
+}
+
+/// `text` with `part` (a slice borrowed from it) replaced by `with`.
+fn splice_raw(text: &str, part: &str, with: &str) -> String {
+    let start = (part.as_ptr() as usize).wrapping_sub(text.as_ptr() as usize);
+    let end = start.saturating_add(part.len());
+    crate::text::concat(&[
+        text.get(..start).unwrap_or_default(),
+        with,
+        text.get(end..).unwrap_or_default(),
+    ])
 }
 
 /// The tokens a response body or stream event reports using, wherever its API puts them:
@@ -205,7 +281,7 @@ pub fn total_tokens(json: &[u8]) -> Option<u64> {
         .filter(is_object)
         .or_else(|| json_scan::member(json_scan::member(json, b"response")?, b"usage"))
         .filter(is_object)?;
-    let count = |key: &[u8]| json_scan::member(usage, key).and_then(json_scan::as_u64);
+    let count = |key: &[u8]| json_scan::member(usage, key).and_then(json_scan::as_count);
     if let Some(total) = count(b"total_tokens") {
         return Some(total);
     }
@@ -288,15 +364,43 @@ mod tests {
 
     #[test]
     fn streaming_requests_are_asked_for_usage_once() {
-        let out = with_stream_usage(br#"{"model":"m","stream":true}"#).unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
-        assert_eq!(v["stream_options"]["include_usage"], true);
-        assert_eq!(v["model"], "m");
-        assert_eq!(with_stream_usage(br#"{"model":"m"}"#), None);
-        assert_eq!(
-            with_stream_usage(br#"{"stream":true,"stream_options":{"include_usage":false}}"#),
-            None
-        );
+        let asked = |body: &str| {
+            let out = with_stream_usage(body.as_bytes()).unwrap().unwrap();
+            assert!(out.strip, "{body}");
+            let v: serde_json::Value = serde_json::from_slice(&out.body).unwrap();
+            assert_eq!(v["stream_options"]["include_usage"], true, "{body}");
+            v
+        };
+        assert_eq!(asked(r#"{"model":"m","stream":true}"#)["model"], "m");
+        assert_eq!(asked(r#"{"stream":true}"#)["stream"], true);
+        // A client declining usage, or asking for nothing, still has the backend report it
+        // (the router's chunk is taken out again): otherwise a budgeted key streams for free.
+        asked(r#"{"stream":true,"stream_options":{"include_usage":false}}"#);
+        asked(r#"{"stream":true,"stream_options":{}}"#);
+        asked(r#"{"stream":true,"stream_options":null}"#);
+        let kept = asked(r#"{"stream":true,"stream_options":{"continuous_usage_stats":true}}"#);
+        assert_eq!(kept["stream_options"]["continuous_usage_stats"], true);
+        for no_change in [
+            r#"{"model":"m"}"#,
+            r#"{"stream":false}"#,
+            r#"{"stream":null}"#,
+            r#"{"stream":true,"stream_options":{"include_usage":true}}"#,
+        ] {
+            assert_eq!(
+                with_stream_usage(no_change.as_bytes()),
+                Ok(None),
+                "{no_change}"
+            );
+        }
+        for refused in [
+            r#"{"stream":"true"}"#,
+            r#"{"stream":1}"#,
+            r#"{"stream":true,"stream_options":"x"}"#,
+            r#"{"stream":true,"stream_options":{"include_usage":"no"}}"#,
+        ] {
+            let err = with_stream_usage(refused.as_bytes()).unwrap_err();
+            assert_eq!(err.status, 400, "{refused}");
+        }
         assert_eq!(
             total_tokens(br#"{"usage":{"prompt_tokens":1,"total_tokens":9}}"#),
             Some(9)

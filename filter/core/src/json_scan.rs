@@ -140,10 +140,50 @@ pub fn as_u64(value: &[u8]) -> Option<u64> {
     std::str::from_utf8(value).ok()?.parse().ok()
 }
 
+/// A count a backend reported, bounded rather than refused: a JSON integer as `u64` (saturating
+/// past `u64::MAX`), a number written with a fraction or exponent (`1e30`, `7.0`) rounded down
+/// and saturating, a negative one as 0. `None` for anything that is not a JSON number (and for
+/// NaN or infinities, which JSON has not). Callers cap what they accept.
+pub fn as_count(value: &[u8]) -> Option<u64> {
+    if let Some(n) = as_u64(value) {
+        return Some(n);
+    }
+    let text = std::str::from_utf8(value).ok()?;
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    if !digits.starts_with(|c: char| c.is_ascii_digit())
+        || !text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b"-+.eE".contains(&b))
+    {
+        return None;
+    }
+    let n: f64 = text.parse().ok()?;
+    if !n.is_finite() {
+        return None;
+    }
+    // `as` saturates at the bounds of u64 (and takes negatives to 0).
+    Some(n.max(0.0) as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::test_json::{Rng, TRICKY};
+
+    #[test]
+    fn counts_are_bounded_not_refused() {
+        let c = |v: &str| as_count(v.as_bytes());
+        assert_eq!(c("42"), Some(42));
+        assert_eq!(c("18446744073709551615"), Some(u64::MAX));
+        assert_eq!(c("99999999999999999999999"), Some(u64::MAX));
+        assert_eq!(c("1e30"), Some(u64::MAX));
+        assert_eq!(c("7.9"), Some(7));
+        assert_eq!(c("-5"), Some(0));
+        assert_eq!(c("-1e30"), Some(0));
+        for not_a_number in ["\"5\"", "true", "null", "", "e5", "Infinity", "NaN", "{}"] {
+            assert_eq!(c(not_a_number), None, "{not_a_number}");
+        }
+    }
 
     fn get<'a>(json: &'a str, key: &str) -> Option<&'a str> {
         member(json.as_bytes(), key.as_bytes()).map(|v| std::str::from_utf8(v).unwrap())

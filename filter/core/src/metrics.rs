@@ -27,6 +27,9 @@ pub const KEY_DENIED: &str = "airouter_key_denied";
 /// Responses whose reported usage was above [`crate::limits::MAX_USAGE_TOKENS`] and was
 /// counted as that cap.
 pub const USAGE_CAPPED: &str = "airouter_usage_capped";
+/// Successful responses of a key with a token budget that reported no usage (the backend sent
+/// none, or the client left first): charged the request's admission estimate instead.
+pub const USAGE_ESTIMATED: &str = "airouter_usage_estimated";
 
 /// Keeps a tag value within one stat-name segment.
 fn clean(value: &str) -> String {
@@ -106,7 +109,11 @@ pub fn add_at(host: &mut dyn Host, names: &[String], index: usize, n: u64) {
 /// Every counter the plan can bump, to define them all when the filter starts.
 pub fn all(plan: &Plan) -> Vec<String> {
     let n = &plan.metric_names;
-    let mut names = vec![KEY_DENIED.to_string(), USAGE_CAPPED.to_string()];
+    let mut names = vec![
+        KEY_DENIED.to_string(),
+        USAGE_CAPPED.to_string(),
+        USAGE_ESTIMATED.to_string(),
+    ];
     for list in [
         &n.backend_requests,
         &n.backend_errors,

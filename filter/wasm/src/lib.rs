@@ -164,6 +164,12 @@ impl HttpContext for Filter {
                 .on_response_body(&mut host, body_size, end_of_stream),
         )
     }
+
+    /// The stream is over, also when the client left before the end: usage not yet charged is.
+    fn on_log(&mut self) {
+        let mut host = EnvoyHost::new(&mut self.headers);
+        self.flow.on_done(&mut host);
+    }
 }
 
 /// One attempt of a failover request, as an upstream filter.

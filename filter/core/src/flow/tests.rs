@@ -474,13 +474,60 @@ fn buffered_responses_hold_their_headers_for_the_exact_length() {
         ];
         let action = f.on_response_headers(&mut h, false);
         assert_eq!(action == Action::Pause, held, "{status} {ctype}");
-        // Headers that end the stream have no body to wait for.
+        // Headers that end the stream have no body to wait for; a bodiless error gets the
+        // filter's own OpenAI error in its place.
         let (mut f, mut h) = routed();
         h.resp = vec![
             (":status".into(), status.into()),
             ("content-type".into(), ctype.into()),
         ];
-        assert_eq!(f.on_response_headers(&mut h, true), Action::Continue);
+        let action = f.on_response_headers(&mut h, true);
+        if status.starts_with('5') || status.starts_with('4') {
+            assert_eq!(action, Action::Pause, "{status}");
+            let (code, e) = error_of(&h);
+            assert_eq!(code.to_string(), status);
+            assert!(e["error"]["message"].is_string(), "{e}");
+        } else {
+            assert_eq!(action, Action::Continue, "{status}");
+            assert!(h.sent.is_none());
+        }
+    }
+}
+
+#[test]
+fn bodiless_backend_errors_and_redirects_get_an_openai_error() {
+    for (status, hint, want) in [
+        ("500", None, 500),
+        ("429", Some("7"), 429),
+        ("404", None, 404),
+        ("302", None, 502),
+        ("307", None, 502),
+    ] {
+        let (mut f, mut h) = routed();
+        h.resp = vec![
+            (":status".into(), status.into()),
+            ("content-length".into(), "0".into()),
+            ("location".into(), "http://10.9.8.7:8000/v1/x".into()),
+        ];
+        if let Some(secs) = hint {
+            h.resp.push(("retry-after".into(), secs.into()));
+        }
+        assert_eq!(
+            f.on_response_headers(&mut h, true),
+            Action::Pause,
+            "{status}"
+        );
+        let (code, e) = error_of(&h);
+        assert_eq!(code, want, "{status}: {e}");
+        let (_, headers, body) = h.sent.clone().unwrap();
+        assert!(!String::from_utf8_lossy(&body).contains("10.9.8.7"));
+        let retry = headers
+            .iter()
+            .find(|(k, _)| k == "retry-after")
+            .map(|(_, v)| v.as_str());
+        assert_eq!(retry, hint, "{status}");
+        // The reply, should Envoy run it through the filter again, passes untouched.
+        assert_eq!(f.on_response_headers(&mut h, false), Action::Continue);
     }
 }
 
@@ -1674,4 +1721,96 @@ targets = [{ backend = "a", model = "first" }, { backend = "b", model = "second"
             .collect();
         assert!(internal.is_empty(), "{backend} would read {internal:?}");
     }
+}
+
+/// A budgeted key's flow, routed with `body`; its host holds the stream's state.
+fn budgeted(tpm: u32, body: &[u8]) -> (Rc<Plan>, HttpFlow, FakeHost) {
+    let config = CONFIG.replace(
+        "name = \"alice\"\nkey = \"sk-alice\"",
+        &format!("name = \"alice\"\nkey = \"sk-alice\"\ntokens_per_minute = {tpm}"),
+    );
+    let plan = Rc::new(compile("t.toml", &config, &|_| None).unwrap());
+    let mut f = HttpFlow::new(Rc::clone(&plan));
+    let mut h = chat("sk-alice", body);
+    h.now = 1_000;
+    f.on_request_headers(&mut h, false);
+    let len = h.req_body.len();
+    f.on_request_body(&mut h, len, true);
+    (plan, f, h)
+}
+
+/// A budgeted key never streams for free: a stream that declines usage is still asked for it
+/// (and the router's chunk taken out), and a success that reports none, or that the client
+/// leaves before its end, is charged the request's admission estimate.
+#[test]
+fn a_budgeted_key_is_charged_whatever_the_stream_reports() {
+    let declining = br#"{"model":"chat-small","stream":true,"stream_options":{"include_usage":false},"max_tokens":50}"#;
+    let (_, _, h) = budgeted(100, declining);
+    let sent: serde_json::Value = serde_json::from_slice(&h.req_body).unwrap();
+    assert_eq!(sent["stream_options"]["include_usage"], true);
+
+    let (_, _, h) = budgeted(100, br#"{"model":"chat-small","stream":"true"}"#);
+    assert_eq!(error_of(&h).0, 400);
+
+    // The backend ends the stream without usage: charged the estimate (prompt + max_tokens,
+    // over the budget of 100).
+    let body = br#"{"model":"chat-small","stream":true,"max_tokens":200}"#;
+    let (plan, mut f, mut h) = budgeted(100, body);
+    respond(
+        &mut f,
+        &mut h,
+        "200",
+        "text/event-stream",
+        &[b"data: {\"choices\":[]}\n\n", b"data: [DONE]\n\n"],
+    );
+    f.on_done(&mut h);
+    assert_eq!(h.counter(metrics::USAGE_ESTIMATED), 1, "charged once");
+    let next = send_at(
+        &plan,
+        &h.shared,
+        2_000,
+        chat("sk-alice", br#"{"model":"chat-small"}"#),
+    );
+    assert_eq!(error_of(&next).0, 429);
+
+    // The client leaves mid-stream: the access-log callback charges it.
+    let (plan, mut f, mut h) = budgeted(100, body);
+    h.resp = vec![
+        (":status".into(), "200".into()),
+        ("content-type".into(), "text/event-stream".into()),
+    ];
+    f.on_response_headers(&mut h, false);
+    h.resp_body = b"data: {\"choices\":[]}\n\n".to_vec();
+    let size = h.resp_body.len();
+    f.on_response_body(&mut h, size, false);
+    f.on_done(&mut h);
+    let next = send_at(
+        &plan,
+        &h.shared,
+        2_000,
+        chat("sk-alice", br#"{"model":"chat-small"}"#),
+    );
+    assert_eq!(error_of(&next).0, 429);
+
+    // A failed request is not charged an estimate; reported usage is charged as reported.
+    let (_, mut f, mut h) = budgeted(100, body);
+    respond(
+        &mut f,
+        &mut h,
+        "500",
+        "application/json",
+        &[br#"{"error":"x"}"#],
+    );
+    f.on_done(&mut h);
+    assert_eq!(h.counter(metrics::USAGE_ESTIMATED), 0);
+    let (_, mut f, mut h) = budgeted(1000, body);
+    let reply = br#"{"model":"qwen2-0.5b","usage":{"total_tokens":1e30}}"#;
+    respond(&mut f, &mut h, "200", "application/json", &[reply]);
+    f.on_done(&mut h);
+    assert_eq!(h.counter(metrics::USAGE_ESTIMATED), 0);
+    assert_eq!(
+        h.counter(metrics::USAGE_CAPPED),
+        1,
+        "a float count is bounded, not ignored"
+    );
 }
