@@ -45,14 +45,17 @@ def test_chat_stream_with_empty_stream_options_is_charged(brk):
     assert_charged(brk, key)
 
 
-def test_chat_stream_spelled_as_a_string_is_charged(brk):
-    """FINDING (class 8): `"stream": "true"` (pydantic-based servers such as vLLM coerce it to
-    True and stream) is not seen as a stream by the filter, which then asks for no usage."""
+def test_chat_stream_spelled_as_a_string_is_refused(brk):
+    """Was a finding (class 8): `"stream": "true"` (pydantic-based servers such as vLLM coerce it
+    to True and stream) was not seen as a stream by the filter, which then asked for no usage.
+    A budgeted key's `stream` must now be a boolean, as OpenAI itself requires: 400, and no
+    backend sees the request."""
     brk.reset()
     key = BUDGET_KEYS[2]
     status, _, out = chat(brk, key, stream="true")
-    assert status == 200, out
-    assert_charged(brk, key)
+    assert status == 400, out
+    assert json.loads(out)["error"]["param"] == "stream"
+    assert brk.up.requests == []
 
 
 def test_a_client_leaving_before_the_usage_chunk_is_charged(brk):
@@ -66,7 +69,7 @@ def test_a_client_leaving_before_the_usage_chunk_is_charged(brk):
     usage = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": SECRET_MODEL, "choices": [], "usage": USAGE}
     pieces = sse([content, usage, b"[DONE]"])
     # headers + first chunk, a pause, then the usage chunk and the end
-    brk.up.script["s"] = lambda req: [pieces[0], pieces[1], 1.5, *pieces[2:]]
+    brk.up.script[SECRET_MODEL] = lambda req: [pieces[0], pieces[1], 1.5, *pieces[2:]]
     body = json.dumps({"model": "chat", "stream": True, "messages": [{"role": "user", "content": "hi"}]}).encode()
     s = socket.create_connection(("127.0.0.1", brk.port), timeout=10)
     s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer %s\r\n"
@@ -122,7 +125,7 @@ def test_absurd_float_usage_is_capped_not_ignored(brk):
     brk.reset()
     key = BUDGET_KEYS[8]
     usage = b'{"prompt_tokens": 1e30, "completion_tokens": 1e30, "total_tokens": 1e30}'
-    brk.up.script["s"] = lambda req: json_response(200, json.dumps(chat_completion(SECRET_MODEL)).encode().replace(
+    brk.up.script[SECRET_MODEL] = lambda req: json_response(200, json.dumps(chat_completion(SECRET_MODEL)).encode().replace(
         b'{"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}', usage))
     status, _, out = chat(brk, key)
     assert status == 200, out
