@@ -1450,6 +1450,33 @@ fn names_inside_longer_strings_are_renamed_in_json_and_sse() {
     );
 }
 
+/// JSON Lines, NDJSON, JSON text sequences and vendor JSON types are renamed as JSON, every
+/// line of them.
+#[test]
+fn json_lines_and_other_json_types_are_renamed() {
+    for ctype in [
+        "application/jsonl",
+        "application/x-ndjson",
+        "application/json-seq",
+        "application/vnd.api+json",
+        "text/x-json",
+    ] {
+        let (mut f, mut h) = routed();
+        let out = respond(
+            &mut f,
+            &mut h,
+            "200",
+            ctype,
+            &[b"{\"model\":\"qwen2-0.5b\"}\n{\"a\":\"by QWEN2-0.5B\"}\n"],
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"model\":\"chat-small\"}\n{\"a\":\"by chat-small\"}\n",
+            "{ctype}"
+        );
+    }
+}
+
 #[test]
 fn text_bodies_are_renamed_with_their_exact_length() {
     for ctype in [
