@@ -76,7 +76,10 @@ pub(crate) fn decode_string(content: &[u8]) -> String {
             i += 2;
             continue;
         }
-        let Some(unit) = (content.get(i + 1) == Some(&b'u')).then(|| hex4(i + 2)).flatten() else {
+        let Some(unit) = (content.get(i + 1) == Some(&b'u'))
+            .then(|| hex4(i + 2))
+            .flatten()
+        else {
             out.push(b);
             i += 1;
             continue;
@@ -324,7 +327,8 @@ mod tests {
         let mut rng = Rng::new(11);
         for _ in 0..500 {
             let v = rng.value(&TRICKY, 0);
-            if let Ok(serde_json::Value::String(s)) = serde_json::from_str::<serde_json::Value>(&v) {
+            if let Ok(serde_json::Value::String(s)) = serde_json::from_str::<serde_json::Value>(&v)
+            {
                 assert_eq!(decode_string(&v.as_bytes()[1..v.len() - 1]), s, "{v}");
             }
         }
@@ -335,8 +339,14 @@ mod tests {
         assert!(has_printable_escape(br#"{"a":"x\u0041"}"#));
         assert!(has_printable_escape(br#"{"a":"a\/b"}"#));
         assert!(!has_printable_escape(br#"{"a":"a\nb\"c\\u0041"}"#));
-        assert_eq!(string_end_noting_escapes(br#""a\/b" "c""#, 0), Some((5, true)));
-        assert_eq!(string_end_noting_escapes(br#""a\\u" "#, 0), Some((5, false)));
+        assert_eq!(
+            string_end_noting_escapes(br#""a\/b" "c""#, 0),
+            Some((5, true))
+        );
+        assert_eq!(
+            string_end_noting_escapes(br#""a\\u" "#, 0),
+            Some((5, false))
+        );
     }
 
     #[test]

@@ -614,20 +614,34 @@ mod tests {
     fn escaped_and_case_changed_spellings_are_renamed() {
         let r = NameRewriter::with_backends("chat", &["zeta-secret-7b", "acme/zeta-slash-1"]);
         for (input, want) in [
-            (r#"{"a":"I am zeta\u002dsecret\u002d7b"}"#, r#"{"a":"I am chat"}"#),
-            (r#"{"a":"I am \u007aeta-secret-7b"}"#, r#"{"a":"I am chat"}"#),
+            (
+                r#"{"a":"I am zeta\u002dsecret\u002d7b"}"#,
+                r#"{"a":"I am chat"}"#,
+            ),
+            (
+                r#"{"a":"I am \u007aeta-secret-7b"}"#,
+                r#"{"a":"I am chat"}"#,
+            ),
             (r#"{"a":"I am ZETA-SECRET-7B"}"#, r#"{"a":"I am chat"}"#),
             (r#"{"a":"Zeta-Secret-7B"}"#, r#"{"a":"chat"}"#),
             (r#"{"a":"acme\/zeta-slash-1"}"#, r#"{"a":"chat"}"#),
-            (r#"{"a":"I am acme\/ZETA-slash-1\n"}"#, r#"{"a":"I am chat\n"}"#),
-            (r#"{"mod\u0065l":"other","b":"x"}"#, r#"{"mod\u0065l":"chat","b":"x"}"#),
+            (
+                r#"{"a":"I am acme\/ZETA-slash-1\n"}"#,
+                r#"{"a":"I am chat\n"}"#,
+            ),
+            (
+                r#"{"mod\u0065l":"other","b":"x"}"#,
+                r#"{"mod\u0065l":"chat","b":"x"}"#,
+            ),
             // Only strings with such escapes are written again; others stay byte for byte.
             (
                 r#"{"a":"\u00e9 zeta-secret-7b","b":"\u00e9"}"#,
                 "{\"a\":\"\u{e9} chat\",\"b\":\"\\u00e9\"}",
             ),
         ] {
-            let got = r.rewrite_document(input.as_bytes()).map(|o| String::from_utf8(o).unwrap());
+            let got = r
+                .rewrite_document(input.as_bytes())
+                .map(|o| String::from_utf8(o).unwrap());
             assert_eq!(got.as_deref(), Some(want), "{input}");
             let mut walked = Vec::new();
             assert!(r.rewrite_fragment(&mut ScanState::default(), input.as_bytes(), &mut walked));
@@ -655,7 +669,15 @@ mod tests {
     #[test]
     fn no_spelling_survives_decoding() {
         let r = NameRewriter::with_backends("c", &["b/x"]);
-        let spellings = ["b/x", "B/X", "b\\/x", "\\u0062/x", "b\\u002Fx", "b\\/X", "model"];
+        let spellings = [
+            "b/x",
+            "B/X",
+            "b\\/x",
+            "\\u0062/x",
+            "b\\u002Fx",
+            "b\\/X",
+            "model",
+        ];
         let pieces = [&TRICKY[..], &spellings].concat();
         let mut rng = Rng::new(99);
         for _ in 0..3000 {

@@ -102,7 +102,14 @@ const CHARSETS: &[&str] = &[
 
 /// Content and transfer codings (RFC 9110 section 8.4.1, the IANA registry's common ones).
 const CODINGS: &[&str] = &[
-    "gzip", "x-gzip", "deflate", "br", "zstd", "compress", "x-compress", "chunked",
+    "gzip",
+    "x-gzip",
+    "deflate",
+    "br",
+    "zstd",
+    "compress",
+    "x-compress",
+    "chunked",
 ];
 
 /// Cache-control response directives (RFC 9111 section 5.2.2, RFC 8246, RFC 5861), and whether
@@ -314,7 +321,9 @@ fn cache_control(v: &str) -> Option<String> {
 /// An RFC 9110 HTTP-date (any of its three forms) written as an IMF-fixdate, `Sun, 06 Nov 1994
 /// 08:49:37 GMT`; `None` for anything else.
 fn http_date(v: &str) -> Option<String> {
-    httpdate::parse_http_date(v).ok().map(httpdate::fmt_http_date)
+    httpdate::parse_http_date(v)
+        .ok()
+        .map(httpdate::fmt_http_date)
 }
 
 /// A non-negative integer of at most ten digits (RFC 9110 delay-seconds, kept short).
@@ -397,25 +406,57 @@ mod tests {
     #[test]
     fn allowed_values_are_rebuilt_from_their_grammar() {
         for (k, v, want) in [
-            ("content-type", "application/json; model=qwen2-0.5b", "application/json"),
-            ("content-type", "application/json;charset=UTF-8", "application/json; charset=utf-8"),
-            ("content-type", "text/plain; charset=\"qwen2\"", "text/plain"),
+            (
+                "content-type",
+                "application/json; model=qwen2-0.5b",
+                "application/json",
+            ),
+            (
+                "content-type",
+                "application/json;charset=UTF-8",
+                "application/json; charset=utf-8",
+            ),
+            (
+                "content-type",
+                "text/plain; charset=\"qwen2\"",
+                "text/plain",
+            ),
             ("content-type", "TEXT/PLAIN", "text/plain"),
-            ("content-type", "application/vnd.qwen2-0.5b+json", "application/json"),
+            (
+                "content-type",
+                "application/vnd.qwen2-0.5b+json",
+                "application/json",
+            ),
             ("content-type", "text/x-json", "application/json"),
             ("content-type", "application/qwen2+xml", "application/xml"),
             ("content-type", "text/x-qwen2", "text/plain"),
             ("content-type", "audio/x-qwen2", "application/octet-stream"),
             ("content-type", "application/jsonl", "application/jsonl"),
-            ("cache-control", "private, x-served-by=qwen2-0.5b", "private"),
-            ("cache-control", "No-Cache=\"x-qwen2\", max-age=60, max-age=qwen2", "no-cache, max-age=60"),
+            (
+                "cache-control",
+                "private, x-served-by=qwen2-0.5b",
+                "private",
+            ),
+            (
+                "cache-control",
+                "No-Cache=\"x-qwen2\", max-age=60, max-age=qwen2",
+                "no-cache, max-age=60",
+            ),
             ("content-encoding", "identity, x-qwen2-0.5b", ""),
             ("content-encoding", "GZIP, x-qwen2", "gzip"),
             ("transfer-encoding", "chunked", "chunked"),
             ("connection", "close, qwen2", "close"),
             ("keep-alive", "timeout=5, qwen2=1, max=x", "timeout=5"),
-            ("date", "Sunday, 06-Nov-94 08:49:37 GMT", "Sun, 06 Nov 1994 08:49:37 GMT"),
-            ("retry-after", "Sun Nov  6 08:49:37 1994", "Sun, 06 Nov 1994 08:49:37 GMT"),
+            (
+                "date",
+                "Sunday, 06-Nov-94 08:49:37 GMT",
+                "Sun, 06 Nov 1994 08:49:37 GMT",
+            ),
+            (
+                "retry-after",
+                "Sun Nov  6 08:49:37 1994",
+                "Sun, 06 Nov 1994 08:49:37 GMT",
+            ),
         ] {
             let want = (!want.is_empty()).then(|| want.to_string());
             assert_eq!(norm(k, v), want, "{k}: {v}");

@@ -446,24 +446,49 @@ mod tests {
             assert!(!String::from_utf8_lossy(&out).contains("zeta"), "{out:?}");
             assert!(!String::from_utf8_lossy(&out).contains("ZETA"), "{out:?}");
         }
-        let v = parse(&wrap(503, br#"{"error":{"message":"m","type":"server_error","code":"overloaded"}}"#, &[], "c"));
+        let v = parse(&wrap(
+            503,
+            br#"{"error":{"message":"m","type":"server_error","code":"overloaded"}}"#,
+            &[],
+            "c",
+        ));
         assert_eq!(v["error"]["code"], "overloaded");
-        let v = parse(&wrap(503, br#"{"error":{"message":"m","code":503}}"#, &[], "c"));
+        let v = parse(&wrap(
+            503,
+            br#"{"error":{"message":"m","code":503}}"#,
+            &[],
+            "c",
+        ));
         assert_eq!(v["error"]["code"], "503");
     }
 
     #[test]
     fn addresses_are_removed() {
         for (text, want) in [
-            ("connect to 10.9.8.7:8000 failed", "connect to <address> failed"),
+            (
+                "connect to 10.9.8.7:8000 failed",
+                "connect to <address> failed",
+            ),
             ("at 10.9.8.7.", "at <address>."),
-            ("[2001:db8::1]:8000 and ::1 and fe80::1%eth0", "<address> and <address> and <address>"),
-            ("host gpu-node-3:8000, vllm:8000: down", "host <address>, <address>: down"),
+            (
+                "[2001:db8::1]:8000 and ::1 and fe80::1%eth0",
+                "<address> and <address> and <address>",
+            ),
+            (
+                "host gpu-node-3:8000, vllm:8000: down",
+                "host <address>, <address>: down",
+            ),
             ("node-10.0.0.5 x_10.0.0.6", "node-<address> x_<address>"),
             ("backend.internal:443/v1", "<address>/v1"),
             // Not addresses: times, versions, plain words and numbers.
-            ("at 12:30, v1.2.3, max 4096 tokens, ratio 3:4", "at 12:30, v1.2.3, max 4096 tokens, ratio 3:4"),
-            ("caf\u{e9} 10.0.0.1 \u{1F600}", "caf\u{e9} <address> \u{1F600}"),
+            (
+                "at 12:30, v1.2.3, max 4096 tokens, ratio 3:4",
+                "at 12:30, v1.2.3, max 4096 tokens, ratio 3:4",
+            ),
+            (
+                "caf\u{e9} 10.0.0.1 \u{1F600}",
+                "caf\u{e9} <address> \u{1F600}",
+            ),
         ] {
             assert_eq!(without_addresses(text), want, "{text}");
         }
@@ -479,7 +504,8 @@ mod tests {
             serde_json::json!({"error": {"message": "chat-small failed at <address>", "type": "BadRequestError", "param": null, "code": "400"}})
         );
         // Not a client error: the backend's text goes.
-        let data = br#"{"error":{"message":"qwen2-0.5b engine on gpu-3 died","type":"EngineError"}}"#;
+        let data =
+            br#"{"error":{"message":"qwen2-0.5b engine on gpu-3 died","type":"EngineError"}}"#;
         let v = parse(&trimmed(data, &names).unwrap());
         assert_eq!(v["error"]["message"], generic_message(500));
         assert_eq!(v["error"]["type"], "server_error");
@@ -518,12 +544,7 @@ mod tests {
             "chat-small",
         ));
         assert_eq!(v["error"]["message"], "nope");
-        let v = parse(&wrap(
-            404,
-            b"Not Found\n",
-            &["qwen2-0.5b"],
-            "chat-small",
-        ));
+        let v = parse(&wrap(404, b"Not Found\n", &["qwen2-0.5b"], "chat-small"));
         assert_eq!(v["error"]["message"], "Not Found");
         let v = parse(&wrap(500, b"Internal Server Error\n", &[], "c"));
         assert_eq!(v["error"]["message"], generic_message(500));

@@ -514,7 +514,10 @@ fn upstream_errors_keep_status_and_get_the_envelope() {
         &[b"qwen2-0.5b exploded"],
     );
     let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
-    assert_eq!(v["error"]["message"], crate::upstream_errors::generic_message(500));
+    assert_eq!(
+        v["error"]["message"],
+        crate::upstream_errors::generic_message(500)
+    );
     assert_eq!(
         h.header(Headers::Response, "content-length"),
         Some(out.len().to_string().into())
