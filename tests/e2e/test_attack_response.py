@@ -203,7 +203,9 @@ def test_stream_leaks_nothing_in_any_line(env, model):
     assert "event: %s.chunk\nid: %s-1\n:\ndata: " % (model, model) in text
     assert "data: plain text from %s\n\n" % model in text
     error = json.loads(text.split("data: ")[3])
-    assert error == {"error": {"message": "%s hiccup at <url>" % model, "type": "server_error", "param": None, "code": "503"}}
+    # A backend's own failure text is not the client's: a generic message for its status.
+    assert error == {"error": {"message": "The backend is unavailable or overloaded; retry later.", "type": "server_error",
+                               "param": None, "code": "503"}}
     assert text.endswith("data: [DONE]\n\n")
     assert_normal_request_works(env)
 
@@ -212,8 +214,9 @@ def test_openai_shaped_error_keeps_only_openai_fields(env):
     status, headers, body = env.post("/v1/chat/completions", {"model": "err", "messages": []})
     assert status == 503
     assert_clean(status, headers, body)
-    assert json.loads(body) == {"error": {"message": "The model `err` is overloaded at <url>", "type": "server_error",
-                                          "param": None, "code": "overloaded"}}
+    # A 5xx keeps OpenAI's type and code; its text (which named the backend's URL) is generic.
+    assert json.loads(body) == {"error": {"message": "The backend is unavailable or overloaded; retry later.",
+                                          "type": "server_error", "param": None, "code": "overloaded"}}
     assert_normal_request_works(env)
 
 

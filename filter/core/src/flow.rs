@@ -810,7 +810,7 @@ impl BodyKind {
         let mime = ctype.split(';').next().unwrap_or("").trim();
         if mime == "text/event-stream" {
             BodyKind::EventStream
-        } else if mime.ends_with("json") {
+        } else if mime.contains("json") {
             BodyKind::Json
         } else if mime.is_empty()
             || mime.starts_with("text/")

@@ -3,19 +3,100 @@
 //! response the router passes on as it is; it does not validate (a malformed text may yield
 //! `None` or a value found before the fault).
 
-use memchr::{memchr2, memrchr, memrchr3};
+use memchr::{memchr, memchr2, memrchr, memrchr3};
 
 /// Index of the closing quote of the string opening at `open`.
 pub(crate) fn string_end(input: &[u8], open: usize) -> Option<usize> {
+    string_end_noting_escapes(input, open).map(|(end, _)| end)
+}
+
+/// [`string_end`], and whether the string holds an escape that can stand for a printable
+/// character: `\uXXXX` or `\/`. Such a string reads differently once decoded, so a search of
+/// its bytes is not a search of what a client reads. Costs nothing over [`string_end`], which
+/// stops at every backslash anyway.
+pub(crate) fn string_end_noting_escapes(input: &[u8], open: usize) -> Option<(usize, bool)> {
     let mut i = open.checked_add(1)?;
+    let mut noted = false;
     loop {
         let off = memchr2(b'"', b'\\', input.get(i..)?)?;
         let at = i + off;
         if input.get(at) == Some(&b'"') {
-            return Some(at);
+            return Some((at, noted));
+        }
+        noted |= matches!(input.get(at + 1), Some(b'u' | b'/'));
+        i = at + 2;
+    }
+}
+
+/// Whether a JSON text holds an escape that can stand for a printable character (`\uXXXX`,
+/// `\/`) anywhere: one memchr pass when it has no backslash at all.
+pub(crate) fn has_printable_escape(input: &[u8]) -> bool {
+    let mut i = 0;
+    while let Some(off) = input.get(i..).and_then(|rest| memchr(b'\\', rest)) {
+        let at = i + off;
+        if matches!(input.get(at + 1), Some(b'u' | b'/')) {
+            return true;
         }
         i = at + 2;
     }
+    false
+}
+
+/// The text of a JSON string's content (between its quotes) as a client's parser reads it:
+/// escapes decoded, a lone surrogate or invalid UTF-8 read as U+FFFD (as lenient parsers do,
+/// Python's among them, rather than failing); a malformed escape is kept as written.
+pub(crate) fn decode_string(content: &[u8]) -> String {
+    let mut out = Vec::with_capacity(content.len());
+    let mut i = 0;
+    let hex4 = |at: usize| -> Option<u32> {
+        let digits = std::str::from_utf8(content.get(at..at + 4)?).ok()?;
+        u32::from_str_radix(digits, 16)
+            .ok()
+            .filter(|_| digits.bytes().all(|b| b.is_ascii_hexdigit()))
+    };
+    while let Some(&b) = content.get(i) {
+        if b != b'\\' {
+            out.push(b);
+            i += 1;
+            continue;
+        }
+        let simple = match content.get(i + 1) {
+            Some(b'"') => Some(b'"'),
+            Some(b'\\') => Some(b'\\'),
+            Some(b'/') => Some(b'/'),
+            Some(b'b') => Some(8),
+            Some(b'f') => Some(12),
+            Some(b'n') => Some(b'\n'),
+            Some(b'r') => Some(b'\r'),
+            Some(b't') => Some(b'\t'),
+            _ => None,
+        };
+        if let Some(c) = simple {
+            out.push(c);
+            i += 2;
+            continue;
+        }
+        let Some(unit) = (content.get(i + 1) == Some(&b'u'))
+            .then(|| hex4(i + 2))
+            .flatten()
+        else {
+            out.push(b);
+            i += 1;
+            continue;
+        };
+        i += 6;
+        let mut code = unit;
+        if (0xD800..0xDC00).contains(&unit) && content.get(i..i + 2) == Some(b"\\u") {
+            if let Some(low) = hex4(i + 2).filter(|l| (0xDC00..0xE000).contains(l)) {
+                code = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00);
+                i += 6;
+            }
+        }
+        let c = char::from_u32(code).unwrap_or(char::REPLACEMENT_CHARACTER);
+        let mut buf = [0u8; 4];
+        out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 pub(crate) fn is_whitespace(b: u8) -> bool {
@@ -265,6 +346,47 @@ mod tests {
             }
             assert_eq!(member(doc.as_bytes(), b"absent"), None, "{doc}");
         }
+    }
+
+    #[test]
+    fn strings_decode_as_a_lenient_parser_reads_them() {
+        for (raw, want) in [
+            (r"zeta\u002dsecret", "zeta-secret"),
+            (r"\u007Aeta", "zeta"),
+            (r"acme\/x", "acme/x"),
+            (r#"a\"b\\c\nd\te\b\f\r"#, "a\"b\\c\nd\te\u{8}\u{c}\r"),
+            (r"\ud83d\ude00!", "\u{1F600}!"),
+            (r"\ud800x", "\u{FFFD}x"),
+            (r"\udc00", "\u{FFFD}"),
+            (r"\uzzzz \q \", r"\uzzzz \q \"),
+            ("caf\u{e9}", "caf\u{e9}"),
+        ] {
+            assert_eq!(decode_string(raw.as_bytes()), want, "{raw}");
+        }
+        // What serde reads of any valid string, this reads too.
+        let mut rng = Rng::new(11);
+        for _ in 0..500 {
+            let v = rng.value(&TRICKY, 0);
+            if let Ok(serde_json::Value::String(s)) = serde_json::from_str::<serde_json::Value>(&v)
+            {
+                assert_eq!(decode_string(&v.as_bytes()[1..v.len() - 1]), s, "{v}");
+            }
+        }
+    }
+
+    #[test]
+    fn printable_escapes_are_noted() {
+        assert!(has_printable_escape(br#"{"a":"x\u0041"}"#));
+        assert!(has_printable_escape(br#"{"a":"a\/b"}"#));
+        assert!(!has_printable_escape(br#"{"a":"a\nb\"c\\u0041"}"#));
+        assert_eq!(
+            string_end_noting_escapes(br#""a\/b" "c""#, 0),
+            Some((5, true))
+        );
+        assert_eq!(
+            string_end_noting_escapes(br#""a\\u" "#, 0),
+            Some((5, false))
+        );
     }
 
     #[test]

@@ -12,10 +12,16 @@
 //! `meta-llama/Llama-3`) cannot be part of a protocol string and is renamed wherever it occurs:
 //! `qwen2-0.5b-instruct` and `qwen2-0.5b.chunk` become `chat-small-instruct` and `chat-small.chunk`.
 //!
+//! Names are matched in any ASCII case (`QWEN2-0.5B` too), and in what a client's JSON parser
+//! reads rather than in the bytes: a string holding an escape that can stand for a printable
+//! character (`\u002d`, `\/`) is decoded, renamed and written back in canonical JSON (only that
+//! string; its other escapes may be written differently, meaning the same).
+//!
 //! Works on whole documents, searching them with memmem for `"model"` and the backend names, and
 //! on fragments (an SSE event's data lines), walking only their quotes and colons; either way
 //! large bodies such as embeddings pass at memchr speed. A document where a name stands inside a
-//! longer string is walked like a fragment, which knows where strings begin.
+//! longer string, or with such an escape anywhere, is walked like a fragment, which knows where
+//! strings begin.
 
 use std::ops::Range;
 use std::sync::OnceLock;
@@ -23,7 +29,39 @@ use std::sync::OnceLock;
 use memchr::memchr2;
 use memchr::memmem::{self, Finder};
 
-use crate::json_scan::{is_escaped, is_whitespace, skip_whitespace, string_end};
+use crate::json_scan::{
+    decode_string, has_printable_escape, is_escaped, is_whitespace, skip_whitespace, string_end,
+    string_end_noting_escapes,
+};
+
+/// One backend name and its searcher for any ASCII case: memmem for the lower-cased name in
+/// the lower-cased text (positions and lengths are the same in both). One pass to lower a text
+/// serves every name; memmem keeps the search linear and at memchr speed, which a search for the
+/// first byte followed by a comparison would not be on a text of near misses.
+#[derive(Debug, Clone)]
+struct CiName {
+    needle: Vec<u8>,
+    lower: Finder<'static>,
+}
+
+impl CiName {
+    fn new(needle: &[u8]) -> Self {
+        CiName {
+            needle: needle.to_vec(),
+            lower: Finder::new(&needle.to_ascii_lowercase()).into_owned(),
+        }
+    }
+
+    /// Where the name starts in the text whose lower-cased copy is `lower`, in any case,
+    /// without overlaps, in order.
+    fn find_iter<'a>(&'a self, lower: &'a [u8]) -> impl Iterator<Item = usize> + 'a {
+        self.lower.find_iter(lower)
+    }
+
+    fn is(&self, text: &[u8]) -> bool {
+        self.needle.eq_ignore_ascii_case(text)
+    }
+}
 
 /// The names to swap for one request.
 #[derive(Debug, Clone)]
@@ -33,11 +71,13 @@ pub struct NameRewriter {
     /// The client-visible name as plain text, control characters made spaces (it goes into SSE
     /// field lines, where a line break would start a new field).
     client_text: Vec<u8>,
+    /// The client-visible name as it is, for decoded JSON strings (encoded again after).
+    client_plain: String,
     /// Backend names as they appear between quotes, those that differ from the client's (a
     /// failover model has one per target), longest first, each with its searcher built once.
-    backend_raw: Vec<Finder<'static>>,
+    backend_raw: Vec<CiName>,
     /// The same names as plain text, longest first.
-    backend_text: Vec<Finder<'static>>,
+    backend_text: Vec<CiName>,
 }
 
 /// Scanner state carried across the fragments of one JSON text.
@@ -74,13 +114,10 @@ impl NameRewriter {
                 let quoted = json_escaped(b);
                 quoted
                     .get(1..quoted.len().saturating_sub(1))
-                    .map(|raw| Finder::new(raw).into_owned())
+                    .map(CiName::new)
             })
             .collect();
-        let backend_text = names
-            .iter()
-            .map(|b| Finder::new(b.as_bytes()).into_owned())
-            .collect();
+        let backend_text = names.iter().map(|b| CiName::new(b.as_bytes())).collect();
         let client_text = client_name
             .chars()
             .map(|c| if c.is_control() { ' ' } else { c })
@@ -89,6 +126,7 @@ impl NameRewriter {
         NameRewriter {
             client_json,
             client_text,
+            client_plain: client_name.to_string(),
             backend_raw,
             backend_text,
         }
@@ -101,7 +139,7 @@ impl NameRewriter {
 
     /// The backend names as plain text, longest first.
     pub fn backend_names(&self) -> impl Iterator<Item = &[u8]> {
-        self.backend_text.iter().map(Finder::needle)
+        self.backend_text.iter().map(|n| n.needle.as_slice())
     }
 
     /// The client-visible name as a JSON string.
@@ -120,6 +158,10 @@ impl NameRewriter {
     /// it stands. Fragments, whose start may lie inside a string, go through
     /// [`Self::rewrite_fragment`].
     pub fn rewrite_document(&self, input: &[u8]) -> Option<Vec<u8>> {
+        if self.has_backend_names() && has_printable_escape(input) {
+            return self.walk(input);
+        }
+        let lower = self.lowered(input);
         let mut spans = Vec::new();
         static MODEL_KEY: OnceLock<memmem::Finder<'static>> = OnceLock::new();
         let model_key = MODEL_KEY.get_or_init(|| memmem::Finder::new(b"\"model\""));
@@ -136,21 +178,19 @@ impl NameRewriter {
             }
         }
         for finder in &self.backend_raw {
-            let name = finder.needle();
-            for at in finder.find_iter(input) {
+            let name = &finder.needle;
+            for at in finder.find_iter(&lower) {
                 let (open, close) = (at.wrapping_sub(1), at + name.len());
                 let quoted = input.get(open) == Some(&b'"') && input.get(close) == Some(&b'"');
                 if quoted && !is_escaped(input, open) {
-                    // A backend model called `model` is renamed only as a `model` value, as in
-                    // fragments.
-                    if name != b"model" {
+                    // The key `model` (a backend model of that name) is renamed only as a
+                    // `model` value, as in fragments.
+                    if input.get(at..close) != Some(b"model") {
                         spans.push(open..close + 1);
                     }
                 } else if is_word_at(input, at..close, true) {
                     // Inside a longer string (or outside any): only a walk knows which.
-                    let mut out = Vec::with_capacity(input.len() + 16);
-                    let changed = self.rewrite_fragment(&mut ScanState::default(), input, &mut out);
-                    return changed.then_some(out);
+                    return self.walk(input);
                 }
             }
         }
@@ -173,10 +213,26 @@ impl NameRewriter {
         Some(out)
     }
 
+    /// `input` lower-cased for [`CiName::find_iter`]; empty when there is no name to find.
+    fn lowered(&self, input: &[u8]) -> Vec<u8> {
+        if self.has_backend_names() {
+            input.to_ascii_lowercase()
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// The whole text walked as one fragment; `None` when nothing changed.
+    fn walk(&self, input: &[u8]) -> Option<Vec<u8>> {
+        let mut out = Vec::with_capacity(input.len() + 16);
+        let changed = self.rewrite_fragment(&mut ScanState::default(), input, &mut out);
+        changed.then_some(out)
+    }
+
     /// Appends `input`, rewritten, to `out`; `state` continues from the previous fragment of the same
     /// text. Returns whether anything was replaced.
     pub fn rewrite_fragment(&self, state: &mut ScanState, input: &[u8], out: &mut Vec<u8>) -> bool {
-        let words = word_spans(&self.backend_raw, input, true);
+        let words = word_spans(&self.backend_raw, input, &self.lowered(input), true);
         let mut next_word = 0;
         let client_inner = self
             .client_json
@@ -196,20 +252,47 @@ impl NameRewriter {
                 i = at + 1;
                 continue;
             }
-            let Some(end) = string_end(input, at) else {
+            let Some((end, escaped)) = string_end_noting_escapes(input, at) else {
                 // A string cut by the fragment's end: JSON strings never span lines, so this is
                 // malformed input; leave it as it is.
                 state.expect_model_value = false;
                 break;
             };
             let content = input.get(at + 1..end).unwrap_or(&[]);
-            let is_model_key = content == b"model";
-            let replace = state.expect_model_value
-                || (!is_model_key && self.backend_raw.iter().any(|b| b.needle() == content));
             // Names standing as words before this string were outside strings: skipped.
             while words.get(next_word).is_some_and(|w| w.start <= at) {
                 next_word += 1;
             }
+            if escaped && self.has_backend_names() {
+                // Read as the client's parser reads it; the string's raw words do not count.
+                while words.get(next_word).is_some_and(|w| w.end <= end) {
+                    next_word += 1;
+                }
+                let text = decode_string(content);
+                let is_model_key = text == "model";
+                let renamed = if state.expect_model_value
+                    || (!is_model_key && self.backend_text.iter().any(|b| b.is(text.as_bytes())))
+                {
+                    Some(self.client_json.clone())
+                } else {
+                    let mut renamed = Vec::with_capacity(text.len() + 16);
+                    self.rename_words(text.as_bytes(), self.client_plain.as_bytes(), &mut renamed)
+                        .then(|| json_escaped(&String::from_utf8_lossy(&renamed)))
+                };
+                if let Some(renamed) = renamed {
+                    out.extend_from_slice(input.get(copied..at).unwrap_or(&[]));
+                    out.extend_from_slice(&renamed);
+                    copied = end + 1;
+                    changed = true;
+                }
+                state.expect_model_value = false;
+                state.last_was_model_key = is_model_key;
+                i = end + 1;
+                continue;
+            }
+            let is_model_key = content == b"model";
+            let replace = state.expect_model_value
+                || (!is_model_key && self.backend_raw.iter().any(|b| b.is(content)));
             if replace {
                 out.extend_from_slice(input.get(copied..at).unwrap_or(&[]));
                 out.extend_from_slice(&self.client_json);
@@ -243,11 +326,17 @@ impl NameRewriter {
     /// Appends `input`, a plain text, to `out` with every backend name standing as a word
     /// replaced by the client's; returns whether anything was replaced.
     pub fn rewrite_text(&self, input: &[u8], out: &mut Vec<u8>) -> bool {
-        let words = word_spans(&self.backend_text, input, false);
+        self.rename_words(input, &self.client_text, out)
+    }
+
+    /// Appends `input`, a plain text, to `out` with every backend name standing as a word (in
+    /// any case) replaced by `client`; returns whether anything was replaced.
+    fn rename_words(&self, input: &[u8], client: &[u8], out: &mut Vec<u8>) -> bool {
+        let words = word_spans(&self.backend_text, input, &self.lowered(input), false);
         let mut copied = 0;
         for w in &words {
             out.extend_from_slice(input.get(copied..w.start).unwrap_or(&[]));
-            out.extend_from_slice(&self.client_text);
+            out.extend_from_slice(client);
             copied = w.end;
         }
         out.extend_from_slice(input.get(copied..).unwrap_or(&[]));
@@ -255,17 +344,17 @@ impl NameRewriter {
     }
 }
 
-/// Where `names` stand as words in `hay` (see the module doc), a longer name winning over a
-/// shorter one it contains; in order, without overlaps. `json`: `hay` is JSON text, whose
-/// escapes end words. Linear in `hay` per name, plus a sort: a backend repeating a name a
-/// million times costs no more than its bytes.
-fn word_spans(names: &[Finder<'static>], hay: &[u8], json: bool) -> Vec<Range<usize>> {
+/// Where `names` stand as words in `hay` (see the module doc), in any ASCII case, a longer name
+/// winning over a shorter one it contains; in order, without overlaps. `lower` is `hay`
+/// lower-cased. `json`: `hay` is JSON text, whose escapes end words. Linear in `hay` per name,
+/// plus a sort: a backend repeating a name a million times costs no more than its bytes.
+fn word_spans(names: &[CiName], hay: &[u8], lower: &[u8], json: bool) -> Vec<Range<usize>> {
     let mut spans: Vec<Range<usize>> = Vec::new();
     for finder in names {
-        let name = finder.needle();
+        let name = &finder.needle;
         // Spans of longer names so far, sorted and disjoint, to test overlaps by bisection.
         let taken = spans.len();
-        for at in finder.find_iter(hay) {
+        for at in finder.find_iter(lower) {
             let span = at..at + name.len();
             let earlier = spans.get(..taken).unwrap_or(&[]);
             let after = earlier.partition_point(|s| s.end <= span.start);
@@ -410,8 +499,13 @@ mod tests {
         };
         // Sentence ends, punctuation, escapes and other names around it.
         assert_eq!(
-            doc(r#"{"a":"(llama3). `llama3`\nllama3\u00e9llama3-v2 llama3:8b /llama3"}"#),
-            r#"{"a":"(chat-small). `chat-small`\nchat-small\u00e9chat-small-v2 chat-small:8b /chat-small"}"#
+            doc(r#"{"a":"(llama3). `llama3`\nllama3\tllama3-v2 llama3:8b /llama3"}"#),
+            r#"{"a":"(chat-small). `chat-small`\nchat-small\tchat-small-v2 chat-small:8b /chat-small"}"#
+        );
+        // A string with a `\u` escape is decoded, renamed and written again canonically.
+        assert_eq!(
+            doc(r#"{"a":"llama3\u00e9llama3\n","b":"\u00e9"}"#),
+            "{\"a\":\"chat-small\u{e9}chat-small\\n\",\"b\":\"\\u00e9\"}"
         );
         // Not where it continues another identifier.
         for kept in [
@@ -512,6 +606,92 @@ mod tests {
             renamed > 300,
             "only {renamed} documents had something to rename"
         );
+    }
+
+    /// What a client's parser reads: names written with escapes (`\u002d`, `\/`, one escaped
+    /// letter) or in another case are renamed, in documents and in fragments.
+    #[test]
+    fn escaped_and_case_changed_spellings_are_renamed() {
+        let r = NameRewriter::with_backends("chat", &["zeta-secret-7b", "acme/zeta-slash-1"]);
+        for (input, want) in [
+            (
+                r#"{"a":"I am zeta\u002dsecret\u002d7b"}"#,
+                r#"{"a":"I am chat"}"#,
+            ),
+            (
+                r#"{"a":"I am \u007aeta-secret-7b"}"#,
+                r#"{"a":"I am chat"}"#,
+            ),
+            (r#"{"a":"I am ZETA-SECRET-7B"}"#, r#"{"a":"I am chat"}"#),
+            (r#"{"a":"Zeta-Secret-7B"}"#, r#"{"a":"chat"}"#),
+            (r#"{"a":"acme\/zeta-slash-1"}"#, r#"{"a":"chat"}"#),
+            (
+                r#"{"a":"I am acme\/ZETA-slash-1\n"}"#,
+                r#"{"a":"I am chat\n"}"#,
+            ),
+            (
+                r#"{"mod\u0065l":"other","b":"x"}"#,
+                r#"{"mod\u0065l":"chat","b":"x"}"#,
+            ),
+            // Only strings with such escapes are written again; others stay byte for byte.
+            (
+                r#"{"a":"\u00e9 zeta-secret-7b","b":"\u00e9"}"#,
+                "{\"a\":\"\u{e9} chat\",\"b\":\"\\u00e9\"}",
+            ),
+        ] {
+            let got = r
+                .rewrite_document(input.as_bytes())
+                .map(|o| String::from_utf8(o).unwrap());
+            assert_eq!(got.as_deref(), Some(want), "{input}");
+            let mut walked = Vec::new();
+            assert!(r.rewrite_fragment(&mut ScanState::default(), input.as_bytes(), &mut walked));
+            assert_eq!(String::from_utf8(walked).unwrap(), want, "{input}");
+        }
+        let mut out = Vec::new();
+        assert!(r.rewrite_text(b"I am ZETA-Secret-7b.", &mut out));
+        assert_eq!(out, b"I am chat.".to_vec());
+    }
+
+    fn strings_of(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::String(s) => out.push(s.clone()),
+            serde_json::Value::Array(a) => a.iter().for_each(|x| strings_of(x, out)),
+            serde_json::Value::Object(o) => o.iter().for_each(|(k, x)| {
+                out.push(k.clone());
+                strings_of(x, out);
+            }),
+            _ => {}
+        }
+    }
+
+    /// Random documents full of spellings of a name: once renamed, no string a parser reads
+    /// holds the name in any case, and the document is still valid JSON.
+    #[test]
+    fn no_spelling_survives_decoding() {
+        let r = NameRewriter::with_backends("c", &["b/x"]);
+        let spellings = [
+            "b/x",
+            "B/X",
+            "b\\/x",
+            "\\u0062/x",
+            "b\\u002Fx",
+            "b\\/X",
+            "model",
+        ];
+        let pieces = [&TRICKY[..], &spellings].concat();
+        let mut rng = Rng::new(99);
+        for _ in 0..3000 {
+            let doc = rng.document(&pieces);
+            let out = r
+                .rewrite_document(doc.as_bytes())
+                .unwrap_or_else(|| doc.as_bytes().to_vec());
+            let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            let mut strings = Vec::new();
+            strings_of(&v, &mut strings);
+            for s in strings {
+                assert!(!s.to_ascii_lowercase().contains("b/x"), "{s} in {doc}");
+            }
+        }
     }
 
     #[test]

@@ -561,7 +561,10 @@ fn upstream_errors_keep_status_and_get_the_envelope() {
         &[b"qwen2-0.5b exploded"],
     );
     let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
-    assert_eq!(v["error"]["message"], "chat-small exploded");
+    assert_eq!(
+        v["error"]["message"],
+        crate::upstream_errors::generic_message(500)
+    );
     assert_eq!(
         h.header(Headers::Response, "content-length"),
         Some(out.len().to_string().into())
@@ -1497,6 +1500,33 @@ fn names_inside_longer_strings_are_renamed_in_json_and_sse() {
     );
 }
 
+/// JSON Lines, NDJSON, JSON text sequences and vendor JSON types are renamed as JSON, every
+/// line of them.
+#[test]
+fn json_lines_and_other_json_types_are_renamed() {
+    for ctype in [
+        "application/jsonl",
+        "application/x-ndjson",
+        "application/json-seq",
+        "application/vnd.api+json",
+        "text/x-json",
+    ] {
+        let (mut f, mut h) = routed();
+        let out = respond(
+            &mut f,
+            &mut h,
+            "200",
+            ctype,
+            &[b"{\"model\":\"qwen2-0.5b\"}\n{\"a\":\"by QWEN2-0.5B\"}\n"],
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"model\":\"chat-small\"}\n{\"a\":\"by chat-small\"}\n",
+            "{ctype}"
+        );
+    }
+}
+
 #[test]
 fn text_bodies_are_renamed_with_their_exact_length() {
     for ctype in [
@@ -1521,7 +1551,7 @@ fn openai_shaped_errors_lose_their_extra_fields() {
     let out = respond(
         &mut f,
         &mut h,
-        "503",
+        "400",
         "application/json",
         &[br#"{"error":{"message":"model qwen2-0.5b overloaded","type":"server_error","param":null,"code":"overloaded","backend_url":"http://10.0.0.5:8000/v1"}}"#],
     );

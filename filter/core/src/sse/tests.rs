@@ -8,7 +8,7 @@ const CHAT: &str = concat!(
     "data: {\"id\":\"c1\",\"model\":\"llama-3-backend\",\"choices\":[{\"delta\":{\"content\":\"h\u{e9}llo \u{1f600} \u{4e16}\u{754c}\"}}]}\n\n",
     ": keep-alive comment from llama-3-backend\n\n",
     "event: message\r\ndata: {\"model\":\"llama-3-backend\",\r\ndata: \"x\":\"llama-3-backend\"}\r\n\r\n",
-    "event: llama-3-backend\nid: llama-3-backend/7\ndata: {\"error\":{\"message\":\"llama-3-backend is down\",\"code\":1,\"url\":\"http://h\"}}\n\n",
+    "event: llama-3-backend\nid: llama-3-backend/7\ndata: {\"error\":{\"message\":\"llama-3-backend is down\",\"code\":400,\"url\":\"http://h\"}}\n\n",
     "data: llama-3-backend says: \u{e9}t\u{e9}\n\n",
     "data:{\"model\":\"llama-3-backend\",\"usage\":{\"total_tokens\":9}}\r\r",
     "data: [DONE]\n\n",
@@ -19,7 +19,7 @@ const EXPECTED: &str = concat!(
     "data: {\"id\":\"c1\",\"model\":\"my-chat\",\"choices\":[{\"delta\":{\"content\":\"h\u{e9}llo \u{1f600} \u{4e16}\u{754c}\"}}]}\n\n",
     ":\n\n",
     "event: message\r\ndata: {\"model\":\"my-chat\",\r\ndata: \"x\":\"my-chat\"}\r\n\r\n",
-    "event: my-chat\nid: my-chat/7\ndata: {\"error\":{\"message\":\"my-chat is down\",\"type\":\"server_error\",\"param\":null,\"code\":\"1\"}}\n\n",
+    "event: my-chat\nid: my-chat/7\ndata: {\"error\":{\"message\":\"my-chat is down\",\"type\":\"invalid_request_error\",\"param\":null,\"code\":\"400\"}}\n\n",
     "data: my-chat says: \u{e9}t\u{e9}\n\n",
     "data:{\"model\":\"my-chat\",\"usage\":{\"total_tokens\":9}}\r\r",
     "data: [DONE]\n\n",
@@ -281,4 +281,21 @@ fn golden_dialects() {
         assert_eq!(tokens, case.tokens, "{name}");
         assert!(!out.contains("acme-"), "{name}: {out}");
     }
+}
+
+/// Names spelled with JSON escapes or in another case, in `data:` JSON and in text lines, are
+/// renamed as a client's parser reads them.
+#[test]
+fn escaped_and_case_changed_names_are_renamed_in_events() {
+    let mut r = SseModelRewriter::new(NameRewriter::with_backends(
+        "chat",
+        &["zeta-secret-7b", "acme/zeta-slash-1"],
+    ));
+    let out = r.feed(
+        b"data: {\"model\":\"acme\\/zeta-slash-1\",\"choices\":[{\"delta\":{\"content\":\"I am zeta\\u002dsecret-7b and ACME\\/Zeta-Slash-1\"}}]}\n\nevent: ZETA-SECRET-7B\ndata: I am Zeta-Secret-7b\n\n",
+    );
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "data: {\"model\":\"chat\",\"choices\":[{\"delta\":{\"content\":\"I am chat and chat\"}}]}\n\nevent: chat\ndata: I am chat\n\n"
+    );
 }
