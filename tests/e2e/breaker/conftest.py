@@ -14,7 +14,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE.parents[2] / "examples"))
 from stack import Stack, free_port  # noqa: E402
-from scripted_upstream import ScriptedUpstream  # noqa: E402
+from .scripted_upstream import ScriptedUpstream  # noqa: E402
 
 SECRET_MODEL = "zeta-secret-7b"
 SLASH_MODEL = "acme/zeta-slash-1"

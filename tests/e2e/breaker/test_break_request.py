@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import BACKEND_KEY, assert_openai_error
+from .conftest import BACKEND_KEY, assert_openai_error
 
 OUTSIDE = json.dumps({"model": "slashy", "messages": [{"role": "user", "content": "hi"}]}).encode()
 INSIDE = json.dumps({"model": "chat", "messages": [{"role": "user", "content": "hi"}]}).encode()

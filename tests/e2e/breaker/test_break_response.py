@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from conftest import SECRET_MODEL, SLASH_MODEL, assert_openai_error, leaked
-from scripted_upstream import chat_completion, chunked, http, json_response, sse
+from .conftest import SECRET_MODEL, SLASH_MODEL, assert_openai_error, leaked
+from .scripted_upstream import chat_completion, chunked, http, json_response, sse
 
 CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
 

@@ -6,8 +6,8 @@ import os
 import random
 import string
 
-from conftest import BACKEND_KEY, BUDGET_KEYS
-from scripted_upstream import json_response
+from .conftest import BACKEND_KEY, BUDGET_KEYS
+from .scripted_upstream import json_response
 
 
 def rss_kib(pid):

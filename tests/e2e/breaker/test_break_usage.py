@@ -7,8 +7,8 @@ import json
 import socket
 import time
 
-from conftest import BUDGET_KEYS, SECRET_MODEL
-from scripted_upstream import chat_completion, json_response, sse
+from .conftest import BUDGET_KEYS, SECRET_MODEL
+from .scripted_upstream import chat_completion, json_response, sse
 
 USAGE = {"prompt_tokens": 200, "completion_tokens": 200, "total_tokens": 400}
 
