@@ -1,6 +1,6 @@
 """Breaker: request framings, client-controlled headers, Envoy's own replies (issue 14, classes
 1, 2 and 7). Each attack checks what the backend received and that the client got an OpenAI
-error. Tests marked FINDING failed against h14-break when written."""
+error. Tests marked "was a finding" failed when written, and pass since their fix."""
 
 import json
 import time
@@ -158,7 +158,7 @@ def test_client_x_envoy_headers_do_not_steer_retries(brk):
     """Held: `x-envoy-retry-on`/`x-envoy-max-retries` from a client
     make Envoy retry a failing backend (request amplification, attempts nobody configured)."""
     brk.reset()
-    from scripted_upstream import json_response
+    from .scripted_upstream import json_response
     brk.up.script["zeta-secret-7b"] = lambda req: json_response(500, {"error": {"message": "x", "type": "server_error", "param": None, "code": None}})
     extra = b"x-envoy-retry-on: 5xx,retriable-status-codes\r\nx-envoy-max-retries: 5\r\nx-envoy-retriable-status-codes: 500\r\n"
     raw = brk.send_raw(post(key=b"sk-test", extra=extra))
@@ -170,7 +170,7 @@ def test_client_x_envoy_headers_do_not_steer_retries(brk):
 def test_client_x_envoy_timeout_header_is_ignored(brk):
     """Held: `x-envoy-upstream-rq-timeout-ms: 1` from a client is ignored."""
     brk.reset()
-    from scripted_upstream import json_response, chat_completion
+    from .scripted_upstream import json_response, chat_completion
     brk.up.script["zeta-secret-7b"] = lambda req: [0.3, json_response(200, chat_completion("zeta-secret-7b"))]
     raw = brk.send_raw(post(key=b"sk-test", extra=b"x-envoy-upstream-rq-timeout-ms: 1\r\n"))
     status, _, body = status_and_body(raw)

@@ -1,5 +1,5 @@
 """Breaker: every byte a backend sends (issue 14, classes 3, 4 and 7), from a scripted raw
-upstream. Tests marked FINDING in their docstring failed against h14-break when written."""
+upstream. Tests marked "was a finding" failed when written, and pass since their fix."""
 
 import json
 
@@ -34,7 +34,7 @@ BODILESS = {
 
 @pytest.mark.parametrize("case", list(BODILESS))
 def test_a_bodiless_backend_error_gets_the_openai_envelope(brk, case):
-    """FINDING (class 7/3): a backend error or redirect without a body reaches the client as
+    """Was a finding, now fixed (class 7/3): a backend error or redirect without a body reaches the client as
     `content-type: application/json` with an EMPTY body: the flow treats an end of stream at the
     response headers as "Envoy's own bodiless answer" and adds no body, and Envoy's local reply
     mapper does not apply to upstream responses. The README promises "Errors: always OpenAI's
@@ -60,7 +60,7 @@ HEADER_VALUES = {
 
 @pytest.mark.parametrize("case", list(HEADER_VALUES))
 def test_allowed_header_values_carry_no_backend_text(brk, case):
-    """FINDING (class 3): the allow-list passes `content-type`, `cache-control`,
+    """Was a finding, now fixed (class 3): the allow-list passes `content-type`, `cache-control`,
     `content-encoding` and `date` whatever their VALUE, so a backend writes its model name or
     address into them and the client reads it. README: "nothing of a backend reaches the client"."""
     brk.reset()
@@ -108,7 +108,7 @@ SPELLINGS = {
 
 @pytest.mark.parametrize("case", list(SPELLINGS))
 def test_json_names_in_other_spellings(brk, case):
-    """FINDING (class 3), all four cases: a 200 JSON body naming the backend model with JSON
+    """Was a finding, now fixed (class 3), all four cases: a 200 JSON body naming the backend model with JSON
     escapes (`\\u002d`, `\\/`, as PHP/Java encoders write `/`) or in another case reaches the client,
     whose JSON parser decodes it to the backend's name."""
     brk.reset()
@@ -128,7 +128,7 @@ SSE_SPELLINGS = {
 
 @pytest.mark.parametrize("case", list(SSE_SPELLINGS))
 def test_sse_names_in_other_spellings(brk, case):
-    """FINDING (class 3), both cases: the same escapes in a streamed chunk."""
+    """Was a finding, now fixed (class 3), both cases: the same escapes in a streamed chunk."""
     brk.reset()
     brk.up.script["s"] = lambda req: sse([SSE_SPELLINGS[case], b"[DONE]"])
     model = "slashy" if "slash" in case else "chat"
@@ -141,7 +141,7 @@ def test_sse_names_in_other_spellings(brk, case):
 
 
 def test_error_text_names_no_backend_address(brk):
-    """FINDING (class 3): an error message naming the backend's host without a
+    """Was a finding, now fixed (class 3): an error message naming the backend's host without a
     scheme (`10.9.8.7:8000`, as connection errors of proxies and vLLM's engine client do)."""
     brk.reset()
     err = {"error": {"message": "upstream connect to 10.9.8.7:8000 (zeta-gpu-node-3) failed", "type": "server_error",
@@ -172,7 +172,7 @@ TYPES = ["application/problem+json", "application/x-ndjson", "text/html; charset
 
 @pytest.mark.parametrize("ctype", TYPES)
 def test_textual_types_are_renamed(brk, ctype):
-    """FINDING (minor, class 3) for `application/jsonl`: JSON Lines is not recognised as JSON or
+    """Was a finding, now fixed (minor, class 3) for `application/jsonl`: JSON Lines is not recognised as JSON or
     text, so it passes unrenamed (counted in airouter_model_unrenamed_bodies, as documented for
     unknown types). The other textual types held."""
     brk.reset()

@@ -1,7 +1,7 @@
 """Breaker: a key with `tokens_per_minute = 100` must be charged in every stream dialect and
 however the client words its request (issue 14, class 8). The scripted upstream reports 400
 tokens, so one charged request uses up the minute and the next one is refused with a 429.
-Tests marked FINDING failed against h14-break when written."""
+Tests marked "was a finding" failed when written, and pass since their fix."""
 
 import json
 import socket
@@ -24,7 +24,7 @@ def assert_charged(brk, key):
 
 
 def test_chat_stream_that_declines_usage_is_charged(brk):
-    """FINDING (class 8): the client sends `"stream_options": {"include_usage": false}`; the filter
+    """Was a finding, now fixed (class 8): the client sends `"stream_options": {"include_usage": false}`; the filter
     only adds `include_usage` when the request has no `stream_options`, so the backend (like
     OpenAI and vLLM) reports no usage and the key is never charged: unlimited tokens."""
     brk.reset()
@@ -37,7 +37,7 @@ def test_chat_stream_that_declines_usage_is_charged(brk):
 
 
 def test_chat_stream_with_empty_stream_options_is_charged(brk):
-    """FINDING (class 8): `"stream_options": {}` is the same hole."""
+    """Was a finding, now fixed (class 8): `"stream_options": {}` is the same hole."""
     brk.reset()
     key = BUDGET_KEYS[1]
     status, _, out = chat(brk, key, stream=True, stream_options={})
@@ -59,7 +59,7 @@ def test_chat_stream_spelled_as_a_string_is_refused(brk):
 
 
 def test_a_client_leaving_before_the_usage_chunk_is_charged(brk):
-    """FINDING (class 8): the usage chunk comes last; a client that reads the answer and closes
+    """Was a finding, now fixed (class 8): the usage chunk comes last; a client that reads the answer and closes
     the connection before it is never charged (no reservation at admission without
     [global_limits])."""
     brk.reset()
@@ -120,7 +120,7 @@ def test_responses_stream_incomplete_and_failed_are_charged(brk):
 
 
 def test_absurd_float_usage_is_capped_not_ignored(brk):
-    """FINDING (class 4/8): `total_tokens: 1e30` (a float) is not read as a count,
+    """Was a finding, now fixed (class 4/8): `total_tokens: 1e30` (a float) is not read as a count,
     and the key is charged nothing instead of the cap."""
     brk.reset()
     key = BUDGET_KEYS[8]
