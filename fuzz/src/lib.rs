@@ -21,9 +21,12 @@ pub mod names;
 pub mod retry_after;
 pub mod sse;
 
+/// A target's property check: panics when the input breaks a property.
+pub type Check = fn(&[u8]);
+
 /// Every fuzz target by name (the name of its `fuzz_targets/` file and of its corpus directories),
 /// with the property check it runs.
-pub const TARGETS: [(&str, fn(&[u8])); 8] = [
+pub const TARGETS: [(&str, Check); 8] = [
     ("json_body", json_body::check),
     ("multipart", multipart::check),
     ("sse", sse::check),

@@ -3,6 +3,9 @@
 //! that once broke a property, kept so the class stays fixed) and of `fuzz/seeds/<target>/` (the
 //! starting corpus, real-shaped inputs).
 
+// Test code, helpers included, may fail loudly.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
 use std::fs;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
