@@ -7,12 +7,13 @@ WASM     := target/wasm32-wasip1/release/airouter_filter.wasm
 AIROUTER := target/release/airouter
 CARGO    ?= cargo
 
-.PHONY: run test bench bench-tools build wasm sidecar venv wasm-target redis lint unit e2e schema clean
+.PHONY: run test bench bench-tools build wasm sidecar venv wasm-target redis lint unit e2e schema clean \
+        fuzz fuzz-quick fuzz-tools soak
 
 run: venv build
 	$(PY) examples/run_demo.py
 
-test: lint unit e2e
+test: lint unit fuzz-quick e2e
 
 build: wasm sidecar
 
@@ -50,6 +51,33 @@ unit: wasm
 # End-to-end: real Envoy + the filter, driven by the openai SDK.
 e2e: venv build redis
 	$(PY) -m pytest tests/e2e -q -p no:cacheprovider
+
+# Fuzzing with cargo-fuzz (libFuzzer) on the stable toolchain: fuzz/run.sh sets RUSTC_BOOTSTRAP=1
+# for cargo-fuzz's few unstable flags and uses no sanitizer, so no nightly is needed. `make test`
+# runs every target for FUZZ_TEST_SECONDS; `make fuzz` for FUZZ_SECONDS each. Inputs that break a
+# property are listed at the end; saved under fuzz/regressions/<target>/, `cargo test` replays them.
+CARGO_FUZZ_VERSION := 0.13.2
+FUZZ_SECONDS       ?= 300
+FUZZ_TEST_SECONDS  ?= 20
+
+fuzz-tools:
+	@$(CARGO) fuzz --version 2>/dev/null | grep -qx 'cargo-fuzz $(CARGO_FUZZ_VERSION)' || \
+	  $(CARGO) install cargo-fuzz --locked --version $(CARGO_FUZZ_VERSION)
+
+fuzz: fuzz-tools
+	CARGO=$(CARGO) fuzz/run.sh $(FUZZ_SECONDS)
+
+fuzz-quick: fuzz-tools
+	CARGO=$(CARGO) fuzz/run.sh $(FUZZ_TEST_SECONDS)
+
+# Soak (not part of `make test`, a few minutes): SOAK_REQUESTS through the demo stack at
+# SOAK_CONCURRENCY, mixing answers, streams, errors and hang-ups; Envoy's memory must stay flat and
+# the filter's counters must add up (tests/soak/soak.py says how each is judged).
+SOAK_REQUESTS    ?= 100000
+SOAK_CONCURRENCY ?= 64
+
+soak: venv build
+	$(PY) tests/soak/soak.py --requests $(SOAK_REQUESTS) --concurrency $(SOAK_CONCURRENCY)
 
 # Benchmarks (not part of `make test`): criterion micro-benchmarks, then the interleaved end-to-end
 # runs against plain Envoy, LiteLLM and nginx; rewrites BENCHMARKS.md and docs/bench-latency.png.

@@ -51,7 +51,8 @@ impl KeyRing {
     }
 
     pub fn parse_hex(hex: &str) -> Option<[u8; 32]> {
-        if hex.len() != 64 {
+        // `from_str_radix` alone would also take a sign (`+f`).
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
         }
         let mut out = [0u8; 32];
@@ -191,5 +192,6 @@ mod tests {
             .collect();
         assert_eq!(KeyRing::parse_hex(&hex), Some(KeyRing::hash("x")));
         assert_eq!(KeyRing::parse_hex("zz"), None);
+        assert_eq!(KeyRing::parse_hex(&"+f".repeat(32)), None);
     }
 }

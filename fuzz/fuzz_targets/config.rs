@@ -1,0 +1,4 @@
+//! libFuzzer entry point of [`airouter_fuzz::config::check`].
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| airouter_fuzz::config::check(data));
