@@ -11,7 +11,7 @@ use std::path::Path;
 
 use airouter_core::api::Api;
 use airouter_core::config::{compile, ConfigErrors, Credential, Plan};
-use airouter_sidecar::bootstrap;
+use airouter_sidecar::bootstrap::{self, plugin_config};
 use serde_json::Value;
 
 const FILE: &str = "fuzz.toml";
@@ -22,12 +22,12 @@ fn env(name: &str) -> Option<String> {
 }
 
 fn render(plan: &Plan, text: &str) -> Value {
-    bootstrap::render(
+    bootstrap::render(bootstrap::parts(
         plan,
         text,
         Path::new("/airouter.wasm"),
         Path::new("/ca.pem"),
-    )
+    ))
 }
 
 /// Every plugin configuration (`configuration.value` of a wasm filter) in a bootstrap.
@@ -126,16 +126,40 @@ pub fn check(data: &[u8]) {
         Ok(plan) => plan,
         Err(errs) => return check_errors(text, &errs),
     };
-    let rendered = render(&plan, text);
+    // What Envoy holds: the text without secrets, compiling to a plan that behaves the same.
+    let Ok(cleaned) = plugin_config::sanitize(text) else {
+        // Refused only for a backend key no environment variable can carry.
+        return;
+    };
+    let env_for_envoy = |name: &str| {
+        cleaned
+            .env
+            .iter()
+            .find(|(var, _)| var == name)
+            .map(|(_, value)| value.expose().to_string())
+            .or_else(|| env(name))
+    };
+    let for_envoy = compile(&plan.source, &cleaned.text, &env_for_envoy).unwrap_or_else(|e| {
+        panic!(
+            "the text for Envoy does not compile: {e}\n  input: {text:?}\n  cleaned: {:?}",
+            cleaned.text
+        )
+    });
+    assert!(
+        plugin_config::same_behaviour(&plan, &for_envoy),
+        "the text for Envoy behaves differently\n  input: {text:?}\n  cleaned: {:?}",
+        cleaned.text
+    );
+    let rendered = render(&for_envoy, &cleaned.text);
     let mut configs = Vec::new();
     plugin_configs(&rendered, &mut configs);
     assert!(
         !configs.is_empty(),
         "the bootstrap carries no plugin configuration: {text:?}"
     );
-    let want = fingerprint(&plan);
+    let want = fingerprint(&for_envoy);
     for config in configs {
-        let again = compile(&plan.source, &config, &env)
+        let again = compile(&plan.source, &config, &env_for_envoy)
             .unwrap_or_else(|e| panic!("the rendered configuration does not compile: {e}\n  input: {text:?}\n  rendered: {config:?}"));
         assert!(
             fingerprint(&again) == want,

@@ -19,7 +19,9 @@ fn hint(
     reset_requests: Option<&str>,
     reset_tokens: Option<&str>,
 ) -> Option<u64> {
-    limits::retry_after_ms(retry_after, reset_requests, reset_tokens)
+    // A fixed clock: an HTTP-date's hint is its distance from it.
+    const NOW_MS: u64 = 1_700_000_000_000;
+    limits::retry_after_ms(retry_after, reset_requests, reset_tokens, NOW_MS)
 }
 
 /// Whether `value` is a `Retry-After` value RFC 9110 allows (around optional whitespace).
