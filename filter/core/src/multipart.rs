@@ -51,6 +51,8 @@ pub enum FormError {
 struct Param<'a> {
     name: &'a str,
     value: &'a str,
+    /// Written as a quoted string.
+    quoted: bool,
 }
 
 /// The `boundary` parameter of a `multipart/form-data` content type (grammar in the module doc).
@@ -220,6 +222,21 @@ fn part_head(body: &[u8], mut pos: usize) -> Result<(PartHead<'_>, usize), FormE
     if !kind.eq_ignore_ascii_case("form-data") {
         return Err(Malformed("a part's Content-Disposition is not form-data"));
     }
+    // Parsers disagree on parameter names in other cases (`nAme`) and on unquoted values with
+    // odd characters (`name=l'-x`, read by some as RFC 2231 language tags): only `name` and
+    // `filename`, in lower case, quoted or made of letters, digits, `_`, `-` and `.`.
+    let plain = |v: &str| {
+        v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+    };
+    if params
+        .iter()
+        .any(|p| !matches!(p.name, "name" | "filename") || !(p.quoted || plain(p.value)))
+    {
+        return Err(Malformed(
+            "a part's Content-Disposition may only have `name` and `filename`, in lower case, quoted or plain",
+        ));
+    }
     let name = params
         .iter()
         .find(|p| p.name.eq_ignore_ascii_case("name"))
@@ -303,6 +320,7 @@ fn header_params(value: &str) -> Result<(&str, Vec<Param<'_>>), &'static str> {
         let after = after
             .strip_prefix('=')
             .ok_or("a header parameter has no '=' right after its name")?;
+        let quoted = after.starts_with('"');
         let (value, after) = if let Some(quoted) = after.strip_prefix('"') {
             let end = quoted.find('"').ok_or("a quoted parameter has no end")?;
             let inner = quoted.get(..end).unwrap_or("");
@@ -323,7 +341,11 @@ fn header_params(value: &str) -> Result<(&str, Vec<Param<'_>>), &'static str> {
         if params.iter().any(|p| p.name.eq_ignore_ascii_case(name)) {
             return Err("a header parameter appears twice");
         }
-        params.push(Param { name, value });
+        params.push(Param {
+            name,
+            value,
+            quoted,
+        });
         rest = after;
     }
     Ok((first.trim_matches([' ', '\t']), params))
