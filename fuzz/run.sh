@@ -16,7 +16,7 @@ seconds=${1:?usage: fuzz/run.sh SECONDS [TARGET...]}
 shift
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(json_body multipart sse names header_wire retry_after auth config)
+  mapfile -t targets < <("${CARGO:-cargo}" fuzz list)
 fi
 
 export RUSTC_BOOTSTRAP=1 CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_STRIP=false
