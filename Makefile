@@ -52,10 +52,10 @@ unit: wasm
 e2e: venv build redis
 	$(PY) -m pytest tests/e2e -q -p no:cacheprovider
 
-# Fuzzing with cargo-fuzz (libFuzzer) on the stable toolchain: fuzz/run.sh sets RUSTC_BOOTSTRAP=1
-# for cargo-fuzz's few unstable flags and uses no sanitizer, so no nightly is needed. `make test`
-# runs every target for FUZZ_TEST_SECONDS; `make fuzz` for FUZZ_SECONDS each. Inputs that break a
-# property are listed at the end; saved under fuzz/regressions/<target>/, `cargo test` replays them.
+# Fuzzing with cargo-fuzz (libFuzzer) on the stable toolchain: fuzz/run.sh builds without a
+# sanitizer, which needs no nightly flag. `make test` runs every target for FUZZ_TEST_SECONDS;
+# `make fuzz` for FUZZ_SECONDS each. Inputs that break a property are listed at the end; saved
+# under fuzz/regressions/<target>/, `cargo test` replays them.
 CARGO_FUZZ_VERSION := 0.13.2
 FUZZ_SECONDS       ?= 300
 FUZZ_TEST_SECONDS  ?= 20

@@ -4,24 +4,23 @@
 # one fails; the exit status is non-zero when any found an input that breaks a property, and each
 # such input is listed with the command that saves it as a regression test.
 #
-# Works on the stable toolchain: RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its few unstable flags,
-# and `--sanitizer none` needs no nightly-only sanitizer (the code under test is safe Rust, so
-# AddressSanitizer would add little). The instrumented build lives in target/fuzz, apart from the
-# normal builds; the release profile's LTO and stripping are turned off there (faster builds,
-# symbolized stack traces).
+# Works on the stable toolchain: with `--sanitizer none` cargo-fuzz passes rustc no unstable flag
+# (only AddressSanitizer and friends need nightly; the code under test is safe Rust, so they would
+# add little). The instrumented build lives in target/fuzz, apart from the normal builds; the
+# release profile's LTO and stripping are turned off there (faster builds, symbolized traces).
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
 seconds=${1:?usage: fuzz/run.sh SECONDS [TARGET...]}
 shift
+cargo=${CARGO:-cargo}
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(json_body multipart sse names header_wire retry_after auth config)
+  mapfile -t targets < <("$cargo" fuzz list)
 fi
 
-export RUSTC_BOOTSTRAP=1 CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_STRIP=false
+export CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_STRIP=false
 flags=(--sanitizer none --features libfuzzer --target-dir target/fuzz)
-cargo=${CARGO:-cargo}
 
 dict_of() {
   case $1 in

@@ -70,12 +70,20 @@ macro_rules! replay_tests {
             }
         )*
 
-        /// Every target has a test here, and every corpus directory belongs to a target.
+        /// Every target has a test here and a libFuzzer binary, and every corpus directory
+        /// belongs to a target.
         #[test]
         fn every_target_and_directory_is_covered() {
             let tested = [$(stringify!($target)),*];
             let targets: Vec<&str> = TARGETS.iter().map(|(n, _)| *n).collect();
             assert_eq!(tested.to_vec(), targets);
+            let manifest = fs::read_to_string(root().join("Cargo.toml")).unwrap();
+            let bins: Vec<&str> = manifest
+                .split("[[bin]]")
+                .skip(1)
+                .filter_map(|b| b.lines().find_map(|l| l.strip_prefix("name = \"")?.strip_suffix('"')))
+                .collect();
+            assert_eq!(bins, targets, "the [[bin]] targets of fuzz/Cargo.toml");
             for kind in ["regressions", "seeds"] {
                 for dir in fs::read_dir(root().join(kind)).unwrap() {
                     let name = dir.unwrap().file_name().to_string_lossy().into_owned();

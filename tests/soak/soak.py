@@ -138,7 +138,7 @@ def request_for(kind, i):
         body = chat("limited")
     elif kind == "backend_500":
         body = chat("broken")
-    elif kind in ("backend_400", ):
+    elif kind == "backend_400":
         body = chat("picky")
     elif kind == "not_allowed":
         body = chat("broken")
