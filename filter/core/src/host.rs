@@ -34,12 +34,9 @@ pub trait Host {
     /// The names of the headers of `map` that start with `prefix` (lower case, as Envoy holds
     /// them), each once. Empty when none does.
     fn header_names_with_prefix(&self, map: Headers, prefix: &str) -> Vec<String>;
-    /// The names in a header map, each once. The default (no names) suits test doubles that
-    /// never see response headers; the real host lists them, or the response-header allow-list
-    /// ([`crate::response_headers`]) could remove nothing.
-    fn header_names(&self, _map: Headers) -> Vec<String> {
-        Vec::new()
-    }
+    /// The names in a header map, each once (what the response-header allow-list,
+    /// [`crate::response_headers`], checks).
+    fn header_names(&self, map: Headers) -> Vec<String>;
     /// Sets (`Some`) or removes (`None`) a header.
     fn set_header(&mut self, map: Headers, name: &str, value: Option<&str>);
     /// The first `len` bytes of the body buffered so far.

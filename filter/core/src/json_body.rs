@@ -212,26 +212,21 @@ pub fn with_stream_usage(body: &[u8]) -> Result<Option<UsageRequest>, ApiError> 
     let Some(raw) = fields.stream_options.0.filter(|r| r.get() != "null") else {
         // Absent (or null): added as the body's first member, or the null replaced.
         let out = match fields.stream_options.0 {
-            Some(null) => splice_raw(text, null.get(), ASK),
+            Some(null) => splice(body, span_in(text, null.get()), ASK.as_bytes()),
             None => {
-                let open = text.find('{').ok_or_else(ApiError::bad_json)?;
-                let rest = text.get(open + 1..).unwrap_or_default();
+                let at = text.find('{').ok_or_else(ApiError::bad_json)? + 1;
+                let rest = text.get(at..).unwrap_or_default();
                 let comma = if rest.trim_start().starts_with('}') {
                     ""
                 } else {
                     ","
                 };
-                crate::text::concat(&[
-                    text.get(..=open).unwrap_or_default(),
-                    "\"stream_options\":",
-                    ASK,
-                    comma,
-                    rest,
-                ])
+                let member = concat(&["\"stream_options\":", ASK, comma]);
+                splice(body, at..at, member.as_bytes())
             }
         };
         return Ok(Some(UsageRequest {
-            body: out.into_bytes(),
+            body: out,
             strip: true,
         }));
     };
@@ -251,20 +246,15 @@ pub fn with_stream_usage(body: &[u8]) -> Result<Option<UsageRequest>, ApiError> 
     options.insert("include_usage".into(), serde_json::Value::Bool(true));
     let replaced = serde_json::to_string(&options).map_err(|_| invalid())?;
     Ok(Some(UsageRequest {
-        body: splice_raw(text, raw.get(), &replaced).into_bytes(),
+        body: splice(body, span_in(text, raw.get()), replaced.as_bytes()),
         strip: true,
     }))
 }
 
-/// `text` with `part` (a slice borrowed from it) replaced by `with`.
-fn splice_raw(text: &str, part: &str, with: &str) -> String {
+/// Where `part`, a slice borrowed from `text` (a raw value serde handed back), lies in it.
+fn span_in(text: &str, part: &str) -> Range<usize> {
     let start = (part.as_ptr() as usize).wrapping_sub(text.as_ptr() as usize);
-    let end = start.saturating_add(part.len());
-    crate::text::concat(&[
-        text.get(..start).unwrap_or_default(),
-        with,
-        text.get(end..).unwrap_or_default(),
-    ])
+    start..start.saturating_add(part.len())
 }
 
 /// The tokens a response body or stream event reports using, wherever its API puts them:
@@ -315,8 +305,7 @@ pub fn find_model(body: &[u8]) -> Result<ModelField, ApiError> {
     }
     let name: String = serde_json::from_str(value).map_err(|_| ApiError::bad_json())?;
     // `value` borrows from `text`, so its address lies inside the body.
-    let start = (value.as_ptr() as usize).wrapping_sub(text.as_ptr() as usize);
-    let span = start..start + value.len();
+    let span = span_in(text, value);
     if body.get(span.clone()) != Some(value.as_bytes()) {
         return Err(ApiError::internal("could not locate the model field"));
     }

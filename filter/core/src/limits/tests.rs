@@ -20,6 +20,9 @@ impl Host for Store {
     fn header_names_with_prefix(&self, _: Headers, _: &str) -> Vec<String> {
         Vec::new()
     }
+    fn header_names(&self, _: Headers) -> Vec<String> {
+        Vec::new()
+    }
     fn set_header(&mut self, _: Headers, _: &str, _: Option<&str>) {}
     fn clear_route_cache(&mut self) {}
     fn body(&self, _: Headers, _: usize) -> Option<Vec<u8>> {
