@@ -9,8 +9,8 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use airouter_core::config::{Backend, BackendKind, Model, Plan};
+use airouter_core::contract::ROUTE_FILTER_STATE;
 use airouter_core::errors::ApiError;
-use airouter_core::flow::ROUTE_FILTER_STATE;
 use airouter_core::metrics;
 use serde_json::{json, Value};
 

@@ -5,6 +5,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::config::Plan;
+use crate::contract::SHARED_DOWN_PREFIX;
 use crate::host::Host;
 use crate::{limits, metrics};
 
@@ -20,7 +21,7 @@ pub const PATHS: [&str; 5] = [
 pub const UNHEALTHY_FOR_MS: u64 = 30_000;
 
 fn down_key(backend: &str) -> String {
-    format!("airouter/down/{backend}")
+    format!("{SHARED_DOWN_PREFIX}{backend}")
 }
 
 /// Notes a connection failure or timeout of a backend, for `/router/health`.

@@ -10,29 +10,19 @@ use itoa::Buffer as Decimal;
 use crate::api::Api;
 use crate::auth::{presented_key, ClientKey, KnownKeys};
 use crate::config::{Backend, GlobalLimits, Model, Plan};
+use crate::contract::{
+    CLIENT_MODEL_HEADER, CLIENT_PATH_HEADER, INTERNAL_HEADER_PREFIX, RL_BACKEND_HEADER,
+    ROUTE_PROPERTY,
+};
 use crate::errors::ApiError;
 use crate::host::{Action, Headers, Host};
 use crate::model_names::NameRewriter;
 use crate::models_list;
 use crate::sse::{self, SseModelRewriter};
-use crate::target_request::{self, TargetRef, CLIENT_MODEL_HEADER, CLIENT_PATH_HEADER};
+use crate::target_request::{self, TargetRef};
 use crate::text::concat;
 use crate::upstream_errors;
-use crate::{admin, global_limits, limits, metrics, response_headers};
-
-pub use crate::target_request::{TRITON_BACKEND_HEADER, TRITON_MODEL_HEADER};
-
-/// The filter state (`wasm.airouter_route` in Envoy) the generated routes match to pick a
-/// backend's cluster, or a failover model's aggregate cluster: a backend name or
-/// [`Model::failover_key`]. Filter state, not a header, so that no client can choose a route
-/// without the filter: a request the filter did not route matches only the catch-all route.
-pub const ROUTE_PROPERTY: &str = "airouter_route";
-/// [`ROUTE_PROPERTY`] as Envoy's filter state key (proxy-wasm prefixes `wasm.`).
-pub const ROUTE_FILTER_STATE: &str = "wasm.airouter_route";
-
-/// Every header the filter, Envoy's generated config and the sidecar pass between themselves
-/// starts with this. A client's own are removed from every request before anything reads them.
-pub const INTERNAL_HEADER_PREFIX: &str = "x-airouter-";
+use crate::{admin, contract, global_limits, limits, metrics, response_headers};
 
 /// How much of a buffered body to ask for when its size is not known (at the trailers): the
 /// host returns what there is.
@@ -177,7 +167,7 @@ impl HttpFlow {
             return;
         };
         if self.global().is_some() {
-            host.set_property(global_limits::USED_PROPERTY, tokens.to_string().as_bytes());
+            host.set_property(contract::USED_PROPERTY, tokens.to_string().as_bytes());
         } else {
             let now = host.now_ms();
             limits::charge(host, &token_key(&k.name), tokens, limit, now);
@@ -224,20 +214,20 @@ impl HttpFlow {
         let req = Headers::Request;
         if let Some(k) = self.client_key() {
             if k.requests_per_minute.is_some() || k.tokens_per_minute.is_some() {
-                host.set_header(req, global_limits::KEY_HEADER, Some(&k.name));
+                host.set_header(req, contract::RL_KEY_HEADER, Some(&k.name));
             }
             if k.tokens_per_minute.is_some() {
                 let reserved = global_limits::reservation(api, body, g.default_max_tokens);
                 let now = host.now_ms();
                 let value = global_limits::format_reserve(reserved, now);
-                host.set_header(req, global_limits::RESERVE_HEADER, Some(&value));
+                host.set_header(req, contract::RL_RESERVE_HEADER, Some(&value));
                 // Until usage is known, the settlement charges exactly the reservation.
                 let tokens = reserved.to_string();
-                host.set_property(global_limits::USED_PROPERTY, tokens.as_bytes());
+                host.set_property(contract::USED_PROPERTY, tokens.as_bytes());
             }
         }
         if let Some(b) = backend.filter(|b| b.rate_limit.is_some()) {
-            host.set_header(req, global_limits::BACKEND_HEADER, Some(&b.name));
+            host.set_header(req, RL_BACKEND_HEADER, Some(&b.name));
         }
     }
 

@@ -1,37 +1,16 @@
-//! The contract between the filter, Envoy's global rate limit filter and the sidecar's rate
-//! limit service: which headers and filter-state properties the filter sets, which descriptors
-//! Envoy builds from them, and how a token reservation is written. Also the reservation estimate.
+//! What the filter, Envoy's global rate limit filter and the sidecar's rate limit service agree
+//! on beyond the names in [`crate::contract`]: which descriptors Envoy builds, and how a token
+//! reservation is written. Also the reservation estimate.
 //!
 //! The filter names the client key, the routed backend and the token reservation in request
 //! headers; `header_to_metadata` moves them into dynamic metadata (removing the headers), and
 //! the rate limit actions turn that metadata into descriptors. The tokens a response used travel
-//! as filter state (`wasm.airouter_used`), which the settlement's `hits_addend` reads when the
-//! stream ends.
+//! as filter state ([`crate::contract::USED_PROPERTY`]), which the settlement's `hits_addend`
+//! reads when the stream ends.
 
 use serde::Deserialize;
 
 use crate::api::Api;
-
-/// Request headers the filter sets for `header_to_metadata`; always removed from client input.
-pub const KEY_HEADER: &str = "x-airouter-rl-key";
-pub const BACKEND_HEADER: &str = "x-airouter-rl-backend";
-pub const RESERVE_HEADER: &str = "x-airouter-rl-reserve";
-pub const HEADERS: [&str; 3] = [KEY_HEADER, BACKEND_HEADER, RESERVE_HEADER];
-
-/// Dynamic metadata namespace and the keys the headers land under.
-pub const METADATA_NAMESPACE: &str = "airouter.rl";
-pub const KEY_ENTRY: &str = "key";
-pub const BACKEND_ENTRY: &str = "backend";
-pub const RESERVE_ENTRY: &str = "reserve";
-
-/// Filter state (Envoy prefixes it with `wasm.`) holding the tokens to charge when the stream
-/// ends: the reservation until the response's usage is known. The settlement descriptor's
-/// `hits_addend` reads it.
-pub const USED_PROPERTY: &str = "airouter_used";
-
-/// The rate limit domain, and the first descriptor entry's key naming what is limited.
-pub const DOMAIN: &str = "airouter";
-pub const KIND_ENTRY: &str = "airouter";
 
 /// What a descriptor asks of the limiter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +47,7 @@ impl Kind {
     }
 }
 
-/// A reservation as carried in [`RESERVE_HEADER`]: `tokens@unix_ms` (when it was made, so the
+/// A reservation as carried in [`RL_RESERVE_HEADER`](crate::contract::RL_RESERVE_HEADER): `tokens@unix_ms` (when it was made, so the
 /// settlement lands in the same window slot).
 pub fn format_reserve(tokens: u64, at_ms: u64) -> String {
     format!("{tokens}@{at_ms}")

@@ -11,6 +11,7 @@
 //! HTTP-date or a Go-style duration and capped by the backend's `max_cooldown_ms`; usage counts
 //! are capped at [`MAX_USAGE_TOKENS`]; counts saturate rather than wrap.
 
+use crate::contract::{SHARED_COOLDOWN_PREFIX, SHARED_COUNTER_PREFIX};
 use crate::host::{Host, SharedWrite};
 use crate::text::concat;
 
@@ -25,12 +26,12 @@ pub struct RateLimit {
 const CAS_ATTEMPTS: usize = 16;
 
 fn counter_key(backend: &str) -> String {
-    concat(&["airouter/rl/", backend])
+    concat(&[SHARED_COUNTER_PREFIX, backend])
 }
 
 /// Cool-downs are per target (backend and model): providers limit per model.
 fn cooldown_key(target: &str) -> String {
-    concat(&["airouter/cool/", target])
+    concat(&[SHARED_COOLDOWN_PREFIX, target])
 }
 
 /// The name a target's cool-down is kept under: its backend and its configured name there

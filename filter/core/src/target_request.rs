@@ -8,29 +8,15 @@ use std::ops::Range;
 
 use crate::api::{Api, BodyKind};
 use crate::auth::presented_key;
-use crate::config::{Backend, BackendKind, Credential, Plan, SIDECAR_SECRET_HEADER};
+use crate::config::{Backend, BackendKind, Credential, Plan};
+use crate::contract::{
+    CLIENT_MODEL_HEADER, CLIENT_PATH_HEADER, INSTRUCTION_HEADERS, SIDECAR_AUTHORITY,
+    SIDECAR_SECRET_HEADER, TRITON_BACKEND_HEADER, TRITON_MODEL_HEADER,
+};
 use crate::errors::ApiError;
 use crate::host::{Headers, Host};
 use crate::text::concat;
 use crate::{json_body, multipart};
-
-/// Instructions to the sidecar: which Triton backend and model serve the request, and the name
-/// the client used. Set only by the filter; any a client sends are removed.
-pub const TRITON_BACKEND_HEADER: &str = "x-airouter-triton-backend";
-pub const TRITON_MODEL_HEADER: &str = "x-airouter-triton-model";
-pub const CLIENT_MODEL_HEADER: &str = "x-airouter-client-model";
-/// A failover request's client path, for the upstream filter (the `:path` of an earlier attempt
-/// may already have been rewritten, as attempts share one header map).
-pub const CLIENT_PATH_HEADER: &str = "x-airouter-client-path";
-
-/// Every header the filter alone may set.
-pub const INSTRUCTION_HEADERS: [&str; 5] = [
-    TRITON_BACKEND_HEADER,
-    TRITON_MODEL_HEADER,
-    CLIENT_MODEL_HEADER,
-    CLIENT_PATH_HEADER,
-    SIDECAR_SECRET_HEADER,
-];
 
 /// Where the request's model name is in the body, and the name. The body must give one reading
 /// to every parser a backend may use (see [`json_body`] and [`multipart`]), or it is refused.
@@ -113,7 +99,7 @@ pub fn apply_headers(
             backend.url.path_prefix.as_str(),
             backend.url.authority.as_str(),
         ),
-        BackendKind::Triton => ("/v1", "airouter-sidecar"),
+        BackendKind::Triton => ("/v1", SIDECAR_AUTHORITY),
     };
     let path = match query {
         "" => concat(&[prefix, api.path_suffix()]),

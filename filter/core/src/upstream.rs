@@ -8,28 +8,12 @@ use std::rc::Rc;
 
 use crate::api::Api;
 use crate::config::{BackendKind, Model, Plan};
+use crate::contract::{
+    ATTEMPT_HEADER, BACKEND_METADATA_PATH, CLIENT_MODEL_HEADER, CLIENT_PATH_HEADER,
+    FAILOVER_PROPERTY,
+};
 use crate::host::{Action, Headers, Host};
-use crate::target_request::{self, TargetRef, CLIENT_MODEL_HEADER, CLIENT_PATH_HEADER};
-
-/// The endpoint metadata naming a backend: `filter_metadata.airouter.backend`.
-pub const BACKEND_METADATA_PATH: [&str; 5] = [
-    "xds",
-    "upstream_host_metadata",
-    "filter_metadata",
-    "airouter",
-    "backend",
-];
-
-/// Counts attempts in the header map the attempts share; the first attempt's target was
-/// already counted against its limit when the downstream flow chose it. Kept for removal only:
-/// the count now lives in [`FAILOVER_PROPERTY`], and no attempt sends this header.
-pub const ATTEMPT_HEADER: &str = "x-airouter-attempt";
-
-/// Request filter state (`wasm.airouter_failover`) carrying what the downstream flow left in
-/// [`CLIENT_MODEL_HEADER`] and [`CLIENT_PATH_HEADER`] from one attempt to the next, with the
-/// number of attempts so far: `attempts\npath\nmodel`. Attempts share one header map, so the
-/// first takes those headers out of it (no backend reads them) and later ones read them here.
-pub const FAILOVER_PROPERTY: &str = "airouter_failover";
+use crate::target_request::{self, TargetRef};
 
 /// What an attempt needs to know about the request: attempts before this one, the client's
 /// path, the model name the client used.

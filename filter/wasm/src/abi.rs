@@ -4,7 +4,8 @@
 
 use std::ptr::null_mut;
 
-use airouter_core::header_map::encode_pairs;
+use crate::header_cache::encode_pairs;
+use airouter_core::contract::LOCAL_REPLY_DETAILS;
 
 const OK: u32 = 0;
 
@@ -174,7 +175,7 @@ pub fn set_buffer(kind: u32, start: usize, size: usize, value: &[u8]) -> bool {
 
 pub fn send_response(status: u16, headers: &[(&str, &str)], body: &[u8]) -> bool {
     let serialized = encode_pairs(headers);
-    let details = b"airouter";
+    let details = LOCAL_REPLY_DETAILS.as_bytes();
     // SAFETY: all pointers describe live buffers for the duration of the call.
     unsafe {
         proxy_send_local_response(

@@ -5,11 +5,13 @@
 
 mod abi;
 mod envoy_host;
+pub mod header_cache;
 
 use std::rc::Rc;
 
 use airouter_core::auth::KnownKeys;
 use airouter_core::config::{compile, Plan};
+use airouter_core::contract::UPSTREAM_ROOT_ID;
 use airouter_core::flow::HttpFlow;
 use airouter_core::host::Action as CoreAction;
 use airouter_core::host::Headers;
@@ -26,9 +28,8 @@ proxy_wasm::main! {{
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
 }}
 
-/// The root id of the plugin instance running as a failover cluster's upstream filter.
-const UPSTREAM_ROOT_ID: &str = "airouter-upstream";
-
+/// The plugin's root context (one per plugin instance, `contract::ROOT_ID` or [`UPSTREAM_ROOT_ID`]): it
+/// compiles the configuration into a plan and creates a context per request.
 #[derive(Default)]
 struct Root {
     plan: Option<Rc<Plan>>,
@@ -99,12 +100,12 @@ impl RootContext for Root {
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         let plan = self.plan.clone()?;
         if self.upstream {
-            return Some(Box::new(AttemptFilter {
+            return Some(Box::new(UpstreamFlowContext {
                 flow: UpstreamFlow::new(plan),
                 headers: HeaderCache::default(),
             }));
         }
-        Some(Box::new(Filter {
+        Some(Box::new(HttpFlowContext {
             flow: HttpFlow::with_known_keys(plan, Rc::clone(&self.known_keys)),
             headers: HeaderCache::default(),
         }))
@@ -115,12 +116,13 @@ impl RootContext for Root {
     }
 }
 
-struct Filter {
+/// One request through the listener's filter: proxy-wasm's context for an [`HttpFlow`].
+struct HttpFlowContext {
     flow: HttpFlow,
     headers: HeaderCache,
 }
 
-impl Context for Filter {}
+impl Context for HttpFlowContext {}
 
 fn action(a: CoreAction) -> Action {
     match a {
@@ -129,7 +131,7 @@ fn action(a: CoreAction) -> Action {
     }
 }
 
-impl HttpContext for Filter {
+impl HttpContext for HttpFlowContext {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         self.headers.load(Headers::Request);
         let mut host = EnvoyHost::new(&mut self.headers);
@@ -172,15 +174,16 @@ impl HttpContext for Filter {
     }
 }
 
-/// One attempt of a failover request, as an upstream filter.
-struct AttemptFilter {
+/// One attempt of a failover request, as an upstream filter: proxy-wasm's context for an
+/// [`UpstreamFlow`].
+struct UpstreamFlowContext {
     flow: UpstreamFlow,
     headers: HeaderCache,
 }
 
-impl Context for AttemptFilter {}
+impl Context for UpstreamFlowContext {}
 
-impl HttpContext for AttemptFilter {
+impl HttpContext for UpstreamFlowContext {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         self.headers.load(Headers::Request);
         let mut host = EnvoyHost::new(&mut self.headers);

@@ -6,8 +6,9 @@
 use std::net::IpAddr;
 
 use airouter_core::config::{GlobalLimits, Sidecar};
+use airouter_core::contract;
 use airouter_core::errors::ApiError;
-use airouter_core::global_limits::{self as gl, Kind};
+use airouter_core::global_limits::Kind;
 use serde_json::{json, Value};
 
 use super::{duration_ms, socket};
@@ -19,7 +20,7 @@ pub fn http_filters(g: &GlobalLimits) -> Vec<Value> {
     let rule = |header: &str, entry: &str| {
         json!({
             "header": header,
-            "on_header_present": { "metadata_namespace": gl::METADATA_NAMESPACE, "key": entry, "type": "STRING" },
+            "on_header_present": { "metadata_namespace": contract::RL_METADATA_NAMESPACE, "key": entry, "type": "STRING" },
             "remove": true
         })
     };
@@ -29,9 +30,9 @@ pub fn http_filters(g: &GlobalLimits) -> Vec<Value> {
             "typed_config": {
                 "@type": "type.googleapis.com/envoy.extensions.filters.http.header_to_metadata.v3.Config",
                 "request_rules": [
-                    rule(gl::KEY_HEADER, gl::KEY_ENTRY),
-                    rule(gl::BACKEND_HEADER, gl::BACKEND_ENTRY),
-                    rule(gl::RESERVE_HEADER, gl::RESERVE_ENTRY)
+                    rule(contract::RL_KEY_HEADER, contract::RL_KEY_ENTRY),
+                    rule(contract::RL_BACKEND_HEADER, contract::RL_BACKEND_ENTRY),
+                    rule(contract::RL_RESERVE_HEADER, contract::RL_RESERVE_ENTRY)
                 ]
             }
         }),
@@ -39,7 +40,7 @@ pub fn http_filters(g: &GlobalLimits) -> Vec<Value> {
             "name": "envoy.filters.http.ratelimit",
             "typed_config": {
                 "@type": "type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit",
-                "domain": gl::DOMAIN,
+                "domain": contract::RL_DOMAIN,
                 "timeout": duration_ms(g.timeout_ms),
                 "failure_mode_deny": !g.fail_open,
                 "status_on_error": { "code": "ServiceUnavailable" },
@@ -66,14 +67,14 @@ pub fn local_reply_mapper() -> Value {
 }
 
 fn kind(k: Kind) -> Value {
-    json!({ "generic_key": { "descriptor_key": gl::KIND_ENTRY, "descriptor_value": k.value() } })
+    json!({ "generic_key": { "descriptor_key": contract::RL_KIND_ENTRY, "descriptor_value": k.value() } })
 }
 
 /// A descriptor entry from the filter's metadata; without it, the descriptor is not sent.
 fn from_metadata(entry: &str) -> Value {
     json!({ "metadata": {
         "descriptor_key": entry,
-        "metadata_key": { "key": gl::METADATA_NAMESPACE, "path": [{ "key": entry }] },
+        "metadata_key": { "key": contract::RL_METADATA_NAMESPACE, "path": [{ "key": entry }] },
         "source": "DYNAMIC"
     }})
 }
@@ -81,15 +82,15 @@ fn from_metadata(entry: &str) -> Value {
 /// The rate limit actions: one descriptor per kind of count.
 fn rate_limits() -> Value {
     json!([
-        { "actions": [kind(Kind::KeyRequests), from_metadata(gl::KEY_ENTRY)] },
-        { "actions": [kind(Kind::KeyTokens), from_metadata(gl::KEY_ENTRY), from_metadata(gl::RESERVE_ENTRY)] },
+        { "actions": [kind(Kind::KeyRequests), from_metadata(contract::RL_KEY_ENTRY)] },
+        { "actions": [kind(Kind::KeyTokens), from_metadata(contract::RL_KEY_ENTRY), from_metadata(contract::RL_RESERVE_ENTRY)] },
         {
             // When the stream ends: the tokens the filter counted replace the reservation.
-            "actions": [kind(Kind::Settle), from_metadata(gl::KEY_ENTRY), from_metadata(gl::RESERVE_ENTRY)],
+            "actions": [kind(Kind::Settle), from_metadata(contract::RL_KEY_ENTRY), from_metadata(contract::RL_RESERVE_ENTRY)],
             "apply_on_stream_done": true,
-            "hits_addend": { "format": format!("%FILTER_STATE(wasm.{}:PLAIN)%", gl::USED_PROPERTY) }
+            "hits_addend": { "format": format!("%FILTER_STATE({}{}:PLAIN)%", contract::FILTER_STATE_PREFIX, contract::USED_PROPERTY) }
         },
-        { "actions": [kind(Kind::BackendRequests), from_metadata(gl::BACKEND_ENTRY)] }
+        { "actions": [kind(Kind::BackendRequests), from_metadata(contract::RL_BACKEND_ENTRY)] }
     ])
 }
 

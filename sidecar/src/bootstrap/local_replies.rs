@@ -6,19 +6,17 @@
 //! its status kept.
 //!
 //! Replies that are already JSON are left alone: the filter's own (their response code details
-//! are [`FILTER_DETAILS`]), the catch-all route's `direct_response` and the rate limit filter's
+//! are [`LOCAL_REPLY_DETAILS`]), the catch-all route's `direct_response` and the rate limit filter's
 //! refusals (bodies from the limiter). Mappers match with CEL on `response.code` and
 //! `response.code_details`, first match wins; a reply no mapper matches keeps its body.
 
+use airouter_core::contract::LOCAL_REPLY_DETAILS;
 use airouter_core::errors::{envelope, ApiError};
 use airouter_core::upstream_errors::RATE_LIMITED;
 use serde_json::{json, Value};
 
-/// The response code details of the filter's own local replies (set in `filter/wasm/src/abi.rs`).
-pub const FILTER_DETAILS: &str = "airouter";
-
 /// `response.code_details` of replies whose bodies are already OpenAI errors.
-const JSON_ALREADY: [&str; 3] = [FILTER_DETAILS, "direct_response", RATE_LIMITED];
+const JSON_ALREADY: [&str; 3] = [LOCAL_REPLY_DETAILS, "direct_response", RATE_LIMITED];
 
 /// A CEL expression true for Envoy's own replies with a status in `statuses` (`lo..=hi`).
 fn envoy_reply(lo: u16, hi: u16) -> String {

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use airouter_core::config::Plan;
+use airouter_core::contract;
 use airouter_core::errors::ApiError;
 use airouter_core::global_limits::{self as gl, Kind};
 use airouter_core::limits::RateLimit;
@@ -87,14 +88,14 @@ impl Limits {
 /// The charge one descriptor asks for; `None` when nothing in the plan limits it (an unknown
 /// or unlimited key or backend, or a descriptor that is not ours).
 pub fn charge(limits: &Limits, d: &RateLimitDescriptor, request_hits: u32) -> Option<Charge> {
-    let kind = Kind::parse(entry(d, gl::KIND_ENTRY)?)?;
+    let kind = Kind::parse(entry(d, contract::RL_KIND_ENTRY)?)?;
     let hits = d
         .hits_addend
         .as_ref()
         .map(|h| h.value)
         .unwrap_or(u64::from(request_hits.max(1)));
     if kind == Kind::BackendRequests {
-        let name = entry(d, gl::BACKEND_ENTRY)?;
+        let name = entry(d, contract::RL_BACKEND_ENTRY)?;
         let limit = *limits.backends.get(name)?;
         return Some(Charge {
             redis_key: format!("airouter:backend:{name}:requests"),
@@ -104,7 +105,7 @@ pub fn charge(limits: &Limits, d: &RateLimitDescriptor, request_hits: u32) -> Op
             refusal: Refusal::Backend,
         });
     }
-    let name = entry(d, gl::KEY_ENTRY)?;
+    let name = entry(d, contract::RL_KEY_ENTRY)?;
     let &(requests_per_minute, tokens_per_minute) = limits.keys.get(name)?;
     if kind == Kind::KeyRequests {
         return Some(Charge {
@@ -115,7 +116,7 @@ pub fn charge(limits: &Limits, d: &RateLimitDescriptor, request_hits: u32) -> Op
             refusal: Refusal::KeyRequests(name.to_string()),
         });
     }
-    let (reserved, at_ms) = gl::parse_reserve(entry(d, gl::RESERVE_ENTRY)?)?;
+    let (reserved, at_ms) = gl::parse_reserve(entry(d, contract::RL_RESERVE_ENTRY)?)?;
     let op = if kind == Kind::KeyTokens {
         Op::Take { amount: reserved }
     } else {

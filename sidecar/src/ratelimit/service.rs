@@ -6,7 +6,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use airouter_core::config::Plan;
-use airouter_core::global_limits::DOMAIN;
+use airouter_core::contract::RL_DOMAIN as DOMAIN;
 use tonic::{Request, Response, Status};
 
 use super::descriptors::{self, Charge, Limits};

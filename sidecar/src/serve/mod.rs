@@ -14,13 +14,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use airouter_core::api::Api;
-use airouter_core::config::{
-    BackendKind, Model, Plan, TritonFamily, TritonModel, SIDECAR_SECRET_HEADER,
+use airouter_core::config::{BackendKind, Model, Plan, TritonFamily, TritonModel};
+use airouter_core::contract::{
+    CLIENT_MODEL_HEADER, SIDECAR_SECRET_HEADER, TRITON_BACKEND_HEADER, TRITON_MODEL_HEADER,
 };
 use airouter_core::errors::ApiError;
-use airouter_core::target_request::{
-    CLIENT_MODEL_HEADER, TRITON_BACKEND_HEADER, TRITON_MODEL_HEADER,
-};
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use super::*;
 use crate::config::compile;
+use crate::contract::{TRITON_BACKEND_HEADER, TRITON_MODEL_HEADER};
 
 /// A local reply: status, headers, body.
 type Sent = (u16, Vec<(String, String)>, Vec<u8>);
@@ -789,21 +790,21 @@ fn global_limits_name_key_and_reservation_and_leave_counting_to_envoy() {
     let body = br#"{"model":"chat-small","messages":[],"max_tokens":10}"#;
     // A client cannot charge someone else's key: its own copies of the headers are dropped.
     let mut h = request("POST", "/v1/chat/completions", Some("sk-alice"), body);
-    h.req.push((global_limits::KEY_HEADER.into(), "bob".into()));
+    h.req.push((contract::RL_KEY_HEADER.into(), "bob".into()));
     h.now = 5_000;
     let mut f = global_flow();
     let h = send(&mut f, h);
     assert!(h.sent.is_none());
     assert_eq!(
-        header_of(&h, global_limits::KEY_HEADER).as_deref(),
+        header_of(&h, contract::RL_KEY_HEADER).as_deref(),
         Some("alice")
     );
-    let reserve = header_of(&h, global_limits::RESERVE_HEADER).unwrap();
+    let reserve = header_of(&h, contract::RL_RESERVE_HEADER).unwrap();
     let (tokens, at) = global_limits::parse_reserve(&reserve).unwrap();
     // The reservation: a quarter of the body's bytes for the prompt, plus max_tokens.
     assert_eq!((tokens, at), ((body.len() as u64).div_ceil(4) + 10, 5_000));
     assert_eq!(
-        h.state.get(global_limits::USED_PROPERTY),
+        h.state.get(contract::USED_PROPERTY),
         Some(&tokens.to_string())
     );
     // Local limits are not kept: a second request within the minute is Envoy's to refuse.
@@ -830,9 +831,7 @@ fn global_limits_charge_the_used_tokens_when_the_response_ends() {
         &[br#"{"model":"qwen2-0.5b","usage":{"total_tokens":42}}"#],
     );
     assert_eq!(
-        h.state
-            .get(global_limits::USED_PROPERTY)
-            .map(String::as_str),
+        h.state.get(contract::USED_PROPERTY).map(String::as_str),
         Some("42")
     );
     assert_eq!(h.counter(&metrics::key(metrics::KEY_TOKENS, "alice")), 42);
@@ -885,7 +884,7 @@ targets = [{ backend = "a" }, { backend = "b" }]
     let limit = plan.backends[1].rate_limit.unwrap();
     let attempt = |h: &mut FakeHost, backend: &str| {
         h.props.insert(
-            crate::upstream::BACKEND_METADATA_PATH.join("."),
+            crate::contract::BACKEND_METADATA_PATH.join("."),
             backend.into(),
         );
         let mut up = crate::upstream::UpstreamFlow::new(Rc::clone(&plan));
@@ -905,7 +904,7 @@ targets = [{ backend = "a" }, { backend = "b" }]
     assert_eq!(limits::remaining(&h, "b", limit, 1_000).0, 0);
     assert_eq!(
         h.state
-            .get(crate::upstream::FAILOVER_PROPERTY)
+            .get(crate::contract::FAILOVER_PROPERTY)
             .map(String::as_str),
         Some("2\n/v1/chat/completions\nm")
     );
@@ -1733,7 +1732,7 @@ targets = [{ backend = "a", model = "first" }, { backend = "b", model = "second"
         ("b", "/openai/v1/chat/completions?x=1", "second"),
     ] {
         h.props.insert(
-            crate::upstream::BACKEND_METADATA_PATH.join("."),
+            crate::contract::BACKEND_METADATA_PATH.join("."),
             backend.into(),
         );
         let mut up = crate::upstream::UpstreamFlow::new(Rc::clone(&plan));
