@@ -563,3 +563,6 @@ async fn aggregate(
         &json!({ "id": out.id, "object": object, "created": out.created, "model": out.model, "choices": choices, "usage": usage(prompt, completion) }),
     ))
 }
+
+#[cfg(test)]
+mod tests;
