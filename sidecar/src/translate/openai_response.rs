@@ -284,3 +284,5 @@ impl Aggregate {
     }
 }
 
+#[cfg(test)]
+mod tests;
