@@ -11,9 +11,9 @@ use std::path::Path;
 
 use airouter_core::config::{compile, StreamText, TritonFamily};
 use airouter_sidecar::templates::{ChatTemplate, Message};
-use airouter_sidecar::translate::llm_request::{self, Extras};
+use airouter_sidecar::translate::kserve_request::{self, Extras};
 use airouter_sidecar::translate::text_stream::TextAssembler;
-use airouter_sidecar::translate::{llm_response, openai_request};
+use airouter_sidecar::translate::{chat_request, kserve_response};
 use airouter_sidecar::triton::client::ModelInfo;
 use airouter_sidecar::triton::pb::infer_parameter::ParameterChoice;
 use airouter_sidecar::triton::pb::model_infer_response::InferOutputTensor;
@@ -84,9 +84,9 @@ fn encode(c: &mut Criterion) {
     let body = chat_body();
     c.bench_function("triton_encode_chat_request_1kb", |b| {
         b.iter(|| {
-            let req = openai_request::chat(black_box(&body), 256).unwrap();
+            let req = chat_request::chat(black_box(&body), 256).unwrap();
             let prompt = tmpl.render(&req.messages).unwrap();
-            let (grpc, _) = llm_request::build(
+            let (grpc, _) = kserve_request::build(
                 TritonFamily::Vllm,
                 &info,
                 "vllm_model",
@@ -98,7 +98,7 @@ fn encode(c: &mut Criterion) {
             grpc.encode_to_vec()
         })
     });
-    let messages: Vec<Message> = openai_request::chat(&body, 256).unwrap().messages;
+    let messages: Vec<Message> = chat_request::chat(&body, 256).unwrap().messages;
     c.bench_function("template_render_llama3", |b| {
         b.iter(|| tmpl.render(black_box(&messages)).unwrap())
     });
@@ -137,7 +137,7 @@ fn decode(c: &mut Criterion) {
     c.bench_function("triton_decode_stream_response", |b| {
         b.iter(|| {
             let resp = ModelInferResponse::decode(black_box(wire.as_slice())).unwrap();
-            llm_response::decode(&resp, extras, true).unwrap()
+            kserve_response::decode(&resp, extras, true).unwrap()
         })
     });
     c.bench_function("stream_fixups_per_piece_delta_with_stop_string", |b| {

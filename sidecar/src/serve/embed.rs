@@ -5,10 +5,14 @@ use airouter_core::errors::ApiError;
 use hyper::Response;
 use serde_json::Value;
 
-use super::{estimate_tokens, json_response, status, with_trace, Body, TraceContext};
-use crate::translate::{embeddings, llm_request};
+use super::{json_response, Body};
+use crate::translate::{
+    embeddings, estimate_tokens, kserve_error, kserve_request, openai_response,
+};
 use crate::triton::client::TritonBackend;
+use crate::triton::trace::{with_trace, TraceContext};
 
+/// Answers one request, batch by batch.
 pub async fn handle(
     backend: &TritonBackend,
     triton_model: &str,
@@ -20,8 +24,8 @@ pub async fn handle(
     let info = backend
         .model_info(triton_model)
         .await
-        .map_err(|s| status::from_status(&s, client_model))?;
-    llm_request::check(TritonFamily::Embeddings, &info).map_err(|e| {
+        .map_err(|s| kserve_error::from_status(&s, client_model))?;
+    kserve_request::check(TritonFamily::Embeddings, &info).map_err(|e| {
         ApiError::internal(&format!(
             "model `{client_model}` cannot be served as embeddings: {}",
             e.0
@@ -45,13 +49,13 @@ pub async fn handle(
             .client()
             .model_infer(with_trace(request, trace))
             .await
-            .map_err(|s| status::from_status(&s, client_model))?
+            .map_err(|s| kserve_error::from_status(&s, client_model))?
             .into_inner();
         vectors.extend(embeddings::decode(&info, &resp, texts.len())?);
     }
     let tokens = req.inputs.iter().map(|t| estimate_tokens(t)).sum();
     Ok(json_response(
         200,
-        &embeddings::response(client_model, &vectors, req.base64, tokens),
+        &openai_response::embeddings(client_model, &vectors, req.base64, tokens),
     ))
 }

@@ -2,9 +2,8 @@
 //! requests of Triton-backed models, with instructions in `x-airouter-*` headers; it answers them
 //! in OpenAI's format, speaking KServe v2 gRPC to Triton.
 
+mod chat;
 mod embed;
-mod llm;
-pub mod status;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -30,8 +29,10 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use crate::templates::ChatTemplate;
-use crate::translate::llm_request;
+use crate::translate::kserve_request;
+use crate::translate::openai_response;
 use crate::triton::client::TritonBackend;
+use crate::triton::trace::TraceContext;
 
 pub type Body = BoxBody<Bytes, Infallible>;
 
@@ -41,14 +42,6 @@ pub struct State {
     pub backends: HashMap<String, TritonBackend>,
     /// Compiled chat templates by model index.
     pub templates: HashMap<usize, ChatTemplate>,
-}
-
-/// Request context passed to Triton as gRPC metadata.
-#[derive(Debug, Clone, Default)]
-pub struct TraceContext {
-    pub request_id: String,
-    pub traceparent: Option<String>,
-    pub tracestate: Option<String>,
 }
 
 impl State {
@@ -99,7 +92,7 @@ impl State {
     pub async fn check_models(&self) -> Result<(), String> {
         for (m, t, backend, client, name) in self.triton_targets() {
             match tokio::time::timeout(Duration::from_secs(5), client.model_info(name)).await {
-                Ok(Ok(info)) => llm_request::check(t.family, &info).map_err(|e| {
+                Ok(Ok(info)) => kserve_request::check(t.family, &info).map_err(|e| {
                     format!(
                         "model `{}` (Triton model `{name}` on `{}`) cannot be served as `{}`: {}",
                         m.name,
@@ -137,8 +130,9 @@ pub fn compile_templates(
     Ok(templates)
 }
 
+/// A JSON response carrying an OpenAI object.
 pub fn json_response(status: u16, body: &serde_json::Value) -> Response<Body> {
-    bytes_response(status, Bytes::from(body.to_string()))
+    bytes_response(status, openai_response::json_body(body))
 }
 
 fn bytes_response(status: u16, body: Bytes) -> Response<Body> {
@@ -151,8 +145,9 @@ fn bytes_response(status: u16, body: Bytes) -> Response<Body> {
     resp
 }
 
+/// An error response: the error's status and OpenAI's error envelope.
 pub fn error_response(err: &ApiError) -> Response<Body> {
-    bytes_response(err.status, Bytes::from(err.body()))
+    bytes_response(err.status, openai_response::error_body(err))
 }
 
 /// Accepts connections until the process is stopped.
@@ -307,7 +302,7 @@ async fn route(state: &State, req: Request<Incoming>) -> Result<Response<Body>, 
             Err(ApiError::model_not_found(&client_model))
         }
         (_, Api::Chat | Api::Completions) => {
-            let job = llm::Job {
+            let job = chat::Job {
                 backend,
                 triton,
                 template: state.templates.get(&model_index),
@@ -316,68 +311,8 @@ async fn route(state: &State, req: Request<Incoming>) -> Result<Response<Body>, 
                 chat: api == Api::Chat,
                 trace,
             };
-            llm::handle(job, &json).await
+            chat::handle(job, &json).await
         }
         _ => Err(ApiError::model_not_found(&client_model)),
-    }
-}
-
-/// A gRPC request carrying the request id and W3C trace context as metadata.
-pub fn with_trace<T>(message: T, trace: &TraceContext) -> tonic::Request<T> {
-    let mut req = tonic::Request::new(message);
-    let md = req.metadata_mut();
-    let pairs = [
-        (
-            "x-request-id",
-            Some(trace.request_id.as_str()).filter(|s| !s.is_empty()),
-        ),
-        ("traceparent", trace.traceparent.as_deref()),
-        ("tracestate", trace.tracestate.as_deref()),
-    ];
-    for (key, value) in pairs {
-        if let Some(v) = value.and_then(|v| v.parse().ok()) {
-            md.insert(key, v);
-        }
-    }
-    req
-}
-
-/// A token count for text when the model reports none (about four characters a token).
-pub fn estimate_tokens(text: &str) -> usize {
-    text.chars()
-        .count()
-        .div_ceil(4)
-        .max(usize::from(!text.is_empty()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn trace_context_and_request_id_travel_as_grpc_metadata() {
-        let trace = TraceContext {
-            request_id: "abc-123".into(),
-            traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
-            tracestate: None,
-        };
-        let req = with_trace((), &trace);
-        let md = req.metadata();
-        assert_eq!(
-            md.get("x-request-id").and_then(|v| v.to_str().ok()),
-            Some("abc-123")
-        );
-        assert_eq!(
-            md.get("traceparent").and_then(|v| v.to_str().ok()),
-            trace.traceparent.as_deref()
-        );
-        assert!(md.get("tracestate").is_none());
-    }
-
-    #[test]
-    fn token_estimates_are_never_zero_for_text() {
-        assert_eq!(estimate_tokens(""), 0);
-        assert_eq!(estimate_tokens("a"), 1);
-        assert_eq!(estimate_tokens("abcdefgh"), 2);
     }
 }

@@ -1,25 +1,27 @@
 //! OpenAI embeddings ↔ a Triton embeddings model: text `BYTES [N, 1]` in, `FP32 [N, D]` out.
+//! The OpenAI response is [`super::openai_response::embeddings`].
 
 use airouter_core::errors::ApiError;
-use base64::Engine as _;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::triton::client::ModelInfo;
 use crate::triton::pb::model_infer_request::InferRequestedOutputTensor;
 use crate::triton::pb::{DataType, ModelInferRequest, ModelInferResponse};
 use crate::triton::tensors;
 
+/// An embeddings request, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmbeddingsRequest {
     pub inputs: Vec<String>,
     pub base64: bool,
 }
 
+/// A `POST /v1/embeddings` body: `input` as text, `encoding_format` float or base64.
 pub fn parse(body: &Value) -> Result<EmbeddingsRequest, ApiError> {
     if !body.is_object() {
         return Err(ApiError::not_an_object());
     }
-    let inputs = super::openai_request::text_list(body, "input")?;
+    let inputs = super::chat_request::text_list(body, "input")?;
     if inputs.len() > 2048 {
         return Err(ApiError::invalid_param(
             "input",
@@ -62,6 +64,7 @@ pub fn tensor_names(info: &ModelInfo) -> Option<(String, String)> {
     Some((input, output))
 }
 
+/// The request for one batch of `texts`; `None` when the model has no usable input or output.
 pub fn build(
     info: &ModelInfo,
     model: &str,
@@ -123,37 +126,11 @@ pub fn decode(
     Ok(values.chunks(dim.max(1)).map(<[f32]>::to_vec).collect())
 }
 
-/// The OpenAI response body.
-pub fn response(
-    client_model: &str,
-    vectors: &[Vec<f32>],
-    base64: bool,
-    prompt_tokens: usize,
-) -> Value {
-    let data: Vec<Value> = vectors
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            let embedding = if base64 {
-                let bytes: Vec<u8> = v.iter().flat_map(|f| f.to_le_bytes()).collect();
-                json!(base64::engine::general_purpose::STANDARD.encode(bytes))
-            } else {
-                json!(v)
-            };
-            json!({ "object": "embedding", "index": i, "embedding": embedding })
-        })
-        .collect();
-    json!({
-        "object": "list",
-        "data": data,
-        "model": client_model,
-        "usage": { "prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens },
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
+
+    use serde_json::json;
 
     use super::*;
     use crate::triton::pb::model_infer_response::InferOutputTensor;
@@ -216,7 +193,7 @@ mod tests {
                 .param,
             Some("encoding_format")
         );
-        let body = response("m", &[vec![1.0]], true, 1);
+        let body = crate::translate::openai_response::embeddings("m", &[vec![1.0]], true, 1);
         assert_eq!(body["data"][0]["embedding"], "AACAPw==");
         assert_eq!(body["object"], "list");
     }

@@ -1,18 +1,31 @@
-//! Reads OpenAI chat and legacy-completion requests into what the Triton translators need,
-//! refusing what cannot be served with OpenAI-style 400s that name the parameter.
+//! OpenAI `POST /v1/chat/completions` and legacy `POST /v1/completions` request bodies → a
+//! checked [`ChatRequest`], refusing what cannot be served with OpenAI-style 400s that name the
+//! parameter. [`super::kserve_request`] turns it into Triton requests.
 
 use airouter_core::errors::ApiError;
 use serde_json::Value;
 
-use super::llm_request::Sampling;
 use crate::templates::Message;
 
 /// Most choices one request may ask for.
 pub const MAX_N: u64 = 8;
 
-/// A chat or completion request, validated.
+/// Sampling settings from the client, already validated.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sampling {
+    pub max_tokens: u32,
+    pub temperature: Option<f32>,
+    pub top_p: Option<f32>,
+    pub top_k: Option<i32>,
+    pub presence_penalty: Option<f32>,
+    pub frequency_penalty: Option<f32>,
+    pub seed: Option<u64>,
+    pub stop: Vec<String>,
+}
+
+/// A chat or legacy completion request, validated.
 #[derive(Debug, Clone, PartialEq)]
-pub struct LlmRequest {
+pub struct ChatRequest {
     /// Chat: the conversation. Completions: empty.
     pub messages: Vec<Message>,
     /// Completions: one prompt per entry. Chat: empty (the template makes the prompt).
@@ -180,7 +193,8 @@ fn content_text(content: &Value, i: usize) -> Result<String, ApiError> {
     }
 }
 
-pub fn chat(body: &Value, default_max_tokens: u32) -> Result<LlmRequest, ApiError> {
+/// A chat completion request body; `default_max_tokens` applies when the client sets none.
+pub fn chat(body: &Value, default_max_tokens: u32) -> Result<ChatRequest, ApiError> {
     let (sampling, n, stream, include_usage) = common(body, default_max_tokens)?;
     let Some(Value::Array(raw)) = body.get("messages") else {
         return Err(ApiError::invalid_param(
@@ -206,7 +220,7 @@ pub fn chat(body: &Value, default_max_tokens: u32) -> Result<LlmRequest, ApiErro
             content,
         });
     }
-    Ok(LlmRequest {
+    Ok(ChatRequest {
         messages,
         prompts: Vec::new(),
         n,
@@ -217,7 +231,8 @@ pub fn chat(body: &Value, default_max_tokens: u32) -> Result<LlmRequest, ApiErro
     })
 }
 
-pub fn completion(body: &Value, default_max_tokens: u32) -> Result<LlmRequest, ApiError> {
+/// A legacy completion request body; `default_max_tokens` applies when the client sets none.
+pub fn completion(body: &Value, default_max_tokens: u32) -> Result<ChatRequest, ApiError> {
     let (sampling, n, stream, include_usage) = common(body, default_max_tokens)?;
     let prompts = text_list(body, "prompt")?;
     if prompts.len() * n as usize > MAX_N as usize * 4 {
@@ -226,7 +241,7 @@ pub fn completion(body: &Value, default_max_tokens: u32) -> Result<LlmRequest, A
             "Too many prompts times 'n' in one request.",
         ));
     }
-    Ok(LlmRequest {
+    Ok(ChatRequest {
         messages: Vec::new(),
         prompts,
         n,
@@ -238,91 +253,4 @@ pub fn completion(body: &Value, default_max_tokens: u32) -> Result<LlmRequest, A
 }
 
 #[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::*;
-
-    #[test]
-    fn chat_parameters_are_read_and_checked() {
-        let r = chat(&json!({"model":"m","messages":[{"role":"developer","content":[{"type":"text","text":"be "},{"type":"text","text":"brief"}]},{"role":"user","content":"hi"}],"max_completion_tokens":5,"stop":"x","n":2,"stream":true,"stream_options":{"include_usage":true},"seed":3}), 16).unwrap();
-        assert_eq!(
-            r.messages[0],
-            Message {
-                role: "system".into(),
-                content: "be brief".into()
-            }
-        );
-        assert_eq!(
-            (r.sampling.max_tokens, r.n, r.stream, r.include_usage),
-            (5, 2, true, true)
-        );
-        assert_eq!(r.sampling.stop, vec!["x".to_string()]);
-        assert_eq!(
-            chat(&json!({"messages":[{"role":"user","content":"hi"}]}), 16)
-                .unwrap()
-                .sampling
-                .max_tokens,
-            16
-        );
-    }
-
-    #[test]
-    fn bad_parameters_name_themselves() {
-        let cases = [
-            (json!({"messages":[]}), "messages"),
-            (json!({"messages":[{"content":"x"}]}), "messages"),
-            (
-                json!({"messages":[{"role":"user","content":[{"type":"image_url"}]}]}),
-                "messages",
-            ),
-            (
-                json!({"messages":[{"role":"user","content":"x"}],"temperature":3}),
-                "temperature",
-            ),
-            (
-                json!({"messages":[{"role":"user","content":"x"}],"n":0}),
-                "n",
-            ),
-            (
-                json!({"messages":[{"role":"user","content":"x"}],"n":99}),
-                "n",
-            ),
-            (
-                json!({"messages":[{"role":"user","content":"x"}],"stop":[1]}),
-                "stop",
-            ),
-            (
-                json!({"messages":[{"role":"user","content":"x"}],"max_tokens":0}),
-                "max_tokens",
-            ),
-            (
-                json!({"messages":[{"role":"user","content":"x"}],"stream_options":{"include_usage":true}}),
-                "stream_options",
-            ),
-            (
-                json!({"messages":[{"role":"user","content":"x"}],"tools":[{"type":"function"}]}),
-                "tools",
-            ),
-        ];
-        for (body, param) in cases {
-            let e = chat(&body, 16).unwrap_err();
-            assert_eq!((e.status, e.param), (400, Some(param)), "{body}");
-        }
-    }
-
-    #[test]
-    fn completion_prompts() {
-        assert_eq!(
-            completion(&json!({"prompt":["a","b"],"echo":true}), 16)
-                .unwrap()
-                .prompts,
-            ["a", "b"]
-        );
-        assert_eq!(
-            completion(&json!({"prompt":[1,2]}), 16).unwrap_err().param,
-            Some("prompt")
-        );
-        assert!(completion(&json!({"prompt":7}), 16).is_err());
-    }
-}
+mod tests;

@@ -1,4 +1,6 @@
-//! OpenAI chat/completion parameters → a KServe v2 `ModelInferRequest`, per model family.
+//! A checked chat/completion request ([`super::chat_request`]) → one KServe v2
+//! `ModelInferRequest` per choice, per Triton model family; and the check that a model fits its
+//! family.
 //!
 //! Only inputs the model declares are sent and only outputs the router reads are requested (some
 //! backends fill unrequested outputs with dummies). Every request asks for the empty final
@@ -7,25 +9,14 @@
 use airouter_core::config::TritonFamily;
 use serde_json::{json, Map, Value};
 
+use super::chat_request::Sampling;
 use crate::triton::client::ModelInfo;
 use crate::triton::pb::model_infer_request::{InferInputTensor, InferRequestedOutputTensor};
 use crate::triton::pb::{DataType, ModelInferRequest};
 use crate::triton::tensors;
 
-/// Sampling settings from the client, already validated.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Sampling {
-    pub max_tokens: u32,
-    pub temperature: Option<f32>,
-    pub top_p: Option<f32>,
-    pub top_k: Option<i32>,
-    pub presence_penalty: Option<f32>,
-    pub frequency_penalty: Option<f32>,
-    pub seed: Option<u64>,
-    pub stop: Vec<String>,
-}
-
-/// Outputs beyond `text_output` that this request asked for.
+/// Outputs beyond `text_output` that this request asked for, which
+/// [`super::kserve_response`] reads back.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Extras {
     pub finish_reason: bool,
@@ -84,7 +75,8 @@ pub fn check(family: TritonFamily, info: &ModelInfo) -> Result<(), Incompatible>
     Ok(())
 }
 
-/// Builds the request for one choice.
+/// Builds the request for one choice: `id` correlates its responses on the stream, `stream` sets
+/// the model's `stream` input when it is decoupled.
 pub fn build(
     family: TritonFamily,
     info: &ModelInfo,

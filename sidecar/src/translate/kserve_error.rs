@@ -1,4 +1,5 @@
-//! Triton failures → OpenAI errors with faithful statuses.
+//! Triton failures (KServe v2 gRPC statuses and the `error_message` of its stream) → OpenAI
+//! errors with faithful statuses.
 
 use airouter_core::errors::ApiError;
 use tonic::{Code, Status};
