@@ -1,6 +1,7 @@
 //! Loading `airouter.toml`: good files compile; every kind of mistake names file, line and key.
 
 use super::*;
+use crate::api::Api;
 use crate::resolve::How;
 
 fn env(name: &str) -> Option<String> {

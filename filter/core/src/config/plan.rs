@@ -1,0 +1,49 @@
+//! The compiled configuration: [`Plan`], built once by [`super::compile`] and shared read-only by
+//! every request, and the types it holds, one file per section of `airouter.toml`. Nothing in a
+//! plan is "filled in later": every reference is resolved and every secret looked up.
+
+mod backend;
+mod global_limits;
+mod listener;
+mod model;
+mod secret;
+mod sidecar;
+mod triton;
+
+pub use backend::Backend;
+pub use global_limits::GlobalLimits;
+pub use listener::{Admin, Listener};
+pub use model::{Model, ModelTarget};
+pub use secret::{Credential, Secret};
+pub use sidecar::{Sidecar, SIDECAR_SECRET_HEADER};
+pub use triton::{TemplateSource, TritonModel, BUILTIN_TEMPLATES};
+
+use crate::auth::KeyRing;
+use crate::resolve::ModelResolver;
+
+/// The whole configuration, checked and ready; shared read-only by every request.
+#[derive(Debug)]
+pub struct Plan {
+    /// The file the plan was compiled from, as named to [`super::compile`].
+    pub source: String,
+    pub listener: Listener,
+    pub admin: Admin,
+    /// Every backend, in name order; [`ModelTarget::backend`] indexes it.
+    pub backends: Vec<Backend>,
+    /// Every model, in file order.
+    pub models: Vec<Model>,
+    /// Client model names to models, per API.
+    pub resolver: ModelResolver,
+    /// Client keys; none means the router is open.
+    pub keys: KeyRing,
+    /// Keys for the admin endpoints; none means the endpoints are off.
+    pub admin_keys: KeyRing,
+    /// The sidecar, when any backend is a Triton server or limits are global.
+    pub sidecar: Option<Sidecar>,
+    /// Limits kept in Redis by the sidecar for several Envoys; `None`: per-Envoy limits.
+    pub global_limits: Option<GlobalLimits>,
+    /// Environment variables named by `api_key_env` that were not set when the plan was built.
+    pub missing_env: Vec<String>,
+    /// Counter names for every key, model and backend.
+    pub metric_names: crate::metrics::Names,
+}

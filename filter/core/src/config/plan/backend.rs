@@ -1,0 +1,35 @@
+//! A backend as compiled (`[backends.NAME]`): where it is, what it speaks, how it is reached and
+//! what it is sent as credentials.
+
+use super::Credential;
+use crate::config::url::BaseUrl;
+use crate::config::BackendKind;
+
+/// A backend, checked: one Envoy cluster. Durations in milliseconds, 0 = none.
+#[derive(Debug, Clone)]
+pub struct Backend {
+    /// Its name in `[backends]`: letters, digits, `_`, `.` and `-`, never shown to clients.
+    pub name: String,
+    /// The protocol it speaks.
+    pub kind: BackendKind,
+    pub url: BaseUrl,
+    pub credential: Credential,
+    /// The environment variable the key comes from, when it does (Envoy must expose it to the VM).
+    pub key_env: Option<String>,
+    pub connect_timeout_ms: u64,
+    pub timeout_ms: u64,
+    pub idle_timeout_ms: u64,
+    /// Longest cool-down a 429 from the backend can start, in ms (0: none).
+    pub max_cooldown_ms: u64,
+    /// At most so many requests per sliding window, across Envoy's workers.
+    pub rate_limit: Option<crate::limits::RateLimit>,
+    /// (path, interval in ms) of Envoy's active health check, when configured.
+    pub health_check: Option<(String, u64)>,
+}
+
+impl Backend {
+    /// The Envoy cluster serving this backend.
+    pub fn cluster_name(&self) -> String {
+        format!("airouter_backend_{}", self.name)
+    }
+}

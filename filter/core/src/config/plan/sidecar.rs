@@ -1,0 +1,19 @@
+//! The sidecar as compiled (`[sidecar]`): where Envoy reaches it and the secret it is sent.
+
+use super::Secret;
+
+/// The sidecar, present when any backend is a Triton server or `[global_limits]` is set.
+#[derive(Debug, Clone)]
+pub struct Sidecar {
+    /// Address the sidecar listens on, for Envoy only.
+    pub address: String,
+    /// Port the sidecar listens on.
+    pub port: u16,
+    /// Shared secret Envoy sends in [`SIDECAR_SECRET_HEADER`]; `None`: loopback peers only.
+    pub secret: Option<Secret>,
+    /// The environment variable the secret comes from, when one is named.
+    pub secret_env: Option<String>,
+}
+
+/// The header carrying the sidecar's shared secret.
+pub const SIDECAR_SECRET_HEADER: &str = "x-airouter-sidecar-secret";
