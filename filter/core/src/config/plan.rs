@@ -15,7 +15,7 @@ pub use global_limits::GlobalLimits;
 pub use listener::{Admin, Listener};
 pub use model::{Model, ModelTarget};
 pub use secret::{Credential, Secret};
-pub use sidecar::{Sidecar, SIDECAR_SECRET_HEADER};
+pub use sidecar::Sidecar;
 pub use triton::{TemplateSource, TritonModel, BUILTIN_TEMPLATES};
 
 use crate::auth::KeyRing;

@@ -30,6 +30,6 @@ pub struct Backend {
 impl Backend {
     /// The Envoy cluster serving this backend.
     pub fn cluster_name(&self) -> String {
-        format!("airouter_backend_{}", self.name)
+        crate::contract::backend_cluster(&self.name)
     }
 }

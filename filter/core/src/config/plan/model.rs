@@ -60,6 +60,6 @@ impl Model {
 
     /// The Envoy route key of a model's failover over its targets from `first` on.
     pub fn failover_key(index: usize, first: usize) -> String {
-        format!("@failover-{index}-{first}")
+        crate::contract::failover_route(index, first)
     }
 }

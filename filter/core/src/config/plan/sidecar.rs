@@ -9,11 +9,10 @@ pub struct Sidecar {
     pub address: String,
     /// Port the sidecar listens on.
     pub port: u16,
-    /// Shared secret Envoy sends in [`SIDECAR_SECRET_HEADER`]; `None`: loopback peers only.
+    /// Shared secret Envoy sends in
+    /// [`SIDECAR_SECRET_HEADER`](crate::contract::SIDECAR_SECRET_HEADER); `None`: loopback
+    /// peers only.
     pub secret: Option<Secret>,
     /// The environment variable the secret comes from, when one is named.
     pub secret_env: Option<String>,
 }
-
-/// The header carrying the sidecar's shared secret.
-pub const SIDECAR_SECRET_HEADER: &str = "x-airouter-sidecar-secret";
