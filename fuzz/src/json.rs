@@ -206,7 +206,7 @@ fn check_string(
     backends: &[&str],
     what: &str,
 ) {
-    // Backend names are renamed in any ASCII case (model_names.rs), so they are compared so.
+    // Backend names are renamed in any ASCII case (model_names/words.rs), so they are compared so.
     let lower = |s: &str| s.to_ascii_lowercase();
     assert!(
         !backends.iter().any(|b| lower(b) == lower(out)),

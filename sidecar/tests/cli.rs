@@ -9,6 +9,11 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+// The crate's golden-file check (`AIROUTER_BLESS=1` rewrites the files under `sidecar/golden/`).
+#[cfg(test)]
+#[path = "../src/golden.rs"]
+mod golden;
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -121,6 +126,44 @@ fn envoy_renders_clusters_routes_and_the_filter() {
             .unwrap()
             .len()
             > 5
+    );
+}
+
+/// The whole bootstrap `airouter envoy` prints for `config`, compared with `golden/envoy/<name>`.
+/// The paths in it are fixed: the config as given (relative to the repository), and the `.wasm`
+/// and CA file named on the command line.
+fn check_rendered_bootstrap(config: &str, name: &str) {
+    let out = airouter(&[
+        "envoy",
+        config,
+        "--wasm",
+        "/opt/airouter/airouter_filter.wasm",
+        "--ca-file",
+        "/etc/ssl/certs/ca-certificates.crt",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    golden::check(
+        &format!("envoy/{name}"),
+        &String::from_utf8_lossy(&out.stdout),
+    );
+}
+
+#[test]
+fn the_example_renders_its_golden_bootstrap() {
+    check_rendered_bootstrap("examples/airouter.toml", "example.json");
+}
+
+/// TLS, health checks, every listener timeout, a three-target failover and [global_limits]:
+/// the parts the example does not use.
+#[test]
+fn a_config_using_every_bootstrap_feature_renders_its_golden_bootstrap() {
+    check_rendered_bootstrap(
+        "sidecar/tests/configs/all_features.toml",
+        "all_features.json",
     );
 }
 
