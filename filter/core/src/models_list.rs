@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::auth::ClientKey;
-use crate::config::Plan;
+use crate::config::{Plan, DEFAULT_OWNED_BY};
 
 #[derive(Serialize)]
 struct ModelObject<'a> {
@@ -53,7 +53,7 @@ pub fn one(plan: &Plan, key: Option<&ClientKey>, id: &str) -> Option<Vec<u8>> {
         .models
         .iter()
         .find(|m| m.name == id || m.pattern.as_ref().is_some_and(|p| p.matches(id)))
-        .map_or("airouter", |m| m.owned_by.as_str());
+        .map_or(DEFAULT_OWNED_BY, |m| m.owned_by.as_str());
     serde_json::to_vec(&ModelObject {
         id,
         object: "model",

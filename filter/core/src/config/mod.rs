@@ -24,7 +24,7 @@ use error::Locator;
 pub use error::{ConfigError, ConfigErrors};
 pub use plan::{
     Admin, Backend, Credential, GlobalLimits, Listener, Model, ModelTarget, Plan, Secret, Sidecar,
-    TemplateSource, TritonModel, BUILTIN_TEMPLATES,
+    TemplateSource, TritonModel, BUILTIN_TEMPLATES, DEFAULT_OWNED_BY,
 };
 use raw::RawConfig;
 pub use raw::{BackendKind, StreamText, TritonFamily};

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use super::error::{ConfigError, Locator};
 use super::raw::{RawBackend, RawModel};
 use super::triton::compile_triton;
-use super::{Backend, BackendKind, Model, ModelTarget};
+use super::{Backend, BackendKind, Model, ModelTarget, DEFAULT_OWNED_BY};
 use crate::api::{Api, ApiSet};
 use crate::resolve::Pattern;
 
@@ -169,7 +169,10 @@ fn compile_model(
         apis,
         targets,
         default,
-        owned_by: m.owned_by.clone().unwrap_or_else(|| "airouter".into()),
+        owned_by: m
+            .owned_by
+            .clone()
+            .unwrap_or_else(|| DEFAULT_OWNED_BY.into()),
         triton,
     })
 }

@@ -13,7 +13,7 @@ mod triton;
 pub use backend::Backend;
 pub use global_limits::GlobalLimits;
 pub use listener::{Admin, Listener};
-pub use model::{Model, ModelTarget};
+pub use model::{Model, ModelTarget, DEFAULT_OWNED_BY};
 pub use secret::{Credential, Secret};
 pub use sidecar::Sidecar;
 pub use triton::{TemplateSource, TritonModel, BUILTIN_TEMPLATES};

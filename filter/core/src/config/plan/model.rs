@@ -5,6 +5,9 @@ use super::TritonModel;
 use crate::api::ApiSet;
 use crate::resolve::Pattern;
 
+/// `owned_by` of a model in `/v1/models` when its configuration names no owner.
+pub const DEFAULT_OWNED_BY: &str = "airouter";
+
 /// A client-visible model, checked: its name or pattern resolves requests to its targets.
 #[derive(Debug, Clone)]
 pub struct Model {
@@ -15,6 +18,7 @@ pub struct Model {
     /// Where requests go, in priority order (never empty; more than one means failover).
     pub targets: Vec<ModelTarget>,
     pub default: bool,
+    /// `owned_by` in `/v1/models`: the model's setting, else [`DEFAULT_OWNED_BY`].
     pub owned_by: String,
     /// How to drive the model, when its backend is a Triton server.
     pub triton: Option<TritonModel>,
