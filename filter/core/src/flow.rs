@@ -9,6 +9,7 @@ use itoa::Buffer as Decimal;
 
 use crate::api::Api;
 use crate::auth::{presented_key, ClientKey, KnownKeys};
+use crate::backend_errors;
 use crate::config::{Backend, GlobalLimits, Model, Plan};
 use crate::contract::{
     CLIENT_MODEL_HEADER, CLIENT_PATH_HEADER, INTERNAL_HEADER_PREFIX, RL_BACKEND_HEADER,
@@ -21,7 +22,6 @@ use crate::models_list;
 use crate::sse::{self, SseModelRewriter};
 use crate::target_request::{self, TargetRef};
 use crate::text::concat;
-use crate::upstream_errors;
 use crate::{admin, contract, global_limits, limits, metrics, response_headers};
 
 /// How much of a buffered body to ask for when its size is not known (at the trailers): the
@@ -563,7 +563,7 @@ impl HttpFlow {
         } else {
             String::new()
         };
-        if details == upstream_errors::RATE_LIMITED {
+        if details == backend_errors::RATE_LIMITED {
             // Envoy's rate limit filter answered with the limiter's own OpenAI-format body; no
             // backend was involved, so nothing cools down and nothing needs renaming.
             response_headers::apply(host);
@@ -593,7 +593,7 @@ impl HttpFlow {
         let encoded = host
             .header(resp, "content-encoding")
             .is_some_and(|e| !e.trim().eq_ignore_ascii_case("identity"));
-        let local = upstream_errors::local_failure(status, &details);
+        let local = backend_errors::local_failure(status, &details);
         if let (Some(err), Some((i, _))) = (&local, &routed.single_backend) {
             if let Some(backend) = self
                 .plan
@@ -733,7 +733,7 @@ impl HttpFlow {
             ResponseMode::UpstreamError(status) => {
                 let body = host.body(resp, body_size).unwrap_or_default();
                 let names: Vec<&str> = routed.backend_models.iter().map(String::as_str).collect();
-                let out = upstream_errors::wrap(*status, &body, &names, &routed.client_name);
+                let out = backend_errors::wrap(*status, &body, &names, &routed.client_name);
                 send_whole(host, body_size, Some(&out));
                 Action::Continue
             }
@@ -762,7 +762,7 @@ impl HttpFlow {
             (Some(err), _) => err.body(),
             (None, Some(routed)) => {
                 let names: Vec<&str> = routed.backend_models.iter().map(String::as_str).collect();
-                upstream_errors::wrap(status, b"", &names, &routed.client_name)
+                backend_errors::wrap(status, b"", &names, &routed.client_name)
             }
             (None, None) => ApiError::with_status(status, String::new(), None).body(),
         };

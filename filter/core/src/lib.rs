@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod api;
 pub mod auth;
+pub mod backend_errors;
 pub mod config;
 pub mod contract;
 pub mod errors;
@@ -28,4 +29,3 @@ pub mod target_request;
 mod test_json;
 pub mod text;
 pub mod upstream;
-pub mod upstream_errors;

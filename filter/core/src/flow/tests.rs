@@ -564,7 +564,7 @@ fn upstream_errors_keep_status_and_get_the_envelope() {
     let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(
         v["error"]["message"],
-        crate::upstream_errors::generic_message(500)
+        crate::backend_errors::generic_message(500)
     );
     assert_eq!(
         h.header(Headers::Response, "content-length"),
