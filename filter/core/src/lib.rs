@@ -24,8 +24,6 @@ pub mod multipart;
 pub mod resolve;
 pub mod response_headers;
 pub mod sse;
-pub mod target_request;
 #[cfg(test)]
 mod test_json;
 pub mod text;
-pub mod upstream;
