@@ -154,7 +154,7 @@ pub fn assert_renamed(
         );
     };
     if original.all("error").next().is_some() {
-        // An error is rebuilt with OpenAI's four fields only (upstream_errors::trimmed), so its
+        // An error is rebuilt with OpenAI's four fields only (backend_errors::trimmed), so its
         // shape may change; no backend name, in any case, may remain in it.
         let text = String::from_utf8_lossy(renamed).to_ascii_lowercase();
         assert!(

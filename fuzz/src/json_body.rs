@@ -1,5 +1,5 @@
-//! The JSON request-body editor (`json_body`, and `target_request::{locate_model, replace_model}`
-//! for JSON APIs).
+//! The JSON request-body editor (`json_body`, and
+//! `flow::target_request::{locate_model, replace_model}` for JSON APIs).
 //!
 //! Input: a request body, optionally followed by a NUL and the new model name (a fixed awkward
 //! name when there is none). Properties:
@@ -12,8 +12,8 @@
 //! - `with_stream_usage` adds `stream_options.include_usage = true` and changes nothing else.
 
 use airouter_core::api::Api;
+use airouter_core::flow::target_request::{locate_model, replace_model};
 use airouter_core::json_body;
-use airouter_core::target_request::{locate_model, replace_model};
 
 use crate::json::Tree;
 use crate::split_nul;

@@ -1,4 +1,4 @@
-//! The multipart request-body editor (`multipart`, and `target_request::{locate_model,
+//! The multipart request-body editor (`multipart`, and `flow::target_request::{locate_model,
 //! replace_model}` for the audio APIs), checked against `multer`, an independent
 //! `multipart/form-data` parser, standing in for whatever a backend uses.
 //!
@@ -14,8 +14,8 @@
 use std::convert::Infallible;
 
 use airouter_core::api::Api;
+use airouter_core::flow::target_request::{locate_model, replace_model};
 use airouter_core::multipart;
-use airouter_core::target_request::{locate_model, replace_model};
 use bytes::Bytes;
 
 /// Names a target may rename the model to (no CR or LF: a configured name never has them).

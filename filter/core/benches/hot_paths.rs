@@ -9,9 +9,9 @@ use std::hint::black_box;
 
 use airouter_core::api::Api;
 use airouter_core::config::{compile, Plan};
+use airouter_core::flow::target_request::{locate_model, replace_model};
 use airouter_core::model_names::NameRewriter;
 use airouter_core::sse::SseModelRewriter;
-use airouter_core::target_request::{locate_model, replace_model};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 /// A chat body of about `size` bytes: a system and a user message of filler text.

@@ -10,9 +10,9 @@
 //! refusals (bodies from the limiter). Mappers match with CEL on `response.code` and
 //! `response.code_details`, first match wins; a reply no mapper matches keeps its body.
 
+use airouter_core::backend_errors::RATE_LIMITED;
 use airouter_core::contract::LOCAL_REPLY_DETAILS;
 use airouter_core::errors::{envelope, ApiError};
-use airouter_core::upstream_errors::RATE_LIMITED;
 use serde_json::{json, Value};
 
 /// `response.code_details` of replies whose bodies are already OpenAI errors.

@@ -79,13 +79,13 @@ fn lines(event: &[u8]) -> impl Iterator<Item = &[u8]> {
 /// Appends the event with every backend name renamed: JSON data as JSON, any other data and
 /// the `event:`, `id:` and `retry:` lines as plain text after their field name; comments lose
 /// their text and fields the spec ignores are dropped (see [`rewrite_field_line`]). An event whose JSON data is an error object goes out as OpenAI's envelope, with only
-/// its fields (see [`crate::upstream_errors::trimmed`]).
+/// its fields (see [`crate::backend_errors::trimmed`]).
 pub(super) fn rewrite_event(names: &NameRewriter, event: &[u8], out: &mut Vec<u8>) {
     let start = out.len();
     let data = event_data(event);
     let is_json = matches!(data.trim_ascii_start().first(), Some(b'{' | b'[' | b'"'));
     if is_json && memmem::find(&data, b"\"error\"").is_some() {
-        if let Some(envelope) = crate::upstream_errors::trimmed(&data, names) {
+        if let Some(envelope) = crate::backend_errors::trimmed(&data, names) {
             for line in lines(event).filter(|l| !l.starts_with(b"data:")) {
                 if strip_line_end(line).is_empty() {
                     continue;

@@ -1,6 +1,6 @@
-//! Errors on the way back: upstream error bodies put into OpenAI's envelope with their status kept
-//! (only OpenAI's four fields), and Envoy's own failures (connection refused, timeout) turned
-//! into 502 and 504.
+//! Errors on the way back: a backend's error bodies put into OpenAI's envelope with their status
+//! kept (only OpenAI's four fields), and Envoy's own failures (connection refused, timeout)
+//! turned into 502 and 504.
 //!
 //! A backend's 5xx text is not the client's business: it names hosts, addresses, engines and
 //! internal state (`upstream connect to 10.0.0.5:8000 (gpu-node-3) failed`), and OpenAI's own 5xx
@@ -309,7 +309,7 @@ pub fn trimmed(data: &[u8], names: &NameRewriter) -> Option<Vec<u8>> {
     from_error_member(&obj, status, &Scrubber::new(&backend, &client))
 }
 
-/// An upstream error body in OpenAI's envelope. A 5xx gets a generic message (see
+/// A backend's error body in OpenAI's envelope. A 5xx gets a generic message (see
 /// [`server_error`]). A 4xx already in OpenAI's shape keeps only OpenAI's fields; others have
 /// their message found (`message`, `detail`, `error`, or the text itself); either way scrubbed
 /// of backend names and addresses.

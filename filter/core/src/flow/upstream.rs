@@ -6,6 +6,8 @@
 
 use std::rc::Rc;
 
+use super::target_request::{self, TargetRef};
+use super::targets;
 use crate::api::Api;
 use crate::config::{BackendKind, Model, Plan};
 use crate::contract::{
@@ -13,7 +15,6 @@ use crate::contract::{
     FAILOVER_PROPERTY,
 };
 use crate::host::{Action, Headers, Host};
-use crate::target_request::{self, TargetRef};
 
 /// What an attempt needs to know about the request: attempts before this one, the client's
 /// path, the model name the client used.
@@ -82,6 +83,7 @@ pub struct UpstreamFlow {
 }
 
 impl UpstreamFlow {
+    /// The filter for one attempt under `plan`.
     pub fn new(plan: Rc<Plan>) -> Self {
         UpstreamFlow {
             plan,
@@ -91,6 +93,8 @@ impl UpstreamFlow {
         }
     }
 
+    /// The attempt's request headers: rewritten for the target Envoy picked, and held (`Pause`)
+    /// until the body is in, so its model can be replaced too.
     pub fn on_request_headers(&mut self, host: &mut dyn Host, end_of_stream: bool) -> Action {
         let Some(mut carried) = Carried::take(host) else {
             return Action::Continue;
@@ -157,6 +161,7 @@ impl UpstreamFlow {
         Action::Pause
     }
 
+    /// The attempt's body so far (`body_size` bytes): at its end, its model is the target's.
     pub fn on_request_body(
         &mut self,
         host: &mut dyn Host,
@@ -209,7 +214,7 @@ impl UpstreamFlow {
                 .backend_index
                 .and_then(|i| self.plan.backends.get(i))
                 .map_or(0, |b| b.max_cooldown_ms);
-            crate::flow::start_cooldown(host, backend, max_ms);
+            targets::start_cooldown(host, backend, max_ms);
         }
         let failed = status.is_some_and(|s| s >= 500);
         if let (true, Some(index)) = (failed, self.backend_index) {

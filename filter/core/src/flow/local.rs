@@ -1,0 +1,107 @@
+//! What the filter answers itself, with no backend: `/health`, the models list (`/v1/models`
+//! and `/v1/models/{id}`), the admin endpoints, and the OpenAI error a refused request gets.
+
+use super::admission::RequestLine;
+use super::target_request;
+use crate::auth::{presented_key, ClientKey};
+use crate::config::Plan;
+use crate::errors::ApiError;
+use crate::host::{Action, Headers, Host};
+use crate::{admin, models_list};
+
+/// The content type of every answer the filter gives itself.
+pub(super) const JSON: (&str, &str) = ("content-type", "application/json");
+
+/// Refuses the request with `err` in OpenAI's envelope (with `Allow` on a 405 and
+/// `Retry-After` when the error has a wait).
+pub(super) fn reply(host: &mut dyn Host, err: &ApiError) -> Action {
+    let mut headers = vec![JSON];
+    if err.status == 405 {
+        let allow = if err.message.contains("/v1/models") {
+            "GET"
+        } else {
+            "POST"
+        };
+        headers.push(("allow", allow));
+    }
+    let retry_after = err.retry_after.map(|s| s.to_string());
+    if let Some(secs) = &retry_after {
+        headers.push(("retry-after", secs));
+    }
+    host.send_response(err.status, &headers, &err.body());
+    Action::Pause
+}
+
+/// Answers 200 with a JSON `body`.
+pub(super) fn reply_json(host: &mut dyn Host, body: &[u8]) -> Action {
+    host.send_response(200, &[JSON], body);
+    Action::Pause
+}
+
+/// Answers `/health` (a GET or HEAD, no key needed); `None` for any other request.
+pub(super) fn health(host: &mut dyn Host, line: &RequestLine) -> Option<Action> {
+    (line.path() == "/health" && line.is_get()).then(|| reply_json(host, br#"{"status":"ok"}"#))
+}
+
+/// Answers an admin endpoint (admin keys only); `None` for any other path.
+pub(super) fn admin(host: &mut dyn Host, plan: &Plan, line: &RequestLine) -> Option<Action> {
+    let path = line.path();
+    if !admin::PATHS.contains(&path) {
+        return None;
+    }
+    let method = line.method.as_str();
+    if !line.is_get() {
+        return Some(reply(host, &ApiError::method_not_allowed(method, path)));
+    }
+    if plan.admin_keys.is_open() {
+        let err = ApiError::with_status(
+            403,
+            "The admin endpoints are off: the configuration has no [[admin_keys]].".into(),
+            Some("admin_disabled"),
+        );
+        return Some(reply(host, &err));
+    }
+    let authz = host.header(Headers::Request, "authorization");
+    let api_key = host.header(Headers::Request, "api-key");
+    let x_api_key = host.header(Headers::Request, "x-api-key");
+    let presented = presented_key(authz.as_deref(), api_key.as_deref(), x_api_key.as_deref());
+    let Some(presented) = presented else {
+        return Some(reply(host, &ApiError::missing_key()));
+    };
+    if plan.admin_keys.find(presented).is_none() {
+        return Some(reply(host, &ApiError::invalid_key()));
+    }
+    let body = admin::render(path, plan, host);
+    Some(reply_json(host, body.to_string().as_bytes()))
+}
+
+/// Answers the models list and one model's entry, as the client's `key` may see them; `None`
+/// for any other path.
+pub(super) fn models(
+    host: &mut dyn Host,
+    plan: &Plan,
+    key: Option<&ClientKey>,
+    line: &RequestLine,
+) -> Option<Action> {
+    let path = line.path();
+    let id = if path == "/v1/models" {
+        None
+    } else {
+        Some(path.strip_prefix("/v1/models/")?)
+    };
+    if !line.is_get() {
+        let err = ApiError::method_not_allowed(&line.method, path);
+        return Some(reply(host, &err));
+    }
+    let Some(id) = id else {
+        return Some(reply_json(host, &models_list::list(plan, key)));
+    };
+    let id = models_list::percent_decode(id).unwrap_or_default();
+    if let Err(err) = target_request::check_model_name(&id) {
+        return Some(reply(host, &err));
+    }
+    Some(match models_list::one(plan, key, &id) {
+        Some(body) => reply_json(host, &body),
+        None => reply(host, &ApiError::model_not_found(&id)),
+    })
+}

@@ -1,0 +1,234 @@
+//! One HTTP request through the filter: authenticate, answer locally or route to a backend with
+//! the body and headers rewritten, then rewrite the response so backend names never reach the
+//! client. Driven by the host's callbacks through [`Host`].
+//!
+//! A request enters at [`HttpFlow`], the listener's filter, whose callbacks the wasm glue calls
+//! in Envoy's order; each delegates to the file that does that part:
+//! 1. [`HttpFlow::on_request_headers`]: the client's internal headers removed, the filter's own
+//!    endpoints answered (`local.rs`: health, models list, admin), the key authenticated and
+//!    held to its limits, the request line checked (`admission.rs`); a request for a backend
+//!    then waits for its body.
+//! 2. [`HttpFlow::on_request_body`], or [`HttpFlow::on_request_trailers`] (which end a body
+//!    too): the model read from the body and resolved, a target chosen (`routing.rs`,
+//!    `targets.rs`) and the request rewritten for it ([`target_request`]).
+//! 3. [`HttpFlow::on_response_headers`]: cool-downs, Envoy's own failures, how the body will be
+//!    rewritten, or the filter's answer when no body follows an error (`response.rs`).
+//! 4. [`HttpFlow::on_response_body`]: the body renamed and its errors put into OpenAI's envelope
+//!    (`response_body.rs`), and the tokens it reports charged to the key (`settlement.rs`).
+//! 5. [`HttpFlow::on_done`]: the stream is over; what was not charged yet is.
+//!
+//! A failover model's requests also pass [`UpstreamFlow`] (`upstream.rs`), the upstream filter
+//! of the model's aggregate cluster: it runs once per attempt and rewrites the request for the
+//! target Envoy picked.
+//!
+//! The files import one another one way only (this one composes them and none imports it):
+//! `local` → `admission` → `settlement`; `routing` → `settlement`, `targets`,
+//! `target_request`; `response_body` → `response` → `routing`, `targets`, `local`;
+//! `upstream` → `targets`, `target_request`.
+
+mod admission;
+mod local;
+mod response;
+mod response_body;
+mod routing;
+mod settlement;
+pub mod target_request;
+mod targets;
+mod upstream;
+
+use std::rc::Rc;
+
+use crate::api::Api;
+use crate::auth::{ClientKey, KnownKeys};
+use crate::config::Plan;
+use crate::errors::ApiError;
+use crate::host::{Action, Headers, Host};
+use crate::metrics;
+use admission::RequestLine;
+use response::Response;
+use routing::Routed;
+use settlement::Settlement;
+
+pub use settlement::ESTIMATE_MAX_TOKENS;
+pub use upstream::UpstreamFlow;
+
+/// How much of a buffered body to ask for when its size is not known (at the trailers): the
+/// host returns what there is.
+const WHOLE_BODY: usize = u32::MAX as usize;
+
+/// The listener filter's state for one request (see the module doc for its callbacks' order).
+#[derive(Debug)]
+pub struct HttpFlow {
+    plan: Rc<Plan>,
+    /// Keys this worker has already matched against the plan's ring.
+    known_keys: Rc<KnownKeys>,
+    /// Index of the client's key in the plan's key ring, once authenticated.
+    key: Option<usize>,
+    /// The API of a request waiting for its body, and its query string.
+    pending: Option<(Api, String)>,
+    routed: Option<Routed>,
+    response: Response,
+    settlement: Settlement,
+}
+
+impl HttpFlow {
+    /// A flow for one request under `plan`.
+    pub fn new(plan: Rc<Plan>) -> Self {
+        Self::with_known_keys(plan, Rc::default())
+    }
+
+    /// A flow sharing its worker's memory of matched keys (one per plan).
+    pub fn with_known_keys(plan: Rc<Plan>, known_keys: Rc<KnownKeys>) -> Self {
+        HttpFlow {
+            plan,
+            known_keys,
+            key: None,
+            pending: None,
+            routed: None,
+            response: Response::default(),
+            settlement: Settlement::default(),
+        }
+    }
+
+    /// Refuses the request with `err`; nothing waits for its body any more.
+    fn refuse(&mut self, host: &mut dyn Host, err: &ApiError) -> Action {
+        self.pending = None;
+        local::reply(host, err)
+    }
+
+    /// The request's headers: answered here (health, models list, admin, any refusal) or held
+    /// (`Pause`) until the body is in.
+    pub fn on_request_headers(&mut self, host: &mut dyn Host, end_of_stream: bool) -> Action {
+        admission::remove_internal_headers(host);
+        let line = RequestLine::read(host);
+        let plan = Rc::clone(&self.plan);
+        if let Some(answered) =
+            local::health(host, &line).or_else(|| local::admin(host, &plan, &line))
+        {
+            return answered;
+        }
+        self.key = match admission::authenticate(host, &plan, &self.known_keys) {
+            Ok(key) => key,
+            Err(err) => {
+                host.count(metrics::KEY_DENIED);
+                return self.refuse(host, &err);
+            }
+        };
+        let client = client(&plan, self.key);
+        if let Some((i, k)) = client {
+            if let Err(err) = admission::check_key_limits(host, &plan, i, k) {
+                return self.refuse(host, &err);
+            }
+        }
+        if let Some(answered) = local::models(host, &plan, client.map(|(_, k)| k), &line) {
+            return answered;
+        }
+        match admission::check_request(host, &plan, &line, end_of_stream) {
+            Ok(api) => {
+                self.pending = Some((api, line.query().to_string()));
+                Action::Pause
+            }
+            Err(err) => self.refuse(host, &err),
+        }
+    }
+
+    /// The request body so far (`body_size` bytes buffered): at its end, the request is routed
+    /// or refused.
+    pub fn on_request_body(
+        &mut self,
+        host: &mut dyn Host,
+        body_size: usize,
+        end_of_stream: bool,
+    ) -> Action {
+        let Some((api, _)) = &self.pending else {
+            return Action::Continue;
+        };
+        let api = *api;
+        let limit = self.plan.listener.max_body_bytes;
+        if body_size as u64 > limit {
+            return self.refuse(host, &ApiError::too_large(limit));
+        }
+        if !end_of_stream {
+            return Action::Pause;
+        }
+        let query = self.pending.take().map(|(_, q)| q).unwrap_or_default();
+        let plan = Rc::clone(&self.plan);
+        let key = client(&plan, self.key).map(|(_, k)| k);
+        match routing::route(host, &plan, key, api, &query, body_size) {
+            Ok(routed) => {
+                self.routed = Some(routed);
+                Action::Continue
+            }
+            Err(err) => self.refuse(host, &err),
+        }
+    }
+
+    /// Trailers end the request body (HTTP/2 may send them after the last DATA frame, HTTP/1.1
+    /// after a chunked body): a request still waiting for its body is routed now with all that
+    /// was buffered, exactly as if the last body callback had said end of stream.
+    pub fn on_request_trailers(&mut self, host: &mut dyn Host) -> Action {
+        if self.pending.is_none() {
+            return Action::Continue;
+        }
+        let size = host
+            .body(Headers::Request, WHOLE_BODY)
+            .map_or(0, |b| b.len());
+        self.on_request_body(host, size, true)
+    }
+
+    /// The response's headers (a backend's, or Envoy's own answer): held (`Pause`) when the body
+    /// is buffered whole to be rewritten.
+    pub fn on_response_headers(&mut self, host: &mut dyn Host, end_of_stream: bool) -> Action {
+        let Some(routed) = &self.routed else {
+            return Action::Continue;
+        };
+        self.response
+            .on_headers(host, &self.plan, routed, end_of_stream)
+    }
+
+    /// The response body so far (`body_size` bytes): rewritten, and its usage charged.
+    pub fn on_response_body(
+        &mut self,
+        host: &mut dyn Host,
+        body_size: usize,
+        end_of_stream: bool,
+    ) -> Action {
+        let Some(routed) = &self.routed else {
+            return Action::Continue;
+        };
+        let plan = &self.plan;
+        let (action, tokens) = self
+            .response
+            .on_body(host, plan, routed, body_size, end_of_stream);
+        let client = client(plan, self.key);
+        self.settlement
+            .settle_tokens(host, plan, client, routed.model, tokens);
+        if end_of_stream {
+            let key = client.map(|(_, k)| k);
+            let succeeded = self.response.succeeded;
+            self.settlement
+                .settle_estimate(host, key, routed.estimate, succeeded);
+        }
+        action
+    }
+
+    /// The stream is over (Envoy's access-log callback), ended well or cut short by the client:
+    /// what was not charged yet is.
+    pub fn on_done(&mut self, host: &mut dyn Host) {
+        let Some(routed) = &self.routed else {
+            return;
+        };
+        let key = client(&self.plan, self.key).map(|(_, k)| k);
+        let succeeded = self.response.succeeded;
+        self.settlement
+            .settle_estimate(host, key, routed.estimate, succeeded);
+    }
+}
+
+/// The client's key at index `key` of the plan's ring: the index and the key.
+fn client(plan: &Plan, key: Option<usize>) -> Option<(usize, &ClientKey)> {
+    key.and_then(|i| Some((i, plan.keys.keys().get(i)?)))
+}
+
+#[cfg(test)]
+mod tests;

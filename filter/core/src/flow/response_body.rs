@@ -1,0 +1,97 @@
+//! A routed request's response body, rewritten as its headers decided (see `response.rs`): an
+//! SSE stream event by event as it arrives (and a chat stream cut short ended for the client), a
+//! JSON or text body renamed whole, a backend's error put into OpenAI's envelope, Envoy's failure
+//! replaced by the filter's error. What the body reports of its token usage is handed back for
+//! the settlement.
+
+use super::response::{Response, ResponseMode};
+use super::routing::Routed;
+use crate::config::Plan;
+use crate::host::{Action, Headers, Host};
+use crate::{backend_errors, json_body, metrics, sse};
+
+use itoa::Buffer as Decimal;
+
+impl Response {
+    /// One callback's worth of the body (`body_size` bytes buffered so far, or this chunk of a
+    /// stream): whether it goes on, and the tokens the response reported, once known.
+    pub(super) fn on_body(
+        &mut self,
+        host: &mut dyn Host,
+        plan: &Plan,
+        routed: &Routed,
+        body_size: usize,
+        end_of_stream: bool,
+    ) -> (Action, Option<u64>) {
+        let resp = Headers::Response;
+        let mut tokens = None;
+        let action = match &mut self.mode {
+            ResponseMode::Untouched => Action::Continue,
+            ResponseMode::Sse(rewriter) => {
+                let chunk = host.body(resp, body_size).unwrap_or_default();
+                let overflowed = rewriter.overflowed();
+                let mut out = rewriter.feed(&chunk);
+                if rewriter.overflowed() && !overflowed {
+                    let names = &plan.metric_names.model_events_too_large;
+                    metrics::add_at(host, names, routed.model, 1);
+                    host.log_warn(
+                        "a backend sent a stream event over the limit; the stream was ended",
+                    );
+                }
+                if end_of_stream {
+                    let tail = rewriter.finish();
+                    let complete = tail.is_empty();
+                    out.extend(tail);
+                    // Chat and completions streams end with [DONE]; one that does not was cut
+                    // short, and the client is told so rather than left guessing.
+                    if routed.ends_with_done && !rewriter.saw_done() {
+                        out.extend(sse::truncated_stream_ending(complete));
+                    }
+                    tokens = rewriter.usage_tokens();
+                }
+                if out != chunk && !host.replace_body(resp, body_size, &out) {
+                    host.log_warn("could not rewrite an SSE chunk");
+                }
+                Action::Continue
+            }
+            _ if !end_of_stream => Action::Pause,
+            ResponseMode::Json => {
+                let body = host.body(resp, body_size).unwrap_or_default();
+                tokens = json_body::total_tokens(&body);
+                let renamed = routed.names.rewrite_document(&body);
+                send_whole(host, body_size, renamed.as_deref());
+                Action::Continue
+            }
+            ResponseMode::Text => {
+                let body = host.body(resp, body_size).unwrap_or_default();
+                let mut out = Vec::with_capacity(body.len());
+                let renamed = routed.names.rewrite_text(&body, &mut out);
+                send_whole(host, body_size, renamed.then_some(out.as_slice()));
+                Action::Continue
+            }
+            ResponseMode::BackendError(status) => {
+                let body = host.body(resp, body_size).unwrap_or_default();
+                let names: Vec<&str> = routed.backend_models.iter().map(String::as_str).collect();
+                let out = backend_errors::wrap(*status, &body, &names, &routed.client_name);
+                send_whole(host, body_size, Some(&out));
+                Action::Continue
+            }
+            ResponseMode::Replaced(err) => {
+                send_whole(host, body_size, Some(&err.body()));
+                Action::Continue
+            }
+        };
+        (action, tokens)
+    }
+}
+
+/// Ends a response buffered whole (its headers held): `out` replaces the body when given, and the
+/// headers get the length of what is actually sent.
+fn send_whole(host: &mut dyn Host, body_size: usize, out: Option<&[u8]>) {
+    let resp = Headers::Response;
+    let len = match out {
+        Some(out) if host.replace_body(resp, body_size, out) => out.len(),
+        _ => body_size,
+    };
+    host.set_header(resp, "content-length", Some(Decimal::new().format(len)));
+}

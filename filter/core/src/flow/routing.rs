@@ -1,0 +1,202 @@
+//! Where an admitted request goes, once its body is in: the model read from the body and
+//! checked, resolved to one of the plan's models (within the key's allow-list), a target chosen,
+//! and the request rewritten for it; or, for a failover model with more than one target left,
+//! routed to the model's aggregate cluster, whose upstream filter rewrites each attempt.
+
+use std::borrow::Cow;
+
+use itoa::Buffer as Decimal;
+
+use super::target_request::{self, TargetRef};
+use super::{settlement, targets};
+use crate::api::Api;
+use crate::auth::ClientKey;
+use crate::config::{Model, ModelTarget, Plan};
+use crate::contract::{CLIENT_MODEL_HEADER, CLIENT_PATH_HEADER, ROUTE_PROPERTY};
+use crate::errors::ApiError;
+use crate::host::{Headers, Host};
+use crate::model_names::NameRewriter;
+use crate::resolve::Target;
+use crate::{limits, metrics};
+
+/// Where a routed request went, for the response path.
+#[derive(Debug)]
+pub(super) struct Routed {
+    pub names: NameRewriter,
+    /// Every name the backend(s) may know the model by.
+    pub backend_models: Vec<String>,
+    pub client_name: String,
+    /// The API's streams end with `data: [DONE]` (chat and legacy completions).
+    pub ends_with_done: bool,
+    /// The target's backend (its index in the plan) and cool-down key, when the request went
+    /// straight to one (failover attempts are watched by the upstream filter).
+    pub single_backend: Option<(usize, String)>,
+    /// The router asked the backend for stream usage the client did not ask for.
+    pub strip_usage: bool,
+    /// The model's index in the plan (its counters are named by its configured name or pattern).
+    pub model: usize,
+    /// For a key whose token budget is kept here: what the request is charged when a successful
+    /// response reports no usage (see [`settlement::estimate`]).
+    pub estimate: Option<u64>,
+}
+
+/// Routes the request whose whole body (`body_size` bytes) the host holds, for the client's
+/// `key`; `query` is the client's query string. The error the request is refused with when it
+/// cannot go anywhere.
+pub(super) fn route(
+    host: &mut dyn Host,
+    plan: &Plan,
+    key: Option<&ClientKey>,
+    api: Api,
+    query: &str,
+    body_size: usize,
+) -> Result<Routed, ApiError> {
+    let body = host
+        .body(Headers::Request, body_size)
+        .ok_or_else(|| ApiError::internal("the request body could not be read"))?;
+    let ctype = host
+        .header(Headers::Request, "content-type")
+        .unwrap_or_default();
+    let (span, requested) = target_request::locate_model(api, &body, &ctype)?;
+    target_request::check_model_name(&requested)?;
+    let target = plan
+        .resolve(api, &requested)
+        .ok_or_else(|| ApiError::model_not_found(&requested))?;
+    if let Some(k) = key {
+        if !k.allows(&requested) || !k.allows(&target.client_name) {
+            return Err(ApiError::model_not_found(&requested));
+        }
+    }
+    metrics::add_at(host, &plan.metric_names.model_requests, target.index, 1);
+    let targets = target.model.targets();
+    let local_limits = plan.global_limits.is_none();
+    // A body that cannot be made to report usage is refused before any limit counts it.
+    settlement::usage_request(key, api, &body)?;
+    let estimate = settlement::estimate(plan, key, api, &body);
+    let first = targets::choose(host, plan, target.model, &target.client_name, local_limits)?;
+    let remaining = targets.get(first..).unwrap_or(&[]);
+    let request = Request {
+        api,
+        key,
+        body: &body,
+        body_size,
+    };
+    let (single_backend, strip_usage) = if let [only] = remaining {
+        // One target left (the model has one, or the ones before it are limited or cooling):
+        // rewrite here and route straight to its backend.
+        let (single, strip) = to_backend(host, plan, &request, &target, only, span, query)?;
+        (Some(single), strip)
+    } else {
+        (None, to_failover(host, &request, &target, first)?)
+    };
+    let first_backend = remaining.first().and_then(|t| plan.backends.get(t.backend));
+    settlement::mark_for_global_limits(host, plan, key, api, &body, first_backend);
+    let backend_models: Vec<String> = targets
+        .iter()
+        .map(|t| Model::name_at(t, &target.client_name).to_string())
+        .collect();
+    let names: Vec<&str> = backend_models.iter().map(String::as_str).collect();
+    let names = NameRewriter::with_backends(&target.client_name, &names);
+    Ok(Routed {
+        names,
+        backend_models,
+        client_name: target.client_name.clone(),
+        ends_with_done: matches!(api, Api::Chat | Api::Completions),
+        single_backend,
+        strip_usage,
+        model: target.index,
+        estimate,
+    })
+}
+
+/// The request being routed, as the client sent it.
+struct Request<'a> {
+    api: Api,
+    key: Option<&'a ClientKey>,
+    body: &'a [u8],
+    body_size: usize,
+}
+
+/// Rewrites the request for its one target left (body, headers, route) and counts it for the
+/// target's backend: that backend's index and cool-down key, and whether the router asked for
+/// stream usage the client did not.
+fn to_backend(
+    host: &mut dyn Host,
+    plan: &Plan,
+    request: &Request<'_>,
+    target: &Target<'_>,
+    only: &ModelTarget,
+    span: std::ops::Range<usize>,
+    query: &str,
+) -> Result<((usize, String), bool), ApiError> {
+    let req = Headers::Request;
+    let api = request.api;
+    let backend = plan
+        .backends
+        .get(only.backend)
+        .ok_or_else(|| ApiError::internal("unknown backend"))?;
+    let backend_model = Model::name_at(only, &target.client_name).to_string();
+    let mut new_body = target_request::replace_model(api, request.body, span, &backend_model);
+    let mut strip_usage = false;
+    if let Some(with_usage) = settlement::usage_request(request.key, api, &new_body)? {
+        new_body = with_usage.body;
+        strip_usage = with_usage.strip;
+    }
+    if !host.replace_body(req, request.body_size, &new_body) {
+        return Err(ApiError::internal(
+            "the request body could not be rewritten",
+        ));
+    }
+    host.set_header(
+        req,
+        "content-length",
+        Some(Decimal::new().format(new_body.len())),
+    );
+    let t = TargetRef {
+        backend,
+        backend_model: &backend_model,
+        client_name: &target.client_name,
+    };
+    target_request::apply_headers(host, plan, api, query, &t, false);
+    set_route(host, &backend.name);
+    metrics::add_at(host, &plan.metric_names.backend_requests, only.backend, 1);
+    let cooldown_key = limits::target_key(&backend.name, target.model.state_name_at(only));
+    Ok(((only.backend, cooldown_key), strip_usage))
+}
+
+/// Routes the request to the model's aggregate cluster, from its target at index `first`:
+/// Envoy picks each attempt's target, and the upstream filter rewrites body and headers for it.
+/// Here only the route and what that filter needs are set (a client's own internal headers were
+/// removed with the request's headers). Whether the router asked for stream usage the client
+/// did not.
+fn to_failover(
+    host: &mut dyn Host,
+    request: &Request<'_>,
+    target: &Target<'_>,
+    first: usize,
+) -> Result<bool, ApiError> {
+    let req = Headers::Request;
+    let mut strip_usage = false;
+    if let Some(with_usage) = settlement::usage_request(request.key, request.api, request.body)? {
+        if host.replace_body(req, request.body_size, &with_usage.body) {
+            let len = with_usage.body.len();
+            host.set_header(req, "content-length", Some(Decimal::new().format(len)));
+            strip_usage = with_usage.strip;
+        }
+    }
+    let full_path = host
+        .header(req, ":path")
+        .map(Cow::into_owned)
+        .unwrap_or_default();
+    host.set_header(req, CLIENT_MODEL_HEADER, Some(&target.client_name));
+    host.set_header(req, CLIENT_PATH_HEADER, Some(&full_path));
+    set_route(host, &Model::failover_key(target.index, first));
+    host.set_header(req, "accept-encoding", None);
+    Ok(strip_usage)
+}
+
+/// Points Envoy's route table at `route` (a backend or a failover cluster's key).
+fn set_route(host: &mut dyn Host, route: &str) {
+    host.set_property(ROUTE_PROPERTY, route.as_bytes());
+    host.clear_route_cache();
+}

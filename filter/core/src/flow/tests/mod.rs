@@ -1,0 +1,13 @@
+//! The request flow driven through an in-memory host: what Envoy would see the filter do. One
+//! shared test host (`host.rs`), and the tests of each part of the flow in the file named for it.
+
+mod host;
+
+mod admission;
+mod local;
+mod response;
+mod response_body;
+mod routing;
+mod settlement;
+mod targets;
+mod upstream;
