@@ -20,29 +20,29 @@ pub(super) struct RequestLine {
     pub method: String,
     /// The `:path` pseudo-header: the path and, after a `?`, the query string.
     target: String,
+    /// Where the path ends in `target` (at the `?`, or its length).
+    path_end: usize,
 }
 
 impl RequestLine {
     pub(super) fn read(host: &dyn Host) -> Self {
         let owned = |v: Option<Cow<'_, str>>| v.map(Cow::into_owned).unwrap_or_default();
+        let target = owned(host.header(Headers::Request, ":path"));
         RequestLine {
             method: owned(host.header(Headers::Request, ":method")),
-            target: owned(host.header(Headers::Request, ":path")),
+            path_end: target.find('?').unwrap_or(target.len()),
+            target,
         }
     }
 
     /// The path without its query string.
     pub(super) fn path(&self) -> &str {
-        self.split().0
+        self.target.get(..self.path_end).unwrap_or_default()
     }
 
     /// What follows the `?`, empty when nothing does.
     pub(super) fn query(&self) -> &str {
-        self.split().1
-    }
-
-    fn split(&self) -> (&str, &str) {
-        self.target.split_once('?').unwrap_or((&self.target, ""))
+        self.target.get(self.path_end + 1..).unwrap_or_default()
     }
 
     /// A GET or a HEAD.
