@@ -61,12 +61,7 @@ fn fingerprint(plan: &Plan) -> String {
     let names = plan.models.iter().map(|m| m.name.as_str()).chain(probes);
     let resolved: Vec<String> = names
         .flat_map(|n| {
-            Api::ALL.map(|api| {
-                format!(
-                    "{n}/{api:?}: {:?}",
-                    plan.resolver.resolve(&plan.models, api, n)
-                )
-            })
+            Api::ALL.map(|api| format!("{n}/{api:?}: {:?}", plan.resolver.resolve(api, n)))
         })
         .collect();
     let secrets: Vec<&str> = plan

@@ -10,14 +10,14 @@ use std::hint::black_box;
 use std::path::Path;
 
 use airouter_core::config::{compile, StreamText, TritonFamily};
+use airouter_sidecar::kserve::model_info::ModelInfo;
+use airouter_sidecar::kserve::pb::infer_parameter::ParameterChoice;
+use airouter_sidecar::kserve::pb::model_infer_response::InferOutputTensor;
+use airouter_sidecar::kserve::pb::{DataType, InferParameter, ModelInferResponse};
 use airouter_sidecar::templates::{ChatTemplate, Message};
 use airouter_sidecar::translate::kserve_request::{self, Extras};
 use airouter_sidecar::translate::text_stream::TextAssembler;
 use airouter_sidecar::translate::{chat_request, kserve_response};
-use airouter_sidecar::triton::client::ModelInfo;
-use airouter_sidecar::triton::pb::infer_parameter::ParameterChoice;
-use airouter_sidecar::triton::pb::model_infer_response::InferOutputTensor;
-use airouter_sidecar::triton::pb::{DataType, InferParameter, ModelInferResponse};
 use criterion::{criterion_group, criterion_main, Criterion};
 use prost::Message as _;
 

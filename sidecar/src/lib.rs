@@ -4,6 +4,7 @@
 pub mod bootstrap;
 #[cfg(test)]
 mod golden;
+pub mod kserve;
 pub mod ratelimit;
 pub mod serve;
 pub mod templates;

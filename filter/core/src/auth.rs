@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::resolve::Pattern;
+use crate::pattern::Pattern;
 
 /// One client key. Only its digest is kept; its name is what logs and metrics show.
 #[derive(Debug, Clone)]

@@ -37,6 +37,7 @@ pub mod metrics;
 pub mod model_names;
 pub mod models_list;
 pub mod multipart;
+pub mod pattern;
 pub mod resolve;
 pub mod response_headers;
 pub mod sse;

@@ -3,8 +3,6 @@
 //! tags (`/stats/prometheus` shows `airouter_backend_requests{backend="X"}`). Names come only from
 //! the configuration (a pattern model counts under its pattern), so cardinality is bounded.
 
-use crate::auth::ClientKey;
-use crate::config::{Backend, Model, Plan};
 use crate::host::Host;
 
 pub const BACKEND_REQUESTS: &str = "airouter_backend_requests";
@@ -73,23 +71,22 @@ pub struct Names {
 }
 
 impl Names {
-    pub fn new(backends: &[Backend], models: &[Model], keys: &[ClientKey]) -> Self {
-        let key_names: Vec<&str> = keys.iter().map(|k| k.name.as_str()).collect();
-        let model_names: Vec<&str> = models.iter().map(|m| m.name.as_str()).collect();
-        let backend_names: Vec<&str> = backends.iter().map(|b| b.name.as_str()).collect();
+    /// The names for the plan's backends, models (configured name or pattern) and keys, each
+    /// list in the plan's order.
+    pub fn new(backend_names: &[&str], model_names: &[&str], key_names: &[&str]) -> Self {
         let each = |names: &[&str], counter: &str, f: fn(&str, &str) -> String| {
             names.iter().map(|n| f(counter, n)).collect()
         };
         Names {
-            key_requests: each(&key_names, KEY_REQUESTS, key),
-            key_tokens: each(&key_names, KEY_TOKENS, key),
-            model_requests: each(&model_names, MODEL_REQUESTS, model),
-            model_tokens: each(&model_names, MODEL_TOKENS, model),
-            model_unrenamed: each(&model_names, MODEL_UNRENAMED, model),
-            model_events_too_large: each(&model_names, MODEL_EVENTS_TOO_LARGE, model),
-            backend_requests: each(&backend_names, BACKEND_REQUESTS, backend),
-            backend_errors: each(&backend_names, BACKEND_ERRORS, backend),
-            backend_rate_limited: each(&backend_names, BACKEND_RATE_LIMITED, backend),
+            key_requests: each(key_names, KEY_REQUESTS, key),
+            key_tokens: each(key_names, KEY_TOKENS, key),
+            model_requests: each(model_names, MODEL_REQUESTS, model),
+            model_tokens: each(model_names, MODEL_TOKENS, model),
+            model_unrenamed: each(model_names, MODEL_UNRENAMED, model),
+            model_events_too_large: each(model_names, MODEL_EVENTS_TOO_LARGE, model),
+            backend_requests: each(backend_names, BACKEND_REQUESTS, backend),
+            backend_errors: each(backend_names, BACKEND_ERRORS, backend),
+            backend_rate_limited: each(backend_names, BACKEND_RATE_LIMITED, backend),
         }
     }
 }
@@ -106,9 +103,8 @@ pub fn add_at(host: &mut dyn Host, names: &[String], index: usize, n: u64) {
     }
 }
 
-/// Every counter the plan can bump, to define them all when the filter starts.
-pub fn all(plan: &Plan) -> Vec<String> {
-    let n = &plan.metric_names;
+/// Every counter a plan with these `n`ames can bump, to define them all when the filter starts.
+pub fn all(n: &Names) -> Vec<String> {
     let mut names = vec![
         KEY_DENIED.to_string(),
         USAGE_CAPPED.to_string(),

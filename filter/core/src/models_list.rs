@@ -46,7 +46,7 @@ pub fn list(plan: &Plan, key: Option<&ClientKey>) -> Vec<u8> {
 
 /// One model as JSON, when the caller may see it: a concrete name, or a name a pattern serves.
 pub fn one(plan: &Plan, key: Option<&ClientKey>, id: &str) -> Option<Vec<u8>> {
-    if id.is_empty() || !allowed(key, id) || !plan.resolver.knows(&plan.models, id) {
+    if id.is_empty() || !allowed(key, id) || !plan.resolver.knows(id) {
         return None;
     }
     let owner = plan

@@ -81,7 +81,7 @@ impl RootContext for Root {
             }
             Ok(plan) => {
                 // Define every counter now, so the stats exist (at 0) before any request.
-                for name in airouter_core::metrics::all(&plan) {
+                for name in airouter_core::metrics::all(&plan.metric_names) {
                     envoy_host::counter_id(&name);
                 }
                 self.plan = Some(Rc::new(plan));

@@ -4,10 +4,10 @@
 use airouter_core::errors::ApiError;
 use serde_json::Value;
 
-use crate::triton::client::ModelInfo;
-use crate::triton::pb::model_infer_request::InferRequestedOutputTensor;
-use crate::triton::pb::{DataType, ModelInferRequest, ModelInferResponse};
-use crate::triton::tensors;
+use crate::kserve::model_info::ModelInfo;
+use crate::kserve::pb::model_infer_request::InferRequestedOutputTensor;
+use crate::kserve::pb::{DataType, ModelInferRequest, ModelInferResponse};
+use crate::kserve::tensors;
 
 /// An embeddings request, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,7 +133,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::triton::pb::model_infer_response::InferOutputTensor;
+    use crate::kserve::pb::model_infer_response::InferOutputTensor;
 
     fn info() -> ModelInfo {
         ModelInfo {

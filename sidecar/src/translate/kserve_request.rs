@@ -10,10 +10,10 @@ use airouter_core::config::TritonFamily;
 use serde_json::{json, Map, Value};
 
 use super::chat_request::Sampling;
-use crate::triton::client::ModelInfo;
-use crate::triton::pb::model_infer_request::{InferInputTensor, InferRequestedOutputTensor};
-use crate::triton::pb::{DataType, ModelInferRequest};
-use crate::triton::tensors;
+use crate::kserve::model_info::ModelInfo;
+use crate::kserve::pb::model_infer_request::{InferInputTensor, InferRequestedOutputTensor};
+use crate::kserve::pb::{DataType, ModelInferRequest};
+use crate::kserve::tensors;
 
 /// Outputs beyond `text_output` that this request asked for, which
 /// [`super::kserve_response`] reads back.

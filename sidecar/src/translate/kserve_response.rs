@@ -11,8 +11,8 @@ use super::estimate_tokens;
 use super::kserve_error;
 use super::kserve_request::Extras;
 use super::text_stream::TextAssembler;
-use crate::triton::pb::{ModelInferResponse, ModelStreamInferResponse};
-use crate::triton::tensors::{self, DecodeError};
+use crate::kserve::pb::{ModelInferResponse, ModelStreamInferResponse};
+use crate::kserve::tensors::{self, DecodeError};
 
 /// What one response carries.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

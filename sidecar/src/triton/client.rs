@@ -10,39 +10,9 @@ use tokio::sync::Mutex;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
-use super::pb::grpc_inference_service_client::GrpcInferenceServiceClient;
-use super::pb::{DataType, ModelConfigRequest, ModelReadyRequest, ServerReadyRequest};
-
-/// What the router needs to know of a model, from its `ModelConfig`.
-#[derive(Debug, Clone)]
-pub struct ModelInfo {
-    pub decoupled: bool,
-    /// 0: no batch dimension.
-    pub max_batch_size: i32,
-    /// Declared inputs: name -> (type, optional).
-    pub inputs: HashMap<String, (DataType, bool)>,
-    pub outputs: Vec<String>,
-}
-
-impl ModelInfo {
-    pub fn has_input(&self, name: &str) -> bool {
-        self.inputs.contains_key(name)
-    }
-    pub fn input_type(&self, name: &str) -> Option<DataType> {
-        self.inputs.get(name).map(|(t, _)| *t)
-    }
-    pub fn has_output(&self, name: &str) -> bool {
-        self.outputs.iter().any(|o| o == name)
-    }
-    /// The shape of a one-element input: `[1]`, or `[1, 1]` with a batch dimension.
-    pub fn scalar_shape(&self) -> Vec<i64> {
-        if self.max_batch_size > 0 {
-            vec![1, 1]
-        } else {
-            vec![1]
-        }
-    }
-}
+use crate::kserve::model_info::ModelInfo;
+use crate::kserve::pb::grpc_inference_service_client::GrpcInferenceServiceClient;
+use crate::kserve::pb::{ModelConfigRequest, ModelReadyRequest, ServerReadyRequest};
 
 /// A Triton server.
 pub struct TritonBackend {
@@ -123,24 +93,7 @@ impl TritonBackend {
                     format!("Triton sent no configuration for model {model}"),
                 )
             })?;
-        let info = Arc::new(ModelInfo {
-            decoupled: config.model_transaction_policy.is_some_and(|p| p.decoupled),
-            max_batch_size: config.max_batch_size,
-            inputs: config
-                .input
-                .iter()
-                .map(|i| {
-                    (
-                        i.name.clone(),
-                        (
-                            DataType::try_from(i.data_type).unwrap_or(DataType::TypeInvalid),
-                            i.optional,
-                        ),
-                    )
-                })
-                .collect(),
-            outputs: config.output.iter().map(|o| o.name.clone()).collect(),
-        });
+        let info = Arc::new(ModelInfo::from_config(&config));
         self.models
             .lock()
             .await

@@ -11,9 +11,9 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 
-use super::pb::grpc_inference_service_client::GrpcInferenceServiceClient;
-use super::pb::ModelInferRequest;
 use super::trace::{with_trace, TraceContext};
+use crate::kserve::pb::grpc_inference_service_client::GrpcInferenceServiceClient;
+use crate::kserve::pb::ModelInferRequest;
 use crate::translate::kserve_error;
 use crate::translate::kserve_response::{Event, StreamDecoder};
 

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use super::error::{ConfigError, Locator};
 use super::raw::RawKey;
 use crate::auth::{ClientKey, KeyRing};
-use crate::resolve::Pattern;
+use crate::pattern::Pattern;
 
 /// Checks `[[admin_keys]]`: as client keys, without a model allow-list or limits.
 pub(super) fn compile_admin_keys(

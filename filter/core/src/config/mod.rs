@@ -24,12 +24,13 @@ use error::Locator;
 pub use error::{ConfigError, ConfigErrors};
 pub use plan::{
     Admin, Backend, Credential, GlobalLimits, Listener, Model, ModelTarget, Plan, Secret, Sidecar,
-    TemplateSource, TritonModel, BUILTIN_TEMPLATES, DEFAULT_OWNED_BY,
+    Target, TemplateSource, TritonModel, BUILTIN_TEMPLATES, DEFAULT_OWNED_BY,
 };
 use raw::RawConfig;
 pub use raw::{BackendKind, StreamText, TritonFamily};
 
-use crate::resolve::ModelResolver;
+use crate::metrics::Names;
+use crate::resolve::{Entry, ModelResolver};
 
 /// Parses and checks one configuration text. `file` names it in errors; `env` looks up
 /// environment variables (the process's own in the sidecar, WASI's inside Envoy).
@@ -77,8 +78,21 @@ pub fn compile(
     if !errs.is_empty() {
         return Err(ConfigErrors(errs));
     }
-    let resolver = ModelResolver::new(&models);
-    let metric_names = crate::metrics::Names::new(&backends, &models, keys.keys());
+    let resolver = ModelResolver::new(models.iter().map(|m| Entry {
+        name: &m.name,
+        pattern: m.pattern.as_ref(),
+        apis: m.apis,
+        default: m.default,
+    }));
+    let metric_names = Names::new(
+        &backends.iter().map(|b| b.name.as_str()).collect::<Vec<_>>(),
+        &models.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(),
+        &keys
+            .keys()
+            .iter()
+            .map(|k| k.name.as_str())
+            .collect::<Vec<_>>(),
+    );
     Ok(Plan {
         source: file.to_string(),
         listener,

@@ -10,7 +10,7 @@ use super::raw::{RawBackend, RawModel};
 use super::triton::compile_triton;
 use super::{Backend, BackendKind, Model, ModelTarget, DEFAULT_OWNED_BY};
 use crate::api::{Api, ApiSet};
-use crate::resolve::Pattern;
+use crate::pattern::Pattern;
 
 /// Checks every model against the backends that compiled (`backends`, found by name through
 /// `backend_index`; `raw_backends` tells a failed backend from a missing one), then the models

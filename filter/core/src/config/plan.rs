@@ -8,6 +8,7 @@ mod listener;
 mod model;
 mod secret;
 mod sidecar;
+mod target;
 mod triton;
 
 pub use backend::Backend;
@@ -16,6 +17,7 @@ pub use listener::{Admin, Listener};
 pub use model::{Model, ModelTarget, DEFAULT_OWNED_BY};
 pub use secret::{Credential, Secret};
 pub use sidecar::Sidecar;
+pub use target::Target;
 pub use triton::{TemplateSource, TritonModel, BUILTIN_TEMPLATES};
 
 use crate::auth::KeyRing;

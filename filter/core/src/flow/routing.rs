@@ -11,12 +11,11 @@ use super::target_request::{self, TargetRef};
 use super::{settlement, targets};
 use crate::api::Api;
 use crate::auth::ClientKey;
-use crate::config::{Model, ModelTarget, Plan};
+use crate::config::{Model, ModelTarget, Plan, Target};
 use crate::contract::{CLIENT_MODEL_HEADER, CLIENT_PATH_HEADER, ROUTE_PROPERTY};
 use crate::errors::ApiError;
 use crate::host::{Headers, Host};
 use crate::model_names::NameRewriter;
-use crate::resolve::Target;
 use crate::{limits, metrics};
 
 /// Where a routed request went, for the response path.

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::triton::pb::infer_parameter::ParameterChoice;
+use crate::kserve::pb::infer_parameter::ParameterChoice;
 
 fn info(decoupled: bool, batch: i32, inputs: &[(&str, DataType)], outputs: &[&str]) -> ModelInfo {
     ModelInfo {

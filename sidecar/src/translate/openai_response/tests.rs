@@ -9,12 +9,12 @@ use airouter_core::config::{StreamText, TemplateSource, TritonFamily, TritonMode
 use serde_json::json;
 
 use super::*;
+use crate::kserve::pb::model_infer_response::InferOutputTensor;
+use crate::kserve::pb::{ModelInferResponse, ModelStreamInferResponse};
+use crate::kserve::tensors;
 use crate::translate::chat_request::{self, ChatRequest};
 use crate::translate::kserve_request::Extras;
 use crate::translate::kserve_response::StreamDecoder;
-use crate::triton::pb::model_infer_response::InferOutputTensor;
-use crate::triton::pb::{ModelInferResponse, ModelStreamInferResponse};
-use crate::triton::tensors;
 
 /// One scripted stream message: a response to request `id` with the given outputs.
 struct Reply {

@@ -3,7 +3,7 @@
 
 use super::TritonModel;
 use crate::api::ApiSet;
-use crate::resolve::Pattern;
+use crate::pattern::Pattern;
 
 /// `owned_by` of a model in `/v1/models` when its configuration names no owner.
 pub const DEFAULT_OWNED_BY: &str = "airouter";

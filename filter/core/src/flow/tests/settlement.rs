@@ -100,7 +100,7 @@ fn absurd_usage_is_capped_and_counted() {
         chat("sk-alice", br#"{"model":"chat-small"}"#),
     );
     assert_eq!(error_of(&h).0, 429);
-    assert!(metrics::all(&plan).contains(&metrics::USAGE_CAPPED.to_string()));
+    assert!(metrics::all(&plan.metric_names).contains(&metrics::USAGE_CAPPED.to_string()));
 }
 
 const RESPONSES_CONFIG: &str = r#"
