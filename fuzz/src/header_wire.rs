@@ -1,4 +1,4 @@
-//! proxy-wasm's header-list wire form (`airouter_filter::header_cache::{decode_pairs, encode_pairs}`) and the
+//! proxy-wasm's header-list wire form (`airouter_filter::header_snapshot::{decode_pairs, encode_pairs}`) and the
 //! header snapshot built on it (`HeaderSnapshot`).
 //!
 //! Input: bytes read two ways. As a wire form: it decodes exactly when a snapshot can be built
@@ -7,7 +7,7 @@
 //! wire form exactly, and after each edit the snapshot answers `get` and `changes` as a plain
 //! list of pairs with the same edits applied does.
 
-use airouter_filter::header_cache::{decode_pairs, encode_pairs, HeaderSnapshot};
+use airouter_filter::header_snapshot::{decode_pairs, encode_pairs, HeaderSnapshot};
 use arbitrary::Unstructured;
 
 pub fn check(data: &[u8]) {

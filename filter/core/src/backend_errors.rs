@@ -310,7 +310,7 @@ pub fn trimmed(data: &[u8], names: &NameRewriter) -> Option<Vec<u8>> {
 }
 
 /// A backend's error body in OpenAI's envelope. A 5xx gets a generic message (see
-/// [`server_error`]). A 4xx already in OpenAI's shape keeps only OpenAI's fields; others have
+/// `server_error`). A 4xx already in OpenAI's shape keeps only OpenAI's fields; others have
 /// their message found (`message`, `detail`, `error`, or the text itself); either way scrubbed
 /// of backend names and addresses.
 pub fn wrap(status: u16, body: &[u8], backend_models: &[&str], client_name: &str) -> Vec<u8> {

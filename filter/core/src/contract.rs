@@ -20,6 +20,10 @@
 //! - **Listener filter ↔ upstream filters** (separate plugin instances): the failover state
 //!   [`FAILOVER_PROPERTY`] and the shared-data keys at the end of this file.
 //!
+//! Not here because each is defined beside the only code that builds it: the stat names and the
+//! `stats_tags` that split them ([`crate::metrics`]), and the rate limit descriptors' kinds and
+//! reservation format ([`crate::global_limits`]).
+//!
 //! Every header here starts with [`INTERNAL_HEADER_PREFIX`], and the filter removes every header
 //! with that prefix a client sends before anything reads one. Filter-state properties are named
 //! as the filter sets them; Envoy and its config see them under [`FILTER_STATE_PREFIX`].

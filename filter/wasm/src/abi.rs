@@ -4,7 +4,7 @@
 
 use std::ptr::null_mut;
 
-use crate::header_cache::encode_pairs;
+use crate::header_snapshot::encode_pairs;
 use airouter_core::contract::LOCAL_REPLY_DETAILS;
 
 const OK: u32 = 0;

@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 
-use crate::header_cache::HeaderSnapshot;
+use crate::header_snapshot::HeaderSnapshot;
 use airouter_core::host::{Headers, Host, SharedWrite};
 
 use rustc_hash::FxHashMap;
@@ -114,7 +114,7 @@ impl Host for EnvoyHost<'_> {
         match self.headers.get(m) {
             Some(snapshot) => snapshot.names().into_iter().map(str::to_string).collect(),
             None => abi::header_pairs(map(m))
-                .and_then(|wire| crate::header_cache::decode_pairs(&wire))
+                .and_then(|wire| crate::header_snapshot::decode_pairs(&wire))
                 .map(|pairs| pairs.into_iter().map(|(k, _)| k).collect())
                 .unwrap_or_default(),
         }

@@ -1,11 +1,13 @@
 //! AI Router's Envoy HTTP filter: proxy-wasm glue over `airouter-core`.
 //!
 //! The root context compiles the plugin configuration (the `airouter.toml` text) into a plan once;
-//! each HTTP context forwards Envoy's callbacks to an [`HttpFlow`] through [`EnvoyHost`].
+//! each HTTP context forwards Envoy's callbacks to an [`HttpFlow`] (or, as a failover cluster's
+//! upstream filter, an [`UpstreamFlow`]) through `EnvoyHost`, proxy-wasm's side of the core's
+//! `Host` seam. Each context's callbacks keep proxy-wasm's names on both sides.
 
 mod abi;
 mod envoy_host;
-pub mod header_cache;
+pub mod header_snapshot;
 
 use std::rc::Rc;
 
@@ -170,7 +172,7 @@ impl HttpContext for HttpFlowContext {
     /// The stream is over, also when the client left before the end: usage not yet charged is.
     fn on_log(&mut self) {
         let mut host = EnvoyHost::new(&mut self.headers);
-        self.flow.on_done(&mut host);
+        self.flow.on_log(&mut host);
     }
 }
 

@@ -3,6 +3,7 @@
 //! access log on stdout.
 
 use airouter_core::config::Plan;
+use airouter_core::contract;
 use serde_json::{json, Value};
 
 use super::{duration_ms, local_replies, socket};
@@ -68,7 +69,7 @@ fn access_log() -> Value {
                 "flags": "%RESPONSE_FLAGS%",
                 // The endpoint's metadata: the backend that answered (for failover, the last
                 // attempt's); null when the filter answered itself.
-                "backend": "%UPSTREAM_METADATA(airouter:backend)%",
+                "backend": format!("%UPSTREAM_METADATA({}:{})%", contract::METADATA_NAMESPACE, contract::BACKEND_METADATA_KEY),
                 "upstream": "%UPSTREAM_HOST%",
                 "upstream_cluster": "%UPSTREAM_CLUSTER%",
                 "attempts": "%UPSTREAM_REQUEST_ATTEMPT_COUNT%",

@@ -12,16 +12,16 @@ use crate::{admin, models_list};
 /// The content type of every answer the filter gives itself.
 pub(super) const JSON: (&str, &str) = ("content-type", "application/json");
 
-/// Refuses the request with `err` in OpenAI's envelope (with `Allow` on a 405 and
-/// `Retry-After` when the error has a wait).
+/// Refuses the request with `err` in OpenAI's envelope (with `Allow: POST` on a 405, the method
+/// of every API a backend serves, and `Retry-After` when the error has a wait).
 pub(super) fn reply(host: &mut dyn Host, err: &ApiError) -> Action {
+    reply_allowing(host, err, "POST")
+}
+
+/// [`reply`], with `allow` as the `Allow` header of a 405.
+fn reply_allowing(host: &mut dyn Host, err: &ApiError, allow: &str) -> Action {
     let mut headers = vec![JSON];
     if err.status == 405 {
-        let allow = if err.message.contains("/v1/models") {
-            "GET"
-        } else {
-            "POST"
-        };
         headers.push(("allow", allow));
     }
     let retry_after = err.retry_after.map(|s| s.to_string());
@@ -51,7 +51,8 @@ pub(super) fn admin(host: &mut dyn Host, plan: &Plan, line: &RequestLine) -> Opt
     }
     let method = line.method.as_str();
     if !line.is_get() {
-        return Some(reply(host, &ApiError::method_not_allowed(method, path)));
+        let err = ApiError::method_not_allowed(method, path);
+        return Some(reply_allowing(host, &err, "GET"));
     }
     if plan.admin_keys.is_open() {
         let err = ApiError::with_status(
@@ -91,7 +92,7 @@ pub(super) fn models(
     };
     if !line.is_get() {
         let err = ApiError::method_not_allowed(&line.method, path);
-        return Some(reply(host, &err));
+        return Some(reply_allowing(host, &err, "GET"));
     }
     let Some(id) = id else {
         return Some(reply_json(host, &models_list::list(plan, key)));

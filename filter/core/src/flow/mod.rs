@@ -15,16 +15,16 @@
 //!    rewritten, or the filter's answer when no body follows an error (`response.rs`).
 //! 4. [`HttpFlow::on_response_body`]: the body renamed and its errors put into OpenAI's envelope
 //!    (`response_body.rs`), and the tokens it reports charged to the key (`settlement.rs`).
-//! 5. [`HttpFlow::on_done`]: the stream is over; what was not charged yet is.
+//! 5. [`HttpFlow::on_log`]: the stream is over; what was not charged yet is.
 //!
 //! A failover model's requests also pass [`UpstreamFlow`] (`upstream.rs`), the upstream filter
 //! of the model's aggregate cluster: it runs once per attempt and rewrites the request for the
 //! target Envoy picked.
 //!
 //! The files import one another one way only (this one composes them and none imports it):
-//! `local` → `admission` → `settlement`; `routing` → `settlement`, `targets`,
-//! `target_request`; `response_body` → `response` → `routing`, `targets`, `local`;
-//! `upstream` → `targets`, `target_request`.
+//! `local` → `admission`, `target_request`; `admission` → `settlement`; `routing` →
+//! `settlement`, `targets`, `target_request`; `response_body` → `response`, `routing`;
+//! `response` → `routing`, `targets`, `local`; `upstream` → `targets`, `target_request`.
 
 mod admission;
 mod local;
@@ -214,7 +214,7 @@ impl HttpFlow {
 
     /// The stream is over (Envoy's access-log callback), ended well or cut short by the client:
     /// what was not charged yet is.
-    pub fn on_done(&mut self, host: &mut dyn Host) {
+    pub fn on_log(&mut self, host: &mut dyn Host) {
         let Some(routed) = &self.routed else {
             return;
         };

@@ -78,3 +78,26 @@ fn admin_endpoints_take_admin_keys_only() {
         "keys never appear"
     );
 }
+
+#[test]
+fn a_405_allows_the_method_its_endpoint_takes() {
+    let allow = |method: &str, path: &str| {
+        let h = send(&mut flow(), request(method, path, Some("sk-alice"), b""));
+        let (status, headers, _) = h.sent.unwrap();
+        assert_eq!(status, 405, "{method} {path}");
+        headers
+            .into_iter()
+            .find(|(k, _)| k == "allow")
+            .map(|(_, v)| v)
+    };
+    assert_eq!(allow("POST", "/v1/models").as_deref(), Some("GET"));
+    assert_eq!(
+        allow("DELETE", "/v1/models/chat-small").as_deref(),
+        Some("GET")
+    );
+    assert_eq!(allow("POST", "/router/health").as_deref(), Some("GET"));
+    assert_eq!(
+        allow("GET", "/v1/chat/completions").as_deref(),
+        Some("POST")
+    );
+}

@@ -207,7 +207,7 @@ fn a_budgeted_key_is_charged_whatever_the_stream_reports() {
         "text/event-stream",
         &[b"data: {\"choices\":[]}\n\n", b"data: [DONE]\n\n"],
     );
-    f.on_done(&mut h);
+    f.on_log(&mut h);
     assert_eq!(h.counter(metrics::USAGE_ESTIMATED), 1, "charged once");
     let next = send_at(
         &plan,
@@ -227,7 +227,7 @@ fn a_budgeted_key_is_charged_whatever_the_stream_reports() {
     h.resp_body = b"data: {\"choices\":[]}\n\n".to_vec();
     let size = h.resp_body.len();
     f.on_response_body(&mut h, size, false);
-    f.on_done(&mut h);
+    f.on_log(&mut h);
     let next = send_at(
         &plan,
         &h.shared,
@@ -245,12 +245,12 @@ fn a_budgeted_key_is_charged_whatever_the_stream_reports() {
         "application/json",
         &[br#"{"error":"x"}"#],
     );
-    f.on_done(&mut h);
+    f.on_log(&mut h);
     assert_eq!(h.counter(metrics::USAGE_ESTIMATED), 0);
     let (_, mut f, mut h) = budgeted(1000, body);
     let reply = br#"{"model":"qwen2-0.5b","usage":{"total_tokens":1e30}}"#;
     respond(&mut f, &mut h, "200", "application/json", &[reply]);
-    f.on_done(&mut h);
+    f.on_log(&mut h);
     assert_eq!(h.counter(metrics::USAGE_ESTIMATED), 0);
     assert_eq!(
         h.counter(metrics::USAGE_CAPPED),
