@@ -11,7 +11,8 @@ import h2.events
 
 def h2_request(port, path, body_frames, key, trailers=None, extra=(), end_with_empty_data=False):
     """One h2c request (prior knowledge): the body as the given DATA frames, then optionally an
-    empty DATA frame or trailers ending the stream. Returns (status, headers, body)."""
+    empty DATA frame or trailers ending the stream. Returns (status, headers, body); raises
+    ConnectionError when the connection ends before the response does."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=20)
     conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True))
     conn.initiate_connection()
@@ -32,8 +33,14 @@ def h2_request(port, path, body_frames, key, trailers=None, extra=(), end_with_e
     while not done:
         data = sock.recv(65536)
         if not data:
-            break
+            # The peer closed before the stream ended: the request was refused at the
+            # connection level (as by Envoy's flood protection), not answered.
+            sock.close()
+            raise ConnectionError("connection closed before the response ended")
         for event in conn.receive_data(data):
+            if isinstance(event, h2.events.ConnectionTerminated) and not done:
+                sock.close()
+                raise ConnectionError("GOAWAY before the response ended: %r" % event.error_code)
             if isinstance(event, h2.events.ResponseReceived):
                 resp_headers = {k.decode(): v.decode() for k, v in event.headers}
                 status = int(resp_headers[":status"])
