@@ -1,8 +1,8 @@
 //! A routed request's response body, rewritten as its headers decided (see `response.rs`): an
 //! SSE stream event by event as it arrives (and a chat stream cut short ended for the client), a
 //! JSON or text body renamed whole, a backend's error put into OpenAI's envelope, Envoy's failure
-//! replaced by the filter's error. What the body reports of its token usage is handed back for
-//! the settlement.
+//! replaced by the filter's error. What the body reports of its token usage (or, for a stream
+//! that reports none, its estimate) is handed back for the settlement.
 
 use super::response::{Response, ResponseMode};
 use super::routing::Routed;
@@ -47,7 +47,14 @@ impl Response {
                     if routed.ends_with_done && !rewriter.saw_done() {
                         out.extend(sse::truncated_stream_ending(complete));
                     }
-                    tokens = rewriter.usage_tokens();
+                    // A stream that reported no usage is counted from what it streamed.
+                    tokens = rewriter.usage_tokens().or_else(|| {
+                        let estimated = rewriter.estimated_tokens();
+                        if estimated.is_some() {
+                            host.count(metrics::USAGE_ESTIMATED);
+                        }
+                        estimated
+                    });
                 }
                 if out != chunk && !host.replace_body(resp, body_size, &out) {
                     host.log_warn("could not rewrite an SSE chunk");

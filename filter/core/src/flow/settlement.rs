@@ -1,6 +1,7 @@
 //! What a request costs its key in tokens: the budget checked at admission, usage asked of a
 //! stream, the tokens a response reports charged (here, or through Envoy's rate limit filter with
-//! `[global_limits]`), an estimate charged when a success reports none, and the marks Envoy's rate
+//! `[global_limits]`), an estimate charged when a success reports none (a stream's own text when
+//! it ended, the admission estimate when its client left first), and the marks Envoy's rate
 //! limit filter reads (see [`global_limits`]).
 
 use crate::api::Api;
@@ -61,6 +62,21 @@ pub(super) fn estimate(plan: &Plan, key: Option<&ClientKey>, api: Api, body: &[u
     let local = plan.global_limits.is_none();
     (local && token_budget(key).is_some())
         .then(|| global_limits::reservation(api, body, ESTIMATE_MAX_TOKENS))
+}
+
+/// For a chat or completions request, how its stream is counted should the backend report no
+/// usage: the prompt's estimated tokens ([`global_limits::prompt_tokens`]) and, when the client
+/// asked for usage (`stream_options.include_usage`), the `object` of the usage chunk the router
+/// then writes for it. The completion is counted from the streamed text (see
+/// [`crate::sse::SseModelRewriter::estimating_usage`]).
+pub(super) fn stream_estimate(api: Api, body: &[u8]) -> Option<(u64, Option<&'static str>)> {
+    let object = match api {
+        Api::Chat => "chat.completion.chunk",
+        Api::Completions => "text_completion",
+        _ => return None,
+    };
+    let asked = json_body::asks_stream_usage(body);
+    Some((global_limits::prompt_tokens(body), asked.then_some(object)))
 }
 
 /// With global limits: names the key, the routed backend and the token reservation for
