@@ -28,9 +28,9 @@ pub const KEY_DENIED: &str = "airouter_key_denied";
 /// counted as that cap.
 pub const USAGE_CAPPED: &str = "airouter_usage_capped";
 /// Successful responses counted from an estimate because they reported no usage: a chat or
-/// completions stream that ended without it (counted from its streamed text, see
-/// `sse/usage.rs`), or a budgeted key's response that its client left first (charged the
-/// request's admission estimate).
+/// completions stream that ended (or sent `[DONE]`) without it, counted from its streamed text
+/// (see `sse/usage.rs`), or a budgeted key's response that its client left earlier, charged the
+/// request's admission estimate.
 pub const USAGE_ESTIMATED: &str = "airouter_usage_estimated";
 
 /// Keeps a tag value within one stat-name segment.

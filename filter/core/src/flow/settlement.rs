@@ -120,6 +120,11 @@ pub(super) struct Settlement {
 }
 
 impl Settlement {
+    /// Whether the key was charged yet (reported usage, or an estimate).
+    pub(super) fn is_settled(&self) -> bool {
+        self.settled
+    }
+
     /// Counts the tokens a response used (for the model at index `model` and the client's key,
     /// given as its index in the plan's ring and itself) and charges them to the key's budget:
     /// here, or (with global limits) through the filter state Envoy's rate limit filter reads

@@ -5,8 +5,8 @@
 //! The estimate, documented in `docs/config.md` ("Usage the router estimates"):
 //! - completion tokens: per choice, the larger of the number of chunks that carried text and a
 //!   quarter of the text's UTF-8 bytes, summed over the choices. OpenAI-compatible servers send
-//!   about one token per chunk (llama.cpp and vLLM exactly one), and English text runs about
-//!   four bytes per token; the larger errs toward charging more, never less, for a budget.
+//!   about one token per chunk (llama.cpp's server one), and English text runs about four bytes
+//!   per token; the larger of the two errs toward charging a budget more rather than less.
 //!   Text is `delta.content`, `delta.reasoning_content`, `delta.refusal` and the tool calls'
 //!   `function.name` and `function.arguments` (chat), or `text` (completions).
 //! - prompt tokens: a quarter of the request body's bytes, as the admission reservation counts

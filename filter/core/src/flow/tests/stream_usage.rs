@@ -233,3 +233,67 @@ fn a_truncated_stream_gets_its_error_not_a_usage_chunk() {
         global_limits::prompt_tokens(ASKING) + 2
     );
 }
+
+/// Streams `stream` to alice's request (her key's budget `tpm`) without its end (no
+/// end-of-stream callback), then the client leaves: the plan, and the host after `on_done`.
+fn left_after(stream: &str, tpm: u64) -> (Rc<crate::config::Plan>, FakeHost) {
+    let config = CONFIG.replace(
+        "name = \"alice\"\nkey = \"sk-alice\"",
+        &format!("name = \"alice\"\nkey = \"sk-alice\"\ntokens_per_minute = {tpm}"),
+    );
+    let plan = Rc::new(compile("t.toml", &config, &|_| None).unwrap());
+    let mut f = HttpFlow::new(Rc::clone(&plan));
+    let mut h = chat("sk-alice", ASKING);
+    h.now = 1_000;
+    let mut h = send(&mut f, h);
+    h.resp = vec![
+        (":status".into(), "200".into()),
+        ("content-type".into(), "text/event-stream".into()),
+    ];
+    f.on_response_headers(&mut h, false);
+    h.resp_body = stream.as_bytes().to_vec();
+    let size = h.resp_body.len();
+    f.on_response_body(&mut h, size, false);
+    f.on_done(&mut h);
+    (plan, h)
+}
+
+/// The openai SDK may hang up once it has read `[DONE]`, before the stream's end reaches the
+/// filter: the stream is then charged what it told (its usage, or its estimate), not the
+/// admission estimate.
+#[test]
+fn a_client_leaving_after_done_is_charged_what_the_stream_told() {
+    let reservation = global_limits::reservation(crate::api::Api::Chat, ASKING, 1024);
+    // `max_tokens` is 8.
+    assert_eq!(reservation, global_limits::prompt_tokens(ASKING) + 8);
+
+    let (plan, h) = left_after(
+        &stream_without_usage(&["Hello", " there", "!"]),
+        reservation,
+    );
+    let tokens = global_limits::prompt_tokens(ASKING) + 3;
+    assert_eq!(
+        h.counter(&metrics::key(metrics::KEY_TOKENS, "alice")),
+        tokens
+    );
+    assert_eq!(h.counter(metrics::USAGE_ESTIMATED), 1);
+    // Charged the estimate, under the reservation: the key has budget left.
+    let next = send_at(&plan, &h.shared, 2_000, chat("sk-alice", ASKING));
+    assert!(next.sent.is_none());
+
+    let reported = stream_without_usage(&["Hello"]).replace(
+        "data: [DONE]",
+        "data: {\"choices\":[],\"usage\":{\"total_tokens\":31}}\n\ndata: [DONE]",
+    );
+    let (_, h) = left_after(&reported, reservation);
+    assert_eq!(h.counter(&metrics::key(metrics::KEY_TOKENS, "alice")), 31);
+    assert_eq!(h.counter(metrics::USAGE_ESTIMATED), 0);
+
+    // Left before [DONE]: the backend may go on, so the admission estimate is charged (the
+    // whole budget here), and the stats count no tokens.
+    let (plan, h) = left_after(&chat_chunk("Hello"), reservation);
+    assert_eq!(h.counter(&metrics::key(metrics::KEY_TOKENS, "alice")), 0);
+    assert_eq!(h.counter(metrics::USAGE_ESTIMATED), 1);
+    let next = send_at(&plan, &h.shared, 2_000, chat("sk-alice", ASKING));
+    assert_eq!(error_of(&next).0, 429);
+}
