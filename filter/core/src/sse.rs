@@ -46,8 +46,9 @@ struct StreamState {
     usage_tokens: Option<u64>,
     /// Remove the usage-only chunk (the router asked for it, the client did not).
     strip_usage: bool,
-    /// A chat or completions stream's text, counted in case its backend reports no usage.
-    estimate: Option<Estimate>,
+    /// A chat or completions stream's text, counted in case its backend reports no usage
+    /// (boxed: it is several times the size of the rest, and lives in the response's state).
+    estimate: Option<Box<Estimate>>,
 }
 
 /// How a stream without reported usage is counted (see `usage.rs`).
@@ -128,11 +129,11 @@ impl SseModelRewriter {
         prompt_tokens: u64,
         usage_chunk: Option<&'static str>,
     ) -> Self {
-        self.state.estimate = Some(Estimate {
+        self.state.estimate = Some(Box::new(Estimate {
             text: StreamedText::default(),
             prompt_tokens,
             usage_chunk,
-        });
+        }));
         self
     }
 
