@@ -38,9 +38,9 @@ pub(super) struct Routed {
     /// For a key whose token budget is kept here: what the request is charged when a successful
     /// response reports no usage (see [`settlement::estimate`]).
     pub estimate: Option<u64>,
-    /// For chat and completions, how a stream whose backend reports no usage is counted: its
-    /// prompt's estimated tokens, and, when the client asked for usage, the `object` of the
-    /// usage chunk the router then writes (see [`settlement::stream_estimate`]).
+    /// For chat and completions whose usage matters, how a stream whose backend reports none is
+    /// counted: its prompt's estimated tokens, and, when the client asked for usage, the
+    /// `object` of the usage chunk the router then writes (see [`settlement::stream_estimate`]).
     pub stream_estimate: Option<(u64, Option<&'static str>)>,
 }
 
@@ -77,7 +77,7 @@ pub(super) fn route(
     // A body that cannot be made to report usage is refused before any limit counts it.
     settlement::usage_request(key, api, &body)?;
     let estimate = settlement::estimate(plan, key, api, &body);
-    let stream_estimate = settlement::stream_estimate(api, &body);
+    let stream_estimate = settlement::stream_estimate(key, api, &body);
     let first = targets::choose(host, plan, target.model, &target.client_name, local_limits)?;
     let remaining = targets.get(first..).unwrap_or(&[]);
     let request = Request {

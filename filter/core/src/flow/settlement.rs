@@ -64,19 +64,26 @@ pub(super) fn estimate(plan: &Plan, key: Option<&ClientKey>, api: Api, body: &[u
         .then(|| global_limits::reservation(api, body, ESTIMATE_MAX_TOKENS))
 }
 
-/// For a chat or completions request, how its stream is counted should the backend report no
-/// usage: the prompt's estimated tokens ([`global_limits::prompt_tokens`]) and, when the client
-/// asked for usage (`stream_options.include_usage`), the `object` of the usage chunk the router
-/// then writes for it. The completion is counted from the streamed text (see
-/// [`crate::sse::SseModelRewriter::estimating_usage`]).
-pub(super) fn stream_estimate(api: Api, body: &[u8]) -> Option<(u64, Option<&'static str>)> {
+/// For a chat or completions request whose stream's usage matters (the client asked for it with
+/// `stream_options.include_usage`, or the key has a token budget, for which the router asks),
+/// how the stream is counted should the backend report no usage anyway: the prompt's estimated
+/// tokens ([`global_limits::prompt_tokens`]) and, when the client asked, the `object` of the
+/// usage chunk the router then writes for it. The completion is counted from the streamed text
+/// (see [`crate::sse::SseModelRewriter::estimating_usage`]). Other streams are not counted:
+/// their backend was not asked for usage, and reading every event's text would cost each one.
+pub(super) fn stream_estimate(
+    key: Option<&ClientKey>,
+    api: Api,
+    body: &[u8],
+) -> Option<(u64, Option<&'static str>)> {
     let object = match api {
         Api::Chat => "chat.completion.chunk",
         Api::Completions => "text_completion",
         _ => return None,
     };
     let asked = json_body::asks_stream_usage(body);
-    Some((global_limits::prompt_tokens(body), asked.then_some(object)))
+    (asked || token_budget(key).is_some())
+        .then(|| (global_limits::prompt_tokens(body), asked.then_some(object)))
 }
 
 /// With global limits: names the key, the routed backend and the token reservation for

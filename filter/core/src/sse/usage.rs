@@ -16,28 +16,26 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
+use crate::json_scan;
+
 /// What a stream's chunks carried so far, for its estimate and for the usage chunk's identity.
 #[derive(Debug, Default)]
 pub(super) struct StreamedText {
     /// Per choice index: chunks that carried text, and the text's bytes.
     choices: Vec<(u64, u64)>,
-    /// The `id`, `object` and `created` of the stream's first chunk that had them.
-    id: Option<String>,
-    object: Option<String>,
-    created: Option<u64>,
+    /// The `id`, `object` and `created` of the stream's first chunk.
+    head: Option<Head>,
 }
 
-/// The members of a chunk the estimate reads; the rest is skipped unread.
-#[derive(Deserialize)]
-struct Chunk<'a> {
-    #[serde(borrow, default)]
-    id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    object: Option<Cow<'a, str>>,
+/// The members of a chunk that name its stream (read from the first chunk only).
+#[derive(Debug, Deserialize)]
+struct Head {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    object: Option<String>,
     #[serde(default)]
     created: Option<u64>,
-    #[serde(borrow, default)]
-    choices: Option<Vec<Choice<'a>>>,
 }
 
 #[derive(Deserialize)]
@@ -80,19 +78,20 @@ struct Function<'a> {
 const MAX_CHOICES: usize = 128;
 
 impl StreamedText {
-    /// Reads one event's data (a JSON chunk; anything else is not counted).
+    /// Reads one event's data (a JSON chunk; anything else is not counted). Only `choices` is
+    /// parsed (found by walking the chunk, see [`json_scan::member`]), and the whole chunk once,
+    /// the first time, for its `id`, `object` and `created`.
     pub(super) fn add(&mut self, data: &[u8]) {
-        let Ok(chunk) = serde_json::from_slice::<Chunk<'_>>(data) else {
+        if self.head.is_none() {
+            self.head = serde_json::from_slice(data).ok();
+        }
+        let Some(choices) = json_scan::member(data, b"choices") else {
             return;
         };
-        if self.id.is_none() {
-            self.id = chunk.id.map(Cow::into_owned);
-        }
-        if self.object.is_none() {
-            self.object = chunk.object.map(Cow::into_owned);
-        }
-        self.created = self.created.or(chunk.created);
-        for choice in chunk.choices.unwrap_or_default() {
+        let Ok(choices) = serde_json::from_slice::<Vec<Choice<'_>>>(choices) else {
+            return;
+        };
+        for choice in choices {
             let bytes = text_bytes(&choice);
             if bytes == 0 {
                 continue;
@@ -129,10 +128,11 @@ impl StreamedText {
         model: &str,
     ) -> Vec<u8> {
         let completion = self.completion_tokens();
+        let head = self.head.as_ref();
         let chunk = serde_json::json!({
-            "id": self.id.as_deref().unwrap_or(""),
-            "object": self.object.as_deref().unwrap_or(object_fallback),
-            "created": self.created.unwrap_or(0),
+            "id": head.and_then(|h| h.id.as_deref()).unwrap_or(""),
+            "object": head.and_then(|h| h.object.as_deref()).unwrap_or(object_fallback),
+            "created": head.and_then(|h| h.created).unwrap_or(0),
             "model": model,
             "choices": [],
             "usage": {
