@@ -297,7 +297,7 @@ def test_a_budgeted_keys_stream_without_usage_is_charged(llama):
 
 def test_n_above_one_gets_the_one_choice_the_server_answers(llama):
     """llama.cpp's server answers one choice whatever `n` is; the router passes the request and
-    the answer as they are (docs/config.md, "What the router does not change")."""
+    the answer as they are (docs/config.md, "What the router does not make up for")."""
     r = llama.client().chat.completions.create(model=MODEL, messages=COLOUR, max_tokens=6, n=2, **GREEDY)
     assert r.model == MODEL and [c.index for c in r.choices] == [0]
 
