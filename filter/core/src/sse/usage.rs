@@ -27,7 +27,7 @@ pub(super) struct StreamedText {
     head: Option<Head>,
 }
 
-/// The members of a chunk that name its stream (read from the first chunk only).
+/// The members of a chunk that name its stream (read until a chunk parses, the first one).
 #[derive(Debug, Deserialize)]
 struct Head {
     #[serde(default)]
