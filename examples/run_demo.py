@@ -15,6 +15,8 @@ from stack import ROOT, Stack  # noqa: E402
 
 CONFIG = ROOT / "examples" / "airouter.toml"
 HOSTED_KEY = "sk-demo-hosted-backend"
+# The name llama.cpp's server answers to: the target model of `demo-llm` in the config.
+LLM_ALIAS = "SmolLM2-135M-Instruct"
 # The Triton test repository's vLLM-contract chat model and its embeddings model.
 TRITON_MODELS = ["vllm_chat", "embed"]
 
@@ -24,6 +26,7 @@ AI Router is up: Envoy with the AI Router filter on {config}
   OpenAI endpoint   http://127.0.0.1:8080/v1     client key: sk-demo
   Envoy admin       http://127.0.0.1:9901        (/stats, /clusters)
   Models            demo-chat, demo-embed, demo-tts, demo-whisper, hosted-* (any name),
+                    demo-llm (a real model, SmolLM2-135M, on llama.cpp's OpenAI server),
                     demo-triton-chat, demo-triton-embed (real Triton on CPU, via the sidecar),
                     demo-failover (first target unreachable; see Envoy's retry stats)
 
@@ -34,7 +37,7 @@ Try:
        -d '{{"model":"demo-chat","messages":[{{"role":"user","content":"hello"}}]}}'
 
   .venv/bin/python -c "from openai import OpenAI; c = OpenAI(base_url='http://127.0.0.1:8080/v1', api_key='sk-demo'); \\
-print(c.chat.completions.create(model='demo-chat', messages=[{{'role':'user','content':'hi'}}]).choices[0].message.content)"
+print(c.chat.completions.create(model='demo-llm', messages=[{{'role':'user','content':'hi'}}]).choices[0].message.content)"
 
 Logs in {logs}. Ctrl-C stops everything.
 """
@@ -52,6 +55,7 @@ def main():
     try:
         stack.start_backend("demo-backend", 8101, "/v1")
         stack.start_backend("demo-hosted-backend", 8102, "/openai/v1", api_key=HOSTED_KEY)
+        stack.start_llama_cpp(8105, LLM_ALIAS)
         stack.start_triton(ROOT / "tests" / "triton" / "models", 8104, models=TRITON_MODELS)
         stack.start_sidecar(CONFIG)
         envoy = stack.start_envoy(CONFIG, {"DEMO_HOSTED_KEY": HOSTED_KEY})

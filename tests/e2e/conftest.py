@@ -193,8 +193,10 @@ def env(tmp_path_factory):
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
-    if report.when == "call" and report.failed and "env" in item.funcargs:
-        report.sections.append(("stack logs", item.funcargs["env"].stack.logs()))
+    if report.when == "call" and report.failed:
+        for name in ("env", "llama"):
+            if name in item.funcargs:
+                report.sections.append(("stack logs", item.funcargs[name].stack.logs()))
 
 
 def assert_no_backend_names(data):

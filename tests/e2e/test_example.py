@@ -1,5 +1,6 @@
 """The shipped example config, as `make run` serves it, on free ports: demo models answer the
-openai SDK through real Envoy, and the hashed restricted key sees only its model."""
+openai SDK through real Envoy (the real model through llama.cpp's server), and the hashed
+restricted key sees only its model."""
 
 import re
 
@@ -13,7 +14,7 @@ from stack import ROOT, Stack, free_port
 def example(tmp_path_factory):
     work = tmp_path_factory.mktemp("example")
     text = (ROOT / "examples" / "airouter.toml").read_text()
-    ports = {p: free_port() for p in (8080, 9901, 8101, 8102, 8103, 8104, 8109)}
+    ports = {p: free_port() for p in (8080, 9901, 8101, 8102, 8103, 8104, 8105, 8109)}
     for old, new in ports.items():
         text = re.sub(r"\b%d\b" % old, str(new), text)
     config = work / "airouter.toml"
@@ -22,7 +23,8 @@ def example(tmp_path_factory):
     try:
         stack.start_backend("demo", ports[8101], "/v1")
         stack.start_backend("demo-hosted", ports[8102], "/openai/v1", api_key="sk-hosted-demo")
-        from run_demo import TRITON_MODELS
+        from run_demo import LLM_ALIAS, TRITON_MODELS
+        stack.start_llama_cpp(ports[8105], LLM_ALIAS)
         stack.start_triton(ROOT / "tests" / "triton" / "models", ports[8104], models=TRITON_MODELS)
         stack.start_sidecar(config)
         stack.start_envoy(config, {"DEMO_HOSTED_KEY": "sk-hosted-demo"})
@@ -37,7 +39,8 @@ def example(tmp_path_factory):
 def test_demo_models_answer_with_the_demo_key(example):
     client = openai.OpenAI(base_url=example, api_key="sk-demo", max_retries=0)
     ids = {m.id for m in client.models.list().data}
-    assert {"demo-chat", "demo-embed", "demo-tts", "demo-whisper", "demo-triton-chat", "demo-triton-embed"} <= ids
+    assert {"demo-chat", "demo-embed", "demo-tts", "demo-whisper", "demo-llm", "demo-triton-chat",
+            "demo-triton-embed"} <= ids
     chat = client.chat.completions.create(model="demo-chat", messages=[{"role": "user", "content": "hi"}])
     assert chat.model == "demo-chat" and chat.choices[0].message.content == "You said: hi"
     emb = client.embeddings.create(model="demo-embed", input="hi")
@@ -73,3 +76,23 @@ def test_demo_failover_is_served_by_its_second_target(example):
     client = openai.OpenAI(base_url=example, api_key="sk-demo", max_retries=0)
     r = client.chat.completions.create(model="demo-failover", messages=[{"role": "user", "content": "hi"}])
     assert r.model == "demo-failover" and r.choices[0].message.content == "You said: hi"
+
+
+def test_demo_llm_answers_real_text_under_its_name(example):
+    """demo-llm is SmolLM2-135M on llama.cpp's server: real text (not an echo), the client's
+    name on the answer and on every chunk, the backend's name nowhere."""
+    client = openai.OpenAI(base_url=example, api_key="sk-demo", max_retries=0, timeout=60)
+    chat = client.chat.completions.with_raw_response.create(
+        model="demo-llm", max_tokens=12, temperature=0, seed=7,
+        messages=[{"role": "user", "content": "Name a colour."}])
+    body = chat.http_response.text
+    answer = chat.parse()
+    assert answer.model == "demo-llm" and answer.choices[0].finish_reason in ("stop", "length")
+    text = answer.choices[0].message.content
+    assert text.strip() and "Name a colour." not in text
+    assert 0 < answer.usage.completion_tokens <= 12
+    assert "SmolLM2-135M-Instruct" not in body and ".gguf" not in body
+    chunks = list(client.chat.completions.create(model="demo-llm", stream=True, max_tokens=8, temperature=0,
+                                                 messages=[{"role": "user", "content": "Name a colour."}]))
+    assert chunks and all(c.model == "demo-llm" for c in chunks)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices).strip()

@@ -67,13 +67,19 @@ struct Budget {
     n: Option<u64>,
 }
 
+/// A request's prompt tokens, estimated before any tokenizer saw it: a quarter of its body's
+/// bytes, which over-counts JSON syntax rather than under-counting text.
+pub fn prompt_tokens(body: &[u8]) -> u64 {
+    (body.len() as u64).div_ceil(4)
+}
+
 /// Tokens reserved for a request before its usage is known: the prompt (a quarter of the body's
 /// bytes, which over-counts JSON syntax rather than under-counting text) plus the completion's
 /// `max_tokens` (or `default_max_tokens`) for each of its `n` choices. APIs whose bodies are not
 /// text (audio uploads, images) reserve nothing: their size says nothing about tokens, and a
 /// large upload must not be refused for it; they are still refused once the budget is spent.
 pub fn reservation(api: Api, body: &[u8], default_max_tokens: u32) -> u64 {
-    let prompt = (body.len() as u64).div_ceil(4);
+    let prompt = prompt_tokens(body);
     match api {
         Api::Chat | Api::Completions | Api::Responses => {}
         Api::Embeddings | Api::Moderations => return prompt.max(1),

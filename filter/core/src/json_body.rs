@@ -251,6 +251,28 @@ pub fn with_stream_usage(body: &[u8]) -> Result<Option<UsageRequest>, ApiError> 
     }))
 }
 
+/// Whether a streaming chat or completions body asks for usage itself: `stream` is `true` and
+/// `stream_options.include_usage` is `true`. False for anything else, malformed bodies included
+/// (a body without the word `include_usage` is not parsed).
+pub fn asks_stream_usage(body: &[u8]) -> bool {
+    #[derive(Deserialize)]
+    struct Options {
+        #[serde(default)]
+        include_usage: Option<bool>,
+    }
+    #[derive(Deserialize)]
+    struct Fields {
+        #[serde(default)]
+        stream: Option<bool>,
+        #[serde(default)]
+        stream_options: Option<Options>,
+    }
+    memchr::memmem::find(body, b"include_usage").is_some()
+        && serde_json::from_slice::<Fields>(body).is_ok_and(|f| {
+            f.stream == Some(true) && f.stream_options.and_then(|o| o.include_usage) == Some(true)
+        })
+}
+
 /// Where `part`, a slice borrowed from `text` (a raw value serde handed back), lies in it.
 fn span_in(text: &str, part: &str) -> Range<usize> {
     let start = (part.as_ptr() as usize).wrapping_sub(text.as_ptr() as usize);
@@ -395,6 +417,23 @@ mod tests {
             Some(9)
         );
         assert_eq!(total_tokens(br#"{"usage":null}"#), None);
+    }
+
+    #[test]
+    fn a_body_asks_for_stream_usage_only_when_streaming_with_include_usage_true() {
+        let asks = r#"{"model":"m","stream":true,"stream_options":{"include_usage":true,"x":1}}"#;
+        assert!(asks_stream_usage(asks.as_bytes()));
+        for not in [
+            r#"{"model":"m","stream":true}"#,
+            r#"{"model":"m","stream":false,"stream_options":{"include_usage":true}}"#,
+            r#"{"model":"m","stream_options":{"include_usage":true}}"#,
+            r#"{"model":"m","stream":true,"stream_options":{"include_usage":false}}"#,
+            r#"{"model":"m","stream":true,"stream_options":{"include_usage":null}}"#,
+            r#"{"model":"m","stream":"true","stream_options":{"include_usage":true}}"#,
+            r#"{"model":"m","stream":true,"stream_options":{"include_usage":true}"#,
+        ] {
+            assert!(!asks_stream_usage(not.as_bytes()), "{not}");
+        }
     }
 
     #[test]

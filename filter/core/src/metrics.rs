@@ -25,8 +25,10 @@ pub const KEY_DENIED: &str = "airouter_key_denied";
 /// Responses whose reported usage was above [`crate::limits::MAX_USAGE_TOKENS`] and was
 /// counted as that cap.
 pub const USAGE_CAPPED: &str = "airouter_usage_capped";
-/// Successful responses of a key with a token budget that reported no usage (the backend sent
-/// none, or the client left first): charged the request's admission estimate instead.
+/// Successful responses counted from an estimate because they reported no usage: a chat or
+/// completions stream that ended (or sent `[DONE]`) without it, counted from its streamed text
+/// (see `sse/usage.rs`), or a budgeted key's response that its client left earlier, charged the
+/// request's admission estimate.
 pub const USAGE_ESTIMATED: &str = "airouter_usage_estimated";
 
 /// Keeps a tag value within one stat-name segment.

@@ -121,6 +121,11 @@ impl NameRewriter {
         &self.client_json
     }
 
+    /// The client-visible name as it is.
+    pub fn client_name(&self) -> &str {
+        &self.client_plain
+    }
+
     /// The client-visible name as plain text (control characters made spaces).
     pub fn client_text(&self) -> &[u8] {
         &self.client_text

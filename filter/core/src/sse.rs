@@ -7,15 +7,18 @@
 //! an empty line ends an event, `data:` lines of one event join with LF.
 //!
 //! Here: [`SseModelRewriter`] and the endings the router writes itself; `framer`: [`SseFramer`];
-//! `event`: reading and rewriting one event.
+//! `event`: reading and rewriting one event; `usage`: a stream's tokens estimated when its
+//! backend reports none, and the usage chunk written from them.
 
 use crate::model_names::NameRewriter;
 
 mod event;
 mod framer;
+mod usage;
 
-use event::{is_done, is_usage_only, rewrite_event, usage_of};
+use event::{event_data, is_done, is_usage_only, rewrite_event, usage_of};
 pub use framer::{event_end, SseFramer};
+use usage::StreamedText;
 
 /// Largest event the framer holds while waiting for its end, and the largest it passes on.
 /// Responses API events carry the whole response (`response.completed`) or a base64 image
@@ -28,15 +31,68 @@ pub const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
 pub struct SseModelRewriter {
     framer: SseFramer,
     names: NameRewriter,
+    state: StreamState,
+    /// The API ends its streams with `data: [DONE]` (chat, legacy completions); the others
+    /// (Responses, transcriptions) end with a typed event.
+    ends_with_done: bool,
+}
+
+/// What the events of a stream told so far, and what the router does with its usage.
+#[derive(Debug, Default)]
+struct StreamState {
     /// An event `data: [DONE]` went by: the stream ended as OpenAI streams do.
     saw_done: bool,
     /// The stream's token count, once seen (see [`crate::json_body::total_tokens`]).
     usage_tokens: Option<u64>,
     /// Remove the usage-only chunk (the router asked for it, the client did not).
     strip_usage: bool,
-    /// The API ends its streams with `data: [DONE]` (chat, legacy completions); the others
-    /// (Responses, transcriptions) end with a typed event.
-    ends_with_done: bool,
+    /// A chat or completions stream's text, counted in case its backend reports no usage
+    /// (boxed: it is several times the size of the rest, and lives in the response's state).
+    estimate: Option<Box<Estimate>>,
+}
+
+/// How a stream without reported usage is counted (see `usage.rs`).
+#[derive(Debug)]
+struct Estimate {
+    text: StreamedText,
+    /// The request's prompt, estimated.
+    prompt_tokens: u64,
+    /// The client asked for usage: with none from the backend, a usage chunk goes before
+    /// `[DONE]`, of this `object` when the stream's chunks named none.
+    usage_chunk: Option<&'static str>,
+}
+
+impl StreamState {
+    /// Reads one event (`[DONE]`, usage, the text an estimate counts) and appends what the
+    /// client gets for it: the event renamed, preceded by the router's usage chunk when it is
+    /// the `[DONE]` of a stream whose client asked for usage and whose backend sent none, or
+    /// nothing for the usage-only chunk the router asked for itself.
+    fn pass(&mut self, names: &NameRewriter, event: &[u8], out: &mut Vec<u8>) {
+        let done = is_done(event);
+        if let Some(tokens) = usage_of(event) {
+            self.usage_tokens = Some(tokens);
+            if self.strip_usage && is_usage_only(event) {
+                return;
+            }
+        } else if let Some(est) = self
+            .estimate
+            .as_mut()
+            .filter(|_| self.usage_tokens.is_none())
+        {
+            match est.usage_chunk {
+                Some(object) if done && !self.saw_done => {
+                    let chunk =
+                        est.text
+                            .usage_event(est.prompt_tokens, object, names.client_name());
+                    rewrite_event(names, &chunk, out);
+                }
+                _ if done => {}
+                _ => est.text.add(&event_data(event)),
+            }
+        }
+        self.saw_done |= done;
+        rewrite_event(names, event, out)
+    }
 }
 
 impl SseModelRewriter {
@@ -44,19 +100,16 @@ impl SseModelRewriter {
         SseModelRewriter {
             framer: SseFramer::default(),
             names,
-            saw_done: false,
-            usage_tokens: None,
-            strip_usage: false,
+            state: StreamState::default(),
             ends_with_done: true,
         }
     }
 
     /// A rewriter that also removes the usage-only chunk the router asked for.
     pub fn stripping_usage(names: NameRewriter) -> Self {
-        SseModelRewriter {
-            strip_usage: true,
-            ..Self::new(names)
-        }
+        let mut r = Self::new(names);
+        r.state.strip_usage = true;
+        r
     }
 
     /// Whether the stream's API ends streams with `data: [DONE]` (the default) or with typed
@@ -66,9 +119,37 @@ impl SseModelRewriter {
         self
     }
 
+    /// For a chat or completions stream: counts its text, so that a stream whose backend
+    /// reports no usage is still counted ([`Self::estimated_tokens`]), its prompt put at
+    /// `prompt_tokens`. With `usage_chunk` (the client asked for usage; the chunks' `object`
+    /// should they name none), such a stream also gets a usage chunk from that count before its
+    /// `data: [DONE]` (see `usage.rs` for the estimate).
+    pub fn estimating_usage(
+        mut self,
+        prompt_tokens: u64,
+        usage_chunk: Option<&'static str>,
+    ) -> Self {
+        self.state.estimate = Some(Box::new(Estimate {
+            text: StreamedText::default(),
+            prompt_tokens,
+            usage_chunk,
+        }));
+        self
+    }
+
     /// The stream's total tokens, when it carried usage.
     pub fn usage_tokens(&self) -> Option<u64> {
-        self.usage_tokens
+        self.state.usage_tokens
+    }
+
+    /// The stream's estimated total tokens (prompt and text so far), when it reported no usage
+    /// and was set to estimate it ([`Self::estimating_usage`]).
+    pub fn estimated_tokens(&self) -> Option<u64> {
+        let est = self.state.estimate.as_ref()?;
+        self.state.usage_tokens.is_none().then(|| {
+            est.prompt_tokens
+                .saturating_add(est.text.completion_tokens())
+        })
     }
 
     /// What to send downstream for this chunk (possibly empty while an event is incomplete).
@@ -80,41 +161,29 @@ impl SseModelRewriter {
         }
         let mut out = Vec::with_capacity(chunk.len() + 16);
         let names = &self.names;
-        let saw_done = &mut self.saw_done;
-        let usage_tokens = &mut self.usage_tokens;
-        let strip = self.strip_usage;
-        self.framer.push(chunk, &mut |event| {
-            *saw_done |= is_done(event);
-            if let Some(tokens) = usage_of(event) {
-                *usage_tokens = Some(tokens);
-                if strip && is_usage_only(event) {
-                    return;
-                }
-            }
-            rewrite_event(names, event, &mut out)
-        });
+        let state = &mut self.state;
+        self.framer
+            .push(chunk, &mut |event| state.pass(names, event, &mut out));
         if self.framer.overflowed() {
             out.extend(too_large_ending(self.ends_with_done));
-            self.saw_done = true;
+            self.state.saw_done = true;
         }
         out
     }
 
-    /// What is left when the upstream stream ends.
+    /// What is left when the upstream stream ends (an event without its blank line).
     pub fn finish(&mut self) -> Vec<u8> {
         let rest = self.framer.finish();
-        self.saw_done |= is_done(&rest);
-        if let Some(tokens) = usage_of(&rest) {
-            self.usage_tokens = Some(tokens);
-        }
         let mut out = Vec::with_capacity(rest.len());
-        rewrite_event(&self.names, &rest, &mut out);
+        if !rest.is_empty() {
+            self.state.pass(&self.names, &rest, &mut out);
+        }
         out
     }
 
     /// Whether `data: [DONE]` has been seen (or the router ended the stream itself).
     pub fn saw_done(&self) -> bool {
-        self.saw_done
+        self.state.saw_done
     }
 
     /// Whether an overlong event ended the stream.

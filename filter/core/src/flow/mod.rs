@@ -15,7 +15,8 @@
 //!    rewritten, or the filter's answer when no body follows an error (`response.rs`).
 //! 4. [`HttpFlow::on_response_body`]: the body renamed and its errors put into OpenAI's envelope
 //!    (`response_body.rs`), and the tokens it reports charged to the key (`settlement.rs`).
-//! 5. [`HttpFlow::on_log`]: the stream is over; what was not charged yet is.
+//! 5. [`HttpFlow::on_log`]: the stream is over; what was not charged yet is (what a stream
+//!    its client left had told by then, or the admission estimate).
 //!
 //! A failover model's requests also pass [`UpstreamFlow`] (`upstream.rs`), the upstream filter
 //! of the model's aggregate cluster: it runs once per attempt and rewrites the request for the
@@ -218,7 +219,14 @@ impl HttpFlow {
         let Some(routed) = &self.routed else {
             return;
         };
-        let key = client(&self.plan, self.key).map(|(_, k)| k);
+        let client = client(&self.plan, self.key);
+        if !self.settlement.is_settled() {
+            // A client may leave after the stream's usage or `[DONE]` and before its end.
+            let tokens = self.response.tokens_at_hang_up(host);
+            self.settlement
+                .settle_tokens(host, &self.plan, client, routed.model, tokens);
+        }
+        let key = client.map(|(_, k)| k);
         let succeeded = self.response.succeeded;
         self.settlement
             .settle_estimate(host, key, routed.estimate, succeeded);

@@ -220,11 +220,14 @@ fn mode_for(
         match body_kind {
             BodyKind::EventStream => {
                 let names = routed.names.clone();
-                let rewriter = if routed.strip_usage {
+                let mut rewriter = if routed.strip_usage {
                     SseModelRewriter::stripping_usage(names)
                 } else {
                     SseModelRewriter::new(names)
                 };
+                if let Some((prompt_tokens, usage_chunk)) = routed.stream_estimate {
+                    rewriter = rewriter.estimating_usage(prompt_tokens, usage_chunk);
+                }
                 ResponseMode::Sse(rewriter.ending_with_done(routed.ends_with_done))
             }
             BodyKind::Json => ResponseMode::Json,

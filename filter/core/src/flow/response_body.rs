@@ -1,13 +1,14 @@
 //! A routed request's response body, rewritten as its headers decided (see `response.rs`): an
 //! SSE stream event by event as it arrives (and a chat stream cut short ended for the client), a
 //! JSON or text body renamed whole, a backend's error put into OpenAI's envelope, Envoy's failure
-//! replaced by the filter's error. What the body reports of its token usage is handed back for
-//! the settlement.
+//! replaced by the filter's error. What the body reports of its token usage (or, for a stream
+//! that reports none, its estimate) is handed back for the settlement.
 
 use super::response::{Response, ResponseMode};
 use super::routing::Routed;
 use crate::config::Plan;
 use crate::host::{Action, Headers, Host};
+use crate::sse::SseModelRewriter;
 use crate::{backend_errors, json_body, metrics, sse};
 
 use itoa::Buffer as Decimal;
@@ -47,7 +48,7 @@ impl Response {
                     if routed.ends_with_done && !rewriter.saw_done() {
                         out.extend(sse::truncated_stream_ending(complete));
                     }
-                    tokens = rewriter.usage_tokens();
+                    tokens = stream_tokens(host, rewriter, true);
                 }
                 if out != chunk && !host.replace_body(resp, body_size, &out) {
                     host.log_warn("could not rewrite an SSE chunk");
@@ -83,6 +84,32 @@ impl Response {
         };
         (action, tokens)
     }
+}
+
+impl Response {
+    /// For a stream whose client left before its end (the end of the request): the tokens it
+    /// comes to, when they are known (see [`stream_tokens`]).
+    pub(super) fn tokens_at_hang_up(&self, host: &mut dyn Host) -> Option<u64> {
+        match &self.mode {
+            ResponseMode::Sse(rewriter) => stream_tokens(host, rewriter, false),
+            _ => None,
+        }
+    }
+}
+
+/// The tokens a stream comes to: the usage it reported; else, once it `ended` or sent
+/// `[DONE]` (a client may leave between the two), its estimate from what it streamed, counted in
+/// `airouter_usage_estimated`; else nothing (a stream its client left before the end is charged
+/// the admission estimate, as the backend may have gone on).
+fn stream_tokens(host: &mut dyn Host, rewriter: &SseModelRewriter, ended: bool) -> Option<u64> {
+    if let Some(reported) = rewriter.usage_tokens() {
+        return Some(reported);
+    }
+    let estimated = rewriter
+        .estimated_tokens()
+        .filter(|_| ended || rewriter.saw_done())?;
+    host.count(metrics::USAGE_ESTIMATED);
+    Some(estimated)
 }
 
 /// Ends a response buffered whole (its headers held): `out` replaces the body when given, and the

@@ -37,6 +37,10 @@ pub(super) struct Routed {
     /// For a key whose token budget is kept here: what the request is charged when a successful
     /// response reports no usage (see [`settlement::estimate`]).
     pub estimate: Option<u64>,
+    /// For chat and completions whose usage matters, how a stream whose backend reports none is
+    /// counted: its prompt's estimated tokens, and, when the client asked for usage, the
+    /// `object` of the usage chunk the router then writes (see [`settlement::stream_estimate`]).
+    pub stream_estimate: Option<(u64, Option<&'static str>)>,
 }
 
 /// Routes the request whose whole body (`body_size` bytes) the host holds, for the client's
@@ -72,6 +76,7 @@ pub(super) fn route(
     // A body that cannot be made to report usage is refused before any limit counts it.
     settlement::usage_request(key, api, &body)?;
     let estimate = settlement::estimate(plan, key, api, &body);
+    let stream_estimate = settlement::stream_estimate(key, api, &body);
     let first = targets::choose(host, plan, target.model, &target.client_name, local_limits)?;
     let remaining = targets.get(first..).unwrap_or(&[]);
     let request = Request {
@@ -105,6 +110,7 @@ pub(super) fn route(
         strip_usage,
         model: target.index,
         estimate,
+        stream_estimate,
     })
 }
 

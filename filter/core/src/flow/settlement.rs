@@ -1,6 +1,7 @@
 //! What a request costs its key in tokens: the budget checked at admission, usage asked of a
 //! stream, the tokens a response reports charged (here, or through Envoy's rate limit filter with
-//! `[global_limits]`), an estimate charged when a success reports none, and the marks Envoy's rate
+//! `[global_limits]`), an estimate charged when a success reports none (a stream's own text when
+//! it ended, the admission estimate when its client left first), and the marks Envoy's rate
 //! limit filter reads (see [`global_limits`]).
 
 use crate::api::Api;
@@ -63,6 +64,28 @@ pub(super) fn estimate(plan: &Plan, key: Option<&ClientKey>, api: Api, body: &[u
         .then(|| global_limits::reservation(api, body, ESTIMATE_MAX_TOKENS))
 }
 
+/// For a chat or completions request whose stream's usage matters (the client asked for it with
+/// `stream_options.include_usage`, or the key has a token budget, for which the router asks),
+/// how the stream is counted should the backend report no usage anyway: the prompt's estimated
+/// tokens ([`global_limits::prompt_tokens`]) and, when the client asked, the `object` of the
+/// usage chunk the router then writes for it. The completion is counted from the streamed text
+/// (see [`crate::sse::SseModelRewriter::estimating_usage`]). Other streams are not counted:
+/// their backend was not asked for usage, and reading every event's text would cost each one.
+pub(super) fn stream_estimate(
+    key: Option<&ClientKey>,
+    api: Api,
+    body: &[u8],
+) -> Option<(u64, Option<&'static str>)> {
+    let object = match api {
+        Api::Chat => "chat.completion.chunk",
+        Api::Completions => "text_completion",
+        _ => return None,
+    };
+    let asked = json_body::asks_stream_usage(body);
+    (asked || token_budget(key).is_some())
+        .then(|| (global_limits::prompt_tokens(body), asked.then_some(object)))
+}
+
 /// With global limits: names the key, the routed backend and the token reservation for
 /// Envoy's rate limit filter (see [`global_limits`]).
 pub(super) fn mark_for_global_limits(
@@ -104,6 +127,11 @@ pub(super) struct Settlement {
 }
 
 impl Settlement {
+    /// Whether the key was charged yet (reported usage, or an estimate).
+    pub(super) fn is_settled(&self) -> bool {
+        self.settled
+    }
+
     /// Counts the tokens a response used (for the model at index `model` and the client's key,
     /// given as its index in the plan's ring and itself) and charges them to the key's budget:
     /// here, or (with global limits) through the filter state Envoy's rate limit filter reads

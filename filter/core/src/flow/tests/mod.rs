@@ -9,5 +9,6 @@ mod response;
 mod response_body;
 mod routing;
 mod settlement;
+mod stream_usage;
 mod targets;
 mod upstream;

@@ -184,8 +184,9 @@ fn budgeted(tpm: u32, body: &[u8]) -> (Rc<Plan>, HttpFlow, FakeHost) {
 }
 
 /// A budgeted key never streams for free: a stream that declines usage is still asked for it
-/// (and the router's chunk taken out), and a success that reports none, or that the client
-/// leaves before its end, is charged the request's admission estimate.
+/// (and the router's chunk taken out), a stream that ends reporting none is charged its
+/// estimate from what it streamed, and one the client leaves before its end is charged the
+/// request's admission estimate.
 #[test]
 fn a_budgeted_key_is_charged_whatever_the_stream_reports() {
     let declining = br#"{"model":"chat-small","stream":true,"stream_options":{"include_usage":false},"max_tokens":50}"#;
@@ -196,17 +197,15 @@ fn a_budgeted_key_is_charged_whatever_the_stream_reports() {
     let (_, _, h) = budgeted(100, br#"{"model":"chat-small","stream":"true"}"#);
     assert_eq!(error_of(&h).0, 400);
 
-    // The backend ends the stream without usage: charged the estimate (prompt + max_tokens,
-    // over the budget of 100).
+    // The backend ends the stream without usage: charged its estimate (the prompt, a quarter
+    // of the body's bytes, plus a token per chunk of text: over the budget of 100).
     let body = br#"{"model":"chat-small","stream":true,"max_tokens":200}"#;
     let (plan, mut f, mut h) = budgeted(100, body);
-    respond(
-        &mut f,
-        &mut h,
-        "200",
-        "text/event-stream",
-        &[b"data: {\"choices\":[]}\n\n", b"data: [DONE]\n\n"],
-    );
+    let text = b"data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n";
+    let mut chunks: Vec<&[u8]> = vec![b"data: {\"choices\":[]}\n\n"];
+    chunks.extend([&text[..]; 100]);
+    chunks.push(b"data: [DONE]\n\n");
+    respond(&mut f, &mut h, "200", "text/event-stream", &chunks);
     f.on_log(&mut h);
     assert_eq!(h.counter(metrics::USAGE_ESTIMATED), 1, "charged once");
     let next = send_at(
