@@ -131,11 +131,20 @@ def test_a_backend_4xx_keeps_its_message_without_addresses(rev, model):
 
 # ------------------------------------------------------------------ budgets without usage
 
+# More chunks of text than a budget of 100 tokens: a stream that reports no usage is charged its
+# estimate from the streamed text (at least a token per chunk of text, docs/config.md).
+TEXT_CHUNKS = 120
+
+
+def text_event(model, finish=None):
+    return {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": model,
+            "choices": [{"index": 0, "delta": {"content": "ok"}, "finish_reason": finish}]}
+
+
 def no_usage_stream(req):
     model = json.loads(req["body"])["model"]
-    ev = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": model,
-          "choices": [{"index": 0, "delta": {"content": "ok"}, "finish_reason": "stop"}]}
-    return sse([ev, b"[DONE]"])
+    events = [text_event(model) for _ in range(TEXT_CHUNKS - 1)] + [text_event(model, "stop")]
+    return sse([*events, b"[DONE]"])
 
 
 def next_is_refused(rev, key):
@@ -145,8 +154,8 @@ def next_is_refused(rev, key):
 
 @pytest.mark.parametrize("model,key", [("chat", BUDGET_KEYS[14]), ("fo", BUDGET_KEYS[15])])
 def test_a_stream_reporting_no_usage_is_charged_its_estimate(rev, model, key):
-    """The backend ignores `include_usage`: the key is charged the admission estimate (prompt
-    plus `max_tokens`, here 300 tokens against a budget of 100), so the next request is refused."""
+    """The backend ignores `include_usage`: the key is charged the stream's estimate (here over
+    120 tokens of text against a budget of 100), so the next request is refused."""
     rev.reset()
     rev.up.script[FIRST] = lambda req: json_response(500, {"error": {"message": "x"}})
     rev.up.script[ONE] = no_usage_stream
@@ -182,8 +191,10 @@ def test_a_stream_cut_short_is_ended_for_the_client_and_charged(rev, model, key)
     rev.reset()
     rev.up.script[FIRST] = lambda req: json_response(500, {"error": {"message": "x"}})
     cut = lambda req: chunked(200, [("content-type", "text/event-stream")],
-                              [b'data: {"id":"c","object":"chat.completion.chunk","created":0,"model":"%s","choices":[{"index":0,"delta":{"content":"par'
-                               % json.loads(req["body"])["model"].encode()])
+                              [b"data: " + json.dumps(text_event(json.loads(req["body"])["model"])).encode() + b"\n\n"
+                               for _ in range(TEXT_CHUNKS)]
+                              + [b'data: {"id":"c","object":"chat.completion.chunk","created":0,"model":"%s","choices":[{"index":0,"delta":{"content":"par'
+                                 % json.loads(req["body"])["model"].encode()])
     rev.up.script[ONE] = cut
     rev.up.script[SECOND] = cut
     status, _, out = rev.raw("POST", "/v1/chat/completions", chat_body(model, True, max_tokens=300), key=key)
