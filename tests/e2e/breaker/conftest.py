@@ -173,9 +173,11 @@ def leaked(data):
 
 
 def assert_openai_error(status, body):
+    """Checks that `body` is OpenAI's error envelope (exactly its four fields); returns `error`."""
     try:
         doc = json.loads(body)
     except ValueError:
         raise AssertionError("HTTP %s with a body that is not JSON: %r" % (status, body[:300]))
     assert isinstance(doc, dict) and isinstance(doc.get("error"), dict), (status, body[:300])
     assert set(doc["error"]) == {"message", "type", "param", "code"}, doc
+    return doc["error"]

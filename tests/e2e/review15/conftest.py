@@ -4,10 +4,7 @@ one on a dead port), with plain, restricted, budgeted and admin keys. They probe
 the request flow as split in issue 15 (local endpoints, admission, routing to one target and to
 a failover chain, responses, settlement) with every request framing."""
 
-import json
-import socket
 import sys
-import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -17,6 +14,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE.parents[2] / "examples"))
 from stack import Stack, free_port  # noqa: E402
+from breaker.conftest import Brk, assert_openai_error  # noqa: E402,F401
 from breaker.scripted_upstream import ScriptedUpstream  # noqa: E402
 
 ONE = "zeta-one-secret"
@@ -89,47 +87,8 @@ models = ["chat"]
 """
 
 
-class Review:
-    def __init__(self, stack, port, admin, upstream):
-        self.stack = stack
-        self.port = port
-        self.base = "http://127.0.0.1:%d" % port
-        self.admin = "http://127.0.0.1:%d" % admin
-        self.up = upstream
-
-    def reset(self):
-        self.up.requests.clear()
-        self.up.script.clear()
-
-    def raw(self, method, path, body=None, headers=None, key="sk-test"):
-        """(status, headers as a list of pairs, body) of one request, errors included."""
-        data = json.dumps(body).encode() if isinstance(body, (dict, list)) else body
-        hdrs = {"content-type": "application/json"} if data is not None else {}
-        if key:
-            hdrs["authorization"] = "Bearer " + key
-        hdrs.update(headers or {})
-        req = urllib.request.Request(self.base + path, data=data, method=method, headers=hdrs)
-        try:
-            with urllib.request.urlopen(req, timeout=20) as r:
-                return r.status, list(r.headers.items()), r.read()
-        except urllib.error.HTTPError as e:
-            return e.code, list(e.headers.items()), e.read()
-
-    def send_raw(self, data, timeout=5.0):
-        """Raw bytes on a fresh connection; everything Envoy answers until it closes."""
-        s = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
-        s.sendall(data)
-        out = b""
-        try:
-            while True:
-                part = s.recv(65536)
-                if not part:
-                    break
-                out += part
-        except socket.timeout:
-            pass
-        s.close()
-        return out
+class Review(Brk):
+    """The breaker suite's client of one stack, plus the filter's counters."""
 
     def stat(self, name):
         """An Envoy counter of the filter (`wasmcustom.NAME`), 0 when never bumped."""
@@ -175,16 +134,6 @@ def pytest_runtest_makereport(item, call):
 def leaked(data):
     text = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
     return [n for n in BACKEND_NAMES + ["zeta", BACKEND_KEY] if n.lower() in text.lower()]
-
-
-def assert_openai_error(status, body):
-    try:
-        doc = json.loads(body)
-    except ValueError:
-        raise AssertionError("HTTP %s with a body that is not JSON: %r" % (status, body[:300]))
-    assert isinstance(doc, dict) and isinstance(doc.get("error"), dict), (status, body[:300])
-    assert set(doc["error"]) == {"message", "type", "param", "code"}, doc
-    return doc["error"]
 
 
 def header(headers, name):
