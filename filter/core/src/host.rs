@@ -26,6 +26,36 @@ pub enum SharedWrite {
     Failed,
 }
 
+/// An HTTP request the filter sends on its own (Envoy's HTTP call-out, `proxy_http_call`) while
+/// the client's request is held: to `cluster` (a cluster name of the rendered bootstrap), with
+/// `headers` (`:method`, `:path` and `:authority` are required by Envoy), `body`, and a deadline of
+/// `timeout_ms` milliseconds after which Envoy ends the call without a response.
+#[derive(Debug, Clone, Copy)]
+pub struct CallOut<'a> {
+    pub cluster: &'a str,
+    pub headers: &'a [(&'a str, &'a str)],
+    pub body: &'a [u8],
+    pub timeout_ms: u32,
+}
+
+/// The most bytes of a call-out's response body the host hands to the core; a longer body is
+/// reported by its length only (see [`CallResponse::body_len`]).
+pub const CALL_RESPONSE_MAX_BYTES: usize = 1 << 20;
+
+/// What a call-out brought back. `status` is 0 when there was no response at all (timeout,
+/// connection refused, reset); then `headers` and `body` are empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallResponse {
+    pub status: u16,
+    /// Response headers as the backend sent them (names lower case, values as bytes read
+    /// lossily as UTF-8); they never reach the client.
+    pub headers: Vec<(String, String)>,
+    /// The first [`CALL_RESPONSE_MAX_BYTES`] bytes of the body at most.
+    pub body: Vec<u8>,
+    /// The body's whole length in bytes; above `body.len()` when the body was cut.
+    pub body_len: usize,
+}
+
 /// Host calls the per-request flow needs. Implementations never panic: a failed call returns
 /// `None`/`false` and the flow carries on as well as it can.
 pub trait Host {
@@ -67,4 +97,10 @@ pub trait Host {
     fn clear_route_cache(&mut self);
     /// A counter's value, summed over workers.
     fn counter(&self, metric: &str) -> u64;
+    /// Sends a call-out; its token, which the answer's callback carries, or `None` when the host
+    /// refused it (an unknown cluster, a missing pseudo-header).
+    fn http_call(&mut self, call: &CallOut<'_>) -> Option<u32>;
+    /// Lets a request held since its headers or body go on (after a call-out answered); `false`
+    /// when the host refused (the request is gone).
+    fn resume_request(&mut self) -> bool;
 }

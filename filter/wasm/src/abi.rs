@@ -13,6 +13,12 @@ pub const REQUEST_HEADERS: u32 = 0;
 pub const RESPONSE_HEADERS: u32 = 2;
 pub const REQUEST_BODY: u32 = 0;
 pub const RESPONSE_BODY: u32 = 1;
+/// `proxy_get_header_map_pairs`' map of a call-out's response headers.
+pub const CALL_RESPONSE_HEADERS: u32 = 6;
+/// `proxy_get_buffer_bytes`' buffer of a call-out's response body.
+pub const CALL_RESPONSE_BODY: u32 = 4;
+/// `proxy_continue_stream`'s stream type for the request.
+const STREAM_REQUEST: u32 = 0;
 pub const LOG_WARN: u32 = 3;
 pub const LOG_ERROR: u32 = 4;
 
@@ -99,6 +105,19 @@ extern "C" {
         results_data: *mut *mut u8,
         results_size: *mut usize,
     ) -> u32;
+    fn proxy_http_call(
+        upstream_data: *const u8,
+        upstream_size: usize,
+        headers_data: *const u8,
+        headers_size: usize,
+        body_data: *const u8,
+        body_size: usize,
+        trailers_data: *const u8,
+        trailers_size: usize,
+        timeout_milliseconds: u32,
+        return_token: *mut u32,
+    ) -> u32;
+    fn proxy_continue_stream(stream_type: u32) -> u32;
     fn proxy_get_property(
         path_data: *const u8,
         path_size: usize,
@@ -281,4 +300,40 @@ pub fn clear_route_cache() -> bool {
     };
     drop(take(data, size));
     status == OK
+}
+
+/// Sends an HTTP call-out to `cluster`; its token, or `None` when Envoy refused it (an unknown
+/// cluster, a missing `:method`/`:path`/`:authority`).
+pub fn http_call(
+    cluster: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    timeout_ms: u32,
+) -> Option<u32> {
+    let serialized = encode_pairs(headers);
+    let no_trailers = encode_pairs(&[]);
+    let mut token = 0u32;
+    // SAFETY: all pointers describe live buffers for the duration of the call; the out-pointer
+    // is a valid local.
+    let status = unsafe {
+        proxy_http_call(
+            cluster.as_ptr(),
+            cluster.len(),
+            serialized.as_ptr(),
+            serialized.len(),
+            body.as_ptr(),
+            body.len(),
+            no_trailers.as_ptr(),
+            no_trailers.len(),
+            timeout_ms,
+            &mut token,
+        )
+    };
+    (status == OK).then_some(token)
+}
+
+/// Lets the held request go on; `false` when Envoy refused (the stream is gone).
+pub fn continue_request() -> bool {
+    // SAFETY: a plain value.
+    unsafe { proxy_continue_stream(STREAM_REQUEST) == OK }
 }

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 
 use crate::header_snapshot::HeaderSnapshot;
-use airouter_core::host::{Headers, Host, SharedWrite};
+use airouter_core::host::{CallOut, Headers, Host, SharedWrite};
 
 use rustc_hash::FxHashMap;
 
@@ -196,5 +196,13 @@ impl Host for EnvoyHost<'_> {
 
     fn log_warn(&self, message: &str) {
         abi::log(abi::LOG_WARN, message);
+    }
+
+    fn http_call(&mut self, call: &CallOut<'_>) -> Option<u32> {
+        abi::http_call(call.cluster, call.headers, call.body, call.timeout_ms)
+    }
+
+    fn resume_request(&mut self) -> bool {
+        abi::continue_request()
     }
 }

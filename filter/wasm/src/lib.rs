@@ -17,7 +17,7 @@ use airouter_core::contract::UPSTREAM_ROOT_ID;
 use airouter_core::flow::HttpFlow;
 use airouter_core::flow::UpstreamFlow;
 use airouter_core::host::Action as CoreAction;
-use airouter_core::host::Headers;
+use airouter_core::host::{CallResponse, Headers, CALL_RESPONSE_MAX_BYTES};
 use envoy_host::{EnvoyHost, HeaderCache};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel};
@@ -124,7 +124,42 @@ struct HttpFlowContext {
     headers: HeaderCache,
 }
 
-impl Context for HttpFlowContext {}
+impl Context for HttpFlowContext {
+    /// A call-out the flow sent while holding the request has answered (or failed: no headers).
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        _num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
+        let response = call_response(body_size);
+        let mut host = EnvoyHost::new(&mut self.headers);
+        self.flow
+            .on_http_call_response(&mut host, token_id, response);
+    }
+}
+
+/// The answer of a call-out, as Envoy holds it during its callback: at most
+/// [`CALL_RESPONSE_MAX_BYTES`] of the body, and no status when there was no response.
+fn call_response(body_size: usize) -> CallResponse {
+    let headers = abi::header_pairs(abi::CALL_RESPONSE_HEADERS)
+        .and_then(|wire| header_snapshot::decode_pairs(&wire))
+        .unwrap_or_default();
+    let status = headers
+        .iter()
+        .find(|(k, _)| k == ":status")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let take = body_size.min(CALL_RESPONSE_MAX_BYTES);
+    let body = abi::buffer(abi::CALL_RESPONSE_BODY, 0, take).unwrap_or_default();
+    CallResponse {
+        status,
+        headers,
+        body,
+        body_len: body_size,
+    }
+}
 
 fn action(a: CoreAction) -> Action {
     match a {

@@ -43,7 +43,7 @@ use crate::api::Api;
 use crate::auth::{ClientKey, KnownKeys};
 use crate::config::Plan;
 use crate::errors::ApiError;
-use crate::host::{Action, Headers, Host};
+use crate::host::{Action, CallResponse, Headers, Host};
 use crate::metrics;
 use admission::RequestLine;
 use response::Response;
@@ -211,6 +211,17 @@ impl HttpFlow {
                 .settle_estimate(host, key, routed.estimate, succeeded);
         }
         action
+    }
+
+    /// A call-out sent with [`Host::http_call`] while the request was held has answered
+    /// (`token` as the host returned it). No part of the flow sends one yet, so every answer is
+    /// for no call of this request's and is ignored.
+    pub fn on_http_call_response(
+        &mut self,
+        _host: &mut dyn Host,
+        _token: u32,
+        _response: CallResponse,
+    ) {
     }
 
     /// The stream is over (Envoy's access-log callback), ended well or cut short by the client:

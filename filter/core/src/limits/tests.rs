@@ -47,6 +47,12 @@ impl Host for Store {
     fn counter(&self, _: &str) -> u64 {
         0
     }
+    fn http_call(&mut self, _: &crate::host::CallOut<'_>) -> Option<u32> {
+        None
+    }
+    fn resume_request(&mut self) -> bool {
+        false
+    }
     fn shared_set(&mut self, key: &str, value: &[u8], cas: u32) -> SharedWrite {
         if self.conflicts > 0 {
             self.conflicts -= 1;

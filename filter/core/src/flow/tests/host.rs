@@ -29,6 +29,21 @@ pub(super) struct FakeHost {
     pub(super) state: HashMap<String, String>,
     /// Times the flow asked Envoy to pick the route again.
     pub(super) route_cache_cleared: u32,
+    /// Call-outs sent: cluster, headers, body, timeout (ms); a call's token is its index + 1.
+    pub(super) calls: Vec<Call>,
+    /// Refuse every call-out (as Envoy does for an unknown cluster).
+    pub(super) refuse_calls: bool,
+    /// Times the flow let a held request go on.
+    pub(super) resumed: u32,
+}
+
+/// A call-out the flow sent, as the fake host recorded it.
+#[derive(Debug, Clone)]
+pub(super) struct Call {
+    pub(super) cluster: String,
+    pub(super) headers: Vec<(String, String)>,
+    pub(super) body: Vec<u8>,
+    pub(super) timeout_ms: u32,
 }
 
 impl Host for FakeHost {
@@ -134,6 +149,26 @@ impl Host for FakeHost {
     }
     fn counter(&self, metric: &str) -> u64 {
         self.counters.get(metric).copied().unwrap_or(0)
+    }
+    fn http_call(&mut self, call: &crate::host::CallOut<'_>) -> Option<u32> {
+        if self.refuse_calls {
+            return None;
+        }
+        self.calls.push(Call {
+            cluster: call.cluster.to_string(),
+            headers: call
+                .headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            body: call.body.to_vec(),
+            timeout_ms: call.timeout_ms,
+        });
+        u32::try_from(self.calls.len()).ok()
+    }
+    fn resume_request(&mut self) -> bool {
+        self.resumed += 1;
+        true
     }
     fn shared_set(&mut self, key: &str, value: &[u8], cas: u32) -> crate::host::SharedWrite {
         let current = self.shared.get(key).map_or(0, |(_, c)| *c);
