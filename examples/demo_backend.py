@@ -16,6 +16,12 @@ faults, so tests can see how the router passes upstream errors on:
     attack-*   values the router must bound (absurd 429 hints, usage near 2^64): see
                `request_attack_fault`
 
+A backend model named `classifier` (or `classifier-*`) plays the classifier of a `[[routers]]`
+entry instead of echoing: its reply is one label picked by the readable rules in `CLASSIFIER_RULES`
+from the last user message it is shown, after a `<think>` block saying which rule fired, as small
+reasoning models answer. Its Responses API (`/responses`) plays a search-enabled model: it answers
+with a fixed, dated "search result" naming the tools it was given.
+
 Standard library only, so it runs anywhere Python does.
 """
 
@@ -35,6 +41,27 @@ SPEECH_BYTES = b"ID3\x04\x00\x00\x00\x00\x00\x00" + bytes(range(256)) * 4
 def embedding(text, dim=8):
     digest = hashlib.sha256(text.encode()).digest()
     return [round((b - 128) / 128.0, 6) for b in digest[:dim]]
+
+
+# The demo classifier's rules, first match wins: (label, words any of which in the message picks it).
+CLASSIFIER_RULES = [
+    ("ENRICH", ("today", "latest", "news", "current", "this week", "price of")),
+    ("COMPLEX", ("prove", "design", "architecture", "step by step", "optimize", "refactor")),
+    ("MODERATE", ("explain", "compare", "why", "summarize", "difference")),
+]
+
+
+def classify(text):
+    """The demo classifier's label for `text`, and why: the first rule with a word in it, else
+    SIMPLE (a long message is COMPLEX)."""
+    lower = text.lower()
+    for label, words in CLASSIFIER_RULES:
+        for w in words:
+            if w in lower:
+                return label, "the message mentions %r" % w
+    if len(text) > 600:
+        return "COMPLEX", "the message is long"
+    return "SIMPLE", "no rule matched"
 
 
 def last_user_text(messages):
@@ -280,6 +307,13 @@ class Handler(BaseHTTPRequestHandler):
     # -- end of request-side attack faults ------------------------------------------------------
 
     def chat(self, req, model):
+        if model == "classifier" or model.startswith("classifier-"):
+            label, why = classify(last_user_text(req.get("messages")))
+            text = "<think>%s, so %s.</think>\n%s" % (why, label, label)
+            usage = {"prompt_tokens": 20, "completion_tokens": 8, "total_tokens": 28}
+            return self.send_json(200, {"id": "chatcmpl-classify", "object": "chat.completion", "created": int(time.time()), "model": model,
+                                        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                                        "usage": usage})
         text = "You said: " + last_user_text(req.get("messages"))
         limit = req.get("max_completion_tokens") or req.get("max_tokens")
         finish = "stop"
@@ -345,6 +379,17 @@ class Handler(BaseHTTPRequestHandler):
         self.send_json(200, {"text": f"transcribed {req.get('_file_size', 0)} bytes"})
 
     def responses_api(self, req, model):
+        tools = [t.get("type") for t in req.get("tools") or [] if isinstance(t, dict)]
+        if tools:
+            query = req.get("input")
+            if isinstance(query, list):
+                query = " ".join(str(i.get("content", "")) for i in query if isinstance(i, dict))
+            text = "Search results (%s, demo data as of 2026-01-01) for %r: the demo index has one page about it." % (", ".join(map(str, tools)), str(query)[:200])
+            return self.send_json(200, {"id": "resp_demo", "object": "response", "created_at": int(time.time()), "model": model, "status": "completed",
+                                        "output": [{"type": "web_search_call", "id": "ws_demo", "status": "completed"},
+                                                   {"type": "message", "id": "msg_demo", "status": "completed", "role": "assistant",
+                                                    "content": [{"type": "output_text", "text": text, "annotations": []}]}],
+                                        "usage": {"input_tokens": 30, "output_tokens": 25, "total_tokens": 55}})
         self.send_json(200, {"id": "resp_demo", "object": "response", "created_at": int(time.time()), "model": model, "status": "completed",
                              "output": [{"type": "message", "id": "msg_demo", "status": "completed", "role": "assistant",
                                          "content": [{"type": "output_text", "text": f"You said: {req.get('input')}", "annotations": []}]}]})
