@@ -103,6 +103,10 @@ impl ChatTemplate {
             }
         };
         let mut env = Environment::new();
+        // As Hugging Face renders chat templates (transformers' `apply_chat_template`, and
+        // llama.cpp's Jinja formatter): a block tag's own line leaves no blank line behind.
+        env.set_trim_blocks(true);
+        env.set_lstrip_blocks(true);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function("raise_exception", raise_exception);
         env.add_template_owned("chat", source)

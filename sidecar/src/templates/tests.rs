@@ -121,3 +121,16 @@ fn a_gguf_files_template_and_eos_token_are_used() {
     assert!(missing.err().unwrap().contains("models/none.gguf"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn block_tags_on_their_own_lines_leave_no_whitespace_as_in_hugging_face() {
+    // Rendered by Jinja2 with transformers' settings (trim_blocks, lstrip_blocks).
+    let hf = "{% for m in messages %}\n    {% if m.role == \"user\" %}\n<|user|>{{ m.content }}\n    {% endif %}\n{% endfor %}\n{% if add_generation_prompt %}\n<|assistant|>\n{% endif %}";
+    let t = ChatTemplate::load(&model(TemplateSource::Inline(hf.into())), Path::new("."))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        t.render(&[msg("user", "Hi")]).unwrap(),
+        "<|user|>Hi\n<|assistant|>\n"
+    );
+}
