@@ -8,7 +8,7 @@ WASM     := target/wasm32-wasip1/release/airouter_filter.wasm
 AIROUTER := target/release/airouter
 CARGO    ?= cargo
 
-.PHONY: run test bench bench-tools build wasm sidecar venv llm wasm-target redis lint deny-tools unit e2e \
+.PHONY: run test bench bench-llm bench-tools build wasm sidecar venv llm wasm-target redis lint deny-tools unit e2e \
         schema clean fuzz fuzz-quick fuzz-tools soak
 
 run: venv llm build
@@ -118,7 +118,10 @@ soak: venv build
 	$(PY) tests/soak/soak.py --requests $(SOAK_REQUESTS) --concurrency $(SOAK_CONCURRENCY)
 
 # Benchmarks (not part of `make test`): criterion micro-benchmarks, then the interleaved end-to-end
-# runs against plain Envoy, LiteLLM and nginx; rewrites BENCHMARKS.md and docs/bench-latency.png.
+# runs against plain Envoy, LiteLLM and nginx, then the real model three ways (direct to llama.cpp's
+# server, through Envoy, through the sidecar and Triton); rewrites BENCHMARKS.md and
+# docs/bench-latency.png. `make bench-llm` runs the real model's section alone (a few minutes) and
+# rewrites only its part of BENCHMARKS.md.
 BENCH_VENV := .bench-venv
 LITELLM    ?= litellm[proxy]==1.106.2
 
@@ -130,7 +133,7 @@ bench-tools: venv
 	  $(BENCH_VENV)/bin/pip install -q --disable-pip-version-check '$(LITELLM)'; }
 	@$(PY) -c "import matplotlib" 2>/dev/null || $(PY) -m pip install -q --disable-pip-version-check matplotlib==3.11.2
 
-bench: bench-tools build
+bench: bench-tools llm build
 	$(CARGO) build --target wasm32-wasip1 --release -p airouter-bench-floor
 	$(CARGO) bench --no-run -p airouter-core -p airouter-sidecar -p airouter-wasm-tests \
 	  --bench hot_paths --bench triton_paths --bench filter_wasm --bench module_ops
@@ -138,6 +141,9 @@ bench: bench-tools build
 	$(CARGO) bench -p airouter-core -p airouter-sidecar -p airouter-wasm-tests \
 	  --bench hot_paths --bench triton_paths --bench filter_wasm --bench module_ops -- --warm-up-time 0.5 --measurement-time 2 && \
 	BENCH_STARTED=$$started $(PY) tests/bench/run.py
+
+bench-llm: venv llm build
+	$(PY) tests/bench/run.py --only real-model
 
 # Regenerates the checked-in JSON Schema of airouter.toml.
 schema: sidecar
