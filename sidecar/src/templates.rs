@@ -1,6 +1,9 @@
 //! Prompt formatting: chat messages rendered into one prompt string with a Jinja chat template
 //! (minijinja), as Hugging Face tokenizers do. Built-in templates for common model families, or any
-//! `chat_template` from a model's `tokenizer_config.json`, inline or from a file.
+//! `chat_template` from a model's `tokenizer_config.json`, inline or from a file, or the one a GGUF
+//! model file carries in its metadata ([`gguf`]).
+
+pub mod gguf;
 
 use std::path::Path;
 
@@ -82,6 +85,15 @@ impl ChatTemplate {
                     .map_err(|e| format!("{}: {e}", path.display()))?;
                 (text, String::new(), String::new())
             }
+            TemplateSource::Gguf(file) => {
+                let chat = gguf::read(&config_dir.join(file))?;
+                let (bos, eos) = (chat.bos_token, chat.eos_token);
+                (
+                    chat.chat_template,
+                    bos.unwrap_or_default(),
+                    eos.unwrap_or_default(),
+                )
+            }
         };
         let pick = |configured: &str, default: String| {
             if configured.is_empty() {
@@ -91,6 +103,10 @@ impl ChatTemplate {
             }
         };
         let mut env = Environment::new();
+        // As Hugging Face renders chat templates (transformers' `apply_chat_template`, and
+        // llama.cpp's Jinja formatter): a block tag's own line leaves no blank line behind.
+        env.set_trim_blocks(true);
+        env.set_lstrip_blocks(true);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function("raise_exception", raise_exception);
         env.add_template_owned("chat", source)
@@ -139,6 +155,12 @@ impl ChatTemplate {
         Ok(())
     }
 
+    /// The `eos_token` templates see: the configured one, else the template source's.
+    pub fn eos_token(&self) -> &str {
+        &self.eos_token
+    }
+
+    /// Renders a conversation into the prompt, with the generation prompt added.
     pub fn render(&self, messages: &[Message]) -> Result<String, RenderError> {
         let tmpl = self
             .env

@@ -20,7 +20,11 @@ medians reported; comparisons with plain Envoy are made within a round:
   saturation      wrk, 32 connections: requests/s; the proxy's CPU time per request (/proc)
   stream          a 50-chunk SSE chat, sequential: time to first chunk, time to last chunk
   load sweep      latency against offered load (one round), for the plot
-Then the sidecar's time to first token against a direct gRPC stream of the same Triton model.
+Then the sidecar's time to first token against a direct gRPC stream of the same Triton model, and
+the real model's time to first token and tokens per second direct to llama.cpp's server, through
+Envoy and the filter, and through the sidecar and Triton (real_model.py).
+
+`run.py --only real-model` runs that last section alone and rewrites only its part of BENCHMARKS.md.
 """
 
 import json
@@ -40,6 +44,8 @@ ROOT = Path(__file__).resolve().parents[2]
 FLOOR_WASM = ROOT / "target" / "wasm32-wasip1" / "release" / "airouter_bench_floor.wasm"
 sys.path.insert(0, str(ROOT / "examples"))
 from stack import AIROUTER, WASM, Stack, envoy_binary, free_port, wait_http  # noqa: E402
+
+import real_model  # noqa: E402
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
@@ -646,11 +652,30 @@ def main():
         for v in variants:
             results[v]["rss"] = bench.peak_rss_mb(v)
         ttft = sidecar_ttft(bench)
+        real = real_model.measure(bench.stack)
     finally:
         bench.stack.stop()
     raw = ROOT / "target" / "bench-results.json"
-    raw.write_text(json.dumps({"results": results, "sweep": sweep, "ttft": ttft, "steals": steals}))
-    write_report(results, sweep, ttft, criterion_results(), steals)
+    raw.write_text(json.dumps({"results": results, "sweep": sweep, "ttft": ttft, "steals": steals,
+                               "real_model": real}))
+    write_report(results, sweep, ttft, criterion_results(), steals, real)
+
+
+def only_real_model():
+    """The real-model section alone, spliced into the existing BENCHMARKS.md."""
+    bench = Bench()
+    try:
+        real = real_model.measure(bench.stack)
+    finally:
+        bench.stack.stop()
+    (ROOT / "target" / "bench-real-model.json").write_text(json.dumps(real))
+    lines = real_model.report_lines(real)
+    lines[2:2] = ["Measured alone (`make bench-llm`) on %s, not in the run above; the machine's load then: "
+                  "%s (1, 5, 15 min load average)." % (time.strftime("%Y-%m-%d"),
+                                                       ", ".join("%.1f" % x for x in os.getloadavg())), ""]
+    report = ROOT / "BENCHMARKS.md"
+    report.write_text(real_model.splice(report.read_text() if report.exists() else "# Benchmarks\n", lines))
+    print("\n".join(lines))
 
 
 def post_status(bench, variant):
@@ -679,7 +704,7 @@ def versions():
             "cpu": cpu, "cores": os.cpu_count()}
 
 
-def write_report(results, sweep, ttft, micro, steals):
+def write_report(results, sweep, ttft, micro, steals, real=None):
     plot = ROOT / "docs" / "bench-latency.png"
     make_plot(sweep, plot)
     env = results.get("envoy", {})
@@ -813,6 +838,8 @@ def write_report(results, sweep, ttft, micro, steals):
               "|---|" + "---|" * len(SWEEP)]
     for name, points in sweep.items():
         lines.append("| %s | %s |" % (name, " | ".join("%s / %s" % (fmt(p50), fmt(p99)) for _, _, p50, p99 in points)))
+    if real:
+        lines += [""] + real_model.report_lines(real)
     ops = module_ops()
     lines += ["", "## Micro-benchmarks (criterion, mean)", "",
               "`filter_wasm_chat_1kb` runs the release module on wasmtime, one stream per iteration, cut "
@@ -828,7 +855,8 @@ def write_report(results, sweep, ttft, micro, steals):
     took = " This run took %.1f minutes from the first micro-benchmark to this file." % (
         (time.time() - int(started)) / 60) if started and started.isdigit() else ""
     lines += ["", "## Reproduce", "", "```sh", "make bench            # installs wrk, hey, nginx, LiteLLM, then measures",
-              "BENCH_ROUNDS=5 BENCH_SECONDS=10 make bench", "```", "",
+              "BENCH_ROUNDS=5 BENCH_SECONDS=10 make bench",
+              "make bench-llm        # the real-model section alone (BENCH_LLM_RUNS, BENCH_LLM_TOKENS)", "```", "",
               "Tool installs and builds come first and are not timed.%s" % took, ""]
     (ROOT / "BENCHMARKS.md").write_text("\n".join(lines))
     print("\n".join(lines))
@@ -859,4 +887,9 @@ def make_plot(sweep, path):
 
 if __name__ == "__main__":
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
-    main()
+    if sys.argv[1:] == ["--only", "real-model"]:
+        only_real_model()
+    elif sys.argv[1:]:
+        sys.exit("usage: run.py [--only real-model]")
+    else:
+        main()

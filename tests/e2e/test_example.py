@@ -17,6 +17,9 @@ def example(tmp_path_factory):
     ports = {p: free_port() for p in (8080, 9901, 8101, 8102, 8103, 8104, 8105, 8109)}
     for old, new in ports.items():
         text = re.sub(r"\b%d\b" % old, str(new), text)
+    # Paths in the config are relative to it: anchored where it came from, as it moves.
+    text = re.sub(r'(chat_template_gguf = )"([^"]+)"',
+                  lambda m: '%s"%s"' % (m.group(1), (ROOT / "examples" / m.group(2)).resolve()), text)
     config = work / "airouter.toml"
     config.write_text(text)
     stack = Stack(work)
@@ -63,11 +66,19 @@ def test_hashed_restricted_key_sees_only_its_model(example):
 
 
 def test_demo_triton_models_answer_through_the_sidecar(example):
-    client = openai.OpenAI(base_url=example, api_key="sk-demo", max_retries=0)
-    chunks = list(client.chat.completions.create(model="demo-triton-chat", stream=True,
-                                                 messages=[{"role": "user", "content": "hello there"}]))
-    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "You said: hello there"
+    """demo-triton-chat is the real model on Triton (tests/triton/models/llama_chat), its prompt
+    built from the chat template in the GGUF file: real tokens stream, one per chunk or so."""
+    client = openai.OpenAI(base_url=example, api_key="sk-demo", max_retries=0, timeout=60)
+    chunks = list(client.chat.completions.create(model="demo-triton-chat", stream=True, max_tokens=12,
+                                                 temperature=0, stream_options={"include_usage": True},
+                                                 messages=[{"role": "user", "content": "Name a colour."}]))
+    texts = [c.choices[0].delta.content or "" for c in chunks if c.choices]
+    text = "".join(texts)
+    assert text.strip() and "Name a colour" not in text and "<|im_" not in text
+    assert sum(1 for t in texts if t) >= 2, "streamed in pieces: %r" % texts
     assert all(c.model == "demo-triton-chat" for c in chunks)
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] in ("stop", "length")
+    assert 0 < chunks[-1].usage.completion_tokens <= 12 and chunks[-1].usage.prompt_tokens > 5
     emb = client.embeddings.create(model="demo-triton-embed", input=["a", "b"])
     assert emb.model == "demo-triton-embed" and len(emb.data) == 2 and len(emb.data[0].embedding) == 8
 

@@ -100,6 +100,8 @@ triton = {{ family = "vllm", template = "chatml" }}
 
 FAMILIES = ["vllm-chat", "trt-chat", "bls-chat", "sync-chat"]
 TRITON_NAMES = ["bad_bytes", "vllm_chat", "trtllm_ensemble", "trtllm_bls", "trtllm_sync", "fail_midstream", "fail_first", "embed_bad_batch"]
+# The repository's stand-ins (the real model, llama_chat, has tests/e2e/test_triton_llama.py).
+STAND_INS = TRITON_NAMES + ["embed"]
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +112,7 @@ def triton(tmp_path_factory):
     config = work / "airouter.toml"
     config.write_text(CONFIG.format(**ports))
     try:
-        stack.start_triton(ROOT / "tests" / "triton" / "models", ports["grpc"])
+        stack.start_triton(ROOT / "tests" / "triton" / "models", ports["grpc"], models=STAND_INS)
         stack.start_sidecar(config)
         stack.start_envoy(config)
         yield stack, "http://127.0.0.1:%d/v1" % ports["port"], ports

@@ -46,7 +46,7 @@ pub struct State {
 
 impl State {
     /// Must run inside the Tokio runtime (the gRPC clients are created here, unconnected).
-    pub fn build(plan: Plan, config_dir: &Path) -> Result<State, String> {
+    pub fn build(mut plan: Plan, config_dir: &Path) -> Result<State, String> {
         let mut backends = HashMap::new();
         for b in plan
             .backends
@@ -58,6 +58,7 @@ impl State {
             backends.insert(b.name.clone(), client);
         }
         let templates = compile_templates(&plan, config_dir)?;
+        add_eos_stops(&mut plan, &templates);
         Ok(State {
             plan,
             backends,
@@ -128,6 +129,21 @@ pub fn compile_templates(
         }
     }
     Ok(templates)
+}
+
+/// Completes each model's stop strings with its template's `eos_token` where they were not
+/// configured: a GGUF file's is known only now that the file is read (for the other sources it
+/// is already among them).
+pub fn add_eos_stops(plan: &mut Plan, templates: &HashMap<usize, ChatTemplate>) {
+    for (i, template) in templates {
+        let eos = template.eos_token();
+        let Some(t) = plan.models.get_mut(*i).and_then(|m| m.triton.as_mut()) else {
+            continue;
+        };
+        if t.eos_stops && !eos.is_empty() && !t.stop_strings.iter().any(|s| s == eos) {
+            t.stop_strings.push(eos.to_string());
+        }
+    }
 }
 
 /// A JSON response carrying an OpenAI object.

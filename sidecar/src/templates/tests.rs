@@ -12,6 +12,7 @@ fn model(template: TemplateSource) -> TritonModel {
         max_tokens: 16,
         stream_text: StreamText::Auto,
         stop_strings: vec![],
+        eos_stops: true,
     }
 }
 
@@ -80,4 +81,56 @@ fn broken_templates_are_refused_at_load() {
         Path::new("/tmp"),
     );
     assert!(missing.err().unwrap().contains("no/such/file.jinja"));
+}
+
+#[test]
+fn a_gguf_files_template_and_eos_token_are_used() {
+    let dir = std::env::temp_dir().join(format!("airouter-gguf-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("models")).unwrap();
+    std::fs::write(dir.join("models/chat.gguf"), gguf::tests::chatml_file()).unwrap();
+    let t = ChatTemplate::load(
+        &model(TemplateSource::Gguf("models/chat.gguf".into())),
+        &dir,
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        t.render(&[msg("user", "Hi")]).unwrap(),
+        "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+    );
+    assert_eq!(t.eos_token(), "<|im_end|>");
+    // The file's eos_token ends generated text unless stop_strings are configured.
+    let toml = |extra: &str| {
+        format!("[backends.t]\nkind = \"triton\"\nurl = \"grpc://t:1\"\n[[models]]\nname = \"m\"\napis = [\"chat\"]\ntarget = {{ backend = \"t\", model = \"x\" }}\ntriton = {{ family = \"vllm\", chat_template_gguf = \"models/chat.gguf\"{extra} }}\n")
+    };
+    for (extra, stops) in [
+        ("", vec!["<|im_end|>"]),
+        (", eos_token = \"END\"", vec!["END"]),
+        (", stop_strings = [\"###\"]", vec!["###"]),
+    ] {
+        let mut plan = airouter_core::config::compile("a.toml", &toml(extra), &|_| None).unwrap();
+        let templates = crate::serve::compile_templates(&plan, &dir).unwrap();
+        crate::serve::add_eos_stops(&mut plan, &templates);
+        let t = plan.models[0].triton.as_ref().unwrap();
+        assert_eq!(t.stop_strings, stops, "{extra}");
+    }
+    let missing = ChatTemplate::load(
+        &model(TemplateSource::Gguf("models/none.gguf".into())),
+        &dir,
+    );
+    assert!(missing.err().unwrap().contains("models/none.gguf"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn block_tags_on_their_own_lines_leave_no_whitespace_as_in_hugging_face() {
+    // Rendered by Jinja2 with transformers' settings (trim_blocks, lstrip_blocks).
+    let hf = "{% for m in messages %}\n    {% if m.role == \"user\" %}\n<|user|>{{ m.content }}\n    {% endif %}\n{% endfor %}\n{% if add_generation_prompt %}\n<|assistant|>\n{% endif %}";
+    let t = ChatTemplate::load(&model(TemplateSource::Inline(hf.into())), Path::new("."))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        t.render(&[msg("user", "Hi")]).unwrap(),
+        "<|user|>Hi\n<|assistant|>\n"
+    );
 }

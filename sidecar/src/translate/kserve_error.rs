@@ -22,11 +22,21 @@ pub fn from_status(status: &Status, model: &str) -> ApiError {
     }
 }
 
-/// An `error_message` on Triton's stream, which carries no code: classified from its text.
+/// An `error_message` on Triton's stream, which carries no code: classified from its text. A
+/// prompt longer than the model's context (vLLM: "... is longer than the maximum model length
+/// of N") is OpenAI's 400 `context_length_exceeded`.
 pub fn from_stream_error(message: &str, model: &str) -> ApiError {
     let lower = message.to_ascii_lowercase();
     if lower.contains("unknown model") || (lower.contains("model") && lower.contains("not found")) {
         return ApiError::model_not_found(model);
+    }
+    let context = [
+        "maximum model length",
+        "maximum context length",
+        "context window",
+    ];
+    if context.iter().any(|w| lower.contains(w)) {
+        return ApiError::with_status(400, message.to_string(), Some("context_length_exceeded"));
     }
     let client_side = [
         "invalid",
@@ -76,5 +86,10 @@ mod tests {
             400
         );
         assert_eq!(from_stream_error("engine died mid-stream", "m").status, 500);
+        let overflow = from_stream_error("Error generating stream: The decoder prompt (length 3001) is longer than the maximum model length of 2048.", "m");
+        assert_eq!(
+            (overflow.status, overflow.code),
+            (400, Some("context_length_exceeded"))
+        );
     }
 }

@@ -355,3 +355,35 @@ fn global_limit_mistakes_are_refused_with_line_and_key() {
     let e = first_error("[global_limits]\nredis = \"redis://r\"\nfailure_mode = \"maybe\"\n");
     assert_eq!(e.line, 3, "{e}");
 }
+
+#[test]
+fn a_gguf_file_is_a_template_source_of_its_own() {
+    let base = "[backends.t]\nkind = \"triton\"\nurl = \"grpc://t:8001\"\n[[models]]\nname = \"m\"\napis = [\"chat\"]\ntarget = { backend = \"t\", model = \"llm\" }\n";
+    let plan = load(&format!(
+        "{base}triton = {{ family = \"vllm\", chat_template_gguf = \"models/smol.gguf\" }}\n"
+    ))
+    .unwrap();
+    let t = plan.models[0].triton.as_ref().unwrap();
+    assert_eq!(t.template, TemplateSource::Gguf("models/smol.gguf".into()));
+    // The file's eos_token joins the stop strings once the sidecar reads it.
+    assert!(t.eos_stops && t.stop_strings.is_empty());
+    let plan = load(&format!(
+        "{base}triton = {{ family = \"vllm\", chat_template_gguf = \"a.gguf\", stop_strings = [\"END\"] }}\n"
+    ))
+    .unwrap();
+    let t = plan.models[0].triton.as_ref().unwrap();
+    assert!(!t.eos_stops && t.stop_strings == ["END"]);
+    for other in [
+        "template = \"chatml\"",
+        "chat_template = \"{{ x }}\"",
+        "chat_template_file = \"t.jinja\"",
+    ] {
+        let e = first_error(&format!(
+            "{base}triton = {{ family = \"vllm\", chat_template_gguf = \"a.gguf\", {other} }}\n"
+        ));
+        assert_eq!(e.key, "models[0].triton");
+        assert!(e.message.contains("chat_template_gguf"), "{e}");
+    }
+    let e = first_error(&format!("{base}triton = {{ family = \"vllm\" }}\n"));
+    assert!(e.message.contains("chat_template_gguf"), "{e}");
+}

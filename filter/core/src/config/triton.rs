@@ -1,6 +1,7 @@
 //! `models[].triton` checked: the family fits the model's APIs, one template source (a built-in,
-//! an inline Hugging Face template or a file), a template for chat, and the stop strings (the
-//! built-in template's end-of-turn markers and `eos_token` unless given). Used only by the
+//! an inline Hugging Face template, a file, or a GGUF model file's metadata), a template for chat,
+//! and the stop strings (the built-in template's end-of-turn markers and `eos_token` unless
+//! given; a GGUF file's `eos_token` joins them when the sidecar reads it). Used only by the
 //! sidecar, which drives Triton; the filter routes such models to the sidecar and reads none of it.
 
 use std::ops::Range;
@@ -38,13 +39,17 @@ pub(super) fn compile_triton(
         t.template.is_some(),
         t.chat_template.is_some(),
         t.chat_template_file.is_some(),
+        t.chat_template_gguf.is_some(),
     ];
     if sources.iter().filter(|s| **s).count() > 1 {
-        fail("choose one of template, chat_template and chat_template_file".into());
+        fail(
+            "choose one of template, chat_template, chat_template_file and chat_template_gguf"
+                .into(),
+        );
         return None;
     }
-    let template = match (&t.template, &t.chat_template, &t.chat_template_file) {
-        (Some(name), _, _) => match BUILTIN_TEMPLATES.iter().find(|(n, _)| n == name) {
+    let template = if let Some(name) = &t.template {
+        match BUILTIN_TEMPLATES.iter().find(|(n, _)| n == name) {
             Some(_) => TemplateSource::Builtin(name.clone()),
             None => {
                 let known: Vec<&str> = BUILTIN_TEMPLATES.iter().map(|(n, _)| *n).collect();
@@ -54,13 +59,21 @@ pub(super) fn compile_triton(
                 ));
                 return None;
             }
-        },
-        (_, Some(inline), _) => TemplateSource::Inline(inline.clone()),
-        (_, _, Some(file)) => TemplateSource::File(file.clone()),
-        _ => TemplateSource::None,
+        }
+    } else if let Some(inline) = &t.chat_template {
+        TemplateSource::Inline(inline.clone())
+    } else if let Some(file) = &t.chat_template_file {
+        TemplateSource::File(file.clone())
+    } else if let Some(file) = &t.chat_template_gguf {
+        TemplateSource::Gguf(file.clone())
+    } else {
+        TemplateSource::None
     };
     if apis.contains(Api::Chat) && template == TemplateSource::None {
-        fail("a chat model needs template, chat_template or chat_template_file".into());
+        fail(
+            "a chat model needs template, chat_template, chat_template_file or chat_template_gguf"
+                .into(),
+        );
         return None;
     }
     if t.max_tokens == Some(0) {
@@ -93,5 +106,6 @@ pub(super) fn compile_triton(
         max_tokens: t.max_tokens.unwrap_or(256),
         stream_text: t.stream_text,
         stop_strings: stop_strings.into_iter().filter(|s| !s.is_empty()).collect(),
+        eos_stops: t.stop_strings.is_none(),
     })
 }

@@ -98,6 +98,7 @@ fn triton(stop_strings: &[&str]) -> TritonModel {
         max_tokens: 16,
         stream_text: StreamText::Auto,
         stop_strings: stop_strings.iter().map(|s| s.to_string()).collect(),
+        eos_stops: false,
     }
 }
 

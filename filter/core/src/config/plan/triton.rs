@@ -14,6 +14,9 @@ pub enum TemplateSource {
     Inline(String),
     /// A file holding one, as written in the config (relative to the config file).
     File(String),
+    /// A GGUF model file whose metadata holds one (`tokenizer.chat_template`) and the special
+    /// tokens, as written in the config (relative to the config file).
+    Gguf(String),
 }
 
 /// Built-in chat templates and the end-of-turn strings their models emit.
@@ -36,4 +39,7 @@ pub struct TritonModel {
     pub stream_text: StreamText,
     /// Strings removed from the end of generated text.
     pub stop_strings: Vec<String>,
+    /// `stop_strings` was not configured, so the template's `eos_token` is one too: for a GGUF
+    /// template it is known only once the sidecar has read the file.
+    pub eos_stops: bool,
 }

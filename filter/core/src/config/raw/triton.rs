@@ -57,6 +57,9 @@ pub struct RawTritonModel {
     pub chat_template: Option<String>,
     /// A file holding a Hugging Face `chat_template`, relative to this file.
     pub chat_template_file: Option<String>,
+    /// A GGUF model file, relative to this file, whose metadata holds the Hugging Face
+    /// `chat_template` and the `bos_token`/`eos_token` (only its header is read).
+    pub chat_template_gguf: Option<String>,
     /// `bos_token` for templates.
     pub bos_token: Option<String>,
     /// `eos_token` for templates; also removed from the end of generated text.
@@ -66,6 +69,7 @@ pub struct RawTritonModel {
     /// Streamed text shape (default `auto`).
     #[serde(default)]
     pub stream_text: StreamText,
-    /// Strings removed from the end of generated text (default: the template's end-of-turn marker).
+    /// Strings removed from the end of generated text (default: the template's end-of-turn
+    /// marker and `eos_token`).
     pub stop_strings: Option<Vec<String>>,
 }

@@ -1,0 +1,313 @@
+"""The conformance battery against a real model on Triton: SmolLM2-135M-Instruct run by llama.cpp in
+a Python model that speaks the vLLM backend's contract (tests/triton/models/llama_chat), behind the
+sidecar, real Envoy and the release filter, driven by the openai SDK.
+
+The sidecar builds each prompt from the chat template and special tokens in the GGUF file's own
+metadata (`chat_template_gguf`). Real text varies, so the tests assert shapes, names, finish
+reasons, usage arithmetic and properties that greedy decoding makes exact (the same request gives
+the same tokens, streamed or not; a stop string cuts the same text where it occurs), never prose.
+"""
+
+import json
+import time
+import urllib.error
+import urllib.request
+
+import httpx
+import jinja2.sandbox
+import llama_cpp
+import openai
+import pytest
+
+from stack import ROOT, Stack, free_port, llm_model_path
+
+MODEL = "tiny-triton"
+TRITON_MODEL = "llama_chat"
+MAX_TOKENS = 24
+
+CONFIG = """
+[listener]
+address = "127.0.0.1"
+port = {port}
+
+[admin]
+address = "127.0.0.1"
+port = {admin}
+
+[sidecar]
+port = {sidecar}
+
+[backends.triton]
+kind = "triton"
+url = "grpc://127.0.0.1:{grpc}"
+timeout_ms = 60000
+
+[[models]]
+name = "{model}"
+apis = ["chat", "completions"]
+target = {{ backend = "triton", model = "{triton_model}" }}
+triton = {{ family = "vllm", chat_template_gguf = "{gguf}", stream_text = "delta", max_tokens = {max_tokens} }}
+
+[[keys]]
+name = "tester"
+key = "sk-test"
+"""
+
+GREEDY = {"temperature": 0, "seed": 7}
+COLOUR = [{"role": "user", "content": "Name a colour."}]
+STORY = [{"role": "user", "content": "Tell me a story about a dragon who learns to read."}]
+
+
+class Triton:
+    def __init__(self, stack, port):
+        self.stack = stack
+        self.base = "http://127.0.0.1:%d/v1" % port
+
+    def client(self):
+        return openai.OpenAI(base_url=self.base, api_key="sk-test", max_retries=0, timeout=120)
+
+    def post(self, path, body):
+        """(status, headers, body text) of one request, errors included."""
+        req = urllib.request.Request(self.base + path, data=json.dumps(body).encode(), method="POST",
+                                     headers={"content-type": "application/json", "authorization": "Bearer sk-test"})
+        try:
+            with urllib.request.urlopen(req, timeout=120) as r:
+                return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read().decode()
+
+    def triton_log(self):
+        return (self.stack.workdir / "triton.log").read_text(errors="replace")
+
+
+@pytest.fixture(scope="module")
+def real_triton(tmp_path_factory):
+    work = tmp_path_factory.mktemp("triton-llama")
+    stack = Stack(work)
+    ports = dict(port=free_port(), admin=free_port(), sidecar=free_port(), grpc=free_port())
+    config = work / "airouter.toml"
+    config.write_text(CONFIG.format(model=MODEL, triton_model=TRITON_MODEL, gguf=llm_model_path(),
+                                    max_tokens=MAX_TOKENS, **ports))
+    try:
+        stack.start_triton(ROOT / "tests" / "triton" / "models", ports["grpc"], models=[TRITON_MODEL])
+        stack.start_sidecar(config)
+        stack.start_envoy(config)
+        yield Triton(stack, ports["port"])
+    except Exception:
+        print(stack.logs())
+        raise
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    """The model's own tokenizer and its chat template, rendered as Hugging Face does (Jinja2,
+    `trim_blocks` and `lstrip_blocks`): what the prompt must count."""
+    llm = llama_cpp.Llama(model_path=str(llm_model_path()), vocab_only=True, verbose=False)
+    env = jinja2.sandbox.ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    template = env.from_string(llm.metadata["tokenizer.chat_template"])
+
+    def prompt_tokens(messages):
+        text = template.render(messages=messages, add_generation_prompt=True)
+        return len(llm.tokenize(text.encode(), add_bos=False, special=True))
+
+    return prompt_tokens
+
+
+def assert_no_leak(text):
+    """Nothing that names what serves the model reaches a client: the Triton model, the file,
+    its directory."""
+    for needle in (TRITON_MODEL, llm_model_path().name, str(llm_model_path().parent)):
+        assert needle.lower() not in text.lower(), "%r reached the client: %s" % (needle, text[:2000])
+
+
+def sse_data(text):
+    return [line[len("data:"):].strip() for line in text.splitlines() if line.startswith("data:")]
+
+
+def chunks_of(text):
+    data = sse_data(text)
+    assert data and data[-1] == "[DONE]" and data.count("[DONE]") == 1, text[-500:]
+    return [json.loads(d) for d in data[:-1]]
+
+
+def streamed_text(chunk):
+    return "".join((c.get("delta") or {}).get("content") or c.get("text") or "" for c in chunk["choices"])
+
+
+def clean(text):
+    """Real text, not markup: no template tokens, no end-of-turn marker."""
+    return text.strip() and "<|im_" not in text and "<|endoftext|>" not in text
+
+
+def test_chat_answers_real_text_counted_by_the_real_tokenizer(real_triton, tokenizer):
+    status, headers, body = real_triton.post("/chat/completions", {"model": MODEL, "messages": COLOUR,
+                                                              "max_tokens": 12, **GREEDY})
+    assert status == 200, body
+    answer = json.loads(body)
+    assert answer["model"] == MODEL and answer["object"] == "chat.completion"
+    assert answer["id"].startswith("chatcmpl-")
+    [choice] = answer["choices"]
+    assert choice["message"]["role"] == "assistant" and clean(choice["message"]["content"])
+    assert choice["finish_reason"] in ("stop", "length")
+    usage = answer["usage"]
+    assert 0 < usage["completion_tokens"] <= 12
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+    # The prompt is the GGUF's own template (with its default system turn), counted by the
+    # model's tokenizer: not the sidecar's estimate, not another template.
+    assert usage["prompt_tokens"] == tokenizer(COLOUR) > 20
+    assert_no_leak(body)
+    assert_no_leak(json.dumps(headers))
+
+
+def test_the_sdk_reads_chat_and_the_models_list(real_triton):
+    client = real_triton.client()
+    r = client.chat.completions.create(model=MODEL, messages=COLOUR, max_tokens=8, **GREEDY)
+    assert r.model == MODEL and clean(r.choices[0].message.content)
+    assert [m.id for m in client.models.list().data] == [MODEL]
+
+
+def test_max_tokens_ends_with_length(real_triton):
+    client = real_triton.client()
+    r = client.chat.completions.create(model=MODEL, messages=STORY, max_tokens=5, **GREEDY)
+    assert r.choices[0].finish_reason == "length" and r.usage.completion_tokens == 5
+    c = client.completions.create(model=MODEL, prompt="Once upon a time", max_tokens=4, **GREEDY)
+    assert c.model == MODEL and c.choices[0].finish_reason == "length" and c.usage.completion_tokens == 4
+    # The model's default when the client gives none: the config's max_tokens.
+    r = client.chat.completions.create(model=MODEL, messages=STORY, **GREEDY)
+    assert r.choices[0].finish_reason == "length" and r.usage.completion_tokens == MAX_TOKENS
+
+
+def test_streamed_and_whole_answers_are_the_same_tokens(real_triton):
+    """Greedy decoding: the stream's deltas add up to the non-streamed answer exactly (nothing
+    lost, doubled or left over between pieces), one piece per token or so."""
+    client = real_triton.client()
+    whole = client.chat.completions.create(model=MODEL, messages=STORY, max_tokens=16, **GREEDY)
+    status, headers, body = real_triton.post("/chat/completions", {"model": MODEL, "messages": STORY, "max_tokens": 16,
+                                                              "stream": True, **GREEDY})
+    assert status == 200 and headers["content-type"].startswith("text/event-stream")
+    chunks = chunks_of(body)
+    assert all(ch["model"] == MODEL and ch["object"] == "chat.completion.chunk" for ch in chunks)
+    assert len({ch["id"] for ch in chunks}) == 1
+    assert chunks[0]["choices"][0]["delta"].get("role") == "assistant"
+    pieces = [streamed_text(ch) for ch in chunks]
+    assert "".join(pieces) == whole.choices[0].message.content
+    assert sum(1 for p in pieces if p) >= 8, pieces
+    assert chunks[-1]["choices"][0]["finish_reason"] == whole.choices[0].finish_reason == "length"
+    assert not any("usage" in ch for ch in chunks), "no usage was asked for"
+    assert_no_leak(body)
+
+
+def test_a_stream_reports_the_models_usage_when_asked(real_triton, tokenizer):
+    client = real_triton.client()
+    whole = client.chat.completions.create(model=MODEL, messages=COLOUR, max_tokens=10, **GREEDY)
+    chunks = list(client.chat.completions.create(model=MODEL, messages=COLOUR, max_tokens=10, stream=True,
+                                                 stream_options={"include_usage": True}, **GREEDY))
+    *content, last = chunks
+    assert last.choices == [] and all(c.usage is None for c in content)
+    assert last.usage.completion_tokens == whole.usage.completion_tokens > 0
+    assert last.usage.prompt_tokens == tokenizer(COLOUR)
+    assert last.usage.total_tokens == last.usage.prompt_tokens + last.usage.completion_tokens
+
+
+def test_stop_strings_cut_where_they_occur(real_triton):
+    """A word from the middle of the greedy answer, as a stop string: the answer ends just
+    before it, streamed or not, and says why."""
+    client = real_triton.client()
+    full = client.chat.completions.create(model=MODEL, messages=STORY, max_tokens=20, **GREEDY).choices[0].message.content
+    words = full.split()
+    assert len(words) >= 6, full
+    stop = " " + words[len(words) // 2]
+    expected = full[:full.index(stop)]
+    r = client.chat.completions.create(model=MODEL, messages=STORY, max_tokens=20, stop=[stop, "@@never@@"], **GREEDY)
+    assert (r.choices[0].message.content, r.choices[0].finish_reason) == (expected, "stop")
+    assert r.usage.completion_tokens < 20
+    streamed = list(client.chat.completions.create(model=MODEL, messages=STORY, max_tokens=20, stop=stop,
+                                                   stream=True, **GREEDY))
+    assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == expected
+    assert [c.choices[0].finish_reason for c in streamed if c.choices][-1] == "stop"
+    prompt = "1, 2, 3, 4,"
+    whole = client.completions.create(model=MODEL, prompt=prompt, max_tokens=8, **GREEDY).choices[0].text
+    assert "," in whole, whole
+    c = client.completions.create(model=MODEL, prompt=prompt, max_tokens=8, stop=[","], **GREEDY)
+    assert c.choices[0].finish_reason == "stop" and c.choices[0].text == whole.split(",")[0]
+    assert c.choices[0].text.strip()
+
+
+def test_legacy_completions_answer_stream_and_take_several_prompts(real_triton):
+    client = real_triton.client()
+    c = client.completions.create(model=MODEL, prompt="The capital of France is", max_tokens=6, **GREEDY)
+    assert c.model == MODEL and c.object == "text_completion" and c.choices[0].text.strip()
+    assert c.usage.total_tokens == c.usage.prompt_tokens + c.usage.completion_tokens
+    status, _, body = real_triton.post("/completions", {"model": MODEL, "prompt": "The capital of France is",
+                                                   "max_tokens": 6, "stream": True, **GREEDY})
+    assert status == 200
+    chunks = chunks_of(body)
+    assert all(ch["model"] == MODEL and ch["object"] == "text_completion" for ch in chunks)
+    assert "".join(streamed_text(ch) for ch in chunks) == c.choices[0].text
+    assert_no_leak(body)
+    two = client.completions.create(model=MODEL, prompt=["The capital of France is", "One, two,"], max_tokens=6,
+                                    **GREEDY)
+    assert [ch.index for ch in two.choices] == [0, 1]
+    assert two.choices[0].text == c.choices[0].text and two.choices[1].text.strip()
+    echoed = client.completions.create(model=MODEL, prompt="One, two,", max_tokens=3, echo=True, **GREEDY)
+    assert echoed.choices[0].text.startswith("One, two,") and len(echoed.choices[0].text) > len("One, two,")
+
+
+def test_n_choices_are_served(real_triton):
+    """The sidecar serves `n` as n Triton requests (each its own seed): n choices, each counted."""
+    client = real_triton.client()
+    r = client.chat.completions.create(model=MODEL, messages=COLOUR, max_tokens=6, n=2, **GREEDY)
+    assert [c.index for c in r.choices] == [0, 1]
+    assert all(clean(c.message.content) for c in r.choices)
+    # Greedy: the same answer twice.
+    assert r.choices[0].message.content == r.choices[1].message.content
+    one = client.chat.completions.create(model=MODEL, messages=COLOUR, max_tokens=6, **GREEDY)
+    assert r.usage.completion_tokens == 2 * one.usage.completion_tokens
+    assert r.usage.prompt_tokens == one.usage.prompt_tokens
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_context_overflow_is_a_400_in_openais_envelope(real_triton, stream):
+    """Longer than the model's 2048-token context: Triton refuses it before any token, so even a
+    streaming client gets the HTTP error, not a 200."""
+    long = [{"role": "user", "content": "word " * 3000}]
+    status, headers, body = real_triton.post("/chat/completions", {"model": MODEL, "messages": long, "max_tokens": 4,
+                                                              "stream": stream})
+    assert status == 400 and headers["content-type"] == "application/json", body
+    err = json.loads(body)["error"]
+    assert set(err) == {"message", "type", "param", "code"}
+    assert err["code"] == "context_length_exceeded" and err["type"] == "invalid_request_error"
+    assert "maximum model length of 2048" in err["message"]
+    assert_no_leak(body)
+    with pytest.raises(openai.BadRequestError) as e:
+        real_triton.client().chat.completions.create(model=MODEL, messages=long, max_tokens=4, stream=stream)
+    assert e.value.code == "context_length_exceeded"
+
+
+def test_a_client_leaving_mid_stream_stops_generation(real_triton):
+    """The client hangs up after three chunks of a long answer: the model sees the request
+    cancelled and stops (its log says after how many tokens), and answers the next one at once."""
+    before = real_triton.triton_log().count("request cancelled after")
+    body = {"model": MODEL, "messages": STORY, "max_tokens": 400, "stream": True, **GREEDY}
+    with httpx.Client(timeout=60) as http:
+        with http.stream("POST", real_triton.base + "/chat/completions", json=body,
+                         headers={"authorization": "Bearer sk-test"}) as r:
+            assert r.status_code == 200
+            seen = 0
+            for line in r.iter_lines():
+                seen += line.startswith("data:")
+                if seen == 3:
+                    break
+    deadline = time.monotonic() + 20
+    while (log := real_triton.triton_log()).count("request cancelled after") == before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    cancelled = [line for line in log.splitlines() if "request cancelled after" in line][before:]
+    assert cancelled, "the model never saw the request cancelled"
+    tokens = int(cancelled[0].split("request cancelled after ")[1].split()[0])
+    assert 3 <= tokens < 100, cancelled[0]
+    started = time.monotonic()
+    r = real_triton.client().chat.completions.create(model=MODEL, messages=COLOUR, max_tokens=6, **GREEDY)
+    assert r.model == MODEL and clean(r.choices[0].message.content)
+    assert time.monotonic() - started < 15
