@@ -31,6 +31,7 @@ pub mod flow;
 pub mod global_limits;
 pub mod host;
 pub mod json_body;
+pub mod json_edit;
 pub mod json_scan;
 pub mod limits;
 pub mod metrics;
@@ -40,6 +41,7 @@ pub mod multipart;
 pub mod pattern;
 pub mod resolve;
 pub mod response_headers;
+pub mod router;
 pub mod sse;
 #[cfg(test)]
 mod test_json;
