@@ -10,8 +10,9 @@
 //! The other modules, by the side of the request they serve:
 //! - request side: [`auth`] (client keys), [`api`] (the OpenAI APIs by path), [`resolve`]
 //!   (model names to models), [`json_body`] and [`multipart`] (the `model` in a body, found and
-//!   replaced), [`json_scan`] (reading JSON without parsing it), [`models_list`] and [`admin`]
-//!   (what the filter answers itself);
+//!   replaced), [`json_edit`] (other in-place edits of a JSON body), [`json_scan`] (reading JSON
+//!   without parsing it), [`router`] (classifier routing: labels, routes, transforms,
+//!   enrichment), [`models_list`] and [`admin`] (what the filter answers itself);
 //! - response side: [`model_names`] (backend names renamed in bodies), [`sse`] (event streams),
 //!   [`response_headers`] (the headers a client may see), [`backend_errors`] (a backend's errors
 //!   and Envoy's failures in OpenAI's envelope);

@@ -32,7 +32,8 @@ impl TextKey<'_> {
         format!("{}.{}{suffix}", self.prefix, self.field)
     }
 
-    /// The text and the span and key to report its problems at; `Ok(None)` when neither key is
+    /// The text (its trailing line breaks dropped: files and TOML's multi-line strings end with
+    /// one) and the span and key to report its problems at; `Ok(None)` when neither key is
     /// given. Pushes what is wrong to `errs`.
     pub fn read(
         &self,
@@ -67,6 +68,7 @@ impl TextKey<'_> {
             errs.push(loc.error(span, key, format!("is over {MAX_PROMPT_BYTES} bytes")));
             return Err(());
         }
+        let text = text.trim_end_matches(['\n', '\r']).to_string();
         Ok(Some((text, span, key)))
     }
 

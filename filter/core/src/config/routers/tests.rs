@@ -87,7 +87,7 @@ fn env(name: &str) -> Option<String> {
 fn files(path: &str) -> Result<String, String> {
     match path {
         "prompts/classify.md" => Ok("Answer with one of {{labels}}.".into()),
-        "prompts/complex.md" => Ok("Be careful. It is {{datetime}}.".into()),
+        "prompts/complex.md" => Ok("Be careful. It is {{datetime}}.\n".into()),
         _ => Err("No such file or directory (os error 2)".into()),
     }
 }
