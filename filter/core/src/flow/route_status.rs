@@ -3,7 +3,8 @@
 //! normal routing counts the request against the target it then picks, in `targets.rs`).
 //!
 //! For each target of the route's model: `keyless` when its backend's key comes from an
-//! environment variable that was empty or unset (`api_key_env` with no credential);
+//! environment variable that was empty or unset (`api_key_env` with no credential; today the
+//! wasm glue refuses a plan with such a variable, so this holds once that is relaxed);
 //! `unhealthy` when the backend failed a connection or timed out within
 //! [`admin::UNHEALTHY_FOR_MS`] (what `/router/health` reports; Envoy's own health checks are
 //! not visible to the filter, and its failover still skips what they mark); `cooling_down`
