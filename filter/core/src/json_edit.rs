@@ -255,7 +255,7 @@ impl Object {
         }
     }
 
-    /// The members whose key some parser reads as `field` (see [`crate::json_body::may_read_as`]).
+    /// The members whose key some parser reads as `field` (as `json_body::may_read_as` decides).
     pub fn read_as<'a>(&'a self, field: &'a str) -> impl Iterator<Item = &'a Member> + 'a {
         self.members
             .iter()

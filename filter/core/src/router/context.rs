@@ -11,8 +11,8 @@
 //! turns older than the first that does not fit are cut with it (the history stays contiguous).
 //!
 //! A latest turn larger than the whole budget is cut to it keeping both ends, with `…` between
-//! them: a request's task is as often at its start ("Summarise this: <paste>") as at its end
-//! ("<paste> Why does this fail?"), and a classifier needs the task, not the middle of a paste.
+//! them: a request's task is as often at its start ("Summarise this: …") as at its end
+//! ("… Why does this fail?"), and a classifier needs the task, not the middle of a paste.
 
 use std::borrow::Cow;
 

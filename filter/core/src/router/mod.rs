@@ -47,12 +47,14 @@
 //!    [`crate::config::Plan::resolve`]d on the request's API (`None`: `Unconfigured`), and each
 //!    of its targets' [`choice::TargetState`] is filled from what the flow already keeps:
 //!    `keyless` from the backend's `key_env` being set with its credential
-//!    [`crate::config::Credential::None`] (the variable was missing); `unhealthy` from the
+//!    [`crate::config::Credential::None`] (the variable was missing: the wasm glue refuses such a
+//!    plan today, and must load it for a router to skip a keyless route); `unhealthy` from the
 //!    failure `admin::record_failure` noted within `admin::UNHEALTHY_FOR_MS`; `cooling_down`
 //!    from [`crate::limits::cooling_until`] at the target's [`crate::limits::target_key`];
 //!    `limited` from [`crate::limits::remaining`] being 0 (read without counting: the normal
 //!    routing counts the request when it picks the target). Envoy's own health checks are not
 //!    visible to the filter; its failover still skips what they mark unhealthy.
+//!    `flow/route_status.rs` does exactly this ([`crate::flow::route_status::route_status`]).
 //! 6. **Enrich.** When the chosen route has `enrich`: [`context::build`] within its budget,
 //!    [`enrich::request_body`] to its model's first available target (as for the classifier,
 //!    `/responses`, its `timeout_ms`), still paused; on the reply [`enrich::answer`] and
