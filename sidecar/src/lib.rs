@@ -2,6 +2,7 @@
 //! models to OpenAI clients (templates, translators, the KServe v2 client, the HTTP server).
 
 pub mod bootstrap;
+pub mod config_files;
 #[cfg(test)]
 mod golden;
 pub mod kserve;

@@ -16,9 +16,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use airouter_core::config::{compile, url, Plan, Secret};
+use airouter_core::config::{compile, url, Plan, Secret, Sources};
 use airouter_sidecar::bootstrap;
 use airouter_sidecar::bootstrap::plugin_config::{self, PluginConfig};
+use airouter_sidecar::config_files::{self, ConfigFiles};
 use airouter_sidecar::ratelimit::service::Limiter;
 use airouter_sidecar::ratelimit::store::Store;
 use airouter_sidecar::serve::{self, State};
@@ -70,7 +71,8 @@ fn run(args: &[String]) -> Result<(), String> {
             let file = args.get(1).ok_or(USAGE)?;
             let opts = EnvoyOptions::parse(args.get(2..).unwrap_or(&[]))?;
             let text = read(file)?;
-            let plan = compile(file, &text, &|_| None).map_err(|e| e.to_string())?;
+            let plan =
+                config_files::compile_file(file, &text, &|_| None).map_err(|e| e.to_string())?;
             serve::compile_templates(&plan, &config_dir(file))
                 .map_err(|e| format!("{file}: {e}"))?;
             let (for_envoy, rendered) = plan_for_envoy(file, &plan, &text)?;
@@ -121,7 +123,15 @@ fn run(args: &[String]) -> Result<(), String> {
 /// The configuration text Envoy will hold (no secrets) and the plan the filter compiles from it,
 /// checked to behave as the operator's `plan`.
 fn plan_for_envoy(file: &str, plan: &Plan, text: &str) -> Result<(Plan, PluginConfig), String> {
-    let rendered = plugin_config::sanitize(text).map_err(|e| format!("{file}: {e}"))?;
+    let files = ConfigFiles::beside(file);
+    let read_file = |path: &str| files.read(path);
+    let none = |_: &str| None;
+    let sources = Sources {
+        env: &none,
+        read_file: &read_file,
+        time_zone: &config_files::zone_transitions,
+    };
+    let rendered = plugin_config::sanitize(text, &sources).map_err(|e| format!("{file}: {e}"))?;
     let env = |name: &str| {
         rendered
             .env
@@ -325,7 +335,8 @@ fn read(file: &str) -> Result<String, String> {
 
 fn load(file: &str) -> Result<Plan, String> {
     let text = read(file)?;
-    compile(file, &text, &|name| std::env::var(name).ok()).map_err(|e| e.to_string())
+    config_files::compile_file(file, &text, &|name| std::env::var(name).ok())
+        .map_err(|e| e.to_string())
 }
 
 fn absolute(p: &Path) -> Result<PathBuf, String> {

@@ -30,7 +30,8 @@ pub fn record_failure(host: &mut dyn Host, backend: &str) {
     host.shared_set(&down_key(backend), &now.to_le_bytes(), 0);
 }
 
-fn last_failure(host: &dyn Host, backend: &str) -> Option<u64> {
+/// When the backend last failed a connection or timed out, if it ever did (ms since the epoch).
+pub fn last_failure(host: &dyn Host, backend: &str) -> Option<u64> {
     let (v, _) = host.shared_get(&down_key(backend))?;
     Some(u64::from_le_bytes(v.get(..8)?.try_into().ok()?))
 }

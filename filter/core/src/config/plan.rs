@@ -6,6 +6,7 @@ mod backend;
 mod global_limits;
 mod listener;
 mod model;
+mod router;
 mod secret;
 mod sidecar;
 mod target;
@@ -15,6 +16,7 @@ pub use backend::Backend;
 pub use global_limits::GlobalLimits;
 pub use listener::{Admin, Listener};
 pub use model::{Model, ModelTarget, DEFAULT_OWNED_BY};
+pub use router::{Classifier, Enrich, Route, Router};
 pub use secret::{Credential, Secret};
 pub use sidecar::Sidecar;
 pub use target::Target;
@@ -48,4 +50,15 @@ pub struct Plan {
     pub missing_env: Vec<String>,
     /// Counter names for every key, model and backend.
     pub metric_names: crate::metrics::Names,
+    /// Virtual models served by classifier routing, in file order.
+    pub routers: Vec<Router>,
+}
+
+impl Plan {
+    /// The router whose virtual model is `name`, serving `api`.
+    pub fn router(&self, api: crate::api::Api, name: &str) -> Option<&Router> {
+        self.routers
+            .iter()
+            .find(|r| r.name == name && r.apis.contains(api))
+    }
 }

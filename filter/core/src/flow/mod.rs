@@ -22,6 +22,9 @@
 //! of the model's aggregate cluster: it runs once per attempt and rewrites the request for the
 //! target Envoy picked.
 //!
+//! A router's request (`[[routers]]`, see [`crate::router`]) will also ask
+//! [`route_status::route_status`] whether each route can serve (read-only).
+//!
 //! The files import one another one way only (this one composes them and none imports it):
 //! `local` → `admission`, `target_request`; `admission` → `settlement`; `routing` →
 //! `settlement`, `targets`, `target_request`; `response_body` → `response`, `routing`;
@@ -31,6 +34,7 @@ mod admission;
 mod local;
 mod response;
 mod response_body;
+pub mod route_status;
 mod routing;
 mod settlement;
 pub mod target_request;

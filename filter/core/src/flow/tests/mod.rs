@@ -7,6 +7,7 @@ mod admission;
 mod local;
 mod response;
 mod response_body;
+mod route_status;
 mod routing;
 mod settlement;
 mod stream_usage;
