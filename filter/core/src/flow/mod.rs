@@ -31,10 +31,12 @@
 //! `response` → `routing`, `targets`, `local`; `upstream` → `targets`, `target_request`.
 
 mod admission;
+mod callout;
 mod local;
 mod response;
 mod response_body;
 pub mod route_status;
+mod router_request;
 mod routing;
 mod settlement;
 pub mod target_request;
@@ -51,7 +53,8 @@ use crate::host::{Action, CallResponse, Headers, Host};
 use crate::metrics;
 use admission::RequestLine;
 use response::Response;
-use routing::Routed;
+use router_request::{RouterRequest, Step};
+use routing::{ReadRequest, Routed, ViaRouter};
 use settlement::Settlement;
 
 pub use settlement::ESTIMATE_MAX_TOKENS;
@@ -72,6 +75,10 @@ pub struct HttpFlow {
     /// The API of a request waiting for its body, and its query string.
     pending: Option<(Api, String)>,
     routed: Option<Routed>,
+    /// A request to a router, from its body until its route is chosen (kept for the record).
+    router: Option<RouterRequest>,
+    /// The client's query string, kept while a router's request is held.
+    query: String,
     response: Response,
     settlement: Settlement,
 }
@@ -90,6 +97,8 @@ impl HttpFlow {
             key: None,
             pending: None,
             routed: None,
+            router: None,
+            query: String::new(),
             response: Response::default(),
             settlement: Settlement::default(),
         }
@@ -159,9 +168,94 @@ impl HttpFlow {
         let query = self.pending.take().map(|(_, q)| q).unwrap_or_default();
         let plan = Rc::clone(&self.plan);
         let key = client(&plan, self.key).map(|(_, k)| k);
-        match routing::route(host, &plan, key, api, &query, body_size) {
+        let read = match routing::read(host, api, body_size) {
+            Ok(read) => read,
+            Err(err) => return self.refuse(host, &err),
+        };
+        if let Some(router) = plan
+            .routers
+            .iter()
+            .position(|r| r.name == read.requested && r.apis.contains(api))
+        {
+            if key.is_some_and(|k| !k.allows(&read.requested)) {
+                return self.refuse(host, &ApiError::model_not_found(&read.requested));
+            }
+            self.query = query;
+            let (request, step) = RouterRequest::start(host, &plan, router, api, read.body);
+            self.router = request;
+            return self.router_step(host, step, false);
+        }
+        match routing::route(host, &plan, key, api, &query, body_size, &read, None) {
             Ok(routed) => {
                 self.routed = Some(routed);
+                Action::Continue
+            }
+            Err(err) => self.refuse(host, &err),
+        }
+    }
+
+    /// Carries out a router's step: hold the request, refuse it, or send it on to the route's
+    /// model under the router's name (`held`: the request was held for a call-out and must be
+    /// resumed).
+    fn router_step(&mut self, host: &mut dyn Host, step: Step, held: bool) -> Action {
+        let (route, body) = match step {
+            Step::Wait => return Action::Pause,
+            Step::Refuse(err) => return self.refuse(host, &err),
+            Step::Serve { route, body } => (route, body),
+        };
+        let plan = Rc::clone(&self.plan);
+        let Some(request) = &self.router else {
+            return self.refuse(host, &ApiError::internal("no router request"));
+        };
+        let Some((router, model)) = plan
+            .routers
+            .get(request.router)
+            .and_then(|r| Some((r, &r.routes.get(route)?.model)))
+        else {
+            return self.refuse(host, &ApiError::internal("unknown route"));
+        };
+        let api = request.api();
+        let key = client(&plan, self.key).map(|(_, k)| k);
+        let ctype = host
+            .header(Headers::Request, "content-type")
+            .unwrap_or_default()
+            .into_owned();
+        let read = match target_request::locate_model(api, &body, &ctype) {
+            Ok((span, requested)) => ReadRequest {
+                body,
+                span,
+                requested,
+            },
+            Err(err) => return self.refuse(host, &err),
+        };
+        // The router's edits go into the host's buffer first: the routing below edits (or,
+        // for failover, hands each attempt) what the buffer holds.
+        let held_size = host
+            .body(Headers::Request, WHOLE_BODY)
+            .map_or(0, |b| b.len());
+        if !host.replace_body(Headers::Request, held_size, &read.body) {
+            return self.refuse(
+                host,
+                &ApiError::internal("the request body could not be rewritten"),
+            );
+        }
+        let size = read.body.len();
+        host.set_header(
+            Headers::Request,
+            "content-length",
+            Some(itoa::Buffer::new().format(size)),
+        );
+        let via = ViaRouter {
+            model,
+            shown_as: &router.name,
+        };
+        let query = std::mem::take(&mut self.query);
+        match routing::route(host, &plan, key, api, &query, size, &read, Some(&via)) {
+            Ok(routed) => {
+                self.routed = Some(routed);
+                if held && !host.resume_request() {
+                    host.log_warn("a router's request could not be resumed");
+                }
                 Action::Continue
             }
             Err(err) => self.refuse(host, &err),
@@ -218,14 +312,22 @@ impl HttpFlow {
     }
 
     /// A call-out sent with [`Host::http_call`] while the request was held has answered
-    /// (`token` as the host returned it). No part of the flow sends one yet, so every answer is
-    /// for no call of this request's and is ignored.
+    /// (`token` as the host returned it; `response.status` 0 when it failed or timed out): a
+    /// router's classifier or enrichment. An answer for no call of this request's is ignored.
     pub fn on_http_call_response(
         &mut self,
-        _host: &mut dyn Host,
-        _token: u32,
-        _response: CallResponse,
+        host: &mut dyn Host,
+        token: u32,
+        response: CallResponse,
     ) {
+        let plan = Rc::clone(&self.plan);
+        let Some(request) = self.router.as_mut() else {
+            return;
+        };
+        let Some(step) = request.on_reply(host, &plan, token, &response) else {
+            return;
+        };
+        self.router_step(host, step, true);
     }
 
     /// The stream is over (Envoy's access-log callback), ended well or cut short by the client:

@@ -8,6 +8,7 @@ mod local;
 mod response;
 mod response_body;
 mod route_status;
+mod router;
 mod routing;
 mod settlement;
 mod stream_usage;
