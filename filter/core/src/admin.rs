@@ -121,8 +121,45 @@ fn stats(plan: &Plan, host: &dyn Host) -> Value {
     json!({
         "backends": backends,
         "models": models,
+        "routers": router_stats(plan, host),
         "failovers": "see Envoy's cluster.airouter_failover_*.upstream_rq_retry",
     })
+}
+
+/// Per router: requests per route, the classifier's calls, failures, mean latency (ms) and
+/// tokens, fallbacks, and the enrichment's calls and failures.
+fn router_stats(plan: &Plan, host: &dyn Host) -> Value {
+    let mut out = Map::new();
+    for (r, n) in plan.routers.iter().zip(&plan.metric_names.routers) {
+        let mut routes = Map::new();
+        for (i, route) in r.routes.iter().enumerate() {
+            routes.insert(
+                route.label.clone(),
+                json!(metrics::value_at(host, &n.routes, i)),
+            );
+        }
+        let calls = host.counter(&n.classifier_calls);
+        let latency = host.counter(&n.classifier_latency_ms);
+        let mean = if calls == 0 { 0 } else { latency / calls };
+        out.insert(
+            r.name.clone(),
+            json!({
+                "routes": routes,
+                "classifier": {
+                    "calls": calls,
+                    "failures": host.counter(&n.classifier_failures),
+                    "mean_latency_ms": mean,
+                    "tokens": host.counter(&n.classifier_tokens),
+                },
+                "fallbacks": host.counter(&n.fallbacks),
+                "enrichment": {
+                    "calls": host.counter(&n.enrich_calls),
+                    "failures": host.counter(&n.enrich_failures),
+                },
+            }),
+        );
+    }
+    Value::Object(out)
 }
 
 fn rate_limits(plan: &Plan, host: &dyn Host) -> Value {

@@ -39,7 +39,7 @@ use raw::RawConfig;
 pub use raw::{BackendKind, StreamText, TritonFamily};
 pub use sources::{Sources, NO_FILES};
 
-use crate::metrics::Names;
+use crate::metrics::{Names, RouterNames};
 use crate::resolve::{Entry, ModelResolver};
 
 /// Parses and checks one configuration text. `file` names it in errors; `env` looks up
@@ -115,7 +115,7 @@ pub fn compile_with(file: &str, text: &str, sources: &Sources) -> Result<Plan, C
     if !errs.is_empty() {
         return Err(ConfigErrors(errs));
     }
-    let metric_names = Names::new(
+    let mut metric_names = Names::new(
         &backends.iter().map(|b| b.name.as_str()).collect::<Vec<_>>(),
         &models.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(),
         &keys
@@ -124,6 +124,10 @@ pub fn compile_with(file: &str, text: &str, sources: &Sources) -> Result<Plan, C
             .map(|k| k.name.as_str())
             .collect::<Vec<_>>(),
     );
+    metric_names.routers = routers
+        .iter()
+        .map(|r| RouterNames::new(&r.name, &r.labels()))
+        .collect();
     Ok(Plan {
         source: file.to_string(),
         listener,

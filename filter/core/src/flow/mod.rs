@@ -253,6 +253,9 @@ impl HttpFlow {
         match routing::route(host, &plan, key, api, &query, size, &read, Some(&via)) {
             Ok(routed) => {
                 self.routed = Some(routed);
+                if let Some(request) = &self.router {
+                    request.count(host, &plan, route);
+                }
                 if held && !host.resume_request() {
                     host.log_warn("a router's request could not be resumed");
                 }

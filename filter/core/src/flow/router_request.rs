@@ -10,6 +10,7 @@ use crate::api::Api;
 use crate::config::{Plan, Router};
 use crate::errors::ApiError;
 use crate::host::{CallResponse, Host};
+use crate::metrics;
 use crate::router::choice::{self, ChosenBy};
 use crate::router::decision::{
     ClassifierOutcome, EnrichmentOutcome, RoutingDecision, SkippedRoute,
@@ -142,6 +143,33 @@ impl RouterRequest {
                 self.decision.reason = error.clone();
                 self.decision.classifier = Some(ClassifierOutcome::new(None, None, Some(error), 0));
                 self.choose(host, plan, r.default_route, ChosenBy::Default)
+            }
+        }
+    }
+
+    /// Counts the request for the router's stats, once its route `route` took it: the route's
+    /// requests, the classifier's call (its latency, failure and tokens), a fallback, the
+    /// enrichment.
+    pub fn count(&self, host: &mut dyn Host, plan: &Plan, route: usize) {
+        let Some(n) = plan.metric_names.routers.get(self.router) else {
+            return;
+        };
+        metrics::add_at(host, &n.routes, route, 1);
+        if let Some(c) = &self.decision.classifier {
+            host.count(&n.classifier_calls);
+            host.add(&n.classifier_latency_ms, c.latency_ms);
+            host.add(&n.classifier_tokens, self.classifier_tokens);
+            if c.error.is_some() {
+                host.count(&n.classifier_failures);
+            }
+        }
+        if !self.decision.skipped.is_empty() {
+            host.count(&n.fallbacks);
+        }
+        if let Some(e) = &self.decision.enrichment {
+            host.count(&n.enrich_calls);
+            if !e.injected {
+                host.count(&n.enrich_failures);
             }
         }
     }

@@ -210,6 +210,10 @@ fn no_label_a_failed_or_timed_out_classifier_takes_the_default_route() {
         let mut h = ask(&mut f, "design a thing");
         f.on_http_call_response(&mut h, 1, answer.clone());
         assert_eq!(h.route(), Some("local"), "{answer:?}");
+        let failures = h
+            .counters
+            .get("airouter_router_classifier_failures.router.ai-router");
+        assert_eq!(failures, Some(&1), "{answer:?}");
         assert_eq!(body_json(&h)["model"], "qwen3-8b");
         assert_eq!(h.resumed, 1);
     }
