@@ -140,7 +140,7 @@ fn router_stats(plan: &Plan, host: &dyn Host) -> Value {
         }
         let calls = host.counter(&n.classifier_calls);
         let latency = host.counter(&n.classifier_latency_ms);
-        let mean = if calls == 0 { 0 } else { latency / calls };
+        let mean = latency.checked_div(calls).unwrap_or(0);
         out.insert(
             r.name.clone(),
             json!({
