@@ -54,6 +54,10 @@ fn run(args: &[String]) -> Result<(), String> {
             for var in &plan.missing_env {
                 eprintln!("{file}: warning: environment variable {var} is not set here; Envoy needs it at start");
             }
+            for b in plan.backends.iter().filter(|b| b.is_keyless()) {
+                let var = b.key_env.as_deref().unwrap_or_default();
+                eprintln!("{file}: note: backend {} has no key here ({var} unset, api_key_optional): its targets would be skipped", b.name);
+            }
             println!(
                 "{file}: ok ({} backends, {} models, {} client keys{})",
                 plan.backends.len(),

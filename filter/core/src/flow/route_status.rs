@@ -3,8 +3,8 @@
 //! normal routing counts the request against the target it then picks, in `targets.rs`).
 //!
 //! For each target of the route's model: `keyless` when its backend's key comes from an
-//! environment variable that was empty or unset (`api_key_env` with no credential; today the
-//! wasm glue refuses a plan with such a variable, so this holds once that is relaxed);
+//! environment variable that was empty or unset (a backend with `api_key_optional`; without it
+//! Envoy refuses to start);
 //! `unhealthy` when the backend failed a connection or timed out within
 //! [`admin::UNHEALTHY_FOR_MS`] (what `/router/health` reports; Envoy's own health checks are
 //! not visible to the filter, and its failover still skips what they mark); `cooling_down`
@@ -13,7 +13,7 @@
 
 use crate::admin;
 use crate::api::Api;
-use crate::config::{Credential, Model, ModelTarget, Plan};
+use crate::config::{Model, ModelTarget, Plan};
 use crate::host::Host;
 use crate::limits;
 use crate::router::choice::{model_availability, TargetState, Unavailable};
@@ -63,7 +63,7 @@ pub fn target_state(
             .rate_limit
             .is_some_and(|l| limits::remaining(host, &backend.name, l, now).0 == 0);
     TargetState {
-        keyless: backend.key_env.is_some() && backend.credential == Credential::None,
+        keyless: backend.is_keyless(),
         unhealthy: admin::last_failure(host, &backend.name)
             .is_some_and(|t| now.saturating_sub(t) < admin::UNHEALTHY_FOR_MS),
         cooling_down: cooling,

@@ -46,9 +46,8 @@
 //!    route, asking for each route whether its model can serve: the model is
 //!    [`crate::config::Plan::resolve`]d on the request's API (`None`: `Unconfigured`), and each
 //!    of its targets' [`choice::TargetState`] is filled from what the flow already keeps:
-//!    `keyless` from the backend's `key_env` being set with its credential
-//!    [`crate::config::Credential::None`] (the variable was missing: the wasm glue refuses such a
-//!    plan today, and must load it for a router to skip a keyless route); `unhealthy` from the
+//!    `keyless` from [`crate::config::Backend::is_keyless`] (an `api_key_optional` backend
+//!    whose variable was missing); `unhealthy` from the
 //!    failure `admin::record_failure` noted within `admin::UNHEALTHY_FOR_MS`; `cooling_down`
 //!    from [`crate::limits::cooling_until`] at the target's [`crate::limits::target_key`];
 //!    `limited` from [`crate::limits::remaining`] being 0 (read without counting: the normal

@@ -316,3 +316,34 @@ fn a_conversation_that_cannot_be_read_is_a_400() {
     );
     assert_eq!(error_of(&h).0, 400);
 }
+
+#[test]
+fn a_route_whose_backend_has_no_key_is_passed_over_and_its_model_answers_503() {
+    let config = ROUTER.replace(
+        "api_key = \"sk-cloud-secret\"",
+        "api_key_env = \"CLOUD_KEY\"\napi_key_optional = true",
+    );
+    let plan = Rc::new(compile("t.toml", &config, &|_| None).unwrap());
+    assert!(
+        plan.missing_env.is_empty(),
+        "optional: Envoy may start without it"
+    );
+    let mut f = HttpFlow::new(Rc::clone(&plan));
+    let mut h = ask(&mut f, "design a thing");
+    f.on_http_call_response(&mut h, 1, reply(200, &completion("COMPLEX")));
+    assert_eq!(
+        h.route(),
+        Some("local"),
+        "COMPLEX's backend has no key: the default serves"
+    );
+    assert_eq!(
+        h.counters.get("airouter_router_fallbacks.router.ai-router"),
+        Some(&1)
+    );
+
+    let direct = br#"{"model":"cloud-chat","messages":[{"role":"user","content":"hi"}]}"#;
+    let h = send(&mut HttpFlow::new(plan), chat("sk-alice", direct));
+    let (status, err) = error_of(&h);
+    assert_eq!(status, 503);
+    assert_eq!(err["error"]["code"], "backend_unavailable");
+}
