@@ -17,6 +17,10 @@ pub const PATHS: [&str; 5] = [
     "/auth/metrics",
 ];
 
+/// `POST` a chat request naming a router here (with an admin key) to see how it would be routed:
+/// the classifier is asked, nothing is generated (see `flow/router_request.rs`).
+pub const ROUTE_PROBE_PATH: &str = "/api/route";
+
 /// How long after a connection failure a backend is reported unhealthy.
 pub const UNHEALTHY_FOR_MS: u64 = 30_000;
 

@@ -50,7 +50,7 @@ use crate::auth::{ClientKey, KnownKeys};
 use crate::config::Plan;
 use crate::errors::ApiError;
 use crate::host::{Action, CallResponse, Headers, Host};
-use crate::metrics;
+use crate::{admin, metrics};
 use admission::RequestLine;
 use response::Response;
 use router_request::{RouterRequest, Step};
@@ -79,6 +79,8 @@ pub struct HttpFlow {
     router: Option<RouterRequest>,
     /// The client's query string, kept while a router's request is held.
     query: String,
+    /// A route probe (`POST /api/route`): when it started (ms since the epoch).
+    probe: Option<u64>,
     response: Response,
     settlement: Settlement,
 }
@@ -99,6 +101,7 @@ impl HttpFlow {
             routed: None,
             router: None,
             query: String::new(),
+            probe: None,
             response: Response::default(),
             settlement: Settlement::default(),
         }
@@ -120,6 +123,9 @@ impl HttpFlow {
             local::health(host, &line).or_else(|| local::admin(host, &plan, &line))
         {
             return answered;
+        }
+        if line.path() == admin::ROUTE_PROBE_PATH {
+            return self.start_probe(host, &plan, &line, end_of_stream);
         }
         self.key = match admission::authenticate(host, &plan, &self.known_keys) {
             Ok(key) => key,
@@ -144,6 +150,30 @@ impl HttpFlow {
             }
             Err(err) => self.refuse(host, &err),
         }
+    }
+
+    /// A route probe's headers (`POST /api/route`, admin keys only): held for the body, a chat
+    /// request naming a router, which is classified and answered with the decision.
+    fn start_probe(
+        &mut self,
+        host: &mut dyn Host,
+        plan: &Plan,
+        line: &RequestLine,
+        end_of_stream: bool,
+    ) -> Action {
+        if let Some(refused) = local::route_probe_method(host, line) {
+            return refused;
+        }
+        if let Err(refused) = local::admin_key(host, plan) {
+            return refused;
+        }
+        if end_of_stream {
+            let err = ApiError::bad_request("POST a chat request body naming a router.".into());
+            return self.refuse(host, &err);
+        }
+        self.probe = Some(host.now_ms());
+        self.pending = Some((Api::Chat, String::new()));
+        Action::Pause
     }
 
     /// The request body so far (`body_size` bytes buffered): at its end, the request is routed
@@ -181,9 +211,14 @@ impl HttpFlow {
                 return self.refuse(host, &ApiError::model_not_found(&read.requested));
             }
             self.query = query;
-            let (request, step) = RouterRequest::start(host, &plan, router, api, read.body);
+            let probe = self.probe.is_some();
+            let (request, step) = RouterRequest::start(host, &plan, router, api, read.body, probe);
             self.router = request;
             return self.router_step(host, step, false);
+        }
+        if self.probe.is_some() {
+            // A probe names a router, never a model: nothing is generated.
+            return self.refuse(host, &ApiError::model_not_found(&read.requested));
         }
         match routing::route(host, &plan, key, api, &query, body_size, &read, None) {
             Ok(routed) => {
@@ -192,6 +227,19 @@ impl HttpFlow {
             }
             Err(err) => self.refuse(host, &err),
         }
+    }
+
+    /// Answers a route probe with how its request was routed, and the time it took (ms).
+    fn answer_probe(&mut self, host: &mut dyn Host, started: u64) -> Action {
+        let Some(request) = &self.router else {
+            return self.refuse(host, &ApiError::internal("no router request"));
+        };
+        let mut body = serde_json::to_value(&request.decision).unwrap_or_default();
+        if let Some(obj) = body.as_object_mut() {
+            let total = host.now_ms().saturating_sub(started);
+            obj.insert("total_ms".into(), total.into());
+        }
+        local::reply_json(host, body.to_string().as_bytes())
     }
 
     /// Carries out a router's step: hold the request, refuse it, or send it on to the route's
@@ -203,6 +251,9 @@ impl HttpFlow {
             Step::Refuse(err) => return self.refuse(host, &err),
             Step::Serve { route, body } => (route, body),
         };
+        if let Some(started) = self.probe {
+            return self.answer_probe(host, started);
+        }
         let plan = Rc::clone(&self.plan);
         let Some(request) = &self.router else {
             return self.refuse(host, &ApiError::internal("no router request"));

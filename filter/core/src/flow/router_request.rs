@@ -52,6 +52,8 @@ pub(super) struct RouterRequest {
     pub decision: RoutingDecision,
     /// Tokens the classifier's reply reported (stats only: no key pays them).
     pub classifier_tokens: u64,
+    /// A route probe: the route is chosen, but nothing is enriched or generated.
+    classify_only: bool,
 }
 
 impl RouterRequest {
@@ -62,13 +64,14 @@ impl RouterRequest {
 
     /// Starts routing the request `body` (on `api`) that names router `router`: a META rule,
     /// or the classifier's call-out, or the default route when there is nothing to classify or
-    /// no classifier to ask.
+    /// no classifier to ask. `classify_only` (a route probe) stops once the route is chosen.
     pub fn start(
         host: &mut dyn Host,
         plan: &Plan,
         router: usize,
         api: Api,
         body: Vec<u8>,
+        classify_only: bool,
     ) -> (Option<RouterRequest>, Step) {
         let Some(r) = plan.routers.get(router) else {
             return (None, Step::Refuse(ApiError::internal("unknown router")));
@@ -104,6 +107,7 @@ impl RouterRequest {
                 enrichment: None,
             },
             classifier_tokens: 0,
+            classify_only,
         };
         let step = req.classify(host, plan, r);
         (Some(req), step)
@@ -286,6 +290,12 @@ impl RouterRequest {
         };
         self.decision.route = route.label.clone();
         self.decision.model = route.model.clone();
+        if self.classify_only {
+            return Step::Serve {
+                route: chosen.route,
+                body: Vec::new(),
+            };
+        }
         match &route.enrich {
             Some(e) if self.api == Api::Chat => {
                 let sent = context::build(&self.turns, e.context_budget_tokens)

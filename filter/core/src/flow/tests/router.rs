@@ -347,3 +347,57 @@ fn a_route_whose_backend_has_no_key_is_passed_over_and_its_model_answers_503() {
     assert_eq!(status, 503);
     assert_eq!(err["error"]["code"], "backend_unavailable");
 }
+
+fn probe_flow() -> HttpFlow {
+    let config = format!("{ROUTER}\n[[admin_keys]]\nname = \"ops\"\nkey = \"sk-admin\"\n");
+    HttpFlow::new(Rc::new(compile("t.toml", &config, &|_| None).unwrap()))
+}
+
+fn probe(f: &mut HttpFlow, key: &str, body: &str) -> (FakeHost, Action) {
+    let mut h = request("POST", "/api/route", Some(key), body.as_bytes());
+    let a = f.on_request_headers(&mut h, body.is_empty());
+    if a != Action::Pause || h.sent.is_some() {
+        return (h, a);
+    }
+    let len = h.req_body.len();
+    let a = f.on_request_body(&mut h, len, true);
+    (h, a)
+}
+
+#[test]
+fn a_route_probe_classifies_and_answers_the_decision_without_generating() {
+    let mut f = probe_flow();
+    let body = r#"{"model":"ai-router","messages":[{"role":"user","content":"latest news"}]}"#;
+    let (mut h, a) = probe(&mut f, "sk-admin", body);
+    assert_eq!(a, Action::Pause);
+    assert_eq!(h.calls.len(), 1);
+    h.now += 7;
+    f.on_http_call_response(&mut h, 1, reply(200, &completion("ENRICH")));
+    assert_eq!(h.calls.len(), 1, "no enrichment, nothing generated");
+    assert_eq!(h.route(), None);
+    let (status, _, out) = h.sent.clone().expect("the decision");
+    assert_eq!(status, 200);
+    let out: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(out["virtual_model"], "ai-router");
+    assert_eq!(out["label"], "ENRICH");
+    assert_eq!(out["route"], "ENRICH");
+    assert_eq!(out["chosen_by"], "classifier");
+    assert_eq!(out["classifier"]["latency_ms"], 7);
+    assert_eq!(out["total_ms"], 7);
+}
+
+#[test]
+fn a_route_probe_takes_admin_keys_a_post_and_a_router() {
+    let body = r#"{"model":"ai-router","messages":[{"role":"user","content":"hi"}]}"#;
+    let (h, _) = probe(&mut probe_flow(), "sk-alice", body);
+    assert_eq!(error_of(&h).0, 401, "a client key is not an admin key");
+    let (h, _) = probe(&mut router_flow(), "sk-admin", body);
+    assert_eq!(error_of(&h).0, 403, "no admin keys configured");
+    let mut h = request("GET", "/api/route", Some("sk-admin"), b"");
+    probe_flow().on_request_headers(&mut h, true);
+    assert_eq!(error_of(&h).0, 405);
+    let model = r#"{"model":"local-chat","messages":[{"role":"user","content":"hi"}]}"#;
+    let (h, _) = probe(&mut probe_flow(), "sk-admin", model);
+    assert_eq!(error_of(&h).0, 404, "a probe names a router, never a model");
+    assert_eq!(h.route(), None);
+}
