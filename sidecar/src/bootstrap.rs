@@ -81,7 +81,7 @@ pub fn parts(plan: &Plan, toml_text: &str, wasm: &Path, ca_file: &Path) -> Parts
     let mut first_mappers = Vec::new();
     if let (Some(g), Some(sidecar)) = (&plan.global_limits, &plan.sidecar) {
         http_filters.extend(global_limits::http_filters(g));
-        clusters.push(global_limits::cluster(g, sidecar));
+        clusters.push(global_limits::cluster(sidecar));
         first_mappers.push(global_limits::local_reply_mapper());
     }
     http_filters.push(json!({

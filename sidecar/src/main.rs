@@ -268,10 +268,10 @@ fn serve_sidecar(file: &str) -> Result<(), String> {
             Some(g) => {
                 let store = Store::new(g.redis.expose(), Duration::from_millis(g.timeout_ms))
                     .map_err(|e| format!("{file}: {}", url::redact(&e)))?;
-                let addr = format!("{}:{}", sidecar.address, g.port);
+                let addr = format!("{}:{}", sidecar.address, sidecar.grpc_port);
                 let listener = tokio::net::TcpListener::bind(&addr)
                     .await
-                    .map_err(|e| format!("{addr} (global_limits.port): {e}"))?;
+                    .map_err(|e| format!("{addr} (sidecar.grpc_port): {e}"))?;
                 tracing::info!("rate limit service listening on {addr}");
                 let server = Limiter::new(&plan, store).into_server();
                 let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);

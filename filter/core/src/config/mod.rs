@@ -3,7 +3,7 @@
 //!
 //! [`compile`] parses the text into [`raw`]'s serde shapes (unknown keys refused, spans kept),
 //! then checks each section in a file of its own (`listener`, `admin`, `backends`, `models` with
-//! `triton`, `keys`, `global_limits`, `sidecar`). Every problem found is reported, not only the
+//! `triton`, `keys`, `global_limits`, `session_log`, `sidecar`). Every problem found is reported, not only the
 //! first, each as a [`ConfigError`] naming the file, the line and the key; a file with any problem
 //! is refused whole. The compiled types live in `plan`, one file per section, re-exported here.
 
@@ -16,6 +16,7 @@ mod listener;
 mod models;
 mod plan;
 pub mod raw;
+mod session_log;
 mod sidecar;
 mod triton;
 pub mod url;
@@ -23,8 +24,8 @@ pub mod url;
 use error::Locator;
 pub use error::{ConfigError, ConfigErrors};
 pub use plan::{
-    Admin, Backend, Credential, GlobalLimits, Listener, Model, ModelTarget, Plan, Secret, Sidecar,
-    Target, TemplateSource, TritonModel, BUILTIN_TEMPLATES, DEFAULT_OWNED_BY,
+    Admin, Backend, Capture, Credential, GlobalLimits, Listener, Model, ModelTarget, Plan, Secret,
+    SessionLog, Sidecar, Target, TemplateSource, TritonModel, BUILTIN_TEMPLATES, DEFAULT_OWNED_BY,
 };
 use raw::RawConfig;
 pub use raw::{BackendKind, StreamText, TritonFamily};
@@ -63,12 +64,18 @@ pub fn compile(
     let global_limits = raw
         .global_limits
         .as_ref()
-        .and_then(|g| global_limits::compile_global_limits(&loc, g, raw.sidecar.port, &mut errs));
-    let needs_sidecar =
-        global_limits.is_some() || backends.iter().any(|b| b.kind == BackendKind::Triton);
+        .and_then(|g| global_limits::compile_global_limits(&loc, g, &mut errs));
+    let session_log = raw
+        .session_log
+        .as_ref()
+        .and_then(|s| session_log::compile_session_log(&loc, s, &mut errs));
+    let needs_sidecar = global_limits.is_some()
+        || raw.session_log.is_some()
+        || backends.iter().any(|b| b.kind == BackendKind::Triton);
     let sidecar = sidecar::compile_sidecar(
         &loc,
         &raw.sidecar,
+        raw.global_limits.as_ref().and_then(|g| g.port.as_ref()),
         needs_sidecar,
         env,
         &mut errs,
@@ -104,6 +111,7 @@ pub fn compile(
         admin_keys,
         sidecar,
         global_limits,
+        session_log,
         missing_env,
         metric_names,
     })

@@ -8,6 +8,7 @@ mod global_limits;
 mod keys;
 mod listener;
 mod models;
+mod session_log;
 mod sidecar;
 mod triton;
 
@@ -17,7 +18,8 @@ pub use global_limits::{FailureMode, RawGlobalLimits};
 pub use keys::RawKey;
 pub use listener::RawListener;
 pub use models::{RawModel, RawTarget};
-pub use sidecar::RawSidecar;
+pub use session_log::{Capture, RawSessionLog};
+pub use sidecar::{RawSidecar, DEFAULT_GRPC_PORT};
 pub use triton::{RawTritonModel, StreamText, TritonFamily};
 
 use std::collections::BTreeMap;
@@ -91,4 +93,9 @@ pub struct RawConfig {
     /// sidecar, which keeps the counts in Redis. Without this section limits are per Envoy.
     #[serde(default, deserialize_with = "separately")]
     pub global_limits: Option<RawGlobalLimits>,
+    /// One JSON record per request (who, which model and backend, usage, timings and, as
+    /// `capture` says, the conversation), carried by Envoy's gRPC access log service to the
+    /// sidecar, which writes and rotates them. Without this section no record is made.
+    #[serde(default, deserialize_with = "separately")]
+    pub session_log: Option<RawSessionLog>,
 }

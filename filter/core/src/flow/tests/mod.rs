@@ -8,6 +8,7 @@ mod local;
 mod response;
 mod response_body;
 mod routing;
+mod session;
 mod settlement;
 mod stream_usage;
 mod targets;
