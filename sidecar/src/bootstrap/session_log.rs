@@ -5,9 +5,19 @@
 //! (a CEL filter); the health checks the filter answers carry none.
 //!
 //! Envoy sends asynchronously and never holds a request for it: entries are batched (up to
-//! [`BUFFER_BYTES`] or [`FLUSH_INTERVAL`]) on one stream per worker; while the sidecar cannot be
-//! reached, or its stream is backed up past the cluster's buffer, Envoy drops entries and counts
-//! them (`access_logs.grpc_access_log.logs_dropped`), and reconnects on the next entry.
+//! [`BUFFER_BYTES`] or [`FLUSH_INTERVAL`]) on one stream per worker. As measured with Envoy 1.40:
+//! - the stream is retried with back-off ([`RETRY`]: about ten minutes) while the sidecar cannot
+//!   be reached, and its messages then wait: this carries the records over a sidecar that starts
+//!   after Envoy;
+//! - but a retry needs the stream's data to fit Envoy's retry buffer (64 KiB), and the node
+//!   identifier on a stream's first message takes about 60 KiB: when a sidecar that was up goes
+//!   down, most of the records Envoy had for it are lost ("retry or redirect buffer overflow" in
+//!   Envoy's debug log; in the e2e test 3 of 20 arrived), and `logs_written` counts them as sent;
+//! - Envoy counts in `access_logs.grpc_access_log.logs_dropped` only what overflowed a stream it
+//!   was still writing to. So the filter counts every record it hands over
+//!   (`airouter_session_records`): that count less the sidecar's (`/health`: written, dropped,
+//!   failed) is what never arrived, and `cluster.airouter_session_log.upstream_cx_connect_fail`
+//!   shows when the sidecar was unreachable.
 
 use airouter_core::config::{SessionLog, Sidecar};
 use airouter_core::contract;
@@ -21,6 +31,9 @@ pub const CLUSTER: &str = "airouter_session_log";
 const BUFFER_BYTES: u64 = 16 * 1024;
 /// Longest an entry waits to be sent.
 const FLUSH_INTERVAL: &str = "0.2s";
+/// How long Envoy keeps retrying the stream to a sidecar that is down: back-off from 0.5 s to
+/// 5 s, 120 times.
+const RETRY: (&str, &str, u32) = ("0.5s", "5s", 120);
 
 /// The access logger sending the session records.
 pub fn access_log() -> Value {
@@ -41,7 +54,11 @@ pub fn access_log() -> Value {
                 "grpc_service": { "envoy_grpc": { "cluster_name": CLUSTER } },
                 "filter_state_objects_to_log": [contract::SESSION_FILTER_STATE],
                 "buffer_size_bytes": BUFFER_BYTES,
-                "buffer_flush_interval": FLUSH_INTERVAL
+                "buffer_flush_interval": FLUSH_INTERVAL,
+                "grpc_stream_retry_policy": {
+                    "retry_back_off": { "base_interval": RETRY.0, "max_interval": RETRY.1 },
+                    "num_retries": RETRY.2
+                }
             }
         }
     })

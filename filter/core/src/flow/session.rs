@@ -10,6 +10,7 @@ use crate::api::Api;
 use crate::config::{Model, Plan};
 use crate::contract::{SESSION_ATTEMPTS_PROPERTY, SESSION_PROPERTY};
 use crate::host::{Headers, Host};
+use crate::metrics;
 use crate::session::Recorder;
 
 /// The request's record, when the plan keeps a session log.
@@ -68,6 +69,7 @@ pub(super) fn finish(s: &mut Recorder, host: &mut dyn Host, response: &Response)
         response.estimated_tokens(),
     );
     host.set_property(SESSION_PROPERTY, &record);
+    host.count(metrics::SESSION_RECORDS);
 }
 
 /// The attempts a failover model's upstream filter noted, one line each: `backend\tmodel`, then

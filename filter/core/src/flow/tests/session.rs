@@ -90,6 +90,7 @@ fn a_full_record_holds_the_messages_sent_and_the_answer_and_no_key() {
     assert_eq!(r["timings"]["total_ms"], 50);
     assert_eq!(r["timings"]["first_byte_ms"], 40);
     assert!(r.get("truncated").is_none());
+    assert_eq!(h.counters.get(crate::metrics::SESSION_RECORDS), Some(&1));
     let text = h.state[SESSION_PROPERTY].as_str();
     for secret in ["sk-alice", "authorization", "Bearer"] {
         assert!(!text.contains(secret), "{secret} in {text}");
