@@ -55,7 +55,7 @@ impl Receiver {
         if !sent {
             self.stats.pending_bytes.fetch_sub(len, Ordering::Relaxed);
             let dropped = self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-            if dropped % 1000 == 0 {
+            if dropped.is_multiple_of(1000) {
                 tracing::warn!(
                     "session log: records dropped, the writer is behind ({} so far)",
                     dropped + 1

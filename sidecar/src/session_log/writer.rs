@@ -101,7 +101,7 @@ impl Writer {
                         Ok(()) => self.stats.written.fetch_add(1, Ordering::Relaxed),
                         Err(e) => {
                             let failed = self.stats.failed.fetch_add(1, Ordering::Relaxed);
-                            if failed % 1000 == 0 {
+                            if failed.is_multiple_of(1000) {
                                 tracing::warn!("session log: a record could not be written to {}: {e} ({} so far)", self.dir.display(), failed + 1);
                             }
                             failed
