@@ -65,7 +65,6 @@ pub(super) fn spawn(
         .map_err(shown)?
         .filter_map(|e| e.ok()?.file_name().into_string().ok());
     let max_age_ms = u64::from(log.max_age_days) * 86_400_000;
-    let mut rotation = Rotation::new(log.max_files, max_age_ms);
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
@@ -74,10 +73,9 @@ pub(super) fn spawn(
         boot: std::process::id().rotate_left(16) ^ nanos,
         seq: 0,
         stats,
-        rotation: Rotation::new(1, 0),
+        rotation: Rotation::new(log.max_files, max_age_ms),
     };
-    let over = rotation.existing(found);
-    w.rotation = rotation;
+    let over = w.rotation.existing(found);
     w.delete(over);
     let expired = w.rotation.expired(now_ms());
     w.delete(expired);

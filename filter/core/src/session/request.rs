@@ -70,8 +70,6 @@ impl RequestContent {
         if keep {
             content.kept = items;
             content.fit(max);
-        } else {
-            content.omitted = 0;
         }
         content
     }
