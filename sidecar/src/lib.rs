@@ -8,6 +8,7 @@ mod golden;
 pub mod kserve;
 pub mod ratelimit;
 pub mod serve;
+pub mod session_log;
 pub mod templates;
 pub mod translate;
 pub mod triton;

@@ -89,10 +89,17 @@ fn envoy_renders_clusters_routes_and_the_filter() {
             "airouter_backend_demo-triton",
             "airouter_backend_demo-unreachable",
             "airouter_failover_6_0",
+            "airouter_session_log",
         ]
     );
     let hcm =
         &doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
+    // The example keeps a session log: its records go to the sidecar's access log service.
+    let session_log = &hcm["access_log"][1]["typed_config"]["common_config"];
+    assert_eq!(
+        session_log["filter_state_objects_to_log"],
+        serde_json::json!(["wasm.airouter_session"])
+    );
     let wasm = &hcm["http_filters"][0]["typed_config"]["config"];
     assert_eq!(
         wasm["vm_config"]["code"]["local"]["filename"],
@@ -328,7 +335,7 @@ fn envoy_with_an_xds_dir_writes_watched_files_and_reload_rewrites_them() {
         serde_json::from_str(&std::fs::read_to_string(dir.join(f)).unwrap()).unwrap()
     };
     let first = read("lds.json")["version_info"].clone();
-    assert_eq!(read("cds.json")["resources"].as_array().unwrap().len(), 6);
+    assert_eq!(read("cds.json")["resources"].as_array().unwrap().len(), 7);
     let out = airouter(&["reload", "examples/airouter.toml", "--xds-dir", dir_arg]);
     assert!(out.status.success());
     assert_ne!(

@@ -19,7 +19,7 @@
 //! - shared: [`config`] (the compiled plan), [`contract`] (the wire names shared with Envoy's
 //!   config and the sidecar), [`host`] (the seam), [`limits`] and [`global_limits`] (rate limits
 //!   and token budgets), [`metrics`] (counter names), [`errors`] (OpenAI's error envelope),
-//!   [`text`] (cheap string building).
+//!   [`session`] (the per-request session record), [`text`] (cheap string building).
 
 pub mod admin;
 pub mod api;
@@ -43,6 +43,7 @@ pub mod pattern;
 pub mod resolve;
 pub mod response_headers;
 pub mod router;
+pub mod session;
 pub mod sse;
 #[cfg(test)]
 mod test_json;

@@ -30,6 +30,9 @@ pub const USAGE_CAPPED: &str = "airouter_usage_capped";
 /// (see `sse/usage.rs`), or a budgeted key's response that its client left earlier, charged the
 /// request's admission estimate.
 pub const USAGE_ESTIMATED: &str = "airouter_usage_estimated";
+/// Session records handed to Envoy's access log (`[session_log]`): set against the records the
+/// sidecar received (its `/health`), it tells how many were lost on the way.
+pub const SESSION_RECORDS: &str = "airouter_session_records";
 
 /// Requests a router sent to each of its routes (`.router.R.route.L`).
 pub const ROUTER_REQUESTS: &str = "airouter_router_requests";
@@ -177,6 +180,7 @@ pub fn all(n: &Names) -> Vec<String> {
         KEY_DENIED.to_string(),
         USAGE_CAPPED.to_string(),
         USAGE_ESTIMATED.to_string(),
+        SESSION_RECORDS.to_string(),
     ];
     for list in [
         &n.backend_requests,

@@ -236,13 +236,20 @@ pub fn same_behaviour(a: &Plan, b: &Plan) -> bool {
     let limits = |p: &Plan| {
         p.global_limits
             .as_ref()
-            .map(|g| (g.fail_open, g.timeout_ms, g.port, g.default_max_tokens))
+            .map(|g| (g.fail_open, g.timeout_ms, g.default_max_tokens))
     };
     // The resolver is built from the models (and its maps print in random order).
     let dump = |p: &Plan| {
         format!(
-            "{:?}{:?}{:?}{:?}{:?}{:?}{:?}",
-            p.listener, p.admin, p.models, p.keys, p.admin_keys, p.sidecar, p.metric_names
+            "{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}",
+            p.listener,
+            p.admin,
+            p.models,
+            p.keys,
+            p.admin_keys,
+            p.sidecar,
+            p.session_log,
+            p.metric_names
         )
     };
     backends && limits(a) == limits(b) && dump(a) == dump(b) && a.routers == b.routers

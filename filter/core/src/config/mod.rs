@@ -3,9 +3,9 @@
 //!
 //! [`compile`] parses the text into [`raw`]'s serde shapes (unknown keys refused, spans kept),
 //! then checks each section in a file of its own (`listener`, `admin`, `backends`, `models` with
-//! `triton`, `keys`, `global_limits`, `sidecar`, `routers` with `routes` and `prompts`). What a
-//! file refers to outside its text (environment variables, prompt files, time zones) is looked
-//! up through [`Sources`]: [`compile`] gives the environment only, as the filter has it;
+//! `triton`, `keys`, `global_limits`, `session_log`, `sidecar`, `routers` with `routes` and
+//! `prompts`). What a file refers to outside its text (environment variables, prompt files,
+//! time zones) is looked up through [`Sources`]: [`compile`] gives the environment only, as the filter has it;
 //! [`compile_with`] gives more, as the sidecar does. Every problem found is reported, not only the
 //! first, each as a [`ConfigError`] naming the file, the line and the key; a file with any problem
 //! is refused whole. The compiled types live in `plan`, one file per section, re-exported here.
@@ -22,6 +22,7 @@ mod prompts;
 pub mod raw;
 mod routers;
 mod routes;
+mod session_log;
 mod sidecar;
 mod sources;
 mod triton;
@@ -30,9 +31,9 @@ pub mod url;
 use error::Locator;
 pub use error::{ConfigError, ConfigErrors};
 pub use plan::{
-    Admin, Backend, Classifier, Credential, Enrich, GlobalLimits, Listener, Model, ModelTarget,
-    Plan, Route, Router, Secret, Sidecar, Target, TemplateSource, TritonModel, BUILTIN_TEMPLATES,
-    DEFAULT_OWNED_BY,
+    Admin, Backend, Capture, Classifier, Credential, Enrich, GlobalLimits, Listener, Model,
+    ModelTarget, Plan, Route, Router, Secret, SessionLog, Sidecar, Target, TemplateSource,
+    TritonModel, BUILTIN_TEMPLATES, DEFAULT_OWNED_BY,
 };
 pub use prompts::MAX_PROMPT_BYTES;
 use raw::RawConfig;
@@ -81,12 +82,18 @@ pub fn compile_with(file: &str, text: &str, sources: &Sources) -> Result<Plan, C
     let global_limits = raw
         .global_limits
         .as_ref()
-        .and_then(|g| global_limits::compile_global_limits(&loc, g, raw.sidecar.port, &mut errs));
-    let needs_sidecar =
-        global_limits.is_some() || backends.iter().any(|b| b.kind == BackendKind::Triton);
+        .and_then(|g| global_limits::compile_global_limits(&loc, g, &mut errs));
+    let session_log = raw
+        .session_log
+        .as_ref()
+        .and_then(|s| session_log::compile_session_log(&loc, s, &mut errs));
+    let needs_sidecar = global_limits.is_some()
+        || raw.session_log.is_some()
+        || backends.iter().any(|b| b.kind == BackendKind::Triton);
     let sidecar = sidecar::compile_sidecar(
         &loc,
         &raw.sidecar,
+        raw.global_limits.as_ref().and_then(|g| g.port.as_ref()),
         needs_sidecar,
         env,
         &mut errs,
@@ -139,6 +146,7 @@ pub fn compile_with(file: &str, text: &str, sources: &Sources) -> Result<Plan, C
         admin_keys,
         sidecar,
         global_limits,
+        session_log,
         missing_env,
         metric_names,
         routers,

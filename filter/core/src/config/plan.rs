@@ -8,6 +8,7 @@ mod listener;
 mod model;
 mod router;
 mod secret;
+mod session_log;
 mod sidecar;
 mod target;
 mod triton;
@@ -18,6 +19,7 @@ pub use listener::{Admin, Listener};
 pub use model::{Model, ModelTarget, DEFAULT_OWNED_BY};
 pub use router::{Classifier, Enrich, Route, Router};
 pub use secret::{Credential, Secret};
+pub use session_log::{Capture, SessionLog};
 pub use sidecar::Sidecar;
 pub use target::Target;
 pub use triton::{TemplateSource, TritonModel, BUILTIN_TEMPLATES};
@@ -46,6 +48,8 @@ pub struct Plan {
     pub sidecar: Option<Sidecar>,
     /// Limits kept in Redis by the sidecar for several Envoys; `None`: per-Envoy limits.
     pub global_limits: Option<GlobalLimits>,
+    /// The per-request session log; `None`: no records are made.
+    pub session_log: Option<SessionLog>,
     /// Environment variables named by `api_key_env` that were not set when the plan was built.
     pub missing_env: Vec<String>,
     /// Counter names for every key, model and backend.

@@ -9,6 +9,7 @@ mod keys;
 mod listener;
 mod models;
 mod routers;
+mod session_log;
 mod sidecar;
 mod triton;
 
@@ -22,7 +23,8 @@ pub use routers::{
     RawClassifier, RawEnrich, RawInject, RawMetaRule, RawRoute, RawRouter, RawSystemPromptMode,
     RawTransition,
 };
-pub use sidecar::RawSidecar;
+pub use session_log::{Capture, RawSessionLog};
+pub use sidecar::{RawSidecar, DEFAULT_GRPC_PORT};
 pub use triton::{RawTritonModel, StreamText, TritonFamily};
 
 use std::collections::BTreeMap;
@@ -104,4 +106,9 @@ pub struct RawConfig {
     /// no time zone database); there is no need to write them by hand.
     #[serde(default, deserialize_with = "separately")]
     pub time_zones: BTreeMap<String, Vec<RawTransition>>,
+    /// One JSON record per request (who, which model and backend, usage, timings and, as
+    /// `capture` says, the conversation), carried by Envoy's gRPC access log service to the
+    /// sidecar, which writes and rotates them. Without this section no record is made.
+    #[serde(default, deserialize_with = "separately")]
+    pub session_log: Option<RawSessionLog>,
 }

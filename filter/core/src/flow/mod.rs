@@ -16,7 +16,8 @@
 //! 4. [`HttpFlow::on_response_body`]: the body renamed and its errors put into OpenAI's envelope
 //!    (`response_body.rs`), and the tokens it reports charged to the key (`settlement.rs`).
 //! 5. [`HttpFlow::on_log`]: the stream is over; what was not charged yet is (what a stream
-//!    its client left had told by then, or the admission estimate).
+//!    its client left had told by then, or the admission estimate), and with `[session_log]`
+//!    the request's record is finished and handed to Envoy (`session.rs`, [`crate::session`]).
 //!
 //! A failover model's requests also pass [`UpstreamFlow`] (`upstream.rs`), the upstream filter
 //! of the model's aggregate cluster: it runs once per attempt and rewrites the request for the
@@ -38,6 +39,7 @@ mod response_body;
 pub mod route_status;
 mod router_request;
 mod routing;
+mod session;
 mod settlement;
 pub mod target_request;
 mod targets;
@@ -50,6 +52,7 @@ use crate::auth::{ClientKey, KnownKeys};
 use crate::config::Plan;
 use crate::errors::ApiError;
 use crate::host::{Action, CallResponse, Headers, Host};
+use crate::session::Recorder;
 use crate::{admin, metrics};
 use admission::RequestLine;
 use response::Response;
@@ -83,6 +86,9 @@ pub struct HttpFlow {
     probe: Option<u64>,
     response: Response,
     settlement: Settlement,
+    /// The request's session record in the making, with `[session_log]` (boxed: most of a
+    /// flow's state when on, a pointer when off).
+    session: Option<Box<Recorder>>,
 }
 
 impl HttpFlow {
@@ -104,12 +110,22 @@ impl HttpFlow {
             probe: None,
             response: Response::default(),
             settlement: Settlement::default(),
+            session: None,
         }
+    }
+
+    /// Whether the request's session record is being made (the host then has the response
+    /// headers read afresh for [`Self::on_log`]).
+    pub fn records_session(&self) -> bool {
+        self.session.is_some()
     }
 
     /// Refuses the request with `err`; nothing waits for its body any more.
     fn refuse(&mut self, host: &mut dyn Host, err: &ApiError) -> Action {
         self.pending = None;
+        if let Some(s) = &mut self.session {
+            s.refused(err);
+        }
         local::reply(host, err)
     }
 
@@ -119,9 +135,11 @@ impl HttpFlow {
         admission::remove_internal_headers(host);
         let line = RequestLine::read(host);
         let plan = Rc::clone(&self.plan);
-        if let Some(answered) =
-            local::health(host, &line).or_else(|| local::admin(host, &plan, &line))
-        {
+        if let Some(answered) = local::health(host, &line) {
+            return answered;
+        }
+        self.session = session::start(&plan, host);
+        if let Some(answered) = local::admin(host, &plan, &line) {
             return answered;
         }
         if line.path() == admin::ROUTE_PROBE_PATH {
@@ -135,6 +153,9 @@ impl HttpFlow {
             }
         };
         let client = client(&plan, self.key);
+        if let (Some(s), Some((_, k))) = (&mut self.session, client) {
+            s.key(&k.name);
+        }
         if let Some((i, k)) = client {
             if let Err(err) = admission::check_key_limits(host, &plan, i, k) {
                 return self.refuse(host, &err);
@@ -145,6 +166,9 @@ impl HttpFlow {
         }
         match admission::check_request(host, &plan, &line, end_of_stream) {
             Ok(api) => {
+                if let Some(s) = &mut self.session {
+                    s.api(api);
+                }
                 self.pending = Some((api, line.query().to_string()));
                 Action::Pause
             }
@@ -222,6 +246,10 @@ impl HttpFlow {
         }
         match routing::route(host, &plan, key, api, &query, body_size, &read, None) {
             Ok(routed) => {
+                if let Some(s) = &mut self.session {
+                    session::routed(s, host, &plan, api, &routed);
+                    self.response.transcript = Some(s.transcript());
+                }
                 self.routed = Some(routed);
                 Action::Continue
             }
@@ -303,10 +331,17 @@ impl HttpFlow {
         let query = std::mem::take(&mut self.query);
         match routing::route(host, &plan, key, api, &query, size, &read, Some(&via)) {
             Ok(routed) => {
-                self.routed = Some(routed);
                 if let Some(request) = &self.router {
                     request.count(host, &plan, route);
                 }
+                if let Some(s) = &mut self.session {
+                    session::routed(s, host, &plan, api, &routed);
+                    if let Some(request) = &self.router {
+                        s.routing(&request.decision);
+                    }
+                    self.response.transcript = Some(s.transcript());
+                }
+                self.routed = Some(routed);
                 if held && !host.resume_request() {
                     host.log_warn("a router's request could not be resumed");
                 }
@@ -335,6 +370,9 @@ impl HttpFlow {
         let Some(routed) = &self.routed else {
             return Action::Continue;
         };
+        if let Some(s) = &mut self.session {
+            session::response_headers(s, host, routed);
+        }
         self.response
             .on_headers(host, &self.plan, routed, end_of_stream)
     }
@@ -385,8 +423,11 @@ impl HttpFlow {
     }
 
     /// The stream is over (Envoy's access-log callback), ended well or cut short by the client:
-    /// what was not charged yet is.
+    /// what was not charged yet is, and the session record is handed to Envoy.
     pub fn on_log(&mut self, host: &mut dyn Host) {
+        if let Some(mut s) = self.session.take() {
+            session::finish(&mut s, host, &self.response);
+        }
         let Some(routed) = &self.routed else {
             return;
         };

@@ -10,6 +10,7 @@ mod response_body;
 mod route_status;
 mod router;
 mod routing;
+mod session;
 mod settlement;
 mod stream_usage;
 mod targets;

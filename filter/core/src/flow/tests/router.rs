@@ -401,3 +401,36 @@ fn a_route_probe_takes_admin_keys_a_post_and_a_router() {
     assert_eq!(error_of(&h).0, 404, "a probe names a router, never a model");
     assert_eq!(h.route(), None);
 }
+
+#[test]
+fn a_routers_session_record_says_how_it_was_routed() {
+    let config = format!("{ROUTER}\n[session_log]\ncapture = \"metadata\"\n");
+    let mut f = HttpFlow::new(Rc::new(compile("t.toml", &config, &|_| None).unwrap()));
+    let mut h = ask(&mut f, "design a thing");
+    f.on_http_call_response(
+        &mut h,
+        1,
+        reply(200, &completion("<think>x</think>COMPLEX")),
+    );
+    respond(
+        &mut f,
+        &mut h,
+        "200",
+        "application/json",
+        &[br#"{"model":"grok-4","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}"#],
+    );
+    f.on_log(&mut h);
+    let record = h
+        .state
+        .values()
+        .find(|v| v.contains("\"routing\""))
+        .expect("a session record with the routing decision");
+    let record: serde_json::Value = serde_json::from_str(record).unwrap();
+    assert_eq!(record["model"], "ai-router");
+    assert_eq!(record["routing"]["route"], "COMPLEX");
+    assert_eq!(record["routing"]["chosen_by"], "classifier");
+    assert_eq!(
+        record["routing"]["classifier"]["reply"],
+        "<think>x</think>COMPLEX"
+    );
+}
