@@ -439,9 +439,11 @@ impl HttpFlow {
                 .settle_tokens(host, &self.plan, client, routed.model, tokens);
         }
         let key = client.map(|(_, k)| k);
-        let succeeded = self.response.succeeded;
+        // A client that left before any response came is charged too: the backend had the
+        // request and may well be generating its whole answer.
+        let charged = self.response.succeeded || !self.response.started;
         self.settlement
-            .settle_estimate(host, key, routed.estimate, succeeded);
+            .settle_estimate(host, key, routed.estimate, charged);
     }
 }
 

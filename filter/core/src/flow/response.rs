@@ -43,6 +43,9 @@ pub(super) struct Response {
     pub(super) succeeded: bool,
     /// The filter answered in the backend's place (a bodiless error); its own reply passes.
     answered: bool,
+    /// Response headers came (the backend's, or Envoy's own answer): without them at the end
+    /// of the stream, the client left while the backend was still at work.
+    pub(super) started: bool,
     /// What the response said, for the session record: read from a JSON body here, handed to
     /// the rewriter of a stream (see [`Response::transcript`]).
     pub(super) transcript: Option<Transcript>,
@@ -54,6 +57,7 @@ impl Default for Response {
             mode: ResponseMode::Untouched,
             succeeded: false,
             answered: false,
+            started: false,
             transcript: None,
         }
     }
@@ -72,6 +76,7 @@ impl Response {
             // The filter's own reply in the backend's place, should Envoy run it through here.
             return Action::Continue;
         }
+        self.started = true;
         let resp = Headers::Response;
         let status = host
             .header(resp, ":status")

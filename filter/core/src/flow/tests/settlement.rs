@@ -235,6 +235,20 @@ fn a_budgeted_key_is_charged_whatever_the_stream_reports() {
     );
     assert_eq!(error_of(&next).0, 429);
 
+    // The client leaves before any response came (a non-streamed answer still being made):
+    // charged the admission estimate all the same.
+    let plain = br#"{"model":"chat-small","max_tokens":200}"#;
+    let (plan, mut f, mut h) = budgeted(100, plain);
+    f.on_log(&mut h);
+    assert_eq!(h.counter(metrics::USAGE_ESTIMATED), 1);
+    let next = send_at(
+        &plan,
+        &h.shared,
+        2_000,
+        chat("sk-alice", br#"{"model":"chat-small"}"#),
+    );
+    assert_eq!(error_of(&next).0, 429);
+
     // A failed request is not charged an estimate; reported usage is charged as reported.
     let (_, mut f, mut h) = budgeted(100, body);
     respond(
