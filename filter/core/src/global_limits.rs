@@ -67,14 +67,13 @@ struct Budget {
     n: Option<u64>,
 }
 
-/// A request's prompt tokens, estimated before any tokenizer saw it: a quarter of its body's
-/// bytes, which over-counts JSON syntax rather than under-counting text.
+/// A request's prompt tokens, estimated before any tokenizer saw it: its whole body counted by
+/// [`crate::token_estimate`], which over-counts JSON syntax rather than under-counting text.
 pub fn prompt_tokens(body: &[u8]) -> u64 {
-    (body.len() as u64).div_ceil(4)
+    crate::token_estimate::estimate(body)
 }
 
-/// Tokens reserved for a request before its usage is known: the prompt (a quarter of the body's
-/// bytes, which over-counts JSON syntax rather than under-counting text) plus the completion's
+/// Tokens reserved for a request before its usage is known: the prompt ([`prompt_tokens`]) plus the completion's
 /// `max_tokens` (or `default_max_tokens`) for each of its `n` choices. APIs whose bodies are not
 /// text (audio uploads, images) reserve nothing: their size says nothing about tokens, and a
 /// large upload must not be refused for it; they are still refused once the budget is spent.
@@ -127,17 +126,17 @@ mod tests {
     fn reservation_counts_prompt_and_completion() {
         let body =
             br#"{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":100,"n":2}"#;
-        let prompt = (body.len() as u64).div_ceil(4);
+        let prompt = prompt_tokens(body);
         assert_eq!(reservation(Api::Chat, body, 1024), prompt + 200);
         let body = br#"{"model":"m","prompt":"hi","max_completion_tokens":7}"#;
         assert_eq!(
             reservation(Api::Completions, body, 1024),
-            (body.len() as u64).div_ceil(4) + 7
+            prompt_tokens(body) + 7
         );
         let body = br#"{"model":"m","prompt":"hi"}"#;
         assert_eq!(
             reservation(Api::Completions, body, 50),
-            (body.len() as u64).div_ceil(4) + 50
+            prompt_tokens(body) + 50
         );
     }
 
@@ -146,7 +145,7 @@ mod tests {
         let body = br#"{"model":"e","input":"some text"}"#;
         assert_eq!(
             reservation(Api::Embeddings, body, 1024),
-            (body.len() as u64).div_ceil(4)
+            prompt_tokens(body)
         );
         // A chat body that is not JSON still reserves something.
         assert_eq!(reservation(Api::Chat, b"x", 10), 11);

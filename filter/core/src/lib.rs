@@ -48,3 +48,4 @@ pub mod sse;
 #[cfg(test)]
 mod test_json;
 pub mod text;
+pub mod token_estimate;

@@ -16,7 +16,7 @@ use crate::{global_limits, limits, metrics};
 
 /// The completion tokens assumed, per choice, for a request that sets no `max_tokens` when a
 /// budgeted key's response reports no usage (some servers never do; a client may leave before
-/// the usage chunk): its estimate is the prompt (a quarter of its bytes) plus this.
+/// the usage chunk): its estimate is the prompt (its estimated tokens) plus this.
 pub const ESTIMATE_MAX_TOKENS: u32 = 1024;
 
 /// The client key's tokens-per-minute budget, when it has one.

@@ -4,9 +4,9 @@
 //! are the client's instructions and tools' output, not what the user asks), and so are empty
 //! turns. Each turn's `<details>` blocks are dropped first; images never were text.
 //!
-//! The budget is in tokens estimated as everywhere else in the product: a quarter of the
-//! text's UTF-8 bytes (`filter/core/src/global_limits.rs`), so a budget of `n` tokens holds
-//! `4 n` bytes of turn text (the role names and the template's own text are not counted).
+//! The budget is in tokens of four bytes of the text's UTF-8 each (a simpler rule than the
+//! usage estimate's, `crate::token_estimate`: a budget bounds bytes sent, not a charge), so a
+//! budget of `n` tokens holds `4 n` bytes of turn text (the role names and the template's own text are not counted).
 //! A turn fits when it fits whole: exactly at the budget fits, one byte over does not, and the
 //! turns older than the first that does not fit are cut with it (the history stays contiguous).
 //!

@@ -3,14 +3,15 @@
 //! chunk the router writes for a client that asked for one.
 //!
 //! The estimate, documented in `docs/config.md` ("Usage the router estimates"):
-//! - completion tokens: per choice, the larger of the number of chunks that carried text and a
-//!   quarter of the text's UTF-8 bytes, summed over the choices. OpenAI-compatible servers send
-//!   about one token per chunk (llama.cpp's server one), and English text runs about four bytes
-//!   per token; the larger of the two errs toward charging a budget more rather than less.
-//!   Text is `delta.content`, `delta.reasoning_content`, `delta.refusal` and the tool calls'
+//! - completion tokens: per choice, the larger of the number of chunks that carried output for
+//!   the choice (with text or not: a token that decodes to no text, such as a special token, is
+//!   still a token the backend ran; a chunk with only the role, or only the finish, is not) and the text's estimate ([`crate::token_estimate`]), summed over
+//!   the choices. OpenAI-compatible servers send about one token per chunk (llama.cpp's server
+//!   one); the larger of the two errs toward charging a budget more rather than less. Text is
+//!   `delta.content`, `delta.reasoning_content`, `delta.refusal` and the tool calls'
 //!   `function.name` and `function.arguments` (chat), or `text` (completions).
-//! - prompt tokens: a quarter of the request body's bytes, as the admission reservation counts
-//!   them (see [`crate::global_limits::prompt_tokens`]).
+//! - prompt tokens: the request body's estimate, as the admission reservation counts them (see
+//!   [`crate::global_limits::prompt_tokens`]).
 
 use std::borrow::Cow;
 
@@ -21,7 +22,7 @@ use crate::json_scan;
 /// What a stream's chunks carried so far, for its estimate and for the usage chunk's identity.
 #[derive(Debug, Default)]
 pub(super) struct StreamedText {
-    /// Per choice index: chunks that carried text, and the text's bytes.
+    /// Per choice index: chunks that carried the choice, and its text's estimated tokens.
     choices: Vec<(u64, u64)>,
     /// The `id`, `object` and `created` of the stream's first chunk.
     head: Option<Head>,
@@ -92,10 +93,10 @@ impl StreamedText {
             return;
         };
         for choice in choices {
-            let bytes = text_bytes(&choice);
-            if bytes == 0 {
+            if !carries_output(&choice) {
                 continue;
             }
+            let tokens = text_tokens(&choice);
             let at = usize::try_from(choice.index.unwrap_or(0))
                 .unwrap_or(MAX_CHOICES)
                 .min(MAX_CHOICES);
@@ -104,7 +105,7 @@ impl StreamedText {
             }
             if let Some((chunks, total)) = self.choices.get_mut(at) {
                 *chunks += 1;
-                *total = total.saturating_add(bytes);
+                *total = total.saturating_add(tokens);
             }
         }
     }
@@ -113,7 +114,7 @@ impl StreamedText {
     pub(super) fn completion_tokens(&self) -> u64 {
         self.choices
             .iter()
-            .map(|&(chunks, bytes)| chunks.max(bytes.div_ceil(4)))
+            .map(|&(chunks, tokens)| chunks.max(tokens))
             .fold(0, u64::saturating_add)
     }
 
@@ -148,17 +149,38 @@ impl StreamedText {
     }
 }
 
-/// The bytes of text one choice of a chunk carries.
-fn text_bytes(choice: &Choice<'_>) -> u64 {
-    let len = |s: &Option<Cow<'_, str>>| s.as_deref().map_or(0, str::len) as u64;
-    let mut bytes = len(&choice.text);
+/// Whether a choice of a chunk carries output, even text that is empty (a token that decodes
+/// to nothing): `text`, or a delta's content, reasoning, refusal or tool calls. A delta with
+/// only its `role`, or none (the finish), carries none.
+fn carries_output(choice: &Choice<'_>) -> bool {
+    choice.text.is_some()
+        || choice.delta.as_ref().is_some_and(|d| {
+            d.content.is_some()
+                || d.reasoning_content.is_some()
+                || d.refusal.is_some()
+                || d.tool_calls.is_some()
+        })
+}
+
+/// The estimated tokens of the text one choice of a chunk carries.
+fn text_tokens(choice: &Choice<'_>) -> u64 {
+    let est = |s: &Option<Cow<'_, str>>| {
+        s.as_deref()
+            .map_or(0, |t| crate::token_estimate::estimate(t.as_bytes()))
+    };
+    let mut tokens = est(&choice.text);
     if let Some(d) = &choice.delta {
-        bytes += len(&d.content) + len(&d.reasoning_content) + len(&d.refusal);
+        tokens = tokens
+            .saturating_add(est(&d.content))
+            .saturating_add(est(&d.reasoning_content))
+            .saturating_add(est(&d.refusal));
         for call in d.tool_calls.iter().flatten() {
             if let Some(f) = &call.function {
-                bytes += len(&f.name) + len(&f.arguments);
+                tokens = tokens
+                    .saturating_add(est(&f.name))
+                    .saturating_add(est(&f.arguments));
             }
         }
     }
-    bytes
+    tokens
 }

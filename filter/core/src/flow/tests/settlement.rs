@@ -25,8 +25,11 @@ fn global_limits_name_key_and_reservation_and_leave_counting_to_envoy() {
     );
     let reserve = header_of(&h, contract::RL_RESERVE_HEADER).unwrap();
     let (tokens, at) = global_limits::parse_reserve(&reserve).unwrap();
-    // The reservation: a quarter of the body's bytes for the prompt, plus max_tokens.
-    assert_eq!((tokens, at), ((body.len() as u64).div_ceil(4) + 10, 5_000));
+    // The reservation: the body's estimate for the prompt, plus max_tokens.
+    assert_eq!(
+        (tokens, at),
+        (global_limits::prompt_tokens(body) + 10, 5_000)
+    );
     assert_eq!(
         h.state.get(contract::USED_PROPERTY),
         Some(&tokens.to_string())

@@ -88,18 +88,21 @@ fn a_client_that_asked_for_usage_gets_a_usage_chunk_before_done() {
 }
 
 #[test]
-fn completion_tokens_are_the_larger_of_text_chunks_and_a_quarter_of_the_bytes() {
-    let long = "x".repeat(40);
-    let (_, out) = stream(ASKING, &stream_without_usage(&[&long, "y"]), 64);
-    let events = data_of(&out);
-    let usage: serde_json::Value = serde_json::from_str(&events[events.len() - 2]).unwrap();
-    // 41 bytes in two chunks: 11 tokens by bytes, more than the 2 chunks.
-    assert_eq!(usage["usage"]["completion_tokens"], 11);
-    // Chunks without text (a role, an empty string, the finish) count nothing.
-    let (_, out) = stream(ASKING, &stream_without_usage(&["", "a"]), 64);
-    let events = data_of(&out);
-    let usage: serde_json::Value = serde_json::from_str(&events[events.len() - 2]).unwrap();
-    assert_eq!(usage["usage"]["completion_tokens"], 1);
+fn completion_tokens_are_the_larger_of_output_chunks_and_the_texts_estimate() {
+    let completion = |contents: &[&str]| {
+        let (_, out) = stream(ASKING, &stream_without_usage(contents), 64);
+        let events = data_of(&out);
+        let usage: serde_json::Value = serde_json::from_str(&events[events.len() - 2]).unwrap();
+        usage["usage"]["completion_tokens"].as_u64().unwrap()
+    };
+    // A 40-letter run and a letter in two chunks: 8 + 1 tokens by text, more than 2 chunks.
+    assert_eq!(completion(&[&"x".repeat(40), "y"]), 9);
+    // Digits and symbols count one each: 12 by text.
+    assert_eq!(completion(&["123456", "<|>!?."]), 12);
+    // A chunk whose text is empty is still a token the backend ran (a special token that
+    // decodes to nothing); the role-only and finish chunks are not.
+    assert_eq!(completion(&["", "a"]), 2);
+    assert_eq!(completion(&["", "", "", ""]), 4);
 }
 
 #[test]
@@ -231,8 +234,8 @@ fn a_truncated_stream_gets_its_error_not_a_usage_chunk() {
     );
     assert_eq!(
         h.counter(&metrics::model(metrics::MODEL_TOKENS, "chat-small")),
-        // One chunk, 5 bytes: two tokens by bytes.
-        global_limits::prompt_tokens(ASKING) + 2
+        // One chunk, a five-letter word: one token.
+        global_limits::prompt_tokens(ASKING) + 1
     );
 }
 
