@@ -40,6 +40,7 @@ pub mod model_names;
 pub mod models_list;
 pub mod multipart;
 pub mod pattern;
+pub mod request_shape;
 pub mod resolve;
 pub mod response_headers;
 pub mod router;

@@ -234,6 +234,9 @@ impl HttpFlow {
             if key.is_some_and(|k| !k.allows(&read.requested)) {
                 return self.refuse(host, &ApiError::model_not_found(&read.requested));
             }
+            if let Err(err) = crate::request_shape::check(api, &read.body) {
+                return self.refuse(host, &err);
+            }
             self.query = query;
             let probe = self.probe.is_some();
             let (request, step) = RouterRequest::start(host, &plan, router, api, read.body, probe);

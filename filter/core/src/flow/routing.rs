@@ -104,6 +104,7 @@ pub(super) fn route(
             }
         }
     }
+    crate::request_shape::check(api, body)?;
     // The name the plan resolves each attempt by (a pattern's backends are sent it), and the
     // name the client sees: the same, but for a router's request.
     let resolved_name = target.client_name.clone();
