@@ -1,5 +1,6 @@
-//! `GET /v1/models` and `GET /v1/models/{id}`, answered from the plan: client-visible names only,
-//! each once, filtered by the caller's allow-list.
+//! `GET /v1/models` and `GET /v1/models/{id}`, answered from the plan: client-visible names only
+//! (configured models, then routers' virtual models), each once, filtered by the caller's
+//! allow-list.
 
 use serde::Serialize;
 
@@ -37,6 +38,16 @@ pub fn list(plan: &Plan, key: Option<&ClientKey>) -> Vec<u8> {
             });
         }
     }
+    for r in &plan.routers {
+        if allowed(key, &r.name) && !data.iter().any(|d| d.id == r.name) {
+            data.push(ModelObject {
+                id: &r.name,
+                object: "model",
+                created: 0,
+                owned_by: DEFAULT_OWNED_BY,
+            });
+        }
+    }
     serde_json::to_vec(&ModelList {
         object: "list",
         data,
@@ -46,8 +57,19 @@ pub fn list(plan: &Plan, key: Option<&ClientKey>) -> Vec<u8> {
 
 /// One model as JSON, when the caller may see it: a concrete name, or a name a pattern serves.
 pub fn one(plan: &Plan, key: Option<&ClientKey>, id: &str) -> Option<Vec<u8>> {
-    if id.is_empty() || !allowed(key, id) || !plan.resolver.knows(id) {
+    if id.is_empty() || !allowed(key, id) {
         return None;
+    }
+    if !plan.resolver.knows(id) {
+        // A router's virtual model (never a pattern's).
+        let router = plan.routers.iter().find(|r| r.name == id)?;
+        return serde_json::to_vec(&ModelObject {
+            id: &router.name,
+            object: "model",
+            created: 0,
+            owned_by: DEFAULT_OWNED_BY,
+        })
+        .ok();
     }
     let owner = plan
         .models

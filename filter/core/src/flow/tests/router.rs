@@ -434,3 +434,34 @@ fn a_routers_session_record_says_how_it_was_routed() {
         "<think>x</think>COMPLEX"
     );
 }
+
+#[test]
+fn the_models_list_shows_the_router_to_keys_that_may_use_it() {
+    let mut f = router_flow();
+    let h = send(&mut f, request("GET", "/v1/models", Some("sk-alice"), b""));
+    let (status, _, body) = h.sent.clone().unwrap();
+    assert_eq!(status, 200);
+    let list: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let ids: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"ai-router"), "{ids:?}");
+    let h = send(
+        &mut router_flow(),
+        request("GET", "/v1/models/ai-router", Some("sk-alice"), b""),
+    );
+    assert_eq!(h.sent.as_ref().unwrap().0, 200);
+    let h = send(
+        &mut router_flow(),
+        request("GET", "/v1/models", Some("sk-bob"), b""),
+    );
+    assert!(!String::from_utf8_lossy(&h.sent.unwrap().2).contains("ai-router"));
+    let h = send(
+        &mut router_flow(),
+        request("GET", "/v1/models/ai-router", Some("sk-bob"), b""),
+    );
+    assert_eq!(h.sent.unwrap().0, 404);
+}
