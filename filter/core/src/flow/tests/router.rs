@@ -192,6 +192,43 @@ fn a_meta_rule_skips_the_classifier() {
 }
 
 #[test]
+fn a_meta_rule_sends_the_request_to_the_route_it_names_not_the_route_at_its_index() {
+    // Two rules: the first (index 0) holds for titles and names COMPLEX (route 1), the second
+    // holds for tags and names ENRICH (route 2). Found by tests/e2e/test_router.py: the rule's
+    // index was taken for its route, so every META request went to the first route.
+    let rules = r####"[[routers.meta]]
+route = "COMPLEX"
+contains_any = ["### Task:"]
+
+[[routers.meta]]
+route = "ENRICH"
+contains_any = ["### Tags:"]
+"####;
+    let config = ROUTER.replace(
+        "[[routers.meta]]\nroute = \"SIMPLE\"\ncontains_any = [\"### Task:\"]\n",
+        rules,
+    );
+    assert_ne!(config, ROUTER);
+    let plan = Rc::new(compile("t.toml", &config, &|_| None).unwrap());
+    let mut f = HttpFlow::new(Rc::clone(&plan));
+    let h = ask(&mut f, "### Task: write a title for this chat");
+    assert!(h.calls.is_empty(), "no classifier call");
+    assert_eq!(h.route(), Some("cloud"));
+    assert_eq!(body_json(&h)["model"], "grok-4");
+    assert_eq!(body_json(&h)["max_tokens"], 4096, "COMPLEX's transforms");
+
+    let mut f = HttpFlow::new(plan);
+    let h = ask(&mut f, "### Tags: tag this chat");
+    assert_eq!(
+        h.calls.len(),
+        1,
+        "ENRICH's enrichment is asked, not the classifier"
+    );
+    let sent: serde_json::Value = serde_json::from_slice(&h.calls[0].body).unwrap();
+    assert_eq!(sent["model"], "grok-4-fast");
+}
+
+#[test]
 fn no_label_a_failed_or_timed_out_classifier_takes_the_default_route() {
     for answer in [
         reply(200, &completion("I think it is SIMPLE or COMPLEX")),
