@@ -349,3 +349,34 @@ fn a_conversation_that_cannot_be_read_is_a_400() {
     );
     assert_eq!(error_of(&h).0, 400);
 }
+
+#[test]
+fn the_models_list_shows_the_router_to_keys_allowed_it() {
+    // Open WebUI offers the models `/v1/models` lists; a router missing from it could not be
+    // picked (found by tests/e2e/test_router.py).
+    let mut f = router_flow();
+    let get = |f: &mut HttpFlow, path: &str, key: &str| {
+        let h = send(f, request("GET", path, Some(key), b""));
+        let (status, _, body) = h.sent.unwrap();
+        (
+            status,
+            serde_json::from_slice::<serde_json::Value>(&body).unwrap(),
+        )
+    };
+    let (status, list) = get(&mut f, "/v1/models", "sk-alice");
+    assert_eq!(status, 200);
+    let ids: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"ai-router"), "{ids:?}");
+    assert_eq!(ids.iter().filter(|i| **i == "ai-router").count(), 1);
+    let (status, one) = get(&mut f, "/v1/models/ai-router", "sk-alice");
+    assert_eq!((status, one["id"].as_str()), (200, Some("ai-router")));
+    // bob may use local-chat only: the router is not his to see.
+    let (_, list) = get(&mut f, "/v1/models", "sk-bob");
+    assert!(!list.to_string().contains("ai-router"), "{list}");
+    assert_eq!(get(&mut f, "/v1/models/ai-router", "sk-bob").0, 404);
+}
