@@ -37,11 +37,12 @@ from stack import Stack, free_port
 CLF, CLF_DEAD, SEARCH = "clf-secret-0.6b", "clf-dead-secret", "search-secret-fast"
 LOCAL, CLOUD, FLAKY, BUSY = "local-secret-8b", "cloud-secret-70b", "flaky-secret-3b", "busy-secret-1b"
 SPARE, GONE, PATTERN = "spare-secret-1b", "gone-secret-1b", "pt-secret-big"
+LIMITED = "limited-secret-2b"
 CLOUD_KEY = "sk-cloud-backend-5ecret"
 SEARCH_KEY = "sk-search-backend-5ecret"
 # Names the client must never see: backend model names, the routes' configured models, the
 # backends' names (`bk-...`, also in cluster names) and their keys.
-SECRETS = [CLF, CLF_DEAD, SEARCH, LOCAL, CLOUD, FLAKY, BUSY, SPARE, GONE, PATTERN, "rt-", "pt-", "bk-", CLOUD_KEY,
+SECRETS = [CLF, CLF_DEAD, SEARCH, LOCAL, CLOUD, FLAKY, BUSY, SPARE, GONE, PATTERN, LIMITED, "rt-", "pt-", "bk-", CLOUD_KEY,
            SEARCH_KEY]
 BUDGET_TOKENS = 64  # the classifier sees 256 bytes of turn text
 SIMPLE_ZONE = "Asia/Kolkata"
@@ -75,6 +76,11 @@ api_key = "{search_key}"
 [backends.bk-busy]
 kind = "openai"
 url = "http://127.0.0.1:{up}/busy/v1"
+
+[backends.bk-limited]
+kind = "openai"
+url = "http://127.0.0.1:{up}/limited/v1"
+rate_limit = {{ requests = 1, window_ms = 60000 }}
 
 [backends.bk-dead-route]
 kind = "openai"
@@ -215,6 +221,24 @@ system_prompt = "You are the simple route."
 [[routers.routes]]
 label = "COMPLEX"
 model = "rt-cloud-chat"
+
+# A router whose one route is at its backend's request limit after one request.
+[[models]]
+name = "rt-limited-chat"
+apis = ["chat"]
+target = {{ backend = "bk-limited", model = "{limited}" }}
+
+[[routers]]
+name = "ai-router-limited"
+default_route = "ONLY"
+
+[routers.classifier]
+model = "rt-classifier"
+prompt = "Answer {{{{labels}}}}."
+
+[[routers.routes]]
+label = "ONLY"
+model = "rt-limited-chat"
 
 [[keys]]
 name = "tester"
@@ -389,7 +413,7 @@ class Rtr:
 
     def served(self, marker):
         """The route that served the request carrying `marker`: the one request a route model got."""
-        got = [r for r in self.received(marker) if r.get("model") in (LOCAL, CLOUD, BUSY, FLAKY, SPARE, PATTERN)]
+        got = [r for r in self.received(marker) if r.get("model") in (LOCAL, CLOUD, BUSY, FLAKY, SPARE, PATTERN, LIMITED)]
         assert len(got) == 1, "expected one request to a route model, got %r" % got
         return got[0]
 
@@ -427,13 +451,13 @@ def rtr(tmp_path_factory):
     up = ScriptedUpstream(up_port).start()
     up.script.update({CLF: fake_classifier, SEARCH: fake_search, BUSY: fake_busy,
                       LOCAL: fake_chat_model(LOCAL), CLOUD: fake_chat_model(CLOUD), SPARE: fake_chat_model(SPARE),
-                      PATTERN: fake_chat_model(PATTERN)})
+                      PATTERN: fake_chat_model(PATTERN), LIMITED: fake_chat_model(LIMITED)})
     stack = Stack(work)
     try:
         config = work / "airouter.toml"
         config.write_text(CONFIG.format(
             port=port, admin=admin, up=up_port, dead_route=dead_route, dead_clf=dead_clf, dead_spare=dead_spare,
-            gone=GONE, spare=SPARE, pattern=PATTERN, clf=CLF, clf_dead=CLF_DEAD,
+            gone=GONE, spare=SPARE, pattern=PATTERN, limited=LIMITED, clf=CLF, clf_dead=CLF_DEAD,
             search=SEARCH, local=LOCAL, cloud=CLOUD, flaky=FLAKY, busy=BUSY, cloud_key=CLOUD_KEY, search_key=SEARCH_KEY,
             budget=BUDGET_TOKENS, simple_zone=SIMPLE_ZONE, moderate_zone=MODERATE_ZONE))
         stack.start_envoy(config)
@@ -582,6 +606,26 @@ def test_a_route_cooling_down_after_a_429_is_passed_over(rtr):
     answer = ask(rtr, "x " + again)
     assert answer.model == "ai-router" and route_of(rtr.served(again)) == "MODERATE"
     assert len([r for r in rtr.up.requests if json.loads(r["body"] or b"{}").get("model") == BUSY]) == 1
+
+
+def test_a_request_refused_after_the_classifier_answered_is_a_429_in_openais_envelope(rtr):
+    """No route can serve (the only one is at its backend's limit): the default route answers as
+    any limited model does, a 429 with Retry-After, sent while the request was held for the
+    classifier."""
+    client = rtr.client()
+    first = case(classifier="ONLY")
+    answer = client.chat.completions.create(model="ai-router-limited", messages=[{"role": "user", "content": first}])
+    assert answer.model == "ai-router-limited" and rtr.served(first)["model"] == LIMITED
+    second = case(classifier="ONLY")
+    status, headers, body = rtr.raw("/v1/chat/completions", {"model": "ai-router-limited",
+                                                              "messages": [{"role": "user", "content": second}]})
+    assert status == 429, body
+    assert assert_openai_error(status, body)["code"] == "rate_limit_exceeded"
+    assert int(dict((k.lower(), v) for k, v in headers)["retry-after"]) > 0
+    assert_no_leak(headers)
+    assert len(rtr.received(second, CLF)) == 1, "the classifier was asked first"
+    assert [r for r in rtr.received(second) if r["model"] == LIMITED] == []
+    assert rtr.alive()
 
 
 # -- META -----------------------------------------------------------------------------------------
