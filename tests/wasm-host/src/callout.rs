@@ -8,7 +8,7 @@ use anyhow::Result;
 use wasmtime::{Caller, Linker};
 
 use crate::abi::parse_map;
-use crate::{memory, read, HostState};
+use crate::{memory, read, Filter, HostState, ROOT_CONTEXT};
 
 const OK: i32 = 0;
 
@@ -29,6 +29,32 @@ impl HttpCall {
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
+    }
+}
+
+impl Filter {
+    /// Delivers the answer of call-out `token` as Envoy does: to the root context, which made
+    /// the call (`headers` empty and `body` empty: the call failed or timed out).
+    pub fn http_call_response(
+        &mut self,
+        token: u32,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<()> {
+        let s = self.store.data_mut();
+        s.call_response_headers = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        s.call_response_body = body.to_vec();
+        let args = (
+            ROOT_CONTEXT,
+            i32::try_from(token)?,
+            i32::try_from(headers.len())?,
+            i32::try_from(body.len())?,
+            0,
+        );
+        self.on_http_call_response.call(&mut self.store, args)
     }
 }
 

@@ -332,30 +332,6 @@ impl Filter {
         Ok((action, out))
     }
 
-    /// Delivers the answer of call-out `token` as Envoy does: to the root context, which made
-    /// the call (`headers` empty and `body` empty: the call failed or timed out).
-    pub fn http_call_response(
-        &mut self,
-        token: u32,
-        headers: &[(&str, &str)],
-        body: &[u8],
-    ) -> Result<()> {
-        let s = self.store.data_mut();
-        s.call_response_headers = headers
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        s.call_response_body = body.to_vec();
-        let args = (
-            ROOT_CONTEXT,
-            i32::try_from(token)?,
-            i32::try_from(headers.len())?,
-            i32::try_from(body.len())?,
-            0,
-        );
-        self.on_http_call_response.call(&mut self.store, args)
-    }
-
     /// A counter's value by name.
     pub fn metric(&self, name: &str) -> Option<u64> {
         self.state()
