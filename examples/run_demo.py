@@ -30,7 +30,9 @@ AI Router is up: Envoy with the AI Router filter on {config}
                     demo-llm (a real model, SmolLM2-135M, on llama.cpp's OpenAI server),
                     demo-triton-chat (the same model on real Triton, via the sidecar),
                     demo-triton-embed (embeddings on Triton),
-                    demo-failover (first target unreachable; see Envoy's retry stats)
+                    demo-failover (first target unreachable; see Envoy's retry stats),
+                    ai-router (classifier routing: the demo classifier labels each request
+                    SIMPLE, MODERATE, COMPLEX or ENRICH; the label picks the route)
 
 Try:
   curl -s http://127.0.0.1:8080/v1/models -H 'Authorization: Bearer sk-demo'
@@ -40,6 +42,11 @@ Try:
 
   .venv/bin/python -c "from openai import OpenAI; c = OpenAI(base_url='http://127.0.0.1:8080/v1', api_key='sk-demo'); \\
 print(c.chat.completions.create(model='demo-llm', messages=[{{'role':'user','content':'hi'}}]).choices[0].message.content)"
+
+  Classifier routing ("design" reads COMPLEX, "latest" ENRICH, "explain" MODERATE, else SIMPLE):
+  curl -s http://127.0.0.1:8080/v1/chat/completions -H 'Authorization: Bearer sk-demo' \\
+       -H 'content-type: application/json' \\
+       -d '{{"model":"ai-router","max_tokens":64,"messages":[{{"role":"user","content":"What is the latest on Rust?"}}]}}'
 
 Logs in {logs}; one session record (JSON) per request in {logs}/sessions.
 Ctrl-C stops everything.

@@ -36,7 +36,7 @@ fn check_accepts_the_example_and_warns_about_unset_keys() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("ok (5 backends, 9 models, 2 client keys)")
+        String::from_utf8_lossy(&out.stdout).contains("ok (5 backends, 12 models, 2 client keys)")
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("DEMO_HOSTED_KEY"));
 }

@@ -194,7 +194,7 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     if report.when == "call" and report.failed:
-        for name in ("env", "llama", "real_triton"):
+        for name in ("env", "llama", "real_triton", "rtr"):
             if name in item.funcargs:
                 report.sections.append(("stack logs", item.funcargs[name].stack.logs()))
 

@@ -1,15 +1,23 @@
 """The shipped example config, as `make run` serves it, on free ports: demo models answer the
-openai SDK through real Envoy (the real model through llama.cpp's server), and the hashed
-restricted key sees only its model."""
+openai SDK through real Envoy (the real model through llama.cpp's server), the hashed
+restricted key sees only its model, and the router `ai-router` routes by the demo classifier's
+label, with curl and with the openai SDK."""
 
+import base64
 import json
 import re
+import subprocess
+import sys
 import time
+import urllib.request
 
 import openai
 import pytest
 
 from stack import ROOT, Stack, free_port
+
+# The demo backends' addresses (they record what they receive: GET /__requests).
+BACKENDS = {}
 
 
 # Where the example's sidecar writes session records, once it runs.
@@ -24,7 +32,7 @@ def example(tmp_path_factory):
     for old, new in ports.items():
         text = re.sub(r"\b%d\b" % old, str(new), text)
     # Paths in the config are relative to it: anchored where it came from, as it moves.
-    text = re.sub(r'(chat_template_gguf = )"([^"]+)"',
+    text = re.sub(r'(chat_template_gguf = |_file = )"([^"]+)"',
                   lambda m: '%s"%s"' % (m.group(1), (ROOT / "examples" / m.group(2)).resolve()), text)
     # The demo's session records go to its work directory (`.run/sessions`); here, the test's.
     text = text.replace('dir = "../.run/sessions"', 'dir = "sessions"')
@@ -32,14 +40,15 @@ def example(tmp_path_factory):
     config.write_text(text)
     stack = Stack(work)
     try:
-        stack.start_backend("demo", ports[8101], "/v1")
-        stack.start_backend("demo-hosted", ports[8102], "/openai/v1", api_key="sk-hosted-demo")
+        stack.start_backend("demo", ports[8101], "/v1", record=True)
+        stack.start_backend("demo-hosted", ports[8102], "/openai/v1", api_key="sk-hosted-demo", record=True)
         from run_demo import LLM_ALIAS, TRITON_MODELS
         stack.start_llama_cpp(ports[8105], LLM_ALIAS)
         stack.start_triton(ROOT / "tests" / "triton" / "models", ports[8104], models=TRITON_MODELS)
         stack.start_sidecar(config)
         stack.start_envoy(config, {"DEMO_HOSTED_KEY": "sk-hosted-demo"})
         SESSIONS["dir"] = work / "sessions"
+        BACKENDS.update(demo="http://127.0.0.1:%d" % ports[8101], hosted="http://127.0.0.1:%d" % ports[8102])
         yield "http://127.0.0.1:%d/v1" % ports[8080]
     except Exception:
         print(stack.logs())
@@ -130,3 +139,93 @@ def test_demo_llm_answers_real_text_under_its_name(example):
                                                  messages=[{"role": "user", "content": "Name a colour."}]))
     assert chunks and all(c.model == "demo-llm" for c in chunks)
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices).strip()
+
+
+def recorded(backend, path):
+    """The JSON bodies a demo backend received on `path` (it records with --record)."""
+    with urllib.request.urlopen(BACKENDS[backend] + "/__requests", timeout=5) as r:
+        seen = json.loads(r.read())
+    return [json.loads(base64.b64decode(x["body_b64"]) or b"{}") for x in seen if x["path"] == path]
+
+
+def classified(text):
+    """The label the demo classifier answered for a request whose last message is `text`."""
+    asked = [b for b in recorded("demo", "/v1/chat/completions")
+             if b.get("model") == "classifier" and b["messages"][-1]["content"].endswith(text)]
+    assert len(asked) == 1, asked
+    sys.path.insert(0, str(ROOT / "examples"))
+    from demo_backend import classify  # noqa: PLC0415 - the demo's own rules say which label
+
+    return classify(asked[0]["messages"][-1]["content"])[0]
+
+
+def test_ai_router_routes_each_label_of_the_demo_classifier(example):
+    """SIMPLE and MODERATE: the real model, its system prompt (local.md, the date and time in
+    Berlin) in its prompt; COMPLEX: the echo "cloud", whose max_tokens the route raises to 1024;
+    ENRICH: the search model asked through the Responses API with web_search, its answer in the
+    real model's prompt. The client sees ai-router only."""
+    client = openai.OpenAI(base_url=example, api_key="sk-demo", max_retries=0, timeout=60)
+    assert "ai-router" in {m.id for m in client.models.list().data}
+
+    def ask(text, **kw):
+        r = client.chat.completions.create(model="ai-router", messages=[{"role": "user", "content": text}],
+                                           temperature=0, seed=7, **kw)
+        assert r.model == "ai-router"
+        return r
+
+    simple = ask("Name a colour.", max_tokens=8)
+    assert classified("Name a colour.") == "SIMPLE"
+    assert simple.choices[0].message.content.strip() and "You said" not in simple.choices[0].message.content
+    direct = client.chat.completions.create(model="demo-llm", messages=[{"role": "user", "content": "Name a colour."}],
+                                            max_tokens=8, temperature=0, seed=7)
+    # The route's system prompt (about 40 tokens with the date) replaces the template's default.
+    assert simple.usage.prompt_tokens > direct.usage.prompt_tokens + 15, (simple.usage, direct.usage)
+
+    moderate = ask("Explain rain in one line.", max_tokens=8)
+    assert classified("Explain rain in one line.") == "MODERATE" and moderate.choices[0].message.content.strip()
+
+    complex_ = ask("Design a cache for me.", max_tokens=2)
+    assert classified("Design a cache for me.") == "COMPLEX"
+    assert complex_.choices[0].message.content == "You said: Design a cache for me."
+    assert complex_.choices[0].finish_reason == "stop", "the floor lifted max_tokens = 2"
+    cloud = [b for b in recorded("hosted", "/openai/v1/chat/completions") if b.get("model") == "cloud-large"]
+    assert cloud[-1]["max_tokens"] == 1024
+    assert cloud[-1]["messages"][0]["role"] == "system" and "Europe/Berlin" in cloud[-1]["messages"][0]["content"]
+
+    enrich = ask("What is the latest news on Rust?", max_tokens=8)
+    assert classified("What is the latest news on Rust?") == "ENRICH"
+    searches = recorded("hosted", "/openai/v1/responses")
+    assert searches and searches[-1]["model"] == "search-fast" and searches[-1]["tools"] == [{"type": "web_search"}]
+    plain = ask("What is the state of Rust?", max_tokens=8)
+    assert classified("What is the state of Rust?") == "SIMPLE"
+    # The search result (about 60 tokens) went into the prompt before the question.
+    assert enrich.usage.prompt_tokens > plain.usage.prompt_tokens + 30, (enrich.usage, plain.usage)
+
+
+def test_ai_router_streams_and_skips_the_classifier_for_open_webui_tasks(example):
+    client = openai.OpenAI(base_url=example, api_key="sk-demo", max_retries=0, timeout=60)
+    title = "### Task:\nGenerate a concise title for the chat.\n### Chat History:\nUSER: why is the sky blue?"
+    chunks = list(client.chat.completions.create(model="ai-router", stream=True, max_tokens=8, temperature=0,
+                                                 messages=[{"role": "user", "content": title}]))
+    assert chunks and all(c.model == "ai-router" for c in chunks)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices).strip()
+    assert not [b for b in recorded("demo", "/v1/chat/completions")
+                if b.get("model") == "classifier" and "Generate a concise title" in json.dumps(b)]
+
+
+def test_ai_router_answers_curl(example):
+    """The README's curl commands, non-streamed and streamed (COMPLEX: the echo "cloud")."""
+    body = json.dumps({"model": "ai-router", "messages": [{"role": "user", "content": "Design a tiny cache"}]})
+    argv = ["curl", "-s", example + "/chat/completions", "-H", "Authorization: Bearer sk-demo",
+            "-H", "content-type: application/json", "-d", body]
+    out = subprocess.run(argv, capture_output=True, check=True, timeout=60).stdout
+    doc = json.loads(out)
+    assert doc["model"] == "ai-router" and doc["choices"][0]["message"]["content"] == "You said: Design a tiny cache"
+    assert "cloud-large" not in out.decode() and "demo-cloud" not in out.decode()
+    streamed = json.dumps({"model": "ai-router", "stream": True,
+                           "messages": [{"role": "user", "content": "Design a tiny cache"}]})
+    out = subprocess.run(argv[:-1] + [streamed, "-N"], capture_output=True, check=True, timeout=60).stdout.decode()
+    events = [e[len("data: "):] for e in out.strip().split("\n\n")]
+    assert events[-1] == "[DONE]"
+    assert all(json.loads(e)["model"] == "ai-router" for e in events[:-1])
+    assert "cloud-large" not in out and "demo-cloud" not in out

@@ -1,6 +1,7 @@
-//! `GET /v1/models` and `GET /v1/models/{id}`, answered from the plan: client-visible names only
-//! (configured models, then routers' virtual models), each once, filtered by the caller's
-//! allow-list.
+//! `GET /v1/models` and `GET /v1/models/{id}`, answered from the plan: client-visible names only,
+//! each once, filtered by the caller's allow-list. A router's name (`[[routers]]`) is a model the
+//! client can call (Open WebUI offers the models this lists), so it is listed too; its routes'
+//! models are listed only as the models they are.
 
 use serde::Serialize;
 
@@ -55,21 +56,15 @@ pub fn list(plan: &Plan, key: Option<&ClientKey>) -> Vec<u8> {
     .unwrap_or_default()
 }
 
-/// One model as JSON, when the caller may see it: a concrete name, or a name a pattern serves.
+/// One model as JSON, when the caller may see it: a concrete name, a name a pattern serves, or a
+/// router's name.
 pub fn one(plan: &Plan, key: Option<&ClientKey>, id: &str) -> Option<Vec<u8>> {
     if id.is_empty() || !allowed(key, id) {
         return None;
     }
-    if !plan.resolver.knows(id) {
-        // A router's virtual model (never a pattern's).
-        let router = plan.routers.iter().find(|r| r.name == id)?;
-        return serde_json::to_vec(&ModelObject {
-            id: &router.name,
-            object: "model",
-            created: 0,
-            owned_by: DEFAULT_OWNED_BY,
-        })
-        .ok();
+    let router = plan.routers.iter().any(|r| r.name == id);
+    if !router && !plan.resolver.knows(id) {
+        return None;
     }
     let owner = plan
         .models

@@ -105,18 +105,6 @@ extern "C" {
         results_data: *mut *mut u8,
         results_size: *mut usize,
     ) -> u32;
-    fn proxy_http_call(
-        upstream_data: *const u8,
-        upstream_size: usize,
-        headers_data: *const u8,
-        headers_size: usize,
-        body_data: *const u8,
-        body_size: usize,
-        trailers_data: *const u8,
-        trailers_size: usize,
-        timeout_milliseconds: u32,
-        return_token: *mut u32,
-    ) -> u32;
     fn proxy_continue_stream(stream_type: u32) -> u32;
     fn proxy_get_property(
         path_data: *const u8,
@@ -304,32 +292,26 @@ pub fn clear_route_cache() -> bool {
 
 /// Sends an HTTP call-out to `cluster`; its token, or `None` when Envoy refused it (an unknown
 /// cluster, a missing `:method`/`:path`/`:authority`).
+///
+/// Sent through the SDK, unlike the other calls here: Envoy makes the call on the root context
+/// and delivers its answer there, and the SDK's dispatcher forwards it to the stream that sent
+/// it only when it registered the token on sending (an answer it cannot place traps the VM:
+/// "invalid token_id"). The SDK panics only on a status Envoy's `proxy_http_call` does not return
+/// for valid buffers (it returns OK, `BadArgument` or `InternalFailure`).
 pub fn http_call(
     cluster: &str,
     headers: &[(&str, &str)],
     body: &[u8],
     timeout_ms: u32,
 ) -> Option<u32> {
-    let serialized = encode_pairs(headers);
-    let no_trailers = encode_pairs(&[]);
-    let mut token = 0u32;
-    // SAFETY: all pointers describe live buffers for the duration of the call; the out-pointer
-    // is a valid local.
-    let status = unsafe {
-        proxy_http_call(
-            cluster.as_ptr(),
-            cluster.len(),
-            serialized.as_ptr(),
-            serialized.len(),
-            body.as_ptr(),
-            body.len(),
-            no_trailers.as_ptr(),
-            no_trailers.len(),
-            timeout_ms,
-            &mut token,
-        )
-    };
-    (status == OK).then_some(token)
+    proxy_wasm::hostcalls::dispatch_http_call(
+        cluster,
+        headers.to_vec(),
+        Some(body),
+        Vec::new(),
+        std::time::Duration::from_millis(u64::from(timeout_ms)),
+    )
+    .ok()
 }
 
 /// Lets the held request go on; `false` when Envoy refused (the stream is gone).

@@ -14,6 +14,7 @@ fn headers_mut(s: &mut HostState, map: i32) -> Option<&mut Vec<(String, String)>
     match map {
         0 => Some(&mut s.request_headers),
         2 => Some(&mut s.response_headers),
+        6 => Some(&mut s.call_response_headers),
         _ => None,
     }
 }
@@ -22,12 +23,13 @@ fn body_mut(s: &mut HostState, kind: i32) -> Option<&mut Vec<u8>> {
     match kind {
         0 => Some(&mut s.request_body),
         1 => Some(&mut s.response_body),
+        4 => Some(&mut s.call_response_body),
         _ => None,
     }
 }
 
 /// Parses proxy-wasm's serialized header map.
-fn parse_map(bytes: &[u8]) -> Vec<(String, String)> {
+pub(crate) fn parse_map(bytes: &[u8]) -> Vec<(String, String)> {
     let u32_at = |i: usize| {
         bytes
             .get(i..i + 4)
@@ -381,5 +383,5 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> Result<()> {
             }
         },
     )?;
-    Ok(())
+    crate::callout::add_to_linker(linker)
 }

@@ -14,7 +14,10 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::WasiCtxBuilder;
 
 mod abi;
+mod callout;
 pub mod workload;
+
+pub use callout::HttpCall;
 
 pub const CONTINUE: i32 = 0;
 pub const PAUSE: i32 = 1;
@@ -80,6 +83,14 @@ pub struct HostState {
     pub metrics: Vec<(String, u64)>,
     /// Host calls the module made since the stream started, by function.
     pub calls: BTreeMap<&'static str, u32>,
+    /// Call-outs the module sent (`proxy_http_call`), in order; a call's token is its position
+    /// plus one.
+    pub http_calls: Vec<HttpCall>,
+    /// The answer of the call-out being delivered: its headers and body.
+    pub call_response_headers: Vec<(String, String)>,
+    pub call_response_body: Vec<u8>,
+    /// Times the module let a held request go on (`proxy_continue_stream`).
+    pub resumed: u32,
 }
 
 impl HostState {
@@ -106,6 +117,7 @@ pub struct Filter {
     on_done: TypedFunc<i32, i32>,
     on_log: TypedFunc<i32, ()>,
     on_delete: TypedFunc<i32, ()>,
+    on_http_call_response: TypedFunc<(i32, i32, i32, i32, i32), ()>,
     next_context: i32,
     pub configured: bool,
 }
@@ -147,6 +159,10 @@ impl Filter {
             now_nanos: 1_700_000_000_000_000_000,
             metrics: Vec::new(),
             calls: BTreeMap::new(),
+            http_calls: Vec::new(),
+            call_response_headers: Vec::new(),
+            call_response_body: Vec::new(),
+            resumed: 0,
         };
         let mut store = Store::new(engine, state);
         if metered {
@@ -185,6 +201,8 @@ impl Filter {
             on_done: instance.get_typed_func(&mut store, "proxy_on_done")?,
             on_log: instance.get_typed_func(&mut store, "proxy_on_log")?,
             on_delete: instance.get_typed_func(&mut store, "proxy_on_delete")?,
+            on_http_call_response: instance
+                .get_typed_func(&mut store, "proxy_on_http_call_response")?,
             on_context_create,
             store,
             memory,
@@ -223,6 +241,7 @@ impl Filter {
         s.filter_state.clear();
         s.route_cache_cleared = 0;
         s.calls.clear();
+        s.resumed = 0;
         self.on_context_create
             .call(&mut self.store, (id, ROOT_CONTEXT))?;
         Ok(id)

@@ -281,9 +281,27 @@ fn listener_limits_have_defaults_and_are_checked() {
 
 #[test]
 fn the_shipped_example_compiles() {
+    // Its router's prompt files are read beside it, as `airouter` reads them; its time zone is
+    // given one fixed offset (this crate has no tz database: `airouter` looks zones up).
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/");
+    let read =
+        |path: &str| std::fs::read_to_string(format!("{dir}{path}")).map_err(|e| e.to_string());
+    let zone = |_: &str| {
+        Some(vec![crate::router::clock::Transition {
+            at: 0,
+            offset: 3600,
+            abbreviation: "CET".into(),
+        }])
+    };
+    let sources = Sources {
+        env: &|_| None,
+        read_file: &read,
+        time_zone: &zone,
+    };
     let text = include_str!("../../../../examples/airouter.toml");
-    let plan = compile("examples/airouter.toml", text, &|_| None).unwrap();
+    let plan = compile_with("examples/airouter.toml", text, &sources).unwrap();
     assert!(!plan.models.is_empty());
+    assert_eq!(plan.routers[0].name, "ai-router");
 }
 
 #[test]

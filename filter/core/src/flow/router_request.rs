@@ -114,7 +114,9 @@ impl RouterRequest {
     }
 
     fn classify(&mut self, host: &mut dyn Host, plan: &Plan, r: &Router) -> Step {
-        if let Some(route) = meta::detect(&r.meta, &self.turns) {
+        // `detect` names the rule that holds; the rule names its route.
+        let meta_route = meta::detect(&r.meta, &self.turns).and_then(|i| r.meta.get(i));
+        if let Some(route) = meta_route.map(|rule| rule.route) {
             self.decision.reason = "a META rule matched".into();
             return self.choose(host, plan, route, ChosenBy::Meta);
         }

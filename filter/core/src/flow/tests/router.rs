@@ -192,6 +192,43 @@ fn a_meta_rule_skips_the_classifier() {
 }
 
 #[test]
+fn a_meta_rule_sends_the_request_to_the_route_it_names_not_the_route_at_its_index() {
+    // Two rules: the first (index 0) holds for titles and names COMPLEX (route 1), the second
+    // holds for tags and names ENRICH (route 2). Found by tests/e2e/test_router.py: the rule's
+    // index was taken for its route, so every META request went to the first route.
+    let rules = r####"[[routers.meta]]
+route = "COMPLEX"
+contains_any = ["### Task:"]
+
+[[routers.meta]]
+route = "ENRICH"
+contains_any = ["### Tags:"]
+"####;
+    let config = ROUTER.replace(
+        "[[routers.meta]]\nroute = \"SIMPLE\"\ncontains_any = [\"### Task:\"]\n",
+        rules,
+    );
+    assert_ne!(config, ROUTER);
+    let plan = Rc::new(compile("t.toml", &config, &|_| None).unwrap());
+    let mut f = HttpFlow::new(Rc::clone(&plan));
+    let h = ask(&mut f, "### Task: write a title for this chat");
+    assert!(h.calls.is_empty(), "no classifier call");
+    assert_eq!(h.route(), Some("cloud"));
+    assert_eq!(body_json(&h)["model"], "grok-4");
+    assert_eq!(body_json(&h)["max_tokens"], 4096, "COMPLEX's transforms");
+
+    let mut f = HttpFlow::new(plan);
+    let h = ask(&mut f, "### Tags: tag this chat");
+    assert_eq!(
+        h.calls.len(),
+        1,
+        "ENRICH's enrichment is asked, not the classifier"
+    );
+    let sent: serde_json::Value = serde_json::from_slice(&h.calls[0].body).unwrap();
+    assert_eq!(sent["model"], "grok-4-fast");
+}
+
+#[test]
 fn no_label_a_failed_or_timed_out_classifier_takes_the_default_route() {
     for answer in [
         reply(200, &completion("I think it is SIMPLE or COMPLEX")),
@@ -436,12 +473,20 @@ fn a_routers_session_record_says_how_it_was_routed() {
 }
 
 #[test]
-fn the_models_list_shows_the_router_to_keys_that_may_use_it() {
+fn the_models_list_shows_the_router_to_keys_allowed_it() {
+    // Open WebUI offers the models `/v1/models` lists; a router missing from it could not be
+    // picked (found by tests/e2e/test_router.py).
     let mut f = router_flow();
-    let h = send(&mut f, request("GET", "/v1/models", Some("sk-alice"), b""));
-    let (status, _, body) = h.sent.clone().unwrap();
+    let get = |f: &mut HttpFlow, path: &str, key: &str| {
+        let h = send(f, request("GET", path, Some(key), b""));
+        let (status, _, body) = h.sent.unwrap();
+        (
+            status,
+            serde_json::from_slice::<serde_json::Value>(&body).unwrap(),
+        )
+    };
+    let (status, list) = get(&mut f, "/v1/models", "sk-alice");
     assert_eq!(status, 200);
-    let list: serde_json::Value = serde_json::from_slice(&body).unwrap();
     let ids: Vec<&str> = list["data"]
         .as_array()
         .unwrap()
@@ -449,19 +494,11 @@ fn the_models_list_shows_the_router_to_keys_that_may_use_it() {
         .map(|m| m["id"].as_str().unwrap())
         .collect();
     assert!(ids.contains(&"ai-router"), "{ids:?}");
-    let h = send(
-        &mut router_flow(),
-        request("GET", "/v1/models/ai-router", Some("sk-alice"), b""),
-    );
-    assert_eq!(h.sent.as_ref().unwrap().0, 200);
-    let h = send(
-        &mut router_flow(),
-        request("GET", "/v1/models", Some("sk-bob"), b""),
-    );
-    assert!(!String::from_utf8_lossy(&h.sent.unwrap().2).contains("ai-router"));
-    let h = send(
-        &mut router_flow(),
-        request("GET", "/v1/models/ai-router", Some("sk-bob"), b""),
-    );
-    assert_eq!(h.sent.unwrap().0, 404);
+    assert_eq!(ids.iter().filter(|i| **i == "ai-router").count(), 1);
+    let (status, one) = get(&mut f, "/v1/models/ai-router", "sk-alice");
+    assert_eq!((status, one["id"].as_str()), (200, Some("ai-router")));
+    // bob may use local-chat only: the router is not his to see.
+    let (_, list) = get(&mut f, "/v1/models", "sk-bob");
+    assert!(!list.to_string().contains("ai-router"), "{list}");
+    assert_eq!(get(&mut f, "/v1/models/ai-router", "sk-bob").0, 404);
 }
