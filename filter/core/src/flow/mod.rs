@@ -23,8 +23,11 @@
 //! of the model's aggregate cluster: it runs once per attempt and rewrites the request for the
 //! target Envoy picked.
 //!
-//! A router's request (`[[routers]]`, see [`crate::router`]) will also ask
-//! [`route_status::route_status`] whether each route can serve (read-only).
+//! A router's request (`[[routers]]`, see [`crate::router`]) is held at step 2 while
+//! `router_request.rs` asks its classifier (and, for an enriching route, the Responses API)
+//! through call-outs (`callout.rs`), answered at [`HttpFlow::on_http_call_response`]; it asks
+//! [`route_status::route_status`] whether each route can serve (read-only), then re-enters step
+//! 2's routing for the chosen route's model under the router's name.
 //!
 //! The files import one another one way only (this one composes them and none imports it):
 //! `local` → `admission`, `target_request`; `admission` → `settlement`; `routing` →

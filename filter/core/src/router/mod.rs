@@ -14,7 +14,7 @@
 //! - [`decision`]: the record of all that, for the session log and the stats;
 //! - [`template`]: the placeholders of prompts and templates.
 //!
-//! # How the flow uses them (the glue still to be written)
+//! # How the flow uses them (`flow/router_request.rs`, `flow/callout.rs`)
 //!
 //! A router is found where a model is resolved today, in `flow/routing.rs` (`route`), before
 //! [`crate::config::Plan::resolve`]: when the body's model names a router for the API
