@@ -10,11 +10,25 @@ use crate::config::{BackendKind, Credential, Model, Plan};
 use crate::host::{CallOut, Host};
 use crate::text::concat;
 
-/// A call-out on its way: the host's token and when it was sent (ms since the epoch).
+/// A call-out on its way: the host's token, when it was sent (ms since the epoch), and the
+/// plan's index of the backend it went to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Sent {
     pub token: u32,
     pub at_ms: u64,
+    pub backend: usize,
+}
+
+/// Notes a call-out that got no response at all (refused, reset, timed out) against its
+/// backend, as a failed request to it is: `/router/health` shows it unhealthy, and call-outs
+/// and routes skip it for a while instead of waiting for it on every request.
+pub(super) fn note_failure(host: &mut dyn Host, plan: &Plan, sent: &Sent, status: u16) {
+    if status != 0 {
+        return;
+    }
+    if let Some(b) = plan.backends.get(sent.backend) {
+        crate::admin::record_failure(host, &b.name);
+    }
 }
 
 /// Why no call-out was sent.
@@ -87,6 +101,10 @@ pub(super) fn send(
     };
     let at_ms = host.now_ms();
     host.http_call(&call)
-        .map(|token| Sent { token, at_ms })
+        .map(|token| Sent {
+            token,
+            at_ms,
+            backend,
+        })
         .ok_or(NotSent::Refused)
 }

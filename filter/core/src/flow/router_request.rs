@@ -194,12 +194,14 @@ impl RouterRequest {
         match waiting {
             Waiting::Classifier(sent) if sent.token == token => {
                 self.waiting = None;
+                callout::note_failure(host, plan, &sent, response.status);
                 let latency = now.saturating_sub(sent.at_ms);
                 let r = plan.routers.get(self.router)?;
                 Some(self.labelled(host, plan, r, response, latency))
             }
             Waiting::Enrichment(sent, route) if sent.token == token => {
                 self.waiting = None;
+                callout::note_failure(host, plan, &sent, response.status);
                 let latency = now.saturating_sub(sent.at_ms);
                 Some(self.enriched(host, plan, route, response, latency))
             }

@@ -502,3 +502,30 @@ fn the_models_list_shows_the_router_to_keys_allowed_it() {
     assert!(!list.to_string().contains("ai-router"), "{list}");
     assert_eq!(get(&mut f, "/v1/models/ai-router", "sk-bob").0, 404);
 }
+
+#[test]
+fn a_classifier_that_does_not_answer_is_skipped_until_it_recovers() {
+    let plan = Rc::new(compile("t.toml", ROUTER, &|_| None).unwrap());
+    let mut f = HttpFlow::new(Rc::clone(&plan));
+    let mut h = ask(&mut f, "design a thing");
+    h.now = 10_000;
+    f.on_http_call_response(&mut h, 1, reply(0, ""));
+    assert_eq!(h.route(), Some("local"));
+    // The next request does not wait for it: its backend is unhealthy for a while.
+    let mut next = chat(
+        "sk-alice",
+        br#"{"model":"ai-router","messages":[{"role":"user","content":"design"}]}"#,
+    );
+    next.shared = h.shared.clone();
+    next.now = 11_000;
+    let mut f = HttpFlow::new(Rc::clone(&plan));
+    f.on_request_headers(&mut next, false);
+    let len = next.req_body.len();
+    assert_eq!(f.on_request_body(&mut next, len, true), Action::Continue);
+    assert!(next.calls.is_empty(), "not asked while unhealthy");
+    // A call-out that was answered, even with an error status, marks nothing.
+    let mut f = HttpFlow::new(Rc::clone(&plan));
+    let mut h = ask(&mut f, "design a thing");
+    f.on_http_call_response(&mut h, 1, reply(503, "busy"));
+    assert!(h.shared.is_empty());
+}
