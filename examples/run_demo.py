@@ -41,7 +41,8 @@ Try:
   .venv/bin/python -c "from openai import OpenAI; c = OpenAI(base_url='http://127.0.0.1:8080/v1', api_key='sk-demo'); \\
 print(c.chat.completions.create(model='demo-llm', messages=[{{'role':'user','content':'hi'}}]).choices[0].message.content)"
 
-Logs in {logs}. Ctrl-C stops everything.
+Logs in {logs}; one session record (JSON) per request in {logs}/sessions.
+Ctrl-C stops everything.
 """
 
 

@@ -1,5 +1,6 @@
-//! Compiles `proto/kserve/*.proto` into the Triton gRPC client and `proto/envoy/rls.proto` into
-//! the rate limit service Envoy calls, with protox (pure Rust), so the build needs no `protoc`.
+//! Compiles `proto/kserve/*.proto` into the Triton gRPC client, and `proto/envoy/rls.proto` and
+//! `proto/envoy/als.proto` into the rate limit and access log services Envoy calls, with protox
+//! (pure Rust), so the build needs no `protoc`.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../proto");
@@ -12,12 +13,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_server(false)
         .build_client(true)
         .compile_fds(fds)?;
-    let rls = "envoy/rls.proto";
-    println!("cargo:rerun-if-changed={}", root.join(rls).display());
-    let fds = protox::compile([rls], [&root])?;
-    tonic_prost_build::configure()
-        .build_server(true)
-        .build_client(false)
-        .compile_fds(fds)?;
+    for service in ["envoy/rls.proto", "envoy/als.proto"] {
+        println!("cargo:rerun-if-changed={}", root.join(service).display());
+        let fds = protox::compile([service], [&root])?;
+        tonic_prost_build::configure()
+            .build_server(true)
+            .build_client(false)
+            .compile_fds(fds)?;
+    }
     Ok(())
 }

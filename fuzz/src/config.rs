@@ -10,7 +10,7 @@
 use std::path::Path;
 
 use airouter_core::api::Api;
-use airouter_core::config::{compile, ConfigErrors, Credential, Plan};
+use airouter_core::config::{compile, ConfigErrors, Credential, Plan, Sources};
 use airouter_sidecar::bootstrap::{self, plugin_config};
 use serde_json::Value;
 
@@ -122,7 +122,7 @@ pub fn check(data: &[u8]) {
         Err(errs) => return check_errors(text, &errs),
     };
     // What Envoy holds: the text without secrets, compiling to a plan that behaves the same.
-    let Ok(cleaned) = plugin_config::sanitize(text) else {
+    let Ok(cleaned) = plugin_config::sanitize(text, &Sources::env_only(&env)) else {
         // Refused only for a backend key no environment variable can carry.
         return;
     };

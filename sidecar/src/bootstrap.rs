@@ -8,7 +8,8 @@
 //! [`parts`] assembles the pieces, each rendered in its own file: `listener` (connection manager,
 //! client timeouts, access log), `routes`, `clusters` (one per backend), `failover` (aggregate
 //! clusters and their retrying routes), `wasm_filter` (the filter's entry and configuration),
-//! `global_limits`, [`local_replies`] and [`plugin_config`] (the TOML Envoy holds).
+//! `global_limits`, `session_log` (the access logger carrying session records to the sidecar),
+//! [`local_replies`] and [`plugin_config`] (the TOML Envoy holds).
 
 use std::path::Path;
 
@@ -24,6 +25,7 @@ mod listener;
 pub mod local_replies;
 pub mod plugin_config;
 mod routes;
+mod session_log;
 mod wasm_filter;
 
 /// Headroom over the body limit for Envoy's per-connection buffers (headers, framing).
@@ -81,8 +83,11 @@ pub fn parts(plan: &Plan, toml_text: &str, wasm: &Path, ca_file: &Path) -> Parts
     let mut first_mappers = Vec::new();
     if let (Some(g), Some(sidecar)) = (&plan.global_limits, &plan.sidecar) {
         http_filters.extend(global_limits::http_filters(g));
-        clusters.push(global_limits::cluster(g, sidecar));
+        clusters.push(global_limits::cluster(sidecar));
         first_mappers.push(global_limits::local_reply_mapper());
+    }
+    if let (Some(log), Some(sidecar)) = (&plan.session_log, &plan.sidecar) {
+        clusters.push(session_log::cluster(log, sidecar));
     }
     http_filters.push(json!({
         "name": "envoy.filters.http.router",

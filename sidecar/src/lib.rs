@@ -2,11 +2,13 @@
 //! models to OpenAI clients (templates, translators, the KServe v2 client, the HTTP server).
 
 pub mod bootstrap;
+pub mod config_files;
 #[cfg(test)]
 mod golden;
 pub mod kserve;
 pub mod ratelimit;
 pub mod serve;
+pub mod session_log;
 pub mod templates;
 pub mod translate;
 pub mod triton;

@@ -16,12 +16,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use airouter_core::config::{compile, url, Plan, Secret};
+use airouter_core::config::{compile, url, Plan, Secret, Sources};
 use airouter_sidecar::bootstrap;
 use airouter_sidecar::bootstrap::plugin_config::{self, PluginConfig};
+use airouter_sidecar::config_files::{self, ConfigFiles};
 use airouter_sidecar::ratelimit::service::Limiter;
 use airouter_sidecar::ratelimit::store::Store;
 use airouter_sidecar::serve::{self, State};
+use airouter_sidecar::session_log;
 
 const USAGE: &str = "usage:
   airouter check FILE
@@ -53,6 +55,10 @@ fn run(args: &[String]) -> Result<(), String> {
             for var in &plan.missing_env {
                 eprintln!("{file}: warning: environment variable {var} is not set here; Envoy needs it at start");
             }
+            for b in plan.backends.iter().filter(|b| b.is_keyless()) {
+                let var = b.key_env.as_deref().unwrap_or_default();
+                eprintln!("{file}: note: backend {} has no key here ({var} unset, api_key_optional): its targets would be skipped", b.name);
+            }
             println!(
                 "{file}: ok ({} backends, {} models, {} client keys{})",
                 plan.backends.len(),
@@ -70,7 +76,8 @@ fn run(args: &[String]) -> Result<(), String> {
             let file = args.get(1).ok_or(USAGE)?;
             let opts = EnvoyOptions::parse(args.get(2..).unwrap_or(&[]))?;
             let text = read(file)?;
-            let plan = compile(file, &text, &|_| None).map_err(|e| e.to_string())?;
+            let plan =
+                config_files::compile_file(file, &text, &|_| None).map_err(|e| e.to_string())?;
             serve::compile_templates(&plan, &config_dir(file))
                 .map_err(|e| format!("{file}: {e}"))?;
             let (for_envoy, rendered) = plan_for_envoy(file, &plan, &text)?;
@@ -121,7 +128,15 @@ fn run(args: &[String]) -> Result<(), String> {
 /// The configuration text Envoy will hold (no secrets) and the plan the filter compiles from it,
 /// checked to behave as the operator's `plan`.
 fn plan_for_envoy(file: &str, plan: &Plan, text: &str) -> Result<(Plan, PluginConfig), String> {
-    let rendered = plugin_config::sanitize(text).map_err(|e| format!("{file}: {e}"))?;
+    let files = ConfigFiles::beside(file);
+    let read_file = |path: &str| files.read(path);
+    let none = |_: &str| None;
+    let sources = Sources {
+        env: &none,
+        read_file: &read_file,
+        time_zone: &config_files::zone_transitions,
+    };
+    let rendered = plugin_config::sanitize(text, &sources).map_err(|e| format!("{file}: {e}"))?;
     let env = |name: &str| {
         rendered
             .env
@@ -247,7 +262,7 @@ fn serve_sidecar(file: &str) -> Result<(), String> {
     let plan = load(file)?;
     let sidecar = plan.sidecar.clone().ok_or_else(|| {
         format!(
-            "{file}: no backend has kind = \"triton\" and there is no [global_limits]; the sidecar has nothing to serve"
+            "{file}: no backend has kind = \"triton\" and there is neither [global_limits] nor [session_log]; the sidecar has nothing to serve"
         )
     })?;
     // Only the sidecar's own secret matters here; backend keys are Envoy's business.
@@ -264,26 +279,26 @@ fn serve_sidecar(file: &str) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     runtime.block_on(async move {
         // The gRPC clients need the runtime, so the state is built inside it.
-        let limiter = match &plan.global_limits {
-            Some(g) => {
-                let store = Store::new(g.redis.expose(), Duration::from_millis(g.timeout_ms))
-                    .map_err(|e| format!("{file}: {}", url::redact(&e)))?;
-                let addr = format!("{}:{}", sidecar.address, g.port);
+        let grpc = grpc_services(file, &plan, &dir)?;
+        let session_stats = grpc.session_stats.clone();
+        let grpc_task = match grpc.router {
+            Some(router) => {
+                let addr = format!("{}:{}", sidecar.address, sidecar.grpc_port);
                 let listener = tokio::net::TcpListener::bind(&addr)
                     .await
-                    .map_err(|e| format!("{addr} (global_limits.port): {e}"))?;
-                tracing::info!("rate limit service listening on {addr}");
-                let server = Limiter::new(&plan, store).into_server();
+                    .map_err(|e| format!("{addr} (sidecar.grpc_port): {e}"))?;
+                tracing::info!(
+                    "gRPC services ({}) listening on {addr}",
+                    grpc.names.join(", ")
+                );
                 let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-                Some(tokio::spawn(
-                    tonic::transport::Server::builder()
-                        .add_service(server)
-                        .serve_with_incoming(incoming),
-                ))
+                Some(tokio::spawn(router.serve_with_incoming(incoming)))
             }
             None => None,
         };
-        let state = Arc::new(State::build(plan, &dir).map_err(|e| format!("{file}: {e}"))?);
+        let mut state = State::build(plan, &dir).map_err(|e| format!("{file}: {e}"))?;
+        state.session_log = session_stats;
+        let state = Arc::new(state);
         state
             .check_models()
             .await
@@ -297,10 +312,55 @@ fn serve_sidecar(file: &str) -> Result<(), String> {
             () = serve::serve(state, listener) => {}
             _ = shutdown_signal() => tracing::info!("stopping"),
         }
-        if let Some(task) = limiter {
+        if let Some(task) = grpc_task {
             task.abort();
         }
         Ok(())
+    })
+}
+
+/// The gRPC services the sidecar serves on its one gRPC port, by what the plan asks for: the
+/// rate limit service (`[global_limits]`) and the access log service (`[session_log]`).
+struct GrpcServices {
+    router: Option<tonic::transport::server::Router>,
+    names: Vec<&'static str>,
+    session_stats: Option<Arc<session_log::Stats>>,
+}
+
+fn grpc_services(file: &str, plan: &Plan, dir: &Path) -> Result<GrpcServices, String> {
+    let limiter = match &plan.global_limits {
+        Some(g) => {
+            let store = Store::new(g.redis.expose(), Duration::from_millis(g.timeout_ms))
+                .map_err(|e| format!("{file}: {}", url::redact(&e)))?;
+            Some(Limiter::new(plan, store).into_server())
+        }
+        None => None,
+    };
+    let (sessions, session_stats) = match &plan.session_log {
+        Some(log) => {
+            let (receiver, stats) =
+                session_log::start(log, dir.join(&log.dir)).map_err(|e| format!("{file}: {e}"))?;
+            tracing::info!("session records go to {}", dir.join(&log.dir).display());
+            (Some(receiver.into_server()), Some(stats))
+        }
+        None => (None, None),
+    };
+    let mut names = Vec::new();
+    if limiter.is_some() {
+        names.push("envoy.service.ratelimit.v3");
+    }
+    if sessions.is_some() {
+        names.push("envoy.service.accesslog.v3");
+    }
+    let router = (!names.is_empty()).then(|| {
+        tonic::transport::Server::builder()
+            .add_optional_service(limiter)
+            .add_optional_service(sessions)
+    });
+    Ok(GrpcServices {
+        router,
+        names,
+        session_stats,
     })
 }
 
@@ -325,7 +385,8 @@ fn read(file: &str) -> Result<String, String> {
 
 fn load(file: &str) -> Result<Plan, String> {
     let text = read(file)?;
-    compile(file, &text, &|name| std::env::var(name).ok()).map_err(|e| e.to_string())
+    config_files::compile_file(file, &text, &|name| std::env::var(name).ok())
+        .map_err(|e| e.to_string())
 }
 
 fn absolute(p: &Path) -> Result<PathBuf, String> {

@@ -89,10 +89,17 @@ fn envoy_renders_clusters_routes_and_the_filter() {
             "airouter_backend_demo-triton",
             "airouter_backend_demo-unreachable",
             "airouter_failover_6_0",
+            "airouter_session_log",
         ]
     );
     let hcm =
         &doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
+    // The example keeps a session log: its records go to the sidecar's access log service.
+    let session_log = &hcm["access_log"][1]["typed_config"]["common_config"];
+    assert_eq!(
+        session_log["filter_state_objects_to_log"],
+        serde_json::json!(["wasm.airouter_session"])
+    );
     let wasm = &hcm["http_filters"][0]["typed_config"]["config"];
     assert_eq!(
         wasm["vm_config"]["code"]["local"]["filename"],
@@ -328,7 +335,7 @@ fn envoy_with_an_xds_dir_writes_watched_files_and_reload_rewrites_them() {
         serde_json::from_str(&std::fs::read_to_string(dir.join(f)).unwrap()).unwrap()
     };
     let first = read("lds.json")["version_info"].clone();
-    assert_eq!(read("cds.json")["resources"].as_array().unwrap().len(), 6);
+    assert_eq!(read("cds.json")["resources"].as_array().unwrap().len(), 7);
     let out = airouter(&["reload", "examples/airouter.toml", "--xds-dir", dir_arg]);
     assert!(out.status.success());
     assert_ne!(
@@ -339,4 +346,54 @@ fn envoy_with_an_xds_dir_writes_watched_files_and_reload_rewrites_them() {
     let out = airouter(&["reload", "examples/airouter.toml"]);
     assert!(!out.status.success(), "reload needs the directory");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The router example: `check` reads its prompt files, and the configuration `envoy` hands the
+/// filter carries their text and the time zone's rules, not the files' names.
+#[test]
+fn the_router_example_checks_and_renders_its_prompts_inline() {
+    let out = airouter(&["check", "examples/router.toml"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = airouter(&["envoy", "examples/router.toml"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let hcm =
+        &doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
+    let config = hcm["http_filters"][0]["typed_config"]["config"]["configuration"]["value"]
+        .as_str()
+        .unwrap();
+    assert!(!config.contains("_file"), "{config}");
+    assert!(
+        config.contains("You route a user's request to the model best suited"),
+        "{config}"
+    );
+    assert!(config.contains("[time_zones]"), "{config}");
+    assert!(config.contains("\"Europe/Berlin\""), "{config}");
+    // A missing prompt file is refused with the file, line and key that name it.
+    let dir = std::env::temp_dir().join(format!("airouter-router-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = std::fs::read_to_string(root().join("examples/router.toml")).unwrap();
+    let file = dir.join("router.toml");
+    std::fs::write(&file, &text).unwrap();
+    let out = airouter(&["check", file.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = text[..text.find("prompt_file = \"prompts/classify.md\"").unwrap()]
+        .matches('\n')
+        .count()
+        + 1;
+    assert!(
+        err.contains(&format!("router.toml:{line}:"))
+            && err.contains("routers[0].classifier.prompt_file: cannot read `prompts/classify.md`"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
 }

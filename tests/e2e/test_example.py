@@ -2,7 +2,9 @@
 openai SDK through real Envoy (the real model through llama.cpp's server), and the hashed
 restricted key sees only its model."""
 
+import json
 import re
+import time
 
 import openai
 import pytest
@@ -10,16 +12,22 @@ import pytest
 from stack import ROOT, Stack, free_port
 
 
+# Where the example's sidecar writes session records, once it runs.
+SESSIONS = {}
+
+
 @pytest.fixture(scope="module")
 def example(tmp_path_factory):
     work = tmp_path_factory.mktemp("example")
     text = (ROOT / "examples" / "airouter.toml").read_text()
-    ports = {p: free_port() for p in (8080, 9901, 8101, 8102, 8103, 8104, 8105, 8109)}
+    ports = {p: free_port() for p in (8080, 9901, 8101, 8102, 8103, 8104, 8105, 8106, 8109)}
     for old, new in ports.items():
         text = re.sub(r"\b%d\b" % old, str(new), text)
     # Paths in the config are relative to it: anchored where it came from, as it moves.
     text = re.sub(r'(chat_template_gguf = )"([^"]+)"',
                   lambda m: '%s"%s"' % (m.group(1), (ROOT / "examples" / m.group(2)).resolve()), text)
+    # The demo's session records go to its work directory (`.run/sessions`); here, the test's.
+    text = text.replace('dir = "../.run/sessions"', 'dir = "sessions"')
     config = work / "airouter.toml"
     config.write_text(text)
     stack = Stack(work)
@@ -31,6 +39,7 @@ def example(tmp_path_factory):
         stack.start_triton(ROOT / "tests" / "triton" / "models", ports[8104], models=TRITON_MODELS)
         stack.start_sidecar(config)
         stack.start_envoy(config, {"DEMO_HOSTED_KEY": "sk-hosted-demo"})
+        SESSIONS["dir"] = work / "sessions"
         yield "http://127.0.0.1:%d/v1" % ports[8080]
     except Exception:
         print(stack.logs())
@@ -81,6 +90,20 @@ def test_demo_triton_models_answer_through_the_sidecar(example):
     assert 0 < chunks[-1].usage.completion_tokens <= 12 and chunks[-1].usage.prompt_tokens > 5
     emb = client.embeddings.create(model="demo-triton-embed", input=["a", "b"])
     assert emb.model == "demo-triton-embed" and len(emb.data) == 2 and len(emb.data[0].embedding) == 8
+
+
+def test_the_demo_keeps_a_session_record_of_each_request(example):
+    client = openai.OpenAI(base_url=example, api_key="sk-demo", max_retries=0)
+    client.chat.completions.create(model="demo-chat", messages=[{"role": "user", "content": "record me"}])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        found = [json.loads(p.read_text()) for p in SESSIONS["dir"].glob("*.json")]
+        found = [r for r in found if "record me" in json.dumps(r.get("request"))]
+        if found:
+            break
+        time.sleep(0.1)
+    assert found, "no session record"
+    assert found[0]["key"] == "demo" and found[0]["response"]["text"] == "You said: record me"
 
 
 def test_demo_failover_is_served_by_its_second_target(example):

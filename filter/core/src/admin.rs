@@ -17,6 +17,10 @@ pub const PATHS: [&str; 5] = [
     "/auth/metrics",
 ];
 
+/// `POST` a chat request naming a router here (with an admin key) to see how it would be routed:
+/// the classifier is asked, nothing is generated (see `flow/router_request.rs`).
+pub const ROUTE_PROBE_PATH: &str = "/api/route";
+
 /// How long after a connection failure a backend is reported unhealthy.
 pub const UNHEALTHY_FOR_MS: u64 = 30_000;
 
@@ -30,7 +34,8 @@ pub fn record_failure(host: &mut dyn Host, backend: &str) {
     host.shared_set(&down_key(backend), &now.to_le_bytes(), 0);
 }
 
-fn last_failure(host: &dyn Host, backend: &str) -> Option<u64> {
+/// When the backend last failed a connection or timed out, if it ever did (ms since the epoch).
+pub fn last_failure(host: &dyn Host, backend: &str) -> Option<u64> {
     let (v, _) = host.shared_get(&down_key(backend))?;
     Some(u64::from_le_bytes(v.get(..8)?.try_into().ok()?))
 }
@@ -120,8 +125,45 @@ fn stats(plan: &Plan, host: &dyn Host) -> Value {
     json!({
         "backends": backends,
         "models": models,
+        "routers": router_stats(plan, host),
         "failovers": "see Envoy's cluster.airouter_failover_*.upstream_rq_retry",
     })
+}
+
+/// Per router: requests per route, the classifier's calls, failures, mean latency (ms) and
+/// tokens, fallbacks, and the enrichment's calls and failures.
+fn router_stats(plan: &Plan, host: &dyn Host) -> Value {
+    let mut out = Map::new();
+    for (r, n) in plan.routers.iter().zip(&plan.metric_names.routers) {
+        let mut routes = Map::new();
+        for (i, route) in r.routes.iter().enumerate() {
+            routes.insert(
+                route.label.clone(),
+                json!(metrics::value_at(host, &n.routes, i)),
+            );
+        }
+        let calls = host.counter(&n.classifier_calls);
+        let latency = host.counter(&n.classifier_latency_ms);
+        let mean = latency.checked_div(calls).unwrap_or(0);
+        out.insert(
+            r.name.clone(),
+            json!({
+                "routes": routes,
+                "classifier": {
+                    "calls": calls,
+                    "failures": host.counter(&n.classifier_failures),
+                    "mean_latency_ms": mean,
+                    "tokens": host.counter(&n.classifier_tokens),
+                },
+                "fallbacks": host.counter(&n.fallbacks),
+                "enrichment": {
+                    "calls": host.counter(&n.enrich_calls),
+                    "failures": host.counter(&n.enrich_failures),
+                },
+            }),
+        );
+    }
+    Value::Object(out)
 }
 
 fn rate_limits(plan: &Plan, host: &dyn Host) -> Value {

@@ -18,7 +18,10 @@
 //! - **The filter → Envoy's local reply mapper**: the details of the filter's own replies,
 //!   [`LOCAL_REPLY_DETAILS`].
 //! - **Listener filter ↔ upstream filters** (separate plugin instances): the failover state
-//!   [`FAILOVER_PROPERTY`] and the shared-data keys at the end of this file.
+//!   [`FAILOVER_PROPERTY`], the attempts of [`SESSION_ATTEMPTS_PROPERTY`] and the shared-data
+//!   keys at the end of this file.
+//! - **The filter → Envoy's gRPC access logger → the sidecar's access log service**: the session
+//!   record in [`SESSION_FILTER_STATE`], under the log name [`SESSION_LOG_NAME`].
 //!
 //! Not here because each is defined beside the only code that builds it: the stat names and the
 //! `stats_tags` that split them ([`crate::metrics`]), and the rate limit descriptors' kinds and
@@ -121,6 +124,20 @@ pub const SIDECAR_AUTHORITY: &str = "airouter-sidecar";
 /// `attempts\npath\nmodel`.
 pub const FAILOVER_PROPERTY: &str = "airouter_failover";
 
+// ---------------------------------------------------------------- session log
+
+/// Filter state holding the request's session record (one JSON object), set by the listener
+/// filter's log callback; Envoy's gRPC access logger sends it to the sidecar.
+pub const SESSION_PROPERTY: &str = "airouter_session";
+/// [`SESSION_PROPERTY`] as Envoy's config names it.
+pub const SESSION_FILTER_STATE: &str = "wasm.airouter_session";
+/// Request filter state where a failover model's upstream filter notes each attempt for the
+/// session record, one line per attempt: `backend\tmodel`, then `\tstatus` once it answered.
+pub const SESSION_ATTEMPTS_PROPERTY: &str = "airouter_attempts";
+/// The `log_name` of Envoy's gRPC access logger carrying session records: the sidecar keeps
+/// only the records of streams that name it.
+pub const SESSION_LOG_NAME: &str = "airouter_session";
+
 // ---------------------------------------------------------------- global rate limits
 
 /// The client key, for `header_to_metadata` (which removes the header).
@@ -165,6 +182,10 @@ mod tests {
         assert_eq!(
             ROUTE_FILTER_STATE,
             format!("{FILTER_STATE_PREFIX}{ROUTE_PROPERTY}")
+        );
+        assert_eq!(
+            SESSION_FILTER_STATE,
+            format!("{FILTER_STATE_PREFIX}{SESSION_PROPERTY}")
         );
     }
 

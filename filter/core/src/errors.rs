@@ -264,6 +264,15 @@ impl ApiError {
         )
     }
 
+    /// 503: every target of `model` is on a backend whose key is not configured.
+    pub fn no_backend_key(model: &str) -> Self {
+        Self::with_status(
+            503,
+            format!("The model `{model}` is not available: no key is configured for its backends."),
+            Some("backend_unavailable"),
+        )
+    }
+
     pub fn internal(why: &str) -> Self {
         Self::new(500, format!("Internal router error: {why}."))
     }

@@ -10,15 +10,16 @@
 //! The other modules, by the side of the request they serve:
 //! - request side: [`auth`] (client keys), [`api`] (the OpenAI APIs by path), [`resolve`]
 //!   (model names to models), [`json_body`] and [`multipart`] (the `model` in a body, found and
-//!   replaced), [`json_scan`] (reading JSON without parsing it), [`models_list`] and [`admin`]
-//!   (what the filter answers itself);
+//!   replaced), [`json_edit`] (other in-place edits of a JSON body), [`json_scan`] (reading JSON
+//!   without parsing it), [`router`] (classifier routing: labels, routes, transforms,
+//!   enrichment), [`models_list`] and [`admin`] (what the filter answers itself);
 //! - response side: [`model_names`] (backend names renamed in bodies), [`sse`] (event streams),
 //!   [`response_headers`] (the headers a client may see), [`backend_errors`] (a backend's errors
 //!   and Envoy's failures in OpenAI's envelope);
 //! - shared: [`config`] (the compiled plan), [`contract`] (the wire names shared with Envoy's
 //!   config and the sidecar), [`host`] (the seam), [`limits`] and [`global_limits`] (rate limits
 //!   and token budgets), [`metrics`] (counter names), [`errors`] (OpenAI's error envelope),
-//!   [`text`] (cheap string building).
+//!   [`session`] (the per-request session record), [`text`] (cheap string building).
 
 pub mod admin;
 pub mod api;
@@ -31,6 +32,7 @@ pub mod flow;
 pub mod global_limits;
 pub mod host;
 pub mod json_body;
+pub mod json_edit;
 pub mod json_scan;
 pub mod limits;
 pub mod metrics;
@@ -40,6 +42,8 @@ pub mod multipart;
 pub mod pattern;
 pub mod resolve;
 pub mod response_headers;
+pub mod router;
+pub mod session;
 pub mod sse;
 #[cfg(test)]
 mod test_json;

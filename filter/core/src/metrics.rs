@@ -30,6 +30,24 @@ pub const USAGE_CAPPED: &str = "airouter_usage_capped";
 /// (see `sse/usage.rs`), or a budgeted key's response that its client left earlier, charged the
 /// request's admission estimate.
 pub const USAGE_ESTIMATED: &str = "airouter_usage_estimated";
+/// Session records handed to Envoy's access log (`[session_log]`): set against the records the
+/// sidecar received (its `/health`), it tells how many were lost on the way.
+pub const SESSION_RECORDS: &str = "airouter_session_records";
+
+/// Requests a router sent to each of its routes (`.router.R.route.L`).
+pub const ROUTER_REQUESTS: &str = "airouter_router_requests";
+/// Classifier call-outs per router (`.router.R`), those that gave no label (a failed call or
+/// an answer that names no label), their summed latency in milliseconds, and the tokens their
+/// replies reported (counted here only: no key pays them).
+pub const ROUTER_CLASSIFIER_CALLS: &str = "airouter_router_classifier_calls";
+pub const ROUTER_CLASSIFIER_FAILURES: &str = "airouter_router_classifier_failures";
+pub const ROUTER_CLASSIFIER_LATENCY_MS: &str = "airouter_router_classifier_latency_ms";
+pub const ROUTER_CLASSIFIER_TOKENS: &str = "airouter_router_classifier_tokens";
+/// Requests whose wanted route could not serve, served by a fallback or the default.
+pub const ROUTER_FALLBACKS: &str = "airouter_router_fallbacks";
+/// Enrichment call-outs per router, and those whose answer was not injected.
+pub const ROUTER_ENRICH_CALLS: &str = "airouter_router_enrich_calls";
+pub const ROUTER_ENRICH_FAILURES: &str = "airouter_router_enrich_failures";
 
 /// Keeps a tag value within one stat-name segment.
 fn clean(value: &str) -> String {
@@ -57,6 +75,54 @@ pub fn key(counter: &str, key_name: &str) -> String {
     format!("{counter}.key.{}", clean(key_name))
 }
 
+/// A router's counter names (`.router.R`, and `.router.R.route.L` per route), formatted once.
+#[derive(Debug, Clone, Default)]
+pub struct RouterNames {
+    /// [`ROUTER_REQUESTS`] per route, in the router's route order.
+    pub routes: Vec<String>,
+    pub classifier_calls: String,
+    pub classifier_failures: String,
+    pub classifier_latency_ms: String,
+    pub classifier_tokens: String,
+    pub fallbacks: String,
+    pub enrich_calls: String,
+    pub enrich_failures: String,
+}
+
+impl RouterNames {
+    /// The names for router `router` with route labels `labels` (configured names only, so
+    /// cardinality is bounded by the configuration).
+    pub fn new(router: &str, labels: &[&str]) -> Self {
+        let r = clean(router);
+        let one = |counter: &str| format!("{counter}.router.{r}");
+        RouterNames {
+            routes: labels
+                .iter()
+                .map(|l| format!("{ROUTER_REQUESTS}.router.{r}.route.{}", clean(l)))
+                .collect(),
+            classifier_calls: one(ROUTER_CLASSIFIER_CALLS),
+            classifier_failures: one(ROUTER_CLASSIFIER_FAILURES),
+            classifier_latency_ms: one(ROUTER_CLASSIFIER_LATENCY_MS),
+            classifier_tokens: one(ROUTER_CLASSIFIER_TOKENS),
+            fallbacks: one(ROUTER_FALLBACKS),
+            enrich_calls: one(ROUTER_ENRICH_CALLS),
+            enrich_failures: one(ROUTER_ENRICH_FAILURES),
+        }
+    }
+
+    fn all(&self) -> impl Iterator<Item = &String> {
+        self.routes.iter().chain([
+            &self.classifier_calls,
+            &self.classifier_failures,
+            &self.classifier_latency_ms,
+            &self.classifier_tokens,
+            &self.fallbacks,
+            &self.enrich_calls,
+            &self.enrich_failures,
+        ])
+    }
+}
+
 /// Every counter name a plan can bump, formatted once when the plan is built rather than on
 /// each request. Indexed like the plan's keys, models and backends.
 #[derive(Debug, Clone, Default)]
@@ -70,6 +136,8 @@ pub struct Names {
     pub backend_requests: Vec<String>,
     pub backend_errors: Vec<String>,
     pub backend_rate_limited: Vec<String>,
+    /// Per router, in the plan's order.
+    pub routers: Vec<RouterNames>,
 }
 
 impl Names {
@@ -89,6 +157,7 @@ impl Names {
             backend_requests: each(backend_names, BACKEND_REQUESTS, backend),
             backend_errors: each(backend_names, BACKEND_ERRORS, backend),
             backend_rate_limited: each(backend_names, BACKEND_RATE_LIMITED, backend),
+            routers: Vec::new(),
         }
     }
 }
@@ -111,6 +180,7 @@ pub fn all(n: &Names) -> Vec<String> {
         KEY_DENIED.to_string(),
         USAGE_CAPPED.to_string(),
         USAGE_ESTIMATED.to_string(),
+        SESSION_RECORDS.to_string(),
     ];
     for list in [
         &n.backend_requests,
@@ -129,14 +199,22 @@ pub fn all(n: &Names) -> Vec<String> {
             }
         }
     }
+    for name in n.routers.iter().flat_map(RouterNames::all) {
+        if !names.contains(name) {
+            names.push(name.clone());
+        }
+    }
     names
 }
 
-/// The `stats_tags` that turn the name suffixes into tags.
-pub const TAGS: [(&str, &str); 3] = [
+/// The `stats_tags` that turn the name suffixes into tags, in the order Envoy applies them
+/// (each removes its match, so `.route.L` goes before the `.router.R` it follows).
+pub const TAGS: [(&str, &str); 5] = [
     ("backend", r"(\.backend\.([^.]+))$"),
     ("model", r"(\.model\.([^.]+))$"),
     ("key", r"(\.key\.([^.]+))$"),
+    ("route", r"(\.route\.([^.]+))$"),
+    ("router", r"(\.router\.([^.]+))$"),
 ];
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 //! backend reports none, and the usage chunk written from them.
 
 use crate::model_names::NameRewriter;
+use crate::session::Transcript;
 
 mod event;
 mod framer;
@@ -49,6 +50,8 @@ struct StreamState {
     /// A chat or completions stream's text, counted in case its backend reports no usage
     /// (boxed: it is several times the size of the rest, and lives in the response's state).
     estimate: Option<Box<Estimate>>,
+    /// What the stream said, for the request's session record (`[session_log]`).
+    transcript: Option<Box<Transcript>>,
 }
 
 /// How a stream without reported usage is counted (see `usage.rs`).
@@ -69,6 +72,9 @@ impl StreamState {
     /// nothing for the usage-only chunk the router asked for itself.
     fn pass(&mut self, names: &NameRewriter, event: &[u8], out: &mut Vec<u8>) {
         let done = is_done(event);
+        if let Some(t) = self.transcript.as_mut().filter(|_| !done) {
+            t.add_event(&event_data(event));
+        }
         if let Some(tokens) = usage_of(event) {
             self.usage_tokens = Some(tokens);
             if self.strip_usage && is_usage_only(event) {
@@ -135,6 +141,22 @@ impl SseModelRewriter {
             usage_chunk,
         }));
         self
+    }
+
+    /// From now on, also reads each event for the request's session record (see
+    /// [`Transcript`]).
+    pub fn transcribe(&mut self, transcript: Transcript) {
+        self.state.transcript = Some(Box::new(transcript));
+    }
+
+    /// What the stream said so far, when it is read for a session record.
+    pub fn transcript(&self) -> Option<&Transcript> {
+        self.state.transcript.as_deref()
+    }
+
+    /// [`Self::transcript`], to note times in it.
+    pub fn transcript_mut(&mut self) -> Option<&mut Transcript> {
+        self.state.transcript.as_deref_mut()
     }
 
     /// The stream's total tokens, when it carried usage.

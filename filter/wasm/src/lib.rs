@@ -204,8 +204,14 @@ impl HttpContext for HttpFlowContext {
         )
     }
 
-    /// The stream is over, also when the client left before the end: usage not yet charged is.
+    /// The stream is over, also when the client left before the end: usage not yet charged is,
+    /// and the session record (with the status the client got) goes to Envoy's access log.
     fn on_log(&mut self) {
+        if self.flow.records_session() {
+            // The final response headers: the filter's own replies, Envoy's, or the backend's
+            // as edited, which the copy from the response-headers callback may not be.
+            self.headers.load(Headers::Response);
+        }
         let mut host = EnvoyHost::new(&mut self.headers);
         self.flow.on_log(&mut host);
     }

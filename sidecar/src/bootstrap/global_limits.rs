@@ -94,8 +94,8 @@ fn rate_limits() -> Value {
     ])
 }
 
-/// The sidecar's rate limit service (gRPC, so HTTP/2).
-pub fn cluster(g: &GlobalLimits, sidecar: &Sidecar) -> Value {
+/// The sidecar's rate limit service (gRPC, so HTTP/2), on its gRPC port.
+pub fn cluster(sidecar: &Sidecar) -> Value {
     let is_ip = sidecar.address.parse::<IpAddr>().is_ok();
     json!({
         "name": CLUSTER,
@@ -110,7 +110,7 @@ pub fn cluster(g: &GlobalLimits, sidecar: &Sidecar) -> Value {
         },
         "load_assignment": {
             "cluster_name": CLUSTER,
-            "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": socket(&sidecar.address, g.port) } }] }]
+            "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": socket(&sidecar.address, sidecar.grpc_port) } }] }]
         }
     })
 }

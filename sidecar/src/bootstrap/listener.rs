@@ -1,6 +1,6 @@
 //! The listener OpenAI clients connect to: its HTTP connection manager with the given filter
-//! chain and routes, the client timeouts of `[listener]`, OpenAI-shaped local replies and a JSON
-//! access log on stdout.
+//! chain and routes, the client timeouts of `[listener]`, OpenAI-shaped local replies, a JSON
+//! access log on stdout and, with `[session_log]`, the gRPC access log of session records.
 
 use airouter_core::config::Plan;
 use airouter_core::contract;
@@ -19,6 +19,10 @@ pub(super) fn listener(
     buffer_limit: u64,
 ) -> Value {
     let virtual_host = json!({ "name": "airouter", "domains": ["*"], "routes": routes });
+    let mut access_logs = vec![access_log()];
+    if plan.session_log.is_some() {
+        access_logs.push(super::session_log::access_log());
+    }
     let l = &plan.listener;
     let mut hcm = json!({
         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
@@ -26,7 +30,7 @@ pub(super) fn listener(
         "codec_type": "AUTO",
         // Envoy is the edge here: clients' own x-envoy-* headers are not trusted.
         "use_remote_address": true,
-        "access_log": [access_log()],
+        "access_log": access_logs,
         "route_config": { "name": "airouter", "virtual_hosts": [virtual_host] },
         "http_filters": http_filters,
         "local_reply_config": local_replies::config(l.max_body_bytes, first_mappers),

@@ -42,6 +42,8 @@ pub struct State {
     pub backends: HashMap<String, TritonBackend>,
     /// Compiled chat templates by model index.
     pub templates: HashMap<usize, ChatTemplate>,
+    /// What became of the session records, with `[session_log]` (shown by `/health`).
+    pub session_log: Option<Arc<crate::session_log::Stats>>,
 }
 
 impl State {
@@ -63,6 +65,7 @@ impl State {
             plan,
             backends,
             templates,
+            session_log: None,
         })
     }
 
@@ -226,7 +229,8 @@ async fn handle(
         .unwrap_or_else(|e| error_response(&e)))
 }
 
-/// Liveness, plus each Triton server's `ServerReady` and each Triton model's `ModelReady`.
+/// Liveness, plus each Triton server's `ServerReady` and each Triton model's `ModelReady`, and
+/// with `[session_log]` what became of the records (written, dropped, failed, ...).
 async fn health(state: &State) -> Response<Body> {
     let wait = Duration::from_secs(2);
     let mut backends = serde_json::Map::new();
@@ -249,10 +253,11 @@ async fn health(state: &State) -> Response<Body> {
             serde_json::json!(if ready { "ready" } else { "unavailable" }),
         );
     }
-    json_response(
-        200,
-        &serde_json::json!({ "status": "ok", "backends": backends, "models": models }),
-    )
+    let mut body = serde_json::json!({ "status": "ok", "backends": backends, "models": models });
+    if let Some(stats) = &state.session_log {
+        body["session_log"] = serde_json::json!(stats.counts());
+    }
+    json_response(200, &body)
 }
 
 async fn route(state: &State, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {

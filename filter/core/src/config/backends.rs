@@ -133,7 +133,9 @@ fn compile_backend(
         match env(var.get_ref()).filter(|v| !v.is_empty()) {
             Some(v) => Credential::Key(Secret(v)),
             None => {
-                missing_env.push(var.get_ref().clone());
+                if !b.api_key_optional {
+                    missing_env.push(var.get_ref().clone());
+                }
                 Credential::None
             }
         }

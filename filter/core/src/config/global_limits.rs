@@ -1,17 +1,17 @@
 //! `[global_limits]` checked: a Redis URL (kept as a secret: it may carry a password), the
-//! limiter's timeout, the reserved completion tokens, and a port apart from the sidecar's own.
-//! The result is the plan's [`GlobalLimits`].
+//! limiter's timeout and the reserved completion tokens. The result is the plan's
+//! [`GlobalLimits`]; the port the limiter is served on is the sidecar's gRPC port (see
+//! `sidecar.rs`).
 
 use super::error::{ConfigError, Locator};
 use super::raw::{FailureMode, RawGlobalLimits};
 use super::{GlobalLimits, Secret};
 
-/// Checks `[global_limits]` (`sidecar_port` is `sidecar.port`, which the limiter's port must not
-/// take), pushing what is wrong to `errs`; the plan's limits when the section's own values hold.
+/// Checks `[global_limits]`, pushing what is wrong to `errs`; the plan's limits when the
+/// section's own values hold.
 pub(super) fn compile_global_limits(
     loc: &Locator,
     g: &RawGlobalLimits,
-    sidecar_port: u16,
     errs: &mut Vec<ConfigError>,
 ) -> Option<GlobalLimits> {
     let url = g.redis.get_ref();
@@ -43,18 +43,10 @@ pub(super) fn compile_global_limits(
         ));
         ok = false;
     }
-    if g.port == sidecar_port {
-        errs.push(loc.error(
-            g.redis.span(),
-            "global_limits.port",
-            format!("{} is already the sidecar's port; choose another", g.port),
-        ));
-    }
     ok.then(|| GlobalLimits {
         redis: Secret(url.clone()),
         fail_open: g.failure_mode == FailureMode::Open,
         timeout_ms,
-        port: g.port,
         default_max_tokens,
     })
 }

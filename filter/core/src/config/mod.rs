@@ -3,7 +3,10 @@
 //!
 //! [`compile`] parses the text into [`raw`]'s serde shapes (unknown keys refused, spans kept),
 //! then checks each section in a file of its own (`listener`, `admin`, `backends`, `models` with
-//! `triton`, `keys`, `global_limits`, `sidecar`). Every problem found is reported, not only the
+//! `triton`, `keys`, `global_limits`, `session_log`, `sidecar`, `routers` with `routes` and
+//! `prompts`). What a file refers to outside its text (environment variables, prompt files,
+//! time zones) is looked up through [`Sources`]: [`compile`] gives the environment only, as the filter has it;
+//! [`compile_with`] gives more, as the sidecar does. Every problem found is reported, not only the
 //! first, each as a [`ConfigError`] naming the file, the line and the key; a file with any problem
 //! is refused whole. The compiled types live in `plan`, one file per section, re-exported here.
 
@@ -15,30 +18,46 @@ mod keys;
 mod listener;
 mod models;
 mod plan;
+mod prompts;
 pub mod raw;
+mod routers;
+mod routes;
+mod session_log;
 mod sidecar;
+mod sources;
 mod triton;
 pub mod url;
 
 use error::Locator;
 pub use error::{ConfigError, ConfigErrors};
 pub use plan::{
-    Admin, Backend, Credential, GlobalLimits, Listener, Model, ModelTarget, Plan, Secret, Sidecar,
-    Target, TemplateSource, TritonModel, BUILTIN_TEMPLATES, DEFAULT_OWNED_BY,
+    Admin, Backend, Capture, Classifier, Credential, Enrich, GlobalLimits, Listener, Model,
+    ModelTarget, Plan, Route, Router, Secret, SessionLog, Sidecar, Target, TemplateSource,
+    TritonModel, BUILTIN_TEMPLATES, DEFAULT_OWNED_BY,
 };
+pub use prompts::MAX_PROMPT_BYTES;
 use raw::RawConfig;
 pub use raw::{BackendKind, StreamText, TritonFamily};
+pub use sources::{Sources, NO_FILES};
 
-use crate::metrics::Names;
+use crate::metrics::{Names, RouterNames};
 use crate::resolve::{Entry, ModelResolver};
 
 /// Parses and checks one configuration text. `file` names it in errors; `env` looks up
-/// environment variables (the process's own in the sidecar, WASI's inside Envoy).
+/// environment variables (the process's own in the sidecar, WASI's inside Envoy). No file is
+/// read and there is no tz database: `*_file` keys are refused and time zones need their
+/// rules in `[time_zones]`, as in the configuration `airouter envoy` writes for Envoy.
 pub fn compile(
     file: &str,
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Plan, ConfigErrors> {
+    compile_with(file, text, &Sources::env_only(env))
+}
+
+/// [`compile`], looking up what the file refers to through `sources`.
+pub fn compile_with(file: &str, text: &str, sources: &Sources) -> Result<Plan, ConfigErrors> {
+    let env = sources.env;
     let loc = Locator { file, text };
     let raw: RawConfig =
         toml::from_str(text).map_err(|e| ConfigErrors(vec![loc.toml_error(&e)]))?;
@@ -63,28 +82,47 @@ pub fn compile(
     let global_limits = raw
         .global_limits
         .as_ref()
-        .and_then(|g| global_limits::compile_global_limits(&loc, g, raw.sidecar.port, &mut errs));
-    let needs_sidecar =
-        global_limits.is_some() || backends.iter().any(|b| b.kind == BackendKind::Triton);
+        .and_then(|g| global_limits::compile_global_limits(&loc, g, &mut errs));
+    let session_log = raw
+        .session_log
+        .as_ref()
+        .and_then(|s| session_log::compile_session_log(&loc, s, &mut errs));
+    let needs_sidecar = global_limits.is_some()
+        || raw.session_log.is_some()
+        || backends.iter().any(|b| b.kind == BackendKind::Triton);
     let sidecar = sidecar::compile_sidecar(
         &loc,
         &raw.sidecar,
+        raw.global_limits.as_ref().and_then(|g| g.port.as_ref()),
         needs_sidecar,
         env,
         &mut errs,
         &mut missing_env,
     );
 
-    if !errs.is_empty() {
-        return Err(ConfigErrors(errs));
-    }
     let resolver = ModelResolver::new(models.iter().map(|m| Entry {
         name: &m.name,
         pattern: m.pattern.as_ref(),
         apis: m.apis,
         default: m.default,
     }));
-    let metric_names = Names::new(
+    let routers = routers::compile_routers(
+        &loc,
+        &raw.routers,
+        &routers::Context {
+            models: &models,
+            backends: &backends,
+            resolver: &resolver,
+            time_zones: &raw.time_zones,
+            sources,
+        },
+        &mut errs,
+    );
+
+    if !errs.is_empty() {
+        return Err(ConfigErrors(errs));
+    }
+    let mut metric_names = Names::new(
         &backends.iter().map(|b| b.name.as_str()).collect::<Vec<_>>(),
         &models.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(),
         &keys
@@ -93,6 +131,10 @@ pub fn compile(
             .map(|k| k.name.as_str())
             .collect::<Vec<_>>(),
     );
+    metric_names.routers = routers
+        .iter()
+        .map(|r| RouterNames::new(&r.name, &r.labels()))
+        .collect();
     Ok(Plan {
         source: file.to_string(),
         listener,
@@ -104,8 +146,10 @@ pub fn compile(
         admin_keys,
         sidecar,
         global_limits,
+        session_log,
         missing_env,
         metric_names,
+        routers,
     })
 }
 

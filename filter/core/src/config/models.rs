@@ -177,7 +177,7 @@ fn compile_model(
     })
 }
 
-fn check_model_name(name: &str) -> Result<(), String> {
+pub(super) fn check_model_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > 256 {
         return Err("must be 1-256 characters".into());
     }

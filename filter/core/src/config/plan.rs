@@ -6,7 +6,9 @@ mod backend;
 mod global_limits;
 mod listener;
 mod model;
+mod router;
 mod secret;
+mod session_log;
 mod sidecar;
 mod target;
 mod triton;
@@ -15,7 +17,9 @@ pub use backend::Backend;
 pub use global_limits::GlobalLimits;
 pub use listener::{Admin, Listener};
 pub use model::{Model, ModelTarget, DEFAULT_OWNED_BY};
+pub use router::{Classifier, Enrich, Route, Router};
 pub use secret::{Credential, Secret};
+pub use session_log::{Capture, SessionLog};
 pub use sidecar::Sidecar;
 pub use target::Target;
 pub use triton::{TemplateSource, TritonModel, BUILTIN_TEMPLATES};
@@ -44,8 +48,21 @@ pub struct Plan {
     pub sidecar: Option<Sidecar>,
     /// Limits kept in Redis by the sidecar for several Envoys; `None`: per-Envoy limits.
     pub global_limits: Option<GlobalLimits>,
+    /// The per-request session log; `None`: no records are made.
+    pub session_log: Option<SessionLog>,
     /// Environment variables named by `api_key_env` that were not set when the plan was built.
     pub missing_env: Vec<String>,
     /// Counter names for every key, model and backend.
     pub metric_names: crate::metrics::Names,
+    /// Virtual models served by classifier routing, in file order.
+    pub routers: Vec<Router>,
+}
+
+impl Plan {
+    /// The router whose virtual model is `name`, serving `api`.
+    pub fn router(&self, api: crate::api::Api, name: &str) -> Option<&Router> {
+        self.routers
+            .iter()
+            .find(|r| r.name == name && r.apis.contains(api))
+    }
 }

@@ -8,6 +8,8 @@ mod global_limits;
 mod keys;
 mod listener;
 mod models;
+mod routers;
+mod session_log;
 mod sidecar;
 mod triton;
 
@@ -17,7 +19,12 @@ pub use global_limits::{FailureMode, RawGlobalLimits};
 pub use keys::RawKey;
 pub use listener::RawListener;
 pub use models::{RawModel, RawTarget};
-pub use sidecar::RawSidecar;
+pub use routers::{
+    RawClassifier, RawEnrich, RawInject, RawMetaRule, RawRoute, RawRouter, RawSystemPromptMode,
+    RawTransition,
+};
+pub use session_log::{Capture, RawSessionLog};
+pub use sidecar::{RawSidecar, DEFAULT_GRPC_PORT};
 pub use triton::{RawTritonModel, StreamText, TritonFamily};
 
 use std::collections::BTreeMap;
@@ -91,4 +98,17 @@ pub struct RawConfig {
     /// sidecar, which keeps the counts in Redis. Without this section limits are per Envoy.
     #[serde(default, deserialize_with = "separately")]
     pub global_limits: Option<RawGlobalLimits>,
+    /// Virtual models whose requests a classifier model labels, each label picking a route.
+    #[serde(default, deserialize_with = "separately")]
+    pub routers: Vec<RawRouter>,
+    /// The rules of the time zones routes name, by IANA name: their offset changes from 2020
+    /// to 2100. `airouter envoy` writes them into the configuration Envoy holds (the filter has
+    /// no time zone database); there is no need to write them by hand.
+    #[serde(default, deserialize_with = "separately")]
+    pub time_zones: BTreeMap<String, Vec<RawTransition>>,
+    /// One JSON record per request (who, which model and backend, usage, timings and, as
+    /// `capture` says, the conversation), carried by Envoy's gRPC access log service to the
+    /// sidecar, which writes and rotates them. Without this section no record is made.
+    #[serde(default, deserialize_with = "separately")]
+    pub session_log: Option<RawSessionLog>,
 }

@@ -331,14 +331,13 @@ fn global_limits_bring_the_sidecar_and_keep_the_redis_url_secret() {
     let plan = load(text).unwrap();
     let g = plan.global_limits.as_ref().unwrap();
     assert!(!g.fail_open);
-    assert_eq!(
-        (g.timeout_ms, g.port, g.default_max_tokens),
-        (200, 8091, 1024)
-    );
+    assert_eq!((g.timeout_ms, g.default_max_tokens), (200, 1024));
+    let sidecar = plan.sidecar.as_ref();
     assert!(
-        plan.sidecar.is_some(),
+        sidecar.is_some(),
         "the sidecar serves the rate limit service"
     );
+    assert_eq!(sidecar.map(|s| s.grpc_port), Some(8091), "on its gRPC port");
     assert!(!format!("{plan:?}").contains("hunter2"));
 }
 
@@ -386,4 +385,78 @@ fn a_gguf_file_is_a_template_source_of_its_own() {
     }
     let e = first_error(&format!("{base}triton = {{ family = \"vllm\" }}\n"));
     assert!(e.message.contains("chat_template_gguf"), "{e}");
+}
+
+#[test]
+fn the_sidecar_grpc_port_is_one_for_every_service_and_an_older_name_still_sets_it() {
+    let port = |text: &str| load(text).unwrap().sidecar.unwrap().grpc_port;
+    let limits = "[global_limits]\nredis = \"redis://r\"\n";
+    assert_eq!(port(limits), 8091);
+    assert_eq!(port(&format!("{limits}port = 9100\n")), 9100);
+    assert_eq!(
+        port(&format!("[sidecar]\ngrpc_port = 9200\n{limits}")),
+        9200
+    );
+    assert_eq!(
+        port(&format!(
+            "[sidecar]\ngrpc_port = 9200\n{limits}port = 9200\n"
+        )),
+        9200
+    );
+    let e = first_error(&format!(
+        "[sidecar]\ngrpc_port = 9200\n{limits}port = 9300\n"
+    ));
+    assert_eq!((e.line, e.key.as_str()), (5, "global_limits.port"));
+    let e = first_error("[sidecar]\nport = 9000\ngrpc_port = 9000\n[session_log]\n");
+    assert_eq!((e.line, e.key.as_str()), (3, "sidecar.grpc_port"));
+}
+
+#[test]
+fn a_session_log_brings_the_sidecar_with_its_defaults() {
+    let plan = load("[session_log]\n").unwrap();
+    let log = plan.session_log.as_ref().unwrap();
+    assert_eq!(log.capture, Capture::Metadata);
+    assert_eq!(
+        (
+            log.max_record_bytes,
+            log.dir.as_str(),
+            log.max_age_days,
+            log.max_files
+        ),
+        (65536, "sessions", 7, 5000)
+    );
+    assert!(plan.sidecar.is_some(), "the sidecar writes the records");
+    assert!(
+        load(GOOD).unwrap().session_log.is_none(),
+        "off unless asked for"
+    );
+    let full = load("[session_log]\ncapture = \"full\"\nmax_record_bytes = 4096\ndir = \"/var/log/airouter\"\nmax_age_days = 1\nmax_files = 1\n").unwrap();
+    let log = full.session_log.unwrap();
+    assert_eq!(
+        (log.capture, log.max_record_bytes, log.max_files),
+        (Capture::Full, 4096, 1)
+    );
+}
+
+#[test]
+fn session_log_mistakes_are_refused_with_line_and_key() {
+    for (text, line, key) in [
+        ("capture = \"everything\"", 2, ""),
+        ("max_record_bytes = 100", 2, "session_log.max_record_bytes"),
+        (
+            "max_record_bytes = 16777217",
+            2,
+            "session_log.max_record_bytes",
+        ),
+        ("dir = \" \"", 2, "session_log.dir"),
+        ("max_age_days = 0", 2, "session_log.max_age_days"),
+        ("max_files = 0", 2, "session_log.max_files"),
+        ("rotate = true", 2, ""),
+    ] {
+        let e = first_error(&format!("[session_log]\n{text}\n"));
+        assert_eq!(e.line, line, "{text}: {e}");
+        if !key.is_empty() {
+            assert_eq!(e.key, key, "{text}: {e}");
+        }
+    }
 }

@@ -54,26 +54,43 @@ pub(super) fn admin(host: &mut dyn Host, plan: &Plan, line: &RequestLine) -> Opt
         let err = ApiError::method_not_allowed(method, path);
         return Some(reply_allowing(host, &err, "GET"));
     }
+    if let Err(refused) = admin_key(host, plan) {
+        return Some(refused);
+    }
+    let body = admin::render(path, plan, host);
+    Some(reply_json(host, body.to_string().as_bytes()))
+}
+
+/// Checks the request's key is an admin key; the refusal sent otherwise (403 when the
+/// configuration has no admin keys, 401 for a missing or wrong key).
+pub(super) fn admin_key(host: &mut dyn Host, plan: &Plan) -> Result<(), Action> {
     if plan.admin_keys.is_open() {
         let err = ApiError::with_status(
             403,
             "The admin endpoints are off: the configuration has no [[admin_keys]].".into(),
             Some("admin_disabled"),
         );
-        return Some(reply(host, &err));
+        return Err(reply(host, &err));
     }
     let authz = host.header(Headers::Request, "authorization");
     let api_key = host.header(Headers::Request, "api-key");
     let x_api_key = host.header(Headers::Request, "x-api-key");
     let presented = presented_key(authz.as_deref(), api_key.as_deref(), x_api_key.as_deref());
     let Some(presented) = presented else {
-        return Some(reply(host, &ApiError::missing_key()));
+        return Err(reply(host, &ApiError::missing_key()));
     };
     if plan.admin_keys.find(presented).is_none() {
-        return Some(reply(host, &ApiError::invalid_key()));
+        return Err(reply(host, &ApiError::invalid_key()));
     }
-    let body = admin::render(path, plan, host);
-    Some(reply_json(host, body.to_string().as_bytes()))
+    Ok(())
+}
+
+/// Refuses a request to [`admin::ROUTE_PROBE_PATH`] that is not a `POST`.
+pub(super) fn route_probe_method(host: &mut dyn Host, line: &RequestLine) -> Option<Action> {
+    (line.method != "POST").then(|| {
+        let err = ApiError::method_not_allowed(&line.method, line.path());
+        reply_allowing(host, &err, "POST")
+    })
 }
 
 /// Answers the models list and one model's entry, as the client's `key` may see them; `None`

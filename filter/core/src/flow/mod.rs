@@ -16,11 +16,15 @@
 //! 4. [`HttpFlow::on_response_body`]: the body renamed and its errors put into OpenAI's envelope
 //!    (`response_body.rs`), and the tokens it reports charged to the key (`settlement.rs`).
 //! 5. [`HttpFlow::on_log`]: the stream is over; what was not charged yet is (what a stream
-//!    its client left had told by then, or the admission estimate).
+//!    its client left had told by then, or the admission estimate), and with `[session_log]`
+//!    the request's record is finished and handed to Envoy (`session.rs`, [`crate::session`]).
 //!
 //! A failover model's requests also pass [`UpstreamFlow`] (`upstream.rs`), the upstream filter
 //! of the model's aggregate cluster: it runs once per attempt and rewrites the request for the
 //! target Envoy picked.
+//!
+//! A router's request (`[[routers]]`, see [`crate::router`]) will also ask
+//! [`route_status::route_status`] whether each route can serve (read-only).
 //!
 //! The files import one another one way only (this one composes them and none imports it):
 //! `local` → `admission`, `target_request`; `admission` → `settlement`; `routing` →
@@ -28,10 +32,14 @@
 //! `response` → `routing`, `targets`, `local`; `upstream` → `targets`, `target_request`.
 
 mod admission;
+mod callout;
 mod local;
 mod response;
 mod response_body;
+pub mod route_status;
+mod router_request;
 mod routing;
+mod session;
 mod settlement;
 pub mod target_request;
 mod targets;
@@ -44,10 +52,12 @@ use crate::auth::{ClientKey, KnownKeys};
 use crate::config::Plan;
 use crate::errors::ApiError;
 use crate::host::{Action, CallResponse, Headers, Host};
-use crate::metrics;
+use crate::session::Recorder;
+use crate::{admin, metrics};
 use admission::RequestLine;
 use response::Response;
-use routing::Routed;
+use router_request::{RouterRequest, Step};
+use routing::{ReadRequest, Routed, ViaRouter};
 use settlement::Settlement;
 
 pub use settlement::ESTIMATE_MAX_TOKENS;
@@ -68,8 +78,17 @@ pub struct HttpFlow {
     /// The API of a request waiting for its body, and its query string.
     pending: Option<(Api, String)>,
     routed: Option<Routed>,
+    /// A request to a router, from its body until its route is chosen (kept for the record).
+    router: Option<RouterRequest>,
+    /// The client's query string, kept while a router's request is held.
+    query: String,
+    /// A route probe (`POST /api/route`): when it started (ms since the epoch).
+    probe: Option<u64>,
     response: Response,
     settlement: Settlement,
+    /// The request's session record in the making, with `[session_log]` (boxed: most of a
+    /// flow's state when on, a pointer when off).
+    session: Option<Box<Recorder>>,
 }
 
 impl HttpFlow {
@@ -86,14 +105,27 @@ impl HttpFlow {
             key: None,
             pending: None,
             routed: None,
+            router: None,
+            query: String::new(),
+            probe: None,
             response: Response::default(),
             settlement: Settlement::default(),
+            session: None,
         }
+    }
+
+    /// Whether the request's session record is being made (the host then has the response
+    /// headers read afresh for [`Self::on_log`]).
+    pub fn records_session(&self) -> bool {
+        self.session.is_some()
     }
 
     /// Refuses the request with `err`; nothing waits for its body any more.
     fn refuse(&mut self, host: &mut dyn Host, err: &ApiError) -> Action {
         self.pending = None;
+        if let Some(s) = &mut self.session {
+            s.refused(err);
+        }
         local::reply(host, err)
     }
 
@@ -103,10 +135,15 @@ impl HttpFlow {
         admission::remove_internal_headers(host);
         let line = RequestLine::read(host);
         let plan = Rc::clone(&self.plan);
-        if let Some(answered) =
-            local::health(host, &line).or_else(|| local::admin(host, &plan, &line))
-        {
+        if let Some(answered) = local::health(host, &line) {
             return answered;
+        }
+        self.session = session::start(&plan, host);
+        if let Some(answered) = local::admin(host, &plan, &line) {
+            return answered;
+        }
+        if line.path() == admin::ROUTE_PROBE_PATH {
+            return self.start_probe(host, &plan, &line, end_of_stream);
         }
         self.key = match admission::authenticate(host, &plan, &self.known_keys) {
             Ok(key) => key,
@@ -116,6 +153,9 @@ impl HttpFlow {
             }
         };
         let client = client(&plan, self.key);
+        if let (Some(s), Some((_, k))) = (&mut self.session, client) {
+            s.key(&k.name);
+        }
         if let Some((i, k)) = client {
             if let Err(err) = admission::check_key_limits(host, &plan, i, k) {
                 return self.refuse(host, &err);
@@ -126,11 +166,38 @@ impl HttpFlow {
         }
         match admission::check_request(host, &plan, &line, end_of_stream) {
             Ok(api) => {
+                if let Some(s) = &mut self.session {
+                    s.api(api);
+                }
                 self.pending = Some((api, line.query().to_string()));
                 Action::Pause
             }
             Err(err) => self.refuse(host, &err),
         }
+    }
+
+    /// A route probe's headers (`POST /api/route`, admin keys only): held for the body, a chat
+    /// request naming a router, which is classified and answered with the decision.
+    fn start_probe(
+        &mut self,
+        host: &mut dyn Host,
+        plan: &Plan,
+        line: &RequestLine,
+        end_of_stream: bool,
+    ) -> Action {
+        if let Some(refused) = local::route_probe_method(host, line) {
+            return refused;
+        }
+        if let Err(refused) = local::admin_key(host, plan) {
+            return refused;
+        }
+        if end_of_stream {
+            let err = ApiError::bad_request("POST a chat request body naming a router.".into());
+            return self.refuse(host, &err);
+        }
+        self.probe = Some(host.now_ms());
+        self.pending = Some((Api::Chat, String::new()));
+        Action::Pause
     }
 
     /// The request body so far (`body_size` bytes buffered): at its end, the request is routed
@@ -155,9 +222,129 @@ impl HttpFlow {
         let query = self.pending.take().map(|(_, q)| q).unwrap_or_default();
         let plan = Rc::clone(&self.plan);
         let key = client(&plan, self.key).map(|(_, k)| k);
-        match routing::route(host, &plan, key, api, &query, body_size) {
+        let read = match routing::read(host, api, body_size) {
+            Ok(read) => read,
+            Err(err) => return self.refuse(host, &err),
+        };
+        if let Some(router) = plan
+            .routers
+            .iter()
+            .position(|r| r.name == read.requested && r.apis.contains(api))
+        {
+            if key.is_some_and(|k| !k.allows(&read.requested)) {
+                return self.refuse(host, &ApiError::model_not_found(&read.requested));
+            }
+            self.query = query;
+            let probe = self.probe.is_some();
+            let (request, step) = RouterRequest::start(host, &plan, router, api, read.body, probe);
+            self.router = request;
+            return self.router_step(host, step, false);
+        }
+        if self.probe.is_some() {
+            // A probe names a router, never a model: nothing is generated.
+            return self.refuse(host, &ApiError::model_not_found(&read.requested));
+        }
+        match routing::route(host, &plan, key, api, &query, body_size, &read, None) {
             Ok(routed) => {
+                if let Some(s) = &mut self.session {
+                    session::routed(s, host, &plan, api, &routed);
+                    self.response.transcript = Some(s.transcript());
+                }
                 self.routed = Some(routed);
+                Action::Continue
+            }
+            Err(err) => self.refuse(host, &err),
+        }
+    }
+
+    /// Answers a route probe with how its request was routed, and the time it took (ms).
+    fn answer_probe(&mut self, host: &mut dyn Host, started: u64) -> Action {
+        let Some(request) = &self.router else {
+            return self.refuse(host, &ApiError::internal("no router request"));
+        };
+        let mut body = serde_json::to_value(&request.decision).unwrap_or_default();
+        if let Some(obj) = body.as_object_mut() {
+            let total = host.now_ms().saturating_sub(started);
+            obj.insert("total_ms".into(), total.into());
+        }
+        local::reply_json(host, body.to_string().as_bytes())
+    }
+
+    /// Carries out a router's step: hold the request, refuse it, or send it on to the route's
+    /// model under the router's name (`held`: the request was held for a call-out and must be
+    /// resumed).
+    fn router_step(&mut self, host: &mut dyn Host, step: Step, held: bool) -> Action {
+        let (route, body) = match step {
+            Step::Wait => return Action::Pause,
+            Step::Refuse(err) => return self.refuse(host, &err),
+            Step::Serve { route, body } => (route, body),
+        };
+        if let Some(started) = self.probe {
+            return self.answer_probe(host, started);
+        }
+        let plan = Rc::clone(&self.plan);
+        let Some(request) = &self.router else {
+            return self.refuse(host, &ApiError::internal("no router request"));
+        };
+        let Some((router, model)) = plan
+            .routers
+            .get(request.router)
+            .and_then(|r| Some((r, &r.routes.get(route)?.model)))
+        else {
+            return self.refuse(host, &ApiError::internal("unknown route"));
+        };
+        let api = request.api();
+        let key = client(&plan, self.key).map(|(_, k)| k);
+        let ctype = host
+            .header(Headers::Request, "content-type")
+            .unwrap_or_default()
+            .into_owned();
+        let read = match target_request::locate_model(api, &body, &ctype) {
+            Ok((span, requested)) => ReadRequest {
+                body,
+                span,
+                requested,
+            },
+            Err(err) => return self.refuse(host, &err),
+        };
+        // The router's edits go into the host's buffer first: the routing below edits (or,
+        // for failover, hands each attempt) what the buffer holds.
+        let held_size = host
+            .body(Headers::Request, WHOLE_BODY)
+            .map_or(0, |b| b.len());
+        if !host.replace_body(Headers::Request, held_size, &read.body) {
+            return self.refuse(
+                host,
+                &ApiError::internal("the request body could not be rewritten"),
+            );
+        }
+        let size = read.body.len();
+        host.set_header(
+            Headers::Request,
+            "content-length",
+            Some(itoa::Buffer::new().format(size)),
+        );
+        let via = ViaRouter {
+            model,
+            shown_as: &router.name,
+        };
+        let query = std::mem::take(&mut self.query);
+        match routing::route(host, &plan, key, api, &query, size, &read, Some(&via)) {
+            Ok(routed) => {
+                if let Some(request) = &self.router {
+                    request.count(host, &plan, route);
+                }
+                if let Some(s) = &mut self.session {
+                    session::routed(s, host, &plan, api, &routed);
+                    if let Some(request) = &self.router {
+                        s.routing(&request.decision);
+                    }
+                    self.response.transcript = Some(s.transcript());
+                }
+                self.routed = Some(routed);
+                if held && !host.resume_request() {
+                    host.log_warn("a router's request could not be resumed");
+                }
                 Action::Continue
             }
             Err(err) => self.refuse(host, &err),
@@ -183,6 +370,9 @@ impl HttpFlow {
         let Some(routed) = &self.routed else {
             return Action::Continue;
         };
+        if let Some(s) = &mut self.session {
+            session::response_headers(s, host, routed);
+        }
         self.response
             .on_headers(host, &self.plan, routed, end_of_stream)
     }
@@ -214,19 +404,30 @@ impl HttpFlow {
     }
 
     /// A call-out sent with [`Host::http_call`] while the request was held has answered
-    /// (`token` as the host returned it). No part of the flow sends one yet, so every answer is
-    /// for no call of this request's and is ignored.
+    /// (`token` as the host returned it; `response.status` 0 when it failed or timed out): a
+    /// router's classifier or enrichment. An answer for no call of this request's is ignored.
     pub fn on_http_call_response(
         &mut self,
-        _host: &mut dyn Host,
-        _token: u32,
-        _response: CallResponse,
+        host: &mut dyn Host,
+        token: u32,
+        response: CallResponse,
     ) {
+        let plan = Rc::clone(&self.plan);
+        let Some(request) = self.router.as_mut() else {
+            return;
+        };
+        let Some(step) = request.on_reply(host, &plan, token, &response) else {
+            return;
+        };
+        self.router_step(host, step, true);
     }
 
     /// The stream is over (Envoy's access-log callback), ended well or cut short by the client:
-    /// what was not charged yet is.
+    /// what was not charged yet is, and the session record is handed to Envoy.
     pub fn on_log(&mut self, host: &mut dyn Host) {
+        if let Some(mut s) = self.session.take() {
+            session::finish(&mut s, host, &self.response);
+        }
         let Some(routed) = &self.routed else {
             return;
         };

@@ -13,6 +13,7 @@ use crate::backend_errors;
 use crate::config::Plan;
 use crate::errors::ApiError;
 use crate::host::{Action, Headers, Host};
+use crate::session::Transcript;
 use crate::sse::SseModelRewriter;
 use crate::text::concat;
 use crate::{admin, metrics, response_headers};
@@ -42,6 +43,9 @@ pub(super) struct Response {
     pub(super) succeeded: bool,
     /// The filter answered in the backend's place (a bodiless error); its own reply passes.
     answered: bool,
+    /// What the response said, for the session record: read from a JSON body here, handed to
+    /// the rewriter of a stream (see [`Response::transcript`]).
+    pub(super) transcript: Option<Transcript>,
 }
 
 impl Default for Response {
@@ -50,6 +54,7 @@ impl Default for Response {
             mode: ResponseMode::Untouched,
             succeeded: false,
             answered: false,
+            transcript: None,
         }
     }
 }
@@ -127,6 +132,11 @@ impl Response {
             return self.answer_bodiless(host, routed, status, local);
         }
         self.mode = mode_for(host, plan, routed, status, local, end_of_stream);
+        if let ResponseMode::Sse(rewriter) = &mut self.mode {
+            if let Some(t) = self.transcript.take() {
+                rewriter.transcribe(t);
+            }
+        }
         match self.mode {
             ResponseMode::Untouched => Action::Continue,
             ResponseMode::Replaced(_) | ResponseMode::BackendError(_) => {
@@ -142,6 +152,27 @@ impl Response {
                 host.set_header(resp, "content-length", None);
                 Action::Continue
             }
+        }
+    }
+
+    /// What the response said, for the session record (a stream's, or a JSON body's).
+    pub(super) fn transcript(&self) -> Option<&Transcript> {
+        match &self.mode {
+            ResponseMode::Sse(rewriter) => rewriter.transcript(),
+            _ => self.transcript.as_ref(),
+        }
+    }
+
+    /// The response is a stream.
+    pub(super) fn is_stream(&self) -> bool {
+        matches!(self.mode, ResponseMode::Sse(_))
+    }
+
+    /// A stream's estimated tokens, when its backend reported none.
+    pub(super) fn estimated_tokens(&self) -> Option<u64> {
+        match &self.mode {
+            ResponseMode::Sse(rewriter) => rewriter.estimated_tokens(),
+            _ => None,
         }
     }
 

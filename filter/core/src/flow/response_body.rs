@@ -50,6 +50,9 @@ impl Response {
                     }
                     tokens = stream_tokens(host, rewriter, true);
                 }
+                if let Some(t) = rewriter.transcript_mut() {
+                    t.note_first_text(host.now_ms());
+                }
                 if out != chunk && !host.replace_body(resp, body_size, &out) {
                     host.log_warn("could not rewrite an SSE chunk");
                 }
@@ -59,6 +62,9 @@ impl Response {
             ResponseMode::Json => {
                 let body = host.body(resp, body_size).unwrap_or_default();
                 tokens = json_body::total_tokens(&body);
+                if let Some(t) = &mut self.transcript {
+                    t.add_body(&body);
+                }
                 let renamed = routed.names.rewrite_document(&body);
                 send_whole(host, body_size, renamed.as_deref());
                 Action::Continue

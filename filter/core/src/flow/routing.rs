@@ -43,17 +43,16 @@ pub(super) struct Routed {
     pub stream_estimate: Option<(u64, Option<&'static str>)>,
 }
 
-/// Routes the request whose whole body (`body_size` bytes) the host holds, for the client's
-/// `key`; `query` is the client's query string. The error the request is refused with when it
-/// cannot go anywhere.
-pub(super) fn route(
-    host: &mut dyn Host,
-    plan: &Plan,
-    key: Option<&ClientKey>,
-    api: Api,
-    query: &str,
-    body_size: usize,
-) -> Result<Routed, ApiError> {
+/// A request as read from its whole body: the bytes, where the model name is, and the name.
+pub(super) struct ReadRequest {
+    pub body: Vec<u8>,
+    pub span: std::ops::Range<usize>,
+    pub requested: String,
+}
+
+/// Reads the request whose whole body (`body_size` bytes) the host holds: the model the client
+/// asked for, checked. The error the request is refused with when its body cannot say one.
+pub(super) fn read(host: &dyn Host, api: Api, body_size: usize) -> Result<ReadRequest, ApiError> {
     let body = host
         .body(Headers::Request, body_size)
         .ok_or_else(|| ApiError::internal("the request body could not be read"))?;
@@ -62,28 +61,70 @@ pub(super) fn route(
         .unwrap_or_default();
     let (span, requested) = target_request::locate_model(api, &body, &ctype)?;
     target_request::check_model_name(&requested)?;
-    let target = plan
-        .resolve(api, &requested)
-        .ok_or_else(|| ApiError::model_not_found(&requested))?;
-    if let Some(k) = key {
-        if !k.allows(&requested) || !k.allows(&target.client_name) {
-            return Err(ApiError::model_not_found(&requested));
+    Ok(ReadRequest {
+        body,
+        span,
+        requested,
+    })
+}
+
+/// A request a router sends to one of its routes: the route's model is resolved, and the client
+/// sees the router's name.
+pub(super) struct ViaRouter<'a> {
+    /// The route's model, as configured.
+    pub model: &'a str,
+    /// The router's name (the virtual model).
+    pub shown_as: &'a str,
+}
+
+/// Routes the request `read` from the host's body (`body_size` bytes in its buffer), for the
+/// client's `key`; `query` is the client's query string. A router's request names the route's
+/// model in `via` (the key was checked against the router's name). The error the request is
+/// refused with when it cannot go anywhere.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn route(
+    host: &mut dyn Host,
+    plan: &Plan,
+    key: Option<&ClientKey>,
+    api: Api,
+    query: &str,
+    body_size: usize,
+    read: &ReadRequest,
+    via: Option<&ViaRouter<'_>>,
+) -> Result<Routed, ApiError> {
+    let (body, span) = (&read.body, read.span.clone());
+    let requested = via.map_or(read.requested.as_str(), |v| v.model);
+    let mut target = plan
+        .resolve(api, requested)
+        .ok_or_else(|| ApiError::model_not_found(&read.requested))?;
+    if via.is_none() {
+        if let Some(k) = key {
+            if !k.allows(requested) || !k.allows(&target.client_name) {
+                return Err(ApiError::model_not_found(requested));
+            }
         }
+    }
+    // The name the plan resolves each attempt by (a pattern's backends are sent it), and the
+    // name the client sees: the same, but for a router's request.
+    let resolved_name = target.client_name.clone();
+    if let Some(v) = via {
+        target.client_name = v.shown_as.to_string();
     }
     metrics::add_at(host, &plan.metric_names.model_requests, target.index, 1);
     let targets = target.model.targets();
     let local_limits = plan.global_limits.is_none();
     // A body that cannot be made to report usage is refused before any limit counts it.
-    settlement::usage_request(key, api, &body)?;
-    let estimate = settlement::estimate(plan, key, api, &body);
-    let stream_estimate = settlement::stream_estimate(key, api, &body);
+    settlement::usage_request(key, api, body)?;
+    let estimate = settlement::estimate(plan, key, api, body);
+    let stream_estimate = settlement::stream_estimate(key, api, body);
     let first = targets::choose(host, plan, target.model, &target.client_name, local_limits)?;
     let remaining = targets.get(first..).unwrap_or(&[]);
     let request = Request {
         api,
         key,
-        body: &body,
+        body,
         body_size,
+        resolved_name: &resolved_name,
     };
     let (single_backend, strip_usage) = if let [only] = remaining {
         // One target left (the model has one, or the ones before it are limited or cooling):
@@ -94,11 +135,15 @@ pub(super) fn route(
         (None, to_failover(host, &request, &target, first)?)
     };
     let first_backend = remaining.first().and_then(|t| plan.backends.get(t.backend));
-    settlement::mark_for_global_limits(host, plan, key, api, &body, first_backend);
-    let backend_models: Vec<String> = targets
+    settlement::mark_for_global_limits(host, plan, key, api, body, first_backend);
+    let mut backend_models: Vec<String> = targets
         .iter()
-        .map(|t| Model::name_at(t, &target.client_name).to_string())
+        .map(|t| Model::name_at(t, &resolved_name).to_string())
         .collect();
+    if via.is_some() {
+        // A Triton target's sidecar answers under the route model's name: renamed too.
+        backend_models.push(resolved_name.clone());
+    }
     let names: Vec<&str> = backend_models.iter().map(String::as_str).collect();
     let names = NameRewriter::with_backends(&target.client_name, &names);
     Ok(Routed {
@@ -120,6 +165,8 @@ struct Request<'a> {
     key: Option<&'a ClientKey>,
     body: &'a [u8],
     body_size: usize,
+    /// The name the plan resolved (the client's, or a router's route model).
+    resolved_name: &'a str,
 }
 
 /// Rewrites the request for its one target left (body, headers, route) and counts it for the
@@ -140,7 +187,7 @@ fn to_backend(
         .backends
         .get(only.backend)
         .ok_or_else(|| ApiError::internal("unknown backend"))?;
-    let backend_model = Model::name_at(only, &target.client_name).to_string();
+    let backend_model = Model::name_at(only, request.resolved_name).to_string();
     let mut new_body = target_request::replace_model(api, request.body, span, &backend_model);
     let mut strip_usage = false;
     if let Some(with_usage) = settlement::usage_request(request.key, api, &new_body)? {
@@ -193,7 +240,8 @@ fn to_failover(
         .header(req, ":path")
         .map(Cow::into_owned)
         .unwrap_or_default();
-    host.set_header(req, CLIENT_MODEL_HEADER, Some(&target.client_name));
+    // The upstream filter resolves each attempt by this name.
+    host.set_header(req, CLIENT_MODEL_HEADER, Some(request.resolved_name));
     host.set_header(req, CLIENT_PATH_HEADER, Some(&full_path));
     set_route(host, &Model::failover_key(target.index, first));
     host.set_header(req, "accept-encoding", None);

@@ -7,8 +7,10 @@ use crate::errors::ApiError;
 use crate::host::{Headers, Host};
 use crate::{limits, metrics};
 
-/// The index of the first target of `model` that is neither cooling down after a 429 nor at its
-/// request limit (counting the request against that limit); a 429 when there is none.
+/// The index of the first target of `model` that has its key (see `api_key_optional`), is not
+/// cooling down after a 429 and not at its request limit (counting the request against that
+/// limit); a 429 when the targets with a key are all limited or cooling, a 503 when no target
+/// has its key.
 pub(super) fn choose(
     host: &mut dyn Host,
     plan: &Plan,
@@ -17,10 +19,15 @@ pub(super) fn choose(
     local_limits: bool,
 ) -> Result<usize, ApiError> {
     let mut wait = u64::MAX;
+    let mut keyed = false;
     for (k, t) in model.targets().iter().enumerate() {
         let Some(backend) = plan.backends.get(t.backend) else {
             continue;
         };
+        if backend.is_keyless() {
+            continue;
+        }
+        keyed = true;
         let key = limits::target_key(&backend.name, model.state_name_at(t));
         // The clock is read only when there is something to compare it with: most requests
         // find no cool-down and no limit.
@@ -42,6 +49,9 @@ pub(super) fn choose(
             }
         }
         return Ok(k);
+    }
+    if !keyed {
+        return Err(ApiError::no_backend_key(client_name));
     }
     Err(ApiError::all_limited(client_name, wait))
 }

@@ -12,7 +12,7 @@ use crate::api::Api;
 use crate::config::{BackendKind, Model, Plan};
 use crate::contract::{
     ATTEMPT_HEADER, BACKEND_METADATA_PATH, CLIENT_MODEL_HEADER, CLIENT_PATH_HEADER,
-    FAILOVER_PROPERTY,
+    FAILOVER_PROPERTY, SESSION_ATTEMPTS_PROPERTY,
 };
 use crate::host::{Action, Headers, Host};
 
@@ -151,6 +151,9 @@ impl UpstreamFlow {
             let now = host.now_ms();
             crate::limits::charge(host, &backend.name, 1, limit, now);
         }
+        if plan.session_log.is_some() {
+            note_attempt(host, &[&backend.name, "\t", &backend_model]);
+        }
         self.backend = Some(crate::limits::target_key(&backend.name, state_name));
         self.backend_index = Some(index);
         crate::metrics::add_at(host, &plan.metric_names.backend_requests, index, 1);
@@ -216,10 +219,28 @@ impl UpstreamFlow {
                 .map_or(0, |b| b.max_cooldown_ms);
             targets::start_cooldown(host, backend, max_ms);
         }
+        if let (Some(status), Some(_)) = (status, &self.plan.session_log) {
+            note_attempt(host, &["\t", &status.to_string()]);
+        }
         let failed = status.is_some_and(|s| s >= 500);
         if let (true, Some(index)) = (failed, self.backend_index) {
             crate::metrics::add_at(host, &self.plan.metric_names.backend_errors, index, 1);
         }
         Action::Continue
     }
+}
+
+/// Adds `parts` to the attempts noted for the session record ([`SESSION_ATTEMPTS_PROPERTY`]):
+/// a new line for a new attempt (starting with its backend), the status after it.
+fn note_attempt(host: &mut dyn Host, parts: &[&str]) {
+    let mut noted = host
+        .property(&[SESSION_ATTEMPTS_PROPERTY])
+        .unwrap_or_default();
+    if parts.first().is_some_and(|p| *p != "\t") && !noted.is_empty() {
+        noted.push('\n');
+    }
+    for p in parts {
+        noted.push_str(p);
+    }
+    host.set_property(SESSION_ATTEMPTS_PROPERTY, noted.as_bytes());
 }

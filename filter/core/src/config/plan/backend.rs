@@ -32,4 +32,10 @@ impl Backend {
     pub fn cluster_name(&self) -> String {
         crate::contract::backend_cluster(&self.name)
     }
+
+    /// The backend's key comes from an environment variable that was unset or empty (allowed
+    /// only with `api_key_optional`): it is sent nothing until a reload finds the key.
+    pub fn is_keyless(&self) -> bool {
+        self.key_env.is_some() && self.credential == super::Credential::None
+    }
 }

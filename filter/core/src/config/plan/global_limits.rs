@@ -12,8 +12,6 @@ pub struct GlobalLimits {
     pub fail_open: bool,
     /// How long Envoy waits for the limiter's answer, in milliseconds.
     pub timeout_ms: u64,
-    /// Port the sidecar serves Envoy's rate limit service on, at the sidecar's address.
-    pub port: u16,
     /// Completion tokens reserved for a request that sets no `max_tokens`.
     pub default_max_tokens: u32,
 }

@@ -33,6 +33,10 @@ pub struct RawBackend {
     /// Name of an environment variable of Envoy's process holding the backend's API key.
     #[cfg_attr(feature = "schema", schemars(with = "Option<String>"))]
     pub api_key_env: Option<Spanned<String>>,
+    /// Start without the key while `api_key_env` is unset or empty: the backend's targets are
+    /// then skipped (a router passes over its routes) instead of Envoy refusing to start.
+    #[serde(default)]
+    pub api_key_optional: bool,
     /// Pass the client's own key through to this backend (only when it has no key of its own).
     #[cfg_attr(feature = "schema", schemars(with = "Option<bool>"))]
     pub pass_client_key: Option<Spanned<bool>>,

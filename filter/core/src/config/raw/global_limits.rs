@@ -31,9 +31,10 @@ pub struct RawGlobalLimits {
     #[serde(default = "default_limiter_timeout")]
     #[cfg_attr(feature = "schema", schemars(with = "u64"))]
     pub timeout_ms: Spanned<u64>,
-    /// Port the sidecar serves Envoy's rate limit service on, at `sidecar.address` (default 8091).
-    #[serde(default = "default_limiter_port")]
-    pub port: u16,
+    /// The sidecar's gRPC port, as files written before `sidecar.grpc_port` name it: the same
+    /// port (when both are set they must agree).
+    #[cfg_attr(feature = "schema", schemars(with = "Option<u16>"))]
+    pub port: Option<Spanned<u16>>,
     /// Completion tokens reserved for a request that sets no `max_tokens` (default 1024).
     #[serde(default = "default_reserved_completion")]
     #[cfg_attr(feature = "schema", schemars(with = "u32"))]
@@ -42,9 +43,6 @@ pub struct RawGlobalLimits {
 
 fn default_limiter_timeout() -> Spanned<u64> {
     Spanned::new(0..0, 200)
-}
-fn default_limiter_port() -> u16 {
-    8091
 }
 fn default_reserved_completion() -> Spanned<u32> {
     Spanned::new(0..0, 1024)

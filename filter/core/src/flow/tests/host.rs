@@ -53,9 +53,16 @@ impl Host for FakeHost {
         } else {
             &self.resp
         };
-        m.iter()
+        let found = m
+            .iter()
             .find(|(k, _)| k == name)
-            .map(|(_, v)| Cow::Borrowed(v.as_str()))
+            .map(|(_, v)| Cow::Borrowed(v.as_str()));
+        // Envoy's log phase shows a local reply's status in the response headers.
+        let replied = || {
+            let sent = self.sent.as_ref().filter(|_| map == Headers::Response)?;
+            (name == ":status").then(|| Cow::Owned(sent.0.to_string()))
+        };
+        found.or_else(replied)
     }
     fn header_names_with_prefix(&self, map: Headers, prefix: &str) -> Vec<String> {
         let m = if map == Headers::Request {
