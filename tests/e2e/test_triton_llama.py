@@ -240,6 +240,19 @@ def test_stop_strings_cut_where_they_occur(real_triton):
     assert c.choices[0].text.strip()
 
 
+def test_a_stop_string_over_1_kib_is_refused_before_the_model(real_triton):
+    """The sidecar bounds stop strings (docs/config.md: at most 1,024 bytes each): a longer one is
+    a 400 naming `stop`; one at the bound is served."""
+    for path, body in (("/chat/completions", {"messages": COLOUR}), ("/completions", {"prompt": "One, two,"})):
+        status, headers, text = real_triton.post(path, dict(body, model=MODEL, max_tokens=2, stop=["@@", "x" * 1025]))
+        assert status == 400 and headers["content-type"] == "application/json", text
+        err = json.loads(text)["error"]
+        assert (err["type"], err["param"]) == ("invalid_request_error", "stop") and "1024 bytes" in err["message"], err
+    r = real_triton.client().chat.completions.create(model=MODEL, messages=COLOUR, max_tokens=2, stop=["x" * 1024],
+                                                     **GREEDY)
+    assert r.choices[0].finish_reason == "length"
+
+
 def test_legacy_completions_answer_stream_and_take_several_prompts(real_triton):
     client = real_triton.client()
     c = client.completions.create(model=MODEL, prompt="The capital of France is", max_tokens=6, **GREEDY)
