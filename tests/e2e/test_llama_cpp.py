@@ -13,10 +13,16 @@ here against the server itself so that a release that fixes one shows up:
   never let either reach a client.
 - a context overflow is a 400 in OpenAI's envelope when not streamed; streamed, the server sends
   200 and an empty event stream, then drops the connection.
+- valid OpenAI chat shapes it does not implement (content as a list of parts, the `developer`
+  role, an assistant turn with `content: null`) are 500s whose text the router hides.
+- with its default `interrupt_requests`, a stream is dropped when another request arrives
+  (examples/stack.py turns that off).
+A non-streamed answer whose client left is generated to its end: tests/e2e/review20 checks that.
 """
 
 import json
 import re
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -354,3 +360,58 @@ def test_a_client_leaving_mid_stream_leaves_the_server_usable(llama):
     r = llama.client().chat.completions.create(model=MODEL, messages=COLOUR, max_tokens=6, **GREEDY)
     assert r.model == MODEL and r.choices[0].message.content
     assert time.monotonic() - started < 30
+
+
+VALID_SHAPES_IT_REFUSES = {
+    "content parts": [{"role": "user", "content": [{"type": "text", "text": "Name a colour."}]}],
+    "developer role": [{"role": "developer", "content": "Be brief."}, {"role": "user", "content": "Name a colour."}],
+    "assistant content null": [
+        {"role": "user", "content": "What is the weather?"},
+        {"role": "assistant", "content": None,
+         "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "weather", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "sunny"}],
+}
+
+
+@pytest.mark.parametrize("case", sorted(VALID_SHAPES_IT_REFUSES))
+def test_valid_chat_shapes_the_server_refuses_are_a_generic_500(llama, case):
+    """The server answers these 500 with a TypeError from the chat template or a pydantic dump
+    naming its files (a release that takes them shows up here); the client gets the router's
+    generic 500 in OpenAI's envelope, none of that text."""
+    body = {"model": BACKEND_MODEL, "messages": VALID_SHAPES_IT_REFUSES[case], "max_tokens": 4, **GREEDY}
+    status, _, direct = llama.post("/chat/completions", body, base=llama.direct)
+    assert status == 500 and ("validation" in direct or "concatenate" in direct), direct[:300]
+    status, _, text = llama.post("/chat/completions", dict(body, model=MODEL))
+    assert status == 500 and json.loads(text) == {"error": {
+        "message": "The backend had an internal error while processing the request.",
+        "type": "server_error", "param": None, "code": None}}, text
+    assert_no_leak(text)
+
+
+def test_a_stream_is_not_cut_short_by_another_clients_request(llama):
+    """llama-cpp-python's server, by default (`interrupt_requests`), ends the answer it is
+    streaming as soon as another request waits for the model, dropping the connection mid-stream;
+    examples/stack.py starts it with `--interrupt_requests false`, so the second request waits
+    its turn and the first client gets its whole answer."""
+    body = {"model": MODEL, "messages": COUNT, "max_tokens": 24, "stream": True, **GREEDY}
+    whole = "".join(streamed_text(c) for c in chunks_of(llama.post("/chat/completions", body)[2])[0])
+    other = {}
+
+    def second():
+        other["status"] = llama.post("/chat/completions", {"model": MODEL, "messages": COLOUR, "max_tokens": 2,
+                                                           **GREEDY})[0]
+
+    lines, waiter = [], threading.Thread(target=second)
+    with httpx.Client(timeout=60) as http:
+        with http.stream("POST", llama.base + "/chat/completions", json=body,
+                         headers={"authorization": "Bearer sk-test"}) as r:
+            assert r.status_code == 200
+            for line in r.iter_lines():
+                lines.append(line)
+                if line.startswith("data:") and sum(x.startswith("data:") for x in lines) == 3:
+                    waiter.start()
+    waiter.join(60)
+    chunks, done = chunks_of("\n".join(lines))
+    assert done and "".join(streamed_text(c) for c in chunks) == whole
+    assert [c["choices"][0]["finish_reason"] for c in chunks if c["choices"]][-1] == "length"
+    assert other["status"] == 200

@@ -8,10 +8,15 @@ reasons, usage arithmetic and properties that greedy decoding makes exact (the s
 the same tokens, streamed or not; a stop string cuts the same text where it occurs), never prose.
 """
 
+import importlib.util
 import json
+import random
+import sys
 import time
+import types
 import urllib.error
 import urllib.request
+from unittest import mock
 
 import httpx
 import jinja2.sandbox
@@ -235,6 +240,19 @@ def test_stop_strings_cut_where_they_occur(real_triton):
     assert c.choices[0].text.strip()
 
 
+def test_a_stop_string_over_1_kib_is_refused_before_the_model(real_triton):
+    """The sidecar bounds stop strings (docs/config.md: at most 1,024 bytes each): a longer one is
+    a 400 naming `stop`; one at the bound is served."""
+    for path, body in (("/chat/completions", {"messages": COLOUR}), ("/completions", {"prompt": "One, two,"})):
+        status, headers, text = real_triton.post(path, dict(body, model=MODEL, max_tokens=2, stop=["@@", "x" * 1025]))
+        assert status == 400 and headers["content-type"] == "application/json", text
+        err = json.loads(text)["error"]
+        assert (err["type"], err["param"]) == ("invalid_request_error", "stop") and "1024 bytes" in err["message"], err
+    r = real_triton.client().chat.completions.create(model=MODEL, messages=COLOUR, max_tokens=2, stop=["x" * 1024],
+                                                     **GREEDY)
+    assert r.choices[0].finish_reason == "length"
+
+
 def test_legacy_completions_answer_stream_and_take_several_prompts(real_triton):
     client = real_triton.client()
     c = client.completions.create(model=MODEL, prompt="The capital of France is", max_tokens=6, **GREEDY)
@@ -311,3 +329,76 @@ def test_a_client_leaving_mid_stream_stops_generation(real_triton):
     r = real_triton.client().chat.completions.create(model=MODEL, messages=COLOUR, max_tokens=6, **GREEDY)
     assert r.model == MODEL and clean(r.choices[0].message.content)
     assert time.monotonic() - started < 15
+
+
+# The model's text handling on its own (no Triton: its utilities module is stubbed for the import).
+
+@pytest.fixture(scope="module")
+def model_text():
+    """`Text` of tests/triton/models/llama_chat/1/model.py."""
+    utils = types.ModuleType("triton_python_backend_utils")
+    utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL = 1
+    path = ROOT / "tests" / "triton" / "models" / "llama_chat" / "1" / "model.py"
+    spec = importlib.util.spec_from_file_location("llama_chat_model", path)
+    module = importlib.util.module_from_spec(spec)
+    with mock.patch.dict(sys.modules, {"triton_python_backend_utils": utils}):
+        spec.loader.exec_module(module)
+    return module.Text
+
+
+def cut_at_first_stop(text, stops, keep):
+    """What a stop string leaves of `text`, by definition: the text up to where a stop string
+    first ends (the longest, of those ending there), with or without it."""
+    for end in range(1, len(text) + 1):
+        ended = [s for s in stops if text[:end].endswith(s)]
+        if ended:
+            return (text[:end] if keep else text[:end - max(map(len, ended))]), True
+    return text, False
+
+
+def run_text(Text, pieces, stops, keep=False, early=0):
+    """Feeds `pieces` as successive tokens; the deltas, and whether a stop string ended it."""
+    text, out, fed = Text(stops, keep), [], b""
+    for i, piece in enumerate(pieces):
+        fed += piece.encode()
+        out.append(text.push(fed, check_stop=i >= early))
+        if text.stopped:
+            break
+    out.append(text.finish())
+    return out, text.stopped
+
+
+def test_the_models_stop_strings_cut_where_they_first_end(model_text):
+    assert run_text(model_text, ["Hello", " wor", "ld!"], ["wor"]) == (["Hello", " ", ""], True)
+    assert run_text(model_text, ["Hello", " wor", "ld!"], ["wor"], keep=True) == (["Hello", " wor", ""], True)
+    # A possible start of a stop string is held back until it is known not to be one.
+    assert run_text(model_text, ["a", "a", "c"], ["aab"]) == (["", "", "aac", ""], False)
+    assert run_text(model_text, ["aa", "ab", "z"], ["aab"]) == (["", "a", ""], True)
+    # Two ending at once: the longer is cut; one ending first wins over a longer one ending later.
+    assert run_text(model_text, ["xabcd"], ["bcd", "abcd"]) == (["x", ""], True)
+    assert run_text(model_text, ["xabcd"], ["bc", "abcd"]) == (["xa", ""], True)
+    # Before min_tokens a stop string ends nothing; one that ends after it does.
+    assert run_text(model_text, ["ab", "ab", "ab"], ["ab"], early=2) == (["ab", "ab", "", ""], True)
+    assert run_text(model_text, ["x", "a", "b"], ["ab"], early=2) == (["x", "", "", ""], True)
+
+
+def test_the_models_stop_strings_match_their_definition_on_random_text(model_text):
+    rng = random.Random(20)
+    for _ in range(3000):
+        text = "".join(rng.choice("ab") for _ in range(rng.randint(0, 14)))
+        stops = ["".join(rng.choice("ab") for _ in range(rng.randint(1, 5))) for _ in range(rng.randint(1, 3))]
+        cuts = sorted(rng.sample(range(len(text) + 1), min(len(text) + 1, rng.randint(1, 4))))
+        pieces = [text[a:b] for a, b in zip([0] + cuts, cuts + [len(text)])]
+        keep = rng.random() < 0.3
+        out, stopped = run_text(model_text, pieces, stops, keep)
+        assert ("".join(out), stopped) == cut_at_first_stop(text, stops, keep), (pieces, stops, keep, out)
+
+
+def test_a_long_stop_string_costs_its_length_once_not_per_token(model_text):
+    """Four stop strings of 300,000 characters, 64 tokens that keep matching their start: the
+    quadratic check took seconds per token here; this takes well under a second in all."""
+    stops = ["x" * 299_999 + "y", "xy" * 150_000, "x" * 300_000 + "z", "yx" * 150_000]
+    started = time.monotonic()
+    out, stopped = run_text(model_text, ["xxx"] * 64, stops)
+    assert time.monotonic() - started < 2.0
+    assert (out, stopped) == ([""] * 64 + ["x" * 192], False)

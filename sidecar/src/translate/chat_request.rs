@@ -75,24 +75,41 @@ fn boolean(body: &Value, key: &'static str) -> Result<bool, ApiError> {
     }
 }
 
-/// `stop`: a string or a list of up to 4 strings.
+/// Most stop strings one request may give (OpenAI's limit).
+pub const MAX_STOP_STRINGS: usize = 4;
+
+/// Longest stop string, in UTF-8 bytes. OpenAI sets none; a model looks for every stop string in
+/// the text it generates, while every other request waits, so a long one is refused up front.
+pub const MAX_STOP_BYTES: usize = 1024;
+
+/// `stop`: a string or a list of up to [`MAX_STOP_STRINGS`] strings, each at most
+/// [`MAX_STOP_BYTES`] long.
 fn stop(body: &Value) -> Result<Vec<String>, ApiError> {
-    match body.get("stop") {
-        None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::String(s)) => Ok(vec![s.clone()]),
-        Some(Value::Array(items)) if items.len() <= 4 => items
+    let stops: Vec<String> = match body.get("stop") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(items)) if items.len() <= MAX_STOP_STRINGS => items
             .iter()
             .map(|i| {
                 i.as_str().map(str::to_string).ok_or_else(|| {
                     ApiError::invalid_param("stop", "'stop' entries must be strings.")
                 })
             })
-            .collect(),
-        Some(_) => Err(ApiError::invalid_param(
+            .collect::<Result<_, _>>()?,
+        Some(_) => {
+            return Err(ApiError::invalid_param(
+                "stop",
+                format!("'stop' must be a string or a list of at most {MAX_STOP_STRINGS} strings."),
+            ))
+        }
+    };
+    if stops.iter().any(|s| s.len() > MAX_STOP_BYTES) {
+        return Err(ApiError::invalid_param(
             "stop",
-            "'stop' must be a string or a list of at most 4 strings.",
-        )),
+            format!("'stop' strings must be at most {MAX_STOP_BYTES} bytes long."),
+        ));
     }
+    Ok(stops)
 }
 
 fn common(body: &Value, default_max_tokens: u32) -> Result<(Sampling, u32, bool, bool), ApiError> {

@@ -54,6 +54,18 @@ fn bad_parameters_name_themselves() {
             "stop",
         ),
         (
+            json!({"messages":[{"role":"user","content":"x"}],"stop":"x".repeat(1025)}),
+            "stop",
+        ),
+        (
+            json!({"messages":[{"role":"user","content":"x"}],"stop":["a","é".repeat(513)]}),
+            "stop",
+        ),
+        (
+            json!({"messages":[{"role":"user","content":"x"}],"stop":["a","b","c","d","e"]}),
+            "stop",
+        ),
+        (
             json!({"messages":[{"role":"user","content":"x"}],"max_tokens":0}),
             "max_tokens",
         ),
@@ -85,4 +97,23 @@ fn completion_prompts() {
         Some("prompt")
     );
     assert!(completion(&json!({"prompt":7}), 16).is_err());
+}
+
+#[test]
+fn stop_strings_up_to_the_bound_are_taken() {
+    let longest = "é".repeat(MAX_STOP_BYTES / 2);
+    let four = vec![longest.clone(); MAX_STOP_STRINGS];
+    let r = chat(
+        &json!({"messages":[{"role":"user","content":"x"}],"stop":four}),
+        16,
+    )
+    .unwrap();
+    assert_eq!(r.sampling.stop, vec![longest; MAX_STOP_STRINGS]);
+    let e = chat(
+        &json!({"messages":[{"role":"user","content":"x"}],"stop":"x".repeat(MAX_STOP_BYTES + 1)}),
+        16,
+    )
+    .unwrap_err();
+    assert_eq!(e.kind, "invalid_request_error");
+    assert!(e.message.contains("1024 bytes"), "{}", e.message);
 }

@@ -109,14 +109,49 @@ def first(request, name, default):
     return v.decode("utf-8", errors="replace") if isinstance(v, bytes) else v.item() if hasattr(v, "item") else v
 
 
+class StopString:
+    """One stop string looked for in text read a character at a time (Knuth-Morris-Pratt): after
+    each character, `matched` is the length of the longest prefix of the stop string that ends the
+    text so far, short of the whole string. Linear in the text plus the stop string, whatever
+    their lengths."""
+
+    def __init__(self, stop):
+        self.stop = stop
+        # fallback[i]: the longest proper prefix of stop[:i + 1] that is also its suffix.
+        self.fallback = [0] * len(stop)
+        k = 0
+        for i in range(1, len(stop)):
+            while k and stop[i] != stop[k]:
+                k = self.fallback[k - 1]
+            if stop[i] == stop[k]:
+                k += 1
+            self.fallback[i] = k
+        self.matched = 0
+
+    def read(self, char):
+        """True when the whole stop string ends with `char`."""
+        while self.matched and char != self.stop[self.matched]:
+            self.matched = self.fallback[self.matched - 1]
+        if char == self.stop[self.matched]:
+            self.matched += 1
+        if self.matched == len(self.stop):
+            self.matched = self.fallback[-1]
+            return True
+        return False
+
+
 class Text:
     """The generated text as deltas: bytes decoded as they complete (a character split across
     tokens waits for its last byte), stop strings found and cut off, and the text that could be
-    the start of a stop string held back until it is known not to be."""
+    the start of a stop string held back until it is known not to be. Each character is looked at
+    once per stop string, so a long stop string costs its length once, not per token. Text read
+    with `check_stop` false (before `min_tokens`) ends no generation, as in vLLM, though a stop
+    string it starts may end after it."""
 
     def __init__(self, stop, keep_stop):
         self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self.stop, self.keep_stop = stop, keep_stop
+        self.stop = [StopString(s) for s in stop]
+        self.keep_stop = keep_stop
         self.fed = 0
         self.text = ""
         self.sent = 0
@@ -124,16 +159,21 @@ class Text:
 
     def push(self, all_bytes, check_stop=True):
         """The new delta after the detokenized output grew to `all_bytes`."""
-        self.text += self.decoder.decode(all_bytes[self.fed:])
+        new = self.decoder.decode(all_bytes[self.fed:])
         self.fed = len(all_bytes)
-        if check_stop:
-            hits = [(i, s) for s in self.stop for i in [self.text.find(s)] if i >= 0]
-            if hits:
-                at, s = min(hits)
-                self.text = self.text[:at + len(s)] if self.keep_stop else self.text[:at]
+        start = len(self.text)
+        self.text += new
+        for offset, char in enumerate(new):
+            # Every stop string reads every character (their states stay right); the longest one
+            # ending first is cut at.
+            ended = [s.stop for s in self.stop if s.read(char)]
+            if ended and check_stop:
+                end = start + offset + 1
+                cut = end if self.keep_stop else end - max(map(len, ended))
+                self.text = self.text[:cut]
                 self.stopped = True
                 return self.take(len(self.text))
-        hold = max((k for s in self.stop for k in range(len(s) - 1, 0, -1) if self.text.endswith(s[:k])), default=0)
+        hold = max((s.matched for s in self.stop), default=0)
         return self.take(len(self.text) - hold)
 
     def finish(self):
