@@ -81,6 +81,16 @@ fn run(args: &[String]) -> Result<(), String> {
             serve::compile_templates(&plan, &config_dir(file))
                 .map_err(|e| format!("{file}: {e}"))?;
             let (for_envoy, rendered) = plan_for_envoy(file, &plan, &text)?;
+            for b in &plan.backends {
+                if let Some(var) = &b.key_env {
+                    let without = if b.key_optional {
+                        "without it the backend is skipped (api_key_optional)"
+                    } else {
+                        "Envoy refuses to start without it"
+                    };
+                    eprintln!("{file}: Envoy needs the environment variable {var} (backend {}'s key); {without}", b.name);
+                }
+            }
             match &opts.env_file {
                 Some(path) => write_env_file(file, path, &rendered.env)?,
                 None => {

@@ -167,6 +167,7 @@ fn compile_backend(
         url,
         credential,
         key_env,
+        key_optional: b.api_key_optional,
         connect_timeout_ms: b.connect_timeout_ms,
         timeout_ms: b.timeout_ms,
         idle_timeout_ms: b.idle_timeout_ms,

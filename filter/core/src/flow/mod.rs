@@ -432,6 +432,15 @@ impl HttpFlow {
     /// what was not charged yet is, and the session record is handed to Envoy.
     pub fn on_log(&mut self, host: &mut dyn Host) {
         if let Some(mut s) = self.session.take() {
+            if let Some(request) = &self.router {
+                // A router's request that ended before its route took it (the client left
+                // while the classifier was out; a route probe): what it asked and how far the
+                // routing went.
+                if !s.has_routing() {
+                    s.asked_for(request.api(), &request.decision.virtual_model);
+                    s.routing(&request.decision);
+                }
+            }
             session::finish(&mut s, host, &self.response);
         }
         let Some(routed) = &self.routed else {

@@ -22,7 +22,6 @@ use super::turns::{messages_member, ReadError};
 use crate::api::Api;
 use crate::json_body::quoted;
 use crate::json_edit::{self, Edits, Object};
-use crate::json_scan;
 use crate::text::concat;
 
 /// How a route's system prompt meets the client's.
@@ -142,12 +141,26 @@ impl Transforms {
             MaxTokens::Floor(floor) => {
                 for m in top.members.iter().filter(|m| is_max(&m.key)) {
                     let value = body.get(m.value.clone()).unwrap_or(&[]);
-                    if json_scan::as_u64(value).is_some_and(|n| n < u64::from(floor)) {
+                    if below_floor(value, floor) {
                         edits.replace(m.value.clone(), floor.to_string());
                     }
                 }
             }
         }
+    }
+}
+
+/// Whether a max-tokens value (raw JSON) must be raised to `floor`: anything but `null` (no
+/// limit) and a number at or above it. Servers read `1000.0` as 1000, `"5"` as 5 and `-1` as
+/// no limit at all, so every spelling below the floor is raised, not only plain integers.
+fn below_floor(value: &[u8], floor: u32) -> bool {
+    let text = std::str::from_utf8(value).unwrap_or_default().trim();
+    if text == "null" {
+        return false;
+    }
+    match text.parse::<f64>() {
+        Ok(n) => n.is_nan() || n < f64::from(floor),
+        Err(_) => true,
     }
 }
 

@@ -118,9 +118,30 @@ impl Recorder {
     }
 
     /// How a router routed the request (its decision is bounded: labels from the
-    /// configuration, the classifier's reply cut).
+    /// configuration, the classifier's reply cut). The classifier's reply is conversation text
+    /// (reasoning classifiers quote the user), so it is kept only with `capture = "full"`.
     pub fn routing(&mut self, decision: &crate::router::decision::RoutingDecision) {
-        self.routing = Some(decision.clone());
+        let mut d = decision.clone();
+        if self.capture != Capture::Full {
+            if let Some(c) = d.classifier.as_mut() {
+                c.reply = None;
+            }
+        }
+        self.routing = Some(d);
+    }
+
+    /// Whether the record has a router's decision yet.
+    pub fn has_routing(&self) -> bool {
+        self.routing.is_some()
+    }
+
+    /// The model the client asked for, when the request ended before it was routed (a router's
+    /// request whose client left while its classifier was out, a route probe).
+    pub fn asked_for(&mut self, api: Api, model: &str) {
+        self.api = Some(api);
+        if self.model.is_none() {
+            self.model = Some(model.to_string());
+        }
     }
 
     /// Whether the response of a routed request was a stream (known once its headers came).

@@ -16,6 +16,8 @@ pub struct Backend {
     pub credential: Credential,
     /// The environment variable the key comes from, when it does (Envoy must expose it to the VM).
     pub key_env: Option<String>,
+    /// `api_key_optional`: Envoy may start while `key_env` is unset; the backend is then keyless.
+    pub key_optional: bool,
     pub connect_timeout_ms: u64,
     pub timeout_ms: u64,
     pub idle_timeout_ms: u64,
@@ -36,6 +38,6 @@ impl Backend {
     /// The backend's key comes from an environment variable that was unset or empty (allowed
     /// only with `api_key_optional`): it is sent nothing until a reload finds the key.
     pub fn is_keyless(&self) -> bool {
-        self.key_env.is_some() && self.credential == super::Credential::None
+        self.key_optional && self.key_env.is_some() && self.credential == super::Credential::None
     }
 }

@@ -17,6 +17,7 @@ rate_limit = { requests = 1, window_ms = 60000 }
 kind = "openai"
 url = "https://api.example.com/v1"
 api_key_env = "CLOUD_KEY"
+api_key_optional = true
 
 [backends.spare]
 kind = "openai"

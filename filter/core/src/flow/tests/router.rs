@@ -441,7 +441,7 @@ fn a_route_probe_takes_admin_keys_a_post_and_a_router() {
 
 #[test]
 fn a_routers_session_record_says_how_it_was_routed() {
-    let config = format!("{ROUTER}\n[session_log]\ncapture = \"metadata\"\n");
+    let config = format!("{ROUTER}\n[session_log]\ncapture = \"full\"\n");
     let mut f = HttpFlow::new(Rc::new(compile("t.toml", &config, &|_| None).unwrap()));
     let mut h = ask(&mut f, "design a thing");
     f.on_http_call_response(
@@ -528,4 +528,38 @@ fn a_classifier_that_does_not_answer_is_skipped_until_it_recovers() {
     let mut h = ask(&mut f, "design a thing");
     f.on_http_call_response(&mut h, 1, reply(503, "busy"));
     assert!(h.shared.is_empty());
+}
+
+#[test]
+fn a_record_names_the_router_when_the_client_left_while_the_classifier_was_out() {
+    let config = format!("{ROUTER}\n[session_log]\ncapture = \"none\"\n");
+    let mut f = HttpFlow::new(Rc::new(compile("t.toml", &config, &|_| None).unwrap()));
+    let mut h = ask(&mut f, "design a thing");
+    f.on_log(&mut h);
+    let record = h
+        .state
+        .values()
+        .find(|v| v.contains("\"schema\""))
+        .expect("a record");
+    let record: serde_json::Value = serde_json::from_str(record).unwrap();
+    assert_eq!(record["model"], "ai-router");
+    assert_eq!(record["routing"]["virtual_model"], "ai-router");
+}
+
+#[test]
+fn without_full_capture_a_record_keeps_no_classifier_reply() {
+    let config = format!("{ROUTER}\n[session_log]\ncapture = \"metadata\"\n");
+    let mut f = HttpFlow::new(Rc::new(compile("t.toml", &config, &|_| None).unwrap()));
+    let mut h = ask(&mut f, "design a thing");
+    let answer = "<think>The user says: PATIENT-HAS-CONDITION-X</think>COMPLEX";
+    f.on_http_call_response(&mut h, 1, reply(200, &completion(answer)));
+    f.on_log(&mut h);
+    let record = h
+        .state
+        .values()
+        .find(|v| v.contains("\"schema\""))
+        .expect("a record");
+    assert!(!record.contains("PATIENT"), "{record}");
+    let record: serde_json::Value = serde_json::from_str(record).unwrap();
+    assert_eq!(record["routing"]["route"], "COMPLEX");
 }

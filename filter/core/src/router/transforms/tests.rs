@@ -90,6 +90,20 @@ fn max_tokens_are_raised_to_the_floor_or_removed() {
         ),
         r#"{"max_tokens":4096,"max_completion_tokens": 8000,"MAX_TOKENS":4096,"n":1}"#
     );
+    // Every spelling a server reads as a number below the floor (or as no limit) is raised.
+    for spelling in [
+        "1000.0", "5.5", "-1", "\"5\"", "\"1000\"", "1e3", "true", "[]",
+    ] {
+        assert_eq!(
+            apply(&floor, &format!(r#"{{"max_tokens":{spelling}}}"#)),
+            r#"{"max_tokens":4096}"#,
+            "{spelling}"
+        );
+    }
+    assert_eq!(
+        apply(&floor, r#"{"max_tokens":5000.0}"#),
+        r#"{"max_tokens":5000.0}"#
+    );
     let unset = r#"{"messages":[],"max_tokens":null}"#;
     assert_eq!(
         apply(&floor, unset),
