@@ -378,7 +378,10 @@ def test_clusters_have_outlier_detection(failover):
     url = "http://127.0.0.1:%d/config_dump?resource=static_clusters" % ports["admin"]
     dump = json.loads(urllib.request.urlopen(url).read())
     names = {c["cluster"]["name"]: c["cluster"] for c in dump["configs"]}
-    assert names["airouter_backend_primary"]["outlier_detection"]["consecutive_5xx"] == 5
+    od = names["airouter_backend_primary"]["outlier_detection"]
+    # Gateway failures eject; a backend's own 500 (maybe a client's bad request) does not.
+    assert od["consecutive_gateway_failure"] == 5 and od["enforcing_consecutive_gateway_failure"] == 100
+    assert od["enforcing_consecutive_5xx"] == 0
     assert len(tomllib.loads(CONFIG.format(**ports))["backends"]) <= len(names)
 
 

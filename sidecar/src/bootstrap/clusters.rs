@@ -36,9 +36,14 @@ pub(super) fn cluster(plan: &Plan, b: &Backend, buffer_limit: u64, ca_file: &Pat
     });
     // Passive: a backend answering five 5xx in a row (or unreachable five times) is ejected for
     // 30 s, doubling on repeats; failover then goes straight to the next target. 429s do not count.
+    // Ejected on gateway failures (connection failures, resets, 502/503/504) only: a backend's
+    // 500 is as often a client's malformed request as the backend's fault, and a client must
+    // not be able to eject a healthy backend by sending a few.
     c["outlier_detection"] = json!({
         "consecutive_5xx": 5,
+        "enforcing_consecutive_5xx": 0,
         "consecutive_gateway_failure": 5,
+        "enforcing_consecutive_gateway_failure": 100,
         "base_ejection_time": "30s",
         "max_ejection_percent": 100
     });
