@@ -172,6 +172,9 @@ pub const SHARED_COUNTER_PREFIX: &str = "airouter/rl/";
 pub const SHARED_COOLDOWN_PREFIX: &str = "airouter/cool/";
 /// Shared-data key prefix of a backend's last connection failure (followed by its name).
 pub const SHARED_DOWN_PREFIX: &str = "airouter/down/";
+/// Shared-data key of the Envoy process's session record sequence (`[session_log]`: its epoch
+/// and last number, see `session/sequence.rs`).
+pub const SHARED_SESSION_SEQUENCE_KEY: &str = "airouter/session/sequence";
 
 #[cfg(test)]
 mod tests {

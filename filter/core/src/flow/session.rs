@@ -11,7 +11,7 @@ use crate::config::{Model, Plan};
 use crate::contract::{SESSION_ATTEMPTS_PROPERTY, SESSION_PROPERTY};
 use crate::host::{Headers, Host};
 use crate::metrics;
-use crate::session::Recorder;
+use crate::session::{sequence, Recorder};
 
 /// The request's record, when the plan keeps a session log.
 pub(super) fn start(plan: &Plan, host: &dyn Host) -> Option<Box<Recorder>> {
@@ -56,10 +56,15 @@ pub(super) fn response_headers(s: &mut Recorder, host: &dyn Host, routed: &Route
     }
 }
 
-/// Finishes the record and hands it to Envoy.
+/// Finishes the record, numbered in the Envoy process's sequence, and hands it to Envoy. The
+/// number is taken here, as the record is handed over, so the numbers reach Envoy's access log
+/// in about their order.
 pub(super) fn finish(s: &mut Recorder, host: &mut dyn Host, response: &Response) {
     if !s.has_attempts() {
         attempts_from_upstream(s, host);
+    }
+    if let Some(n) = sequence::next(host) {
+        s.numbered(n);
     }
     s.streamed(response.is_stream());
     let record = s.finish(

@@ -9,7 +9,8 @@
 //! (`metadata`: body size, number of messages, text size), or its content (`full`: the messages
 //! sent to the backend, the response text), cut to the record's cap (see `record.rs`). What it
 //! holds while the request runs is bounded by that cap too: the newest messages that fit, the
-//! first cap's worth of text.
+//! first cap's worth of text. Each record is numbered in its Envoy process's sequence as it is
+//! handed over (`sequence.rs`), so the sidecar can count the records that never reached it.
 //!
 //! How the record reaches Envoy's access log, as checked in Envoy 1.40 (`tests/e2e/test_session_log.py`):
 //! - The filter's log callback (proxy-wasm `on_log`) runs before the access loggers of the
@@ -25,6 +26,7 @@
 
 mod record;
 mod request;
+pub mod sequence;
 mod transcript;
 
 use crate::api::Api;
@@ -34,6 +36,7 @@ use crate::host::{Headers, Host};
 
 pub use record::{Attempt, SCHEMA};
 pub use request::RequestContent;
+pub use sequence::Sequence;
 pub use transcript::{Transcript, Usage};
 
 /// Longest request id kept (Envoy's are 36-byte UUIDs).
@@ -61,6 +64,7 @@ pub struct Recorder {
     error: Option<(&'static str, Option<String>)>,
     first_byte_ms: Option<u64>,
     routing: Option<crate::router::decision::RoutingDecision>,
+    sequence: Option<Sequence>,
 }
 
 impl Recorder {
@@ -87,6 +91,7 @@ impl Recorder {
             error: None,
             first_byte_ms: None,
             routing: None,
+            sequence: None,
         }
     }
 
@@ -180,6 +185,11 @@ impl Recorder {
     /// The response's headers arrived at `now_ms`.
     pub fn first_byte(&mut self, now_ms: u64) {
         self.first_byte_ms.get_or_insert(now_ms);
+    }
+
+    /// The record's place in the Envoy process's sequence (see [`sequence`]).
+    pub fn numbered(&mut self, sequence: Sequence) {
+        self.sequence = Some(sequence);
     }
 
     /// A transcript for the response, when the capture level reads one.

@@ -10,6 +10,7 @@ use crate::router::decision::RoutingDecision;
 use serde_json::value::RawValue;
 
 use super::request::RequestContent;
+use super::sequence::Sequence;
 use super::transcript::{prefix, Transcript, Usage};
 use super::Recorder;
 use crate::config::Capture;
@@ -23,6 +24,10 @@ const CUT_SLACK: usize = 64;
 #[derive(Serialize)]
 struct Record<'a> {
     schema: u32,
+    /// The record's number in its Envoy process's sequence, by which the sidecar counts the
+    /// records that never arrived.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sequence: Option<Sequence>,
     #[serde(skip_serializing_if = "Option::is_none")]
     request_id: Option<&'a str>,
     /// When the request's headers reached the filter, in ms since the Unix epoch.
@@ -229,6 +234,7 @@ fn serialize(rec: &Recorder, end: &Ending<'_>, text: &str, truncated: bool) -> V
     let since_start = |t: u64| t.saturating_sub(rec.start_ms);
     let record = Record {
         schema: SCHEMA,
+        sequence: rec.sequence,
         request_id: rec.request_id.as_deref(),
         start_ms: rec.start_ms,
         method: &rec.method,

@@ -23,6 +23,9 @@ pub(super) struct FakeHost {
     pub(super) sent: Option<Sent>,
     pub(super) props: HashMap<String, String>,
     pub(super) shared: HashMap<String, (Vec<u8>, u32)>,
+    /// Writes another worker makes to shared data, one just before each of the flow's own
+    /// (first one first): key and value.
+    pub(super) races: std::collections::VecDeque<(String, Vec<u8>)>,
     pub(super) now: u64,
     pub(super) counters: HashMap<String, u64>,
     /// Filter state set by the flow.
@@ -178,6 +181,10 @@ impl Host for FakeHost {
         true
     }
     fn shared_set(&mut self, key: &str, value: &[u8], cas: u32) -> crate::host::SharedWrite {
+        if let Some((k, v)) = self.races.pop_front() {
+            let cas = self.shared.get(&k).map_or(0, |(_, c)| *c);
+            self.shared.insert(k, (v, cas + 1));
+        }
         let current = self.shared.get(key).map_or(0, |(_, c)| *c);
         if cas != 0 && cas != current {
             return crate::host::SharedWrite::Conflict;

@@ -11,6 +11,7 @@ mod route_status;
 mod router;
 mod routing;
 mod session;
+mod session_sequence;
 mod settlement;
 mod stream_usage;
 mod targets;
