@@ -287,9 +287,12 @@ fn serve_sidecar(file: &str) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    runtime.block_on(async move {
+    let mut session_writer = None;
+    let writer_slot = &mut session_writer;
+    let served = runtime.block_on(async move {
         // The gRPC clients need the runtime, so the state is built inside it.
         let grpc = grpc_services(file, &plan, &dir)?;
+        *writer_slot = grpc.session_writer;
         let session_stats = grpc.session_stats.clone();
         let grpc_task = match grpc.router {
             Some(router) => {
@@ -326,7 +329,14 @@ fn serve_sidecar(file: &str) -> Result<(), String> {
             task.abort();
         }
         Ok(())
-    })
+    });
+    // Dropping the runtime drops the access log service, which ends the session log's queue:
+    // its writer then writes what is queued and saves its counts before the process exits.
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    if let Some(writer) = session_writer {
+        writer.finish();
+    }
+    served
 }
 
 /// The gRPC services the sidecar serves on its one gRPC port, by what the plan asks for: the
@@ -335,6 +345,7 @@ struct GrpcServices {
     router: Option<tonic::transport::server::Router>,
     names: Vec<&'static str>,
     session_stats: Option<Arc<session_log::Stats>>,
+    session_writer: Option<session_log::WriterThread>,
 }
 
 fn grpc_services(file: &str, plan: &Plan, dir: &Path) -> Result<GrpcServices, String> {
@@ -346,14 +357,14 @@ fn grpc_services(file: &str, plan: &Plan, dir: &Path) -> Result<GrpcServices, St
         }
         None => None,
     };
-    let (sessions, session_stats) = match &plan.session_log {
+    let (sessions, session_stats, session_writer) = match &plan.session_log {
         Some(log) => {
-            let (receiver, stats) =
+            let (receiver, stats, writer) =
                 session_log::start(log, dir.join(&log.dir)).map_err(|e| format!("{file}: {e}"))?;
             tracing::info!("session records go to {}", dir.join(&log.dir).display());
-            (Some(receiver.into_server()), Some(stats))
+            (Some(receiver.into_server()), Some(stats), Some(writer))
         }
-        None => (None, None),
+        None => (None, None, None),
     };
     let mut names = Vec::new();
     if limiter.is_some() {
@@ -371,6 +382,7 @@ fn grpc_services(file: &str, plan: &Plan, dir: &Path) -> Result<GrpcServices, St
         router,
         names,
         session_stats,
+        session_writer,
     })
 }
 

@@ -2,22 +2,39 @@
 //! (the logged filter state [`SESSION_FILTER_STATE`], a `BytesValue` in an `Any`) with `time`
 //! (when Envoy started the request, RFC 3339 UTC) and `envoy` (the status Envoy sent, its
 //! response flags and details, its timings, the upstream cluster and attempts) put in front.
-//! The filter's record never has members of those names.
+//! The filter's record never has members of those names. Its `sequence` (the record's number in
+//! its Envoy process's sequence) is read out for the count of records lost (`sequences.rs`).
 
 use airouter_core::contract::SESSION_FILTER_STATE;
 use prost::Message;
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::proto::{AccessLogCommon, BytesValue, Duration, HttpAccessLogEntry, ResponseFlags};
 
+/// A record as the sidecar stores it, with its number when it has one.
+#[derive(Debug)]
+pub struct Stored {
+    /// The JSON object to write.
+    pub bytes: Vec<u8>,
+    /// The record's `sequence`: epoch and number.
+    pub sequence: Option<(u64, u64)>,
+}
+
+/// What is read of the filter's record here (the rest is passed through as it is).
+#[derive(Deserialize)]
+struct Head {
+    sequence: Option<Value>,
+}
+
 /// The stored record of `entry`, or `None` when it carries no session record (or one that is
 /// not a JSON object).
-pub fn record_of(entry: &HttpAccessLogEntry) -> Option<Vec<u8>> {
+pub fn record_of(entry: &HttpAccessLogEntry) -> Option<Stored> {
     let common = entry.common_properties.as_ref()?;
     let any = common.filter_state_objects.get(SESSION_FILTER_STATE)?;
     let record = BytesValue::decode(any.value.as_slice()).ok()?.value;
     let text = std::str::from_utf8(&record).ok()?.trim();
-    serde_json::from_str::<serde::de::IgnoredAny>(text).ok()?;
+    let head = serde_json::from_str::<Head>(text).ok()?;
     let members = text.strip_prefix('{')?.trim_start();
     if members.starts_with('}') {
         return None;
@@ -33,7 +50,12 @@ pub fn record_of(entry: &HttpAccessLogEntry) -> Option<Vec<u8>> {
     out.extend(serde_json::to_vec(&envoy_view(entry, common)).ok()?);
     out.push(b',');
     out.extend_from_slice(members.as_bytes());
-    Some(out)
+    Some(Stored {
+        bytes: out,
+        sequence: head
+            .sequence
+            .and_then(|s| Some((s.get("epoch")?.as_u64()?, s.get("n")?.as_u64()?))),
+    })
 }
 
 fn rfc3339(t: &super::proto::Timestamp) -> Option<String> {
@@ -166,7 +188,8 @@ mod tests {
     #[test]
     fn the_record_gets_envoys_time_status_flags_and_timings_in_front() {
         let out = record_of(&entry(br#"{"schema":1,"model":"m"}"#)).unwrap();
-        let text = String::from_utf8(out).unwrap();
+        assert_eq!(out.sequence, None);
+        let text = String::from_utf8(out.bytes).unwrap();
         assert!(
             text.starts_with("{\"time\":\"2026-11-30T02:43:07.972Z\",\"envoy\":"),
             "{text}"
@@ -186,8 +209,22 @@ mod tests {
     }
 
     #[test]
+    fn the_records_number_is_read_out_and_the_record_kept_whole() {
+        let record = br#"{"schema":1,"sequence":{"epoch":1796006587972007,"n":42},"model":"m"}"#;
+        let out = record_of(&entry(record)).unwrap();
+        assert_eq!(out.sequence, Some((1_796_006_587_972_007, 42)));
+        let v: Value = serde_json::from_slice(&out.bytes).unwrap();
+        assert_eq!(
+            v["sequence"],
+            json!({"epoch": 1_796_006_587_972_007_u64, "n": 42})
+        );
+        let odd = record_of(&entry(br#"{"sequence":{"n":-1}}"#)).unwrap();
+        assert_eq!(odd.sequence, None, "written, just not counted");
+    }
+
+    #[test]
     fn entries_without_a_usable_record_are_skipped() {
-        for bad in [&b""[..], b"{}", b"[1]", b"{\"a\":", b"\xff"] {
+        for bad in [&b""[..], b"{}", b"[1]", b"[]", b"{\"a\":", b"\xff"] {
             assert!(record_of(&entry(bad)).is_none(), "{bad:?}");
         }
         assert!(record_of(&HttpAccessLogEntry::default()).is_none());

@@ -1,6 +1,8 @@
 //! The gRPC access log service Envoy's HTTP gRPC access logger streams to: each entry's session
-//! record is completed (`entry.rs`) and queued for the writer thread, never waited on. A record
-//! that would overflow the queue's [`MAX_PENDING_BYTES`] is dropped and counted.
+//! record is completed (`entry.rs`), its number noted (`sequences.rs`), and queued for the
+//! writer thread, never waited on. A record whose number was received before (Envoy retried a
+//! stream) is counted as a duplicate and not queued again; one that would overflow the queue's
+//! [`MAX_PENDING_BYTES`] is dropped and counted.
 
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Sender;
@@ -9,11 +11,11 @@ use std::sync::{Arc, Mutex};
 use airouter_core::contract::SESSION_LOG_NAME;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::entry::record_of;
+use super::entry::{record_of, Stored};
 use super::proto::access_log_service_server::{AccessLogService, AccessLogServiceServer};
 use super::proto::stream_access_logs_message::LogEntries;
 use super::proto::{StreamAccessLogsMessage, StreamAccessLogsResponse};
-use super::{Stats, MAX_PENDING_BYTES};
+use super::{now_ms, Stats, MAX_PENDING_BYTES};
 
 /// The access log service: it hands records to the writer.
 pub struct Receiver {
@@ -38,12 +40,18 @@ impl Receiver {
         let Some(LogEntries::HttpLogs(logs)) = msg.log_entries else {
             return;
         };
+        let now = now_ms();
         for entry in &logs.log_entry {
-            let Some(record) = record_of(entry) else {
+            let Some(Stored { bytes, sequence }) = record_of(entry) else {
                 self.stats.skipped.fetch_add(1, Ordering::Relaxed);
                 continue;
             };
-            self.queue_record(record);
+            let new = sequence.is_none_or(|(epoch, n)| self.stats.sequences().note(epoch, n, now));
+            if new {
+                self.queue_record(bytes);
+            } else {
+                self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 
@@ -87,5 +95,59 @@ impl AccessLogService for Receiver {
             }
         }
         Ok(Response::new(StreamAccessLogsResponse {}))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+
+    use super::super::proto::stream_access_logs_message::HttpAccessLogEntries;
+    use super::super::proto::{AccessLogCommon, Any, BytesValue, HttpAccessLogEntry};
+    use super::*;
+    use airouter_core::contract::SESSION_FILTER_STATE;
+
+    fn entry(record: &str) -> HttpAccessLogEntry {
+        let mut common = AccessLogCommon::default();
+        let value = BytesValue {
+            value: record.as_bytes().to_vec(),
+        };
+        common.filter_state_objects.insert(
+            SESSION_FILTER_STATE.into(),
+            Any {
+                type_url: "type.googleapis.com/google.protobuf.BytesValue".into(),
+                value: value.encode_to_vec(),
+            },
+        );
+        HttpAccessLogEntry {
+            common_properties: Some(common),
+            ..Default::default()
+        }
+    }
+
+    fn numbered(n: u64) -> HttpAccessLogEntry {
+        entry(&format!(
+            r#"{{"schema":1,"sequence":{{"epoch":5,"n":{n}}}}}"#
+        ))
+    }
+
+    #[test]
+    fn a_record_received_again_is_counted_not_queued_and_a_gap_is_lost() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stats = Arc::new(Stats::default());
+        let receiver = Receiver::new(tx, Arc::clone(&stats));
+        let mut entries: Vec<_> = [1, 2, 4, 2, 1].into_iter().map(numbered).collect();
+        entries.push(entry(r#"{"schema":1}"#));
+        receiver.take(StreamAccessLogsMessage {
+            identifier: None,
+            log_entries: Some(LogEntries::HttpLogs(HttpAccessLogEntries {
+                log_entry: entries,
+            })),
+        });
+        assert_eq!(rx.try_iter().count(), 4, "1, 2, 4 and the unnumbered one");
+        let c = stats.counts();
+        assert_eq!((c.duplicates, c.dropped, c.skipped), (2, 0, 0));
+        let later = super::super::now_ms() + super::super::sequences::GRACE_MS;
+        assert_eq!(stats.sequences().lost(later), 1, "3 never came");
     }
 }

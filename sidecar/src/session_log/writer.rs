@@ -1,4 +1,5 @@
-//! The thread that writes session records, one JSON file each, and rotates them. Each file is
+//! The thread that writes session records, one JSON file each, rotates them, and saves the
+//! counts of records lost (`state.rs`) at most every second and when it stops. Each file is
 //! written under a temporary name and then linked to its own (so a reader never sees half a
 //! record, and no record ever replaces another), readable by the sidecar's user only. Names come
 //! from the writer alone (the time, the process, a sequence number: see [`file_name`]), never
@@ -11,12 +12,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use airouter_core::config::SessionLog;
 
 use super::rotation::Rotation;
-use super::Stats;
+use super::state::{self, SAVE_EVERY};
+use super::{now_ms, Stats};
 
 /// How often records are checked for age when none are written.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
@@ -34,27 +37,37 @@ pub fn file_name(ms: u64, boot: u32, seq: u64) -> String {
     )
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 struct Writer {
     dir: PathBuf,
     rotation: Rotation,
     boot: u32,
     seq: u64,
     stats: Arc<Stats>,
+    /// Records lost as last logged.
+    lost_logged: u64,
 }
 
-/// Creates `dir` when missing, takes the records already there into the rotation, and starts
-/// the writer thread; the queue that feeds it.
+/// The writer thread, to wait for when the sidecar stops.
+#[derive(Debug)]
+pub struct WriterThread(JoinHandle<()>);
+
+impl WriterThread {
+    /// Waits until the thread has written the records queued and saved the counts. It ends once
+    /// the queue's sender (the access log service) is dropped; call it after that.
+    pub fn finish(self) {
+        if self.0.join().is_err() {
+            tracing::warn!("session log: the writer thread failed");
+        }
+    }
+}
+
+/// Creates `dir` when missing, takes the records already there into the rotation, reads the
+/// saved counts into `stats`, and starts the writer thread; the queue that feeds it.
 pub(super) fn spawn(
     log: &SessionLog,
     dir: PathBuf,
     stats: Arc<Stats>,
-) -> Result<Sender<Vec<u8>>, String> {
+) -> Result<(Sender<Vec<u8>>, WriterThread), String> {
     let shown = |e: std::io::Error| format!("{} (session_log.dir): {e}", dir.display());
     fs::DirBuilder::new()
         .recursive(true)
@@ -68,30 +81,41 @@ pub(super) fn spawn(
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
+    let saved = state::load(&dir);
+    let lost = saved.lost(now_ms());
+    if !saved.is_empty() {
+        tracing::info!(
+            "session log: counts of {} Envoy processes read back ({lost} records lost so far)",
+            saved.len()
+        );
+    }
+    *stats.sequences() = saved;
     let mut w = Writer {
         dir,
         boot: std::process::id().rotate_left(16) ^ nanos,
         seq: 0,
         stats,
         rotation: Rotation::new(log.max_files, max_age_ms),
+        lost_logged: lost,
     };
     let over = w.rotation.existing(found);
     w.delete(over);
     let expired = w.rotation.expired(now_ms());
     w.delete(expired);
     let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("session-log".into())
         .spawn(move || w.run(&rx))
         .map_err(|e| format!("session log writer: {e}"))?;
-    Ok(tx)
+    Ok((tx, WriterThread(thread)))
 }
 
 impl Writer {
     fn run(mut self, rx: &Receiver<Vec<u8>>) {
         let mut last_sweep = now_ms();
+        let mut last_save = last_sweep;
         loop {
-            match rx.recv_timeout(SWEEP_EVERY) {
+            match rx.recv_timeout(SAVE_EVERY) {
                 Ok(record) => {
                     let len = record.len() as u64;
                     let now = now_ms();
@@ -108,15 +132,58 @@ impl Writer {
                     self.stats.pending_bytes.fetch_sub(len, Ordering::Relaxed);
                 }
                 Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return,
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.save_state();
+                    let c = self.stats.counts();
+                    tracing::info!(
+                        "session log: stopped; records written {}, dropped {}, failed {}, lost {}, duplicates {}",
+                        c.written, c.dropped, c.failed, c.lost, c.duplicates
+                    );
+                    return;
+                }
             }
             let now = now_ms();
+            if now.saturating_sub(last_save) >= SAVE_EVERY.as_millis() as u64 {
+                last_save = now;
+                self.save_state();
+            }
             if now.saturating_sub(last_sweep) >= SWEEP_EVERY.as_millis() as u64 {
                 last_sweep = now;
                 let expired = self.rotation.expired(now);
                 self.delete(expired);
             }
         }
+    }
+
+    /// Saves the counts of records received when they changed, and logs a loss that grew.
+    fn save_state(&mut self) {
+        let (changed, text, lost) = {
+            let mut s = self.stats.sequences();
+            let changed = s.take_changed();
+            let text = if changed {
+                serde_json::to_vec(&*s).ok()
+            } else {
+                None
+            };
+            (changed, text, s.lost(now_ms()))
+        };
+        if let Some(text) = text {
+            if let Err(e) = state::save(&self.dir, &text) {
+                tracing::warn!(
+                    "session log: the counts could not be saved in {}: {e}",
+                    self.dir.display()
+                );
+            }
+        } else if changed {
+            tracing::warn!("session log: the counts could not be serialized");
+        }
+        if lost > self.lost_logged {
+            tracing::warn!(
+                "session log: {lost} records lost between Envoy and the sidecar so far ({} more): numbered by the filter, never received",
+                lost - self.lost_logged
+            );
+        }
+        self.lost_logged = lost;
     }
 
     /// Writes one record at `now`: a temporary file, linked to a name of its own.
