@@ -58,6 +58,10 @@ struct Epoch {
     /// The highest number as it was at two moments, for the grace period.
     #[serde(skip)]
     marks: [Mark; 2],
+    /// The highest number that had waited out the grace period when last looked at: what is
+    /// counted never shrinks when newer records come.
+    #[serde(skip)]
+    counted: u64,
 }
 
 /// The highest number seen (`highest`) at `ms`.
@@ -147,10 +151,12 @@ impl Epoch {
             settled: 0,
             ranges: Vec::new(),
             marks: [mark; 2],
+            counted: 0,
         }
     }
 
     fn note(&mut self, n: u64, now_ms: u64) -> bool {
+        self.counted = self.counted_upto(now_ms);
         if now_ms.saturating_sub(self.marks[1].ms) >= GRACE_MS {
             self.marks = [
                 self.marks[1],
@@ -200,8 +206,8 @@ impl Epoch {
         true
     }
 
-    /// Numbers missing up to the highest that has been seen for the grace period at `now_ms`.
-    fn lost(&self, now_ms: u64) -> u64 {
+    /// The highest number seen for the grace period at `now_ms` (or counted before).
+    fn counted_upto(&self, now_ms: u64) -> u64 {
         let old_enough = |ms: u64| now_ms.saturating_sub(ms) >= GRACE_MS;
         let upto = if old_enough(self.last_ms) {
             self.highest
@@ -212,7 +218,12 @@ impl Epoch {
         } else {
             0
         };
-        let upto = upto.max(self.floor);
+        upto.max(self.counted).max(self.floor)
+    }
+
+    /// Numbers missing up to the highest that has been seen for the grace period at `now_ms`.
+    fn lost(&self, now_ms: u64) -> u64 {
+        let upto = self.counted_upto(now_ms);
         let received: u64 = self
             .ranges
             .iter()
@@ -252,6 +263,7 @@ impl Epoch {
             ms: 0,
             highest: self.highest,
         }; 2];
+        self.counted = self.highest;
         self
     }
 }
@@ -289,6 +301,23 @@ mod tests {
         assert_eq!(s.lost(T + GRACE_MS), 1);
         assert!(noted(&mut s, [10], T + GRACE_MS).is_empty());
         assert_eq!(s.lost(T + 3 * GRACE_MS), 0);
+    }
+
+    #[test]
+    fn a_loss_counted_in_a_quiet_spell_stays_counted_when_records_come_again() {
+        let mut s = Sequences::default();
+        assert!(noted(&mut s, [1, 2, 5], T).is_empty());
+        let quiet = T + 5 * GRACE_MS;
+        assert_eq!(s.lost(quiet), 2);
+        // Records come again, every 100 ms: 3 and 4 stay lost, 8 is lost once it has waited.
+        let mut lost = Vec::new();
+        for (i, n) in [6, 7, 9, 10, 11].into_iter().enumerate() {
+            let now = quiet + 100 * i as u64;
+            assert!(s.note(E, n, now));
+            lost.push(s.lost(now));
+        }
+        assert_eq!(lost, [2; 5]);
+        assert_eq!(s.lost(quiet + 10 * GRACE_MS), 3);
     }
 
     #[test]
