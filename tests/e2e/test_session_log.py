@@ -6,8 +6,9 @@ clients.
 Checked: records for chat answers and streams (messages sent, answer text, usage, timings, Envoy's
 view), the three capture levels (one Envoy each, all logging to the one sidecar), no key or
 `Authorization` in any record, a client that leaves mid-stream, 10,000 requests at concurrency 32
-leaving 10,000 records (about 40 to 90 s of the suite on two busy cores), a sidecar that is down
-holding up no request (what it misses is counted), and rotation by age and by count.
+leaving 10,000 records numbered without holes (about 40 to 90 s of the suite on two busy cores), a
+sidecar that is down holding up no request and every record it missed counted as lost by the
+restarted sidecar, and rotation by age and by count.
 """
 
 import asyncio
@@ -86,6 +87,7 @@ class Env:
         self.envoys = {}
         self.sidecar = None
         self.old = []
+        self.lost = None
 
     def config(self, level, max_files=20_000):
         p = self.ports
@@ -182,6 +184,7 @@ def test_a_chat_answer_leaves_a_record_with_what_was_sent_and_said(env):
         model="chat", messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": word}])
     (r,) = wait_records(env.dir, lambda r: said(r, word))
     assert r["schema"] == 1 and r["request_id"]
+    assert r["sequence"]["n"] >= 1 and r["sequence"]["epoch"] // 1000 <= time.time() * 1000
     datetime.fromisoformat(r["time"].replace("Z", "+00:00"))
     assert (r["api"], r["key"], r["model"], r["stream"]) == ("chat", "full-client", "chat", False)
     assert r["attempts"] == [{"backend": "demo", "model": "acme-chat-7b", "status": 200}]
@@ -284,8 +287,13 @@ def test_ten_thousand_requests_at_concurrency_32_leave_ten_thousand_records(env)
     seen = {r["request"]["messages"][0]["content"] for r in found}
     assert len(found) == len(seen) == LOAD_REQUESTS, "one record per request, none twice"
     assert len({r["request_id"] for r in found}) == LOAD_REQUESTS
+    # Both of Envoy's workers numbered their records in one sequence, each number once.
+    numbers = sorted(r["sequence"]["n"] for r in found)
+    assert len({r["sequence"]["epoch"] for r in found}) == 1
+    assert numbers == list(range(numbers[0], numbers[0] + LOAD_REQUESTS)), "no hole, no number twice"
     after = env.sidecar_counts()
     assert after["dropped"] == before["dropped"] and after["failed"] == before["failed"]
+    assert after["lost"] == before["lost"] and after["duplicates"] == before["duplicates"]
     assert env.envoy_stat("full", "access_logs.grpc_access_log.logs_dropped") == 0
     # What the filter handed to Envoy is what the sidecar wrote: nothing lost on the way.
     handed = env.envoy_stat("full", "wasmcustom.airouter_session_records") - handed_before
@@ -295,9 +303,11 @@ def test_ten_thousand_requests_at_concurrency_32_leave_ten_thousand_records(env)
 
 
 def test_a_sidecar_that_is_down_holds_up_no_request_and_what_it_misses_is_counted(env):
-    env.stop_sidecar()
-    word = "down-" + uuid.uuid4().hex[:8]
+    before = env.sidecar_counts()
     handed_before = env.envoy_stat("full", "wasmcustom.airouter_session_records")
+    env.stop_sidecar()
+    assert (env.dir / ".airouter-sequences.json").exists(), "the counts are saved when the sidecar stops"
+    word = "down-" + uuid.uuid4().hex[:8]
     for i in range(20):
         started = time.monotonic()
         env.client().chat.completions.create(model="chat", messages=[{"role": "user", "content": "%s-%d" % (word, i)}])
@@ -316,13 +326,31 @@ def test_a_sidecar_that_is_down_holds_up_no_request_and_what_it_misses_is_counte
         env.old.append(name)
     (env.dir / "notes.txt").write_text("not a record")
     env.start_sidecar(max_files=50)
-    time.sleep(3)
-    # What did not arrive is counted: the filter counts every record it hands to Envoy, the
-    # sidecar every record it gets; Envoy itself counts only what overflows a stream's buffer.
-    handed = env.envoy_stat("full", "wasmcustom.airouter_session_records") - handed_before
-    arrived = len([r for r in records(env.dir) if said(r, word) and r.get("key") == "full-client"])
-    assert handed == 20 and arrived <= handed
-    print("sidecar down: 20 records handed to Envoy, %d arrived after the restart, %d lost" % (arrived, handed - arrived))
+    # A loss shows once a later record of the same Envoy arrives: one more request after the
+    # restart, whose record comes through.
+    after_word = "back-" + uuid.uuid4().hex[:8]
+    env.client().chat.completions.create(model="chat", messages=[{"role": "user", "content": after_word}])
+    wait_records(env.dir, lambda r: said(r, after_word))
+    # Every record the filter handed to Envoy in the meantime is written or counted: the
+    # restarted sidecar's written + dropped + failed (since it started) and lost (since before
+    # the outage: the counts were saved and read back) add up to the filter's count. Envoy
+    # itself counts only what overflows a stream's buffer, and counted the rest as written.
+    deadline = time.monotonic() + 20
+    while True:
+        handed = env.envoy_stat("full", "wasmcustom.airouter_session_records") - handed_before
+        c = env.sidecar_counts()
+        accounted = c["written"] + c["dropped"] + c["failed"] + c["lost"] - before["lost"]
+        if accounted == handed or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    arrived = len([r for r in records(env.dir) if (said(r, word) or said(r, after_word)) and r.get("key") == "full-client"])
+    assert handed == 21, handed
+    assert accounted == handed, (handed, c, before["lost"])
+    assert arrived == c["written"], (arrived, c)
+    assert c["lost"] - before["lost"] == handed - arrived
+    env.lost = c["lost"]
+    print("sidecar down: 20 records handed to Envoy, %d arrived after the restart, %d counted lost, %d duplicates"
+          % (arrived - 1, c["lost"] - before["lost"], c["duplicates"]))
 
 
 def test_the_sidecar_rotates_by_age_and_by_count(env):
@@ -336,4 +364,6 @@ def test_the_sidecar_rotates_by_age_and_by_count(env):
         env.client().chat.completions.create(model="chat", messages=[{"role": "user", "content": "%s-%d" % (word, i)}])
     wait_records(env.dir, lambda r: said(r, word), n=5)
     assert len(record_files(env.dir)) == 50
-    assert env.sidecar_counts()["deleted"] >= deleted + 5
+    counts = env.sidecar_counts()
+    assert counts["deleted"] >= deleted + 5
+    assert counts["lost"] == env.lost, "what was counted lost stays counted as newer records come"
