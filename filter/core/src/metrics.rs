@@ -30,8 +30,8 @@ pub const USAGE_CAPPED: &str = "airouter_usage_capped";
 /// (see `sse/usage.rs`), or a budgeted key's response that its client left earlier, charged the
 /// request's admission estimate.
 pub const USAGE_ESTIMATED: &str = "airouter_usage_estimated";
-/// Session records handed to Envoy's access log (`[session_log]`): set against the records the
-/// sidecar received (its `/health`), it tells how many were lost on the way.
+/// Session records handed to Envoy's access log (`[session_log]`): the sidecar's `written`,
+/// `dropped`, `failed` and `lost` (its `/health`) add up to it.
 pub const SESSION_RECORDS: &str = "airouter_session_records";
 
 /// Requests a router sent to each of its routes (`.router.R.route.L`).

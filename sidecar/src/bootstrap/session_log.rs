@@ -9,15 +9,18 @@
 //! - the stream is retried with back-off ([`RETRY`]: about ten minutes) while the sidecar cannot
 //!   be reached, and its messages then wait: this carries the records over a sidecar that starts
 //!   after Envoy;
-//! - but a retry needs the stream's data to fit Envoy's retry buffer (64 KiB), and the node
-//!   identifier on a stream's first message takes about 60 KiB: when a sidecar that was up goes
-//!   down, most of the records Envoy had for it are lost ("retry or redirect buffer overflow" in
-//!   Envoy's debug log; in the e2e test 3 of 20 arrived), and `logs_written` counts them as sent;
+//! - but a retry needs all the stream sent to fit Envoy's retry buffer (64 KiB), and the node
+//!   identifier on a stream's first message takes about 60 KiB (Envoy lists every extension it
+//!   was built with; no bootstrap option leaves them out, and `--disable-extensions` keeps their
+//!   names, about 37 KiB): when a sidecar that was up goes down, most of the records Envoy had
+//!   for it are lost ("retry or redirect buffer overflow" in Envoy's debug log; in the e2e test
+//!   3 of 20 arrived), and `logs_written` counts them as sent;
 //! - Envoy counts in `access_logs.grpc_access_log.logs_dropped` only what overflowed a stream it
-//!   was still writing to. So the filter counts every record it hands over
-//!   (`airouter_session_records`): that count less the sidecar's (`/health`: written, dropped,
-//!   failed) is what never arrived, and `cluster.airouter_session_log.upstream_cx_connect_fail`
-//!   shows when the sidecar was unreachable.
+//!   was still writing to. So the filter numbers every record it hands over (its `sequence`) and
+//!   counts them (`airouter_session_records`), and the sidecar counts the numbers that never
+//!   arrived (`/health`: `lost`, see `sidecar/src/session_log/sequences.rs`);
+//!   `cluster.airouter_session_log.upstream_cx_connect_fail` shows when the sidecar was
+//!   unreachable.
 
 use airouter_core::config::{SessionLog, Sidecar};
 use airouter_core::contract;
