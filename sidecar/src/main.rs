@@ -292,8 +292,8 @@ fn serve_sidecar(file: &str) -> Result<(), String> {
     let served = runtime.block_on(async move {
         // The gRPC clients need the runtime, so the state is built inside it.
         let grpc = grpc_services(file, &plan, &dir)?;
-        *writer_slot = grpc.session_writer;
         let session_stats = grpc.session_stats.clone();
+        *writer_slot = grpc.session_writer.zip(session_stats.clone());
         let grpc_task = match grpc.router {
             Some(router) => {
                 let addr = format!("{}:{}", sidecar.address, sidecar.grpc_port);
@@ -333,8 +333,8 @@ fn serve_sidecar(file: &str) -> Result<(), String> {
     // Dropping the runtime drops the access log service, which ends the session log's queue:
     // its writer then writes what is queued and saves its counts before the process exits.
     runtime.shutdown_timeout(Duration::from_secs(5));
-    if let Some(writer) = session_writer {
-        writer.finish();
+    if let Some((writer, stats)) = session_writer {
+        writer.finish(&stats);
     }
     served
 }

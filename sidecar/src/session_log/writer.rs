@@ -51,10 +51,25 @@ struct Writer {
 #[derive(Debug)]
 pub struct WriterThread(JoinHandle<()>);
 
+/// Longest the sidecar waits, when it stops, for the writer to write what is queued.
+const FINISH_WITHIN: Duration = Duration::from_secs(60);
+
 impl WriterThread {
-    /// Waits until the thread has written the records queued and saved the counts. It ends once
-    /// the queue's sender (the access log service) is dropped; call it after that.
-    pub fn finish(self) {
+    /// Waits until the thread has written the records queued and saved the counts, at most
+    /// [`FINISH_WITHIN`]. It ends once the queue's sender (the access log service) is dropped;
+    /// call it after that.
+    pub fn finish(self, stats: &Stats) {
+        let deadline = std::time::Instant::now() + FINISH_WITHIN;
+        while !self.0.is_finished() {
+            if std::time::Instant::now() >= deadline {
+                tracing::warn!(
+                    "session log: the writer did not finish within {FINISH_WITHIN:?}; {} bytes of records not written",
+                    stats.pending_bytes.load(Ordering::Relaxed)
+                );
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         if self.0.join().is_err() {
             tracing::warn!("session log: the writer thread failed");
         }
