@@ -306,7 +306,7 @@ def test_a_sidecar_that_is_down_holds_up_no_request_and_what_it_misses_is_counte
     before = env.sidecar_counts()
     handed_before = env.envoy_stat("full", "wasmcustom.airouter_session_records")
     env.stop_sidecar()
-    assert (env.dir / ".airouter-sequences.json").exists(), "the counts are saved when the sidecar stops"
+    assert (env.dir / ".airouter-sequences.state").exists(), "the counts are saved when the sidecar stops"
     word = "down-" + uuid.uuid4().hex[:8]
     for i in range(20):
         started = time.monotonic()

@@ -14,8 +14,9 @@ use std::time::Duration;
 
 use super::sequences::Sequences;
 
-/// The state file's name in the log directory.
-pub const STATE_FILE: &str = ".airouter-sequences.json";
+/// The state file's name in the log directory (JSON inside, but not named `*.json`: tools
+/// that read every `*.json` there read records only).
+pub const STATE_FILE: &str = ".airouter-sequences.state";
 /// Longest the state on disk trails the counts while records come.
 pub const SAVE_EVERY: Duration = Duration::from_secs(1);
 
