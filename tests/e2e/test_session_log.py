@@ -326,31 +326,46 @@ def test_a_sidecar_that_is_down_holds_up_no_request_and_what_it_misses_is_counte
         env.old.append(name)
     (env.dir / "notes.txt").write_text("not a record")
     env.start_sidecar(max_files=50)
-    # A loss shows once a later record of the same Envoy arrives: one more request after the
-    # restart, whose record comes through.
+    started = time.monotonic()
+    # A loss shows once a later record of the same Envoy arrives. After the restart a record can
+    # itself be lost: it joins a worker's stream that Envoy is still retrying, and when that
+    # stream no longer fits Envoy's retry buffer, Envoy drops the stream with it (seen under CI
+    # load). So requests go on, one a second, until one's record comes through.
     after_word = "back-" + uuid.uuid4().hex[:8]
-    env.client().chat.completions.create(model="chat", messages=[{"role": "user", "content": after_word}])
-    wait_records(env.dir, lambda r: said(r, after_word))
+    sent_after = 0
+    while True:
+        env.client().chat.completions.create(model="chat", messages=[{"role": "user", "content": "%s-%d" % (after_word, sent_after)}])
+        sent_after += 1
+        try:
+            wait_records(env.dir, lambda r: said(r, after_word), timeout=1.0)
+            break
+        except AssertionError:
+            assert sent_after < 30, "no record arrived in 30 requests after the sidecar came back"
     # Every record the filter handed to Envoy in the meantime is written or counted: the
     # restarted sidecar's written + dropped + failed (since it started) and lost (since before
     # the outage: the counts were saved and read back) add up to the filter's count. Envoy
     # itself counts only what overflows a stream's buffer, and counted the rest as written.
-    deadline = time.monotonic() + 20
+    # Records Envoy still holds in a stream it is retrying come within its longest back-off
+    # (5 s) of the sidecar being back, and are then taken off `lost`: the counts are read after.
+    settle = started + 7
+    deadline = settle + 20
     while True:
         handed = env.envoy_stat("full", "wasmcustom.airouter_session_records") - handed_before
         c = env.sidecar_counts()
         accounted = c["written"] + c["dropped"] + c["failed"] + c["lost"] - before["lost"]
-        if accounted == handed or time.monotonic() > deadline:
+        now = time.monotonic()
+        if (accounted == handed and now > settle) or now > deadline:
             break
         time.sleep(0.5)
     arrived = len([r for r in records(env.dir) if (said(r, word) or said(r, after_word)) and r.get("key") == "full-client"])
-    assert handed == 21, handed
+    assert handed == 20 + sent_after, (handed, sent_after)
     assert accounted == handed, (handed, c, before["lost"])
     assert arrived == c["written"], (arrived, c)
     assert c["lost"] - before["lost"] == handed - arrived
     env.lost = c["lost"]
-    print("sidecar down: 20 records handed to Envoy, %d arrived after the restart, %d counted lost, %d duplicates"
-          % (arrived - 1, c["lost"] - before["lost"], c["duplicates"]))
+    down = len([r for r in records(env.dir) if said(r, word)])
+    print("sidecar down: 20 records handed to Envoy, %d arrived after the restart (%d sent after it), %d counted lost, %d duplicates"
+          % (down, sent_after, c["lost"] - before["lost"], c["duplicates"]))
 
 
 def test_the_sidecar_rotates_by_age_and_by_count(env):
