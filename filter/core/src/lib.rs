@@ -22,6 +22,7 @@
 //!   [`session`] (the per-request session record), [`text`] (cheap string building).
 
 pub mod admin;
+pub mod anthropic;
 pub mod api;
 pub mod auth;
 pub mod backend_errors;

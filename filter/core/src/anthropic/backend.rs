@@ -1,0 +1,1 @@
+//! OpenAI chat in, Anthropic Messages out, and the backend's answers back into OpenAI's form.
