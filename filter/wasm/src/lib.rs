@@ -246,9 +246,17 @@ impl HttpContext for UpstreamFlowContext {
         action(self.flow.on_request_trailers(&mut host))
     }
 
-    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+    fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         self.headers.load(Headers::Response);
         let mut host = EnvoyHost::new(&mut self.headers);
-        action(self.flow.on_response_headers(&mut host))
+        action(self.flow.on_response_headers(&mut host, end_of_stream))
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let mut host = EnvoyHost::new(&mut self.headers);
+        action(
+            self.flow
+                .on_response_body(&mut host, body_size, end_of_stream),
+        )
     }
 }

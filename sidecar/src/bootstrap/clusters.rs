@@ -48,7 +48,7 @@ pub(super) fn cluster(plan: &Plan, b: &Backend, buffer_limit: u64, ca_file: &Pat
         "max_ejection_percent": 100
     });
     if let Some((path, interval)) = &b.health_check {
-        let host_header = if b.kind == BackendKind::Openai {
+        let host_header = if b.kind != BackendKind::Triton {
             b.url.authority.clone()
         } else {
             contract::SIDECAR_AUTHORITY.into()

@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::error::{ConfigError, Locator};
-use super::raw::RawBackend;
-use super::{url, Backend, BackendKind, Credential, Secret};
+use super::raw::{RawBackend, Unsupported};
+use super::{url, Anthropic, Backend, BackendKind, Credential, Secret};
 
 /// Checks every backend, pushing what is wrong to `errs` and the environment variables named but
 /// unset to `missing_env`. Returns the backends that compiled, in name order, and each one's
@@ -74,7 +74,7 @@ fn compile_backend(
         }
     };
     let scheme_ok = match b.kind {
-        BackendKind::Openai => !url.grpc,
+        BackendKind::Openai | BackendKind::Anthropic => !url.grpc,
         BackendKind::Triton => url.grpc,
     };
     if !scheme_ok {
@@ -144,6 +144,46 @@ fn compile_backend(
     } else {
         Credential::None
     };
+    let anthropic = match (b.kind, &b.anthropic) {
+        (BackendKind::Anthropic, raw) => {
+            let a = raw
+                .as_ref()
+                .map(|r| r.get_ref().clone())
+                .unwrap_or_default();
+            let span = raw.as_ref().map_or(b.url.span(), |r| r.span());
+            if a.default_max_tokens == 0 {
+                errs.push(loc.error(
+                    span.clone(),
+                    key("anthropic.default_max_tokens"),
+                    "must be above 0",
+                ));
+            }
+            let version_ok = !a.version.is_empty()
+                && a.version.len() <= 64
+                && a.version.bytes().all(|c| c.is_ascii_graphic());
+            if !version_ok {
+                errs.push(loc.error(
+                    span,
+                    key("anthropic.version"),
+                    "must be a version such as `2023-06-01`",
+                ));
+            }
+            Some(Anthropic {
+                version: a.version,
+                default_max_tokens: a.default_max_tokens,
+                drop_unsupported: a.unsupported_parameters == Unsupported::Drop,
+            })
+        }
+        (_, Some(raw)) => {
+            errs.push(loc.error(
+                raw.span(),
+                key("anthropic"),
+                "only `kind = \"anthropic\"` backends take an `anthropic` table",
+            ));
+            None
+        }
+        (_, None) => None,
+    };
     if b.connect_timeout_ms == 0 {
         errs.push(loc.error(b.url.span(), key("connect_timeout_ms"), "must be above 0"));
     }
@@ -177,6 +217,7 @@ fn compile_backend(
             .health_check
             .as_ref()
             .map(|h| (h.path.clone(), h.interval_ms.max(100))),
+        anthropic,
     })
 }
 
@@ -184,5 +225,9 @@ fn kind_name(kind: BackendKind) -> &'static str {
     match kind {
         BackendKind::Openai => "openai",
         BackendKind::Triton => "triton",
+        BackendKind::Anthropic => "anthropic",
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -31,9 +31,9 @@ pub mod url;
 use error::Locator;
 pub use error::{ConfigError, ConfigErrors};
 pub use plan::{
-    Admin, Backend, Capture, Classifier, Credential, Enrich, GlobalLimits, Listener, Model,
-    ModelTarget, Plan, Route, Router, Secret, SessionLog, Sidecar, Target, TemplateSource,
-    TritonModel, BUILTIN_TEMPLATES, DEFAULT_OWNED_BY,
+    Admin, Anthropic, Backend, Capture, Classifier, Credential, Enrich, GlobalLimits, Listener,
+    Model, ModelTarget, Plan, Route, Router, Secret, SessionLog, Sidecar, Target, TemplateSource,
+    TritonModel, BUILTIN_TEMPLATES, DEFAULT_ANTHROPIC_VERSION, DEFAULT_OWNED_BY,
 };
 pub use prompts::MAX_PROMPT_BYTES;
 use raw::RawConfig;

@@ -139,6 +139,16 @@ fn compile_model(
         }
     }
     let apis: ApiSet = m.apis.get_ref().iter().copied().collect();
+    let on_anthropic = targets
+        .iter()
+        .any(|t| kinds(t.backend) == Some(BackendKind::Anthropic));
+    if on_anthropic && m.apis.get_ref().iter().any(|a| *a != Api::Chat) {
+        errs.push(loc.error(
+            m.apis.span(),
+            key("apis"),
+            "a model on an Anthropic backend serves only `chat` (the Messages API's counterpart)",
+        ));
+    }
     let on_triton = targets
         .iter()
         .map(|t| t.backend)

@@ -13,7 +13,7 @@ mod sidecar;
 mod target;
 mod triton;
 
-pub use backend::Backend;
+pub use backend::{Anthropic, Backend, DEFAULT_ANTHROPIC_VERSION};
 pub use global_limits::GlobalLimits;
 pub use listener::{Admin, Listener};
 pub use model::{Model, ModelTarget, DEFAULT_OWNED_BY};

@@ -14,7 +14,9 @@ mod sidecar;
 mod triton;
 
 pub use admin::RawAdmin;
-pub use backends::{BackendKind, RawBackend, RawHealthCheck, RawRateLimit};
+pub use backends::{
+    BackendKind, RawAnthropic, RawBackend, RawHealthCheck, RawRateLimit, Unsupported,
+};
 pub use global_limits::{FailureMode, RawGlobalLimits};
 pub use keys::RawKey;
 pub use listener::RawListener;

@@ -36,6 +36,7 @@
 
 mod admission;
 mod callout;
+mod dialect;
 mod local;
 mod response;
 mod response_body;

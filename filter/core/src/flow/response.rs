@@ -6,11 +6,12 @@
 
 use std::borrow::Cow;
 
+use super::dialect::Answer;
 use super::local::JSON;
 use super::routing::Routed;
 use super::targets;
 use crate::backend_errors;
-use crate::config::Plan;
+use crate::config::{BackendKind, Plan};
 use crate::errors::ApiError;
 use crate::host::{Action, Headers, Host};
 use crate::session::Transcript;
@@ -49,11 +50,15 @@ pub(super) struct Response {
     /// What the response said, for the session record: read from a JSON body here, handed to
     /// the rewriter of a stream (see [`Response::transcript`]).
     pub(super) transcript: Option<Transcript>,
+    /// A single-target request to a backend speaking another API: how its answer is made
+    /// OpenAI's before it is rewritten (see `dialect.rs`).
+    pub(super) dialect: Option<Answer>,
 }
 
 impl Default for Response {
     fn default() -> Self {
         Response {
+            dialect: None,
             mode: ResponseMode::Untouched,
             succeeded: false,
             answered: false,
@@ -77,6 +82,14 @@ impl Response {
             return Action::Continue;
         }
         self.started = true;
+        let speaks_anthropic = routed
+            .single_backend
+            .as_ref()
+            .and_then(|(i, _)| plan.backends.get(*i))
+            .is_some_and(|b| b.kind == BackendKind::Anthropic);
+        if speaks_anthropic {
+            self.dialect = Some(Answer::at_headers(host, end_of_stream));
+        }
         let resp = Headers::Response;
         let status = host
             .header(resp, ":status")

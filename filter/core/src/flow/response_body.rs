@@ -26,10 +26,30 @@ impl Response {
     ) -> (Action, Option<u64>) {
         let resp = Headers::Response;
         let mut tokens = None;
+        // A backend speaking another API: its bytes made OpenAI's first (a JSON body once whole).
+        let translated = match &mut self.dialect {
+            Some(answer) if answer.needs_whole_body() && !end_of_stream => {
+                return (Action::Pause, None)
+            }
+            Some(answer) => {
+                let raw = host.body(resp, body_size).unwrap_or_default();
+                Some(answer.translate(host, &raw, end_of_stream))
+            }
+            None => None,
+        };
+        let read = |host: &mut dyn Host| match &translated {
+            Some(t) => t.clone(),
+            None => host.body(resp, body_size).unwrap_or_default(),
+        };
         let action = match &mut self.mode {
-            ResponseMode::Untouched => Action::Continue,
+            ResponseMode::Untouched => {
+                if let Some(t) = &translated {
+                    host.replace_body(resp, body_size, t);
+                }
+                Action::Continue
+            }
             ResponseMode::Sse(rewriter) => {
-                let chunk = host.body(resp, body_size).unwrap_or_default();
+                let chunk = read(host);
                 let overflowed = rewriter.overflowed();
                 let mut out = rewriter.feed(&chunk);
                 if rewriter.overflowed() && !overflowed {
@@ -53,31 +73,37 @@ impl Response {
                 if let Some(t) = rewriter.transcript_mut() {
                     t.note_first_text(host.now_ms());
                 }
-                if out != chunk && !host.replace_body(resp, body_size, &out) {
+                let changed = out != chunk || translated.is_some();
+                if changed && !host.replace_body(resp, body_size, &out) {
                     host.log_warn("could not rewrite an SSE chunk");
                 }
                 Action::Continue
             }
             _ if !end_of_stream => Action::Pause,
             ResponseMode::Json => {
-                let body = host.body(resp, body_size).unwrap_or_default();
+                let body = read(host);
                 tokens = json_body::total_tokens(&body);
                 if let Some(t) = &mut self.transcript {
                     t.add_body(&body);
                 }
-                let renamed = routed.names.rewrite_document(&body);
+                let renamed = routed.names.rewrite_document(&body).or(translated);
                 send_whole(host, body_size, renamed.as_deref());
                 Action::Continue
             }
             ResponseMode::Text => {
-                let body = host.body(resp, body_size).unwrap_or_default();
+                let body = read(host);
                 let mut out = Vec::with_capacity(body.len());
                 let renamed = routed.names.rewrite_text(&body, &mut out);
-                send_whole(host, body_size, renamed.then_some(out.as_slice()));
+                let sent = if renamed {
+                    Some(out.as_slice())
+                } else {
+                    translated.as_deref()
+                };
+                send_whole(host, body_size, sent);
                 Action::Continue
             }
             ResponseMode::BackendError(status) => {
-                let body = host.body(resp, body_size).unwrap_or_default();
+                let body = read(host);
                 let names: Vec<&str> = routed.backend_models.iter().map(String::as_str).collect();
                 let out = backend_errors::wrap(*status, &body, &names, &routed.client_name);
                 send_whole(host, body_size, Some(&out));

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use itoa::Buffer as Decimal;
 
 use super::target_request::{self, TargetRef};
-use super::{settlement, targets};
+use super::{dialect, settlement, targets};
 use crate::api::Api;
 use crate::auth::ClientKey;
 use crate::config::{Model, ModelTarget, Plan, Target};
@@ -133,7 +133,7 @@ pub(super) fn route(
         let (single, strip) = to_backend(host, plan, &request, &target, only, span, query)?;
         (Some(single), strip)
     } else {
-        (None, to_failover(host, &request, &target, first)?)
+        (None, to_failover(host, plan, &request, &target, first)?)
     };
     let first_backend = remaining.first().and_then(|t| plan.backends.get(t.backend));
     settlement::mark_for_global_limits(host, plan, key, api, body, first_backend);
@@ -195,6 +195,9 @@ fn to_backend(
         new_body = with_usage.body;
         strip_usage = with_usage.strip;
     }
+    if let Some(translated) = dialect::request(backend, &backend_model, &new_body) {
+        new_body = translated?;
+    }
     if !host.replace_body(req, request.body_size, &new_body) {
         return Err(ApiError::internal(
             "the request body could not be rewritten",
@@ -224,11 +227,22 @@ fn to_backend(
 /// did not.
 fn to_failover(
     host: &mut dyn Host,
+    plan: &Plan,
     request: &Request<'_>,
     target: &Target<'_>,
     first: usize,
 ) -> Result<bool, ApiError> {
     let req = Headers::Request;
+    // Each attempt's request is translated for its backend by the upstream filter, which cannot
+    // refuse it: a parameter one of the targets cannot take is refused now.
+    for t in target.model.targets().iter().skip(first) {
+        if let Some(backend) = plan.backends.get(t.backend) {
+            let name = Model::name_at(t, request.resolved_name);
+            if let Some(Err(e)) = dialect::request(backend, name, request.body) {
+                return Err(e);
+            }
+        }
+    }
     let mut strip_usage = false;
     if let Some(with_usage) = settlement::usage_request(request.key, request.api, request.body)? {
         if host.replace_body(req, request.body_size, &with_usage.body) {

@@ -70,6 +70,11 @@ pub fn replace_model(api: Api, body: &[u8], span: Range<usize>, name: &str) -> V
     }
 }
 
+/// The path of Anthropic's Messages API below a backend's base URL (`/v1`).
+pub const ANTHROPIC_MESSAGES_SUFFIX: &str = "/messages";
+/// The header carrying the Messages API version a request is written for.
+pub const ANTHROPIC_VERSION_HEADER: &str = "anthropic-version";
+
 /// One target, as the headers need it.
 pub struct TargetRef<'a> {
     pub backend: &'a Backend,
@@ -95,15 +100,20 @@ pub fn apply_headers(
     }
     let backend = t.backend;
     let (prefix, authority) = match backend.kind {
-        BackendKind::Openai => (
+        BackendKind::Openai | BackendKind::Anthropic => (
             backend.url.path_prefix.as_str(),
             backend.url.authority.as_str(),
         ),
         BackendKind::Triton => ("/v1", SIDECAR_AUTHORITY),
     };
+    let suffix = match backend.kind {
+        // The only API an Anthropic backend serves (the config allows no other).
+        BackendKind::Anthropic => ANTHROPIC_MESSAGES_SUFFIX,
+        _ => api.path_suffix(),
+    };
     let path = match query {
-        "" => concat(&[prefix, api.path_suffix()]),
-        _ => concat(&[prefix, api.path_suffix(), "?", query]),
+        "" => concat(&[prefix, suffix]),
+        _ => concat(&[prefix, suffix, "?", query]),
     };
     host.set_header(req, ":path", Some(&path));
     host.set_header(req, ":authority", Some(authority));
@@ -111,6 +121,19 @@ pub fn apply_headers(
     host.set_header(req, "accept-encoding", None);
     match backend.kind {
         BackendKind::Openai => set_credentials(host, &backend.credential),
+        BackendKind::Anthropic => {
+            set_credentials(host, &backend.credential);
+            // Anthropic takes the key in `x-api-key`, and the API version in its own header.
+            let bearer = host.header(req, "authorization");
+            let key = bearer
+                .as_deref()
+                .and_then(|b| b.strip_prefix("Bearer "))
+                .map(str::to_string);
+            host.set_header(req, "authorization", None);
+            host.set_header(req, "x-api-key", key.as_deref());
+            let version = backend.anthropic.as_ref().map(|a| a.version.as_str());
+            host.set_header(req, ANTHROPIC_VERSION_HEADER, version);
+        }
         BackendKind::Triton => {
             set_credentials(host, &Credential::None);
             host.set_header(req, TRITON_BACKEND_HEADER, Some(&backend.name));

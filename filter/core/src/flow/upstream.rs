@@ -6,6 +6,7 @@
 
 use std::rc::Rc;
 
+use super::dialect::{self, Answer};
 use super::target_request::{self, TargetRef};
 use super::targets;
 use crate::api::Api;
@@ -80,6 +81,8 @@ pub struct UpstreamFlow {
     backend: Option<String>,
     /// The attempt's backend, as its index in the plan (its counters are the plan's).
     backend_index: Option<usize>,
+    /// The attempt's answer, when its backend speaks another API (see `dialect.rs`).
+    answer: Option<Answer>,
 }
 
 impl UpstreamFlow {
@@ -90,6 +93,7 @@ impl UpstreamFlow {
             pending: None,
             backend: None,
             backend_index: None,
+            answer: None,
         }
     }
 
@@ -182,7 +186,14 @@ impl UpstreamFlow {
         let ctype = host.header(req, "content-type").unwrap_or_default();
         match target_request::locate_model(*api, &body, &ctype) {
             Ok((span, _)) => {
-                let new_body = target_request::replace_model(*api, &body, span, backend_model);
+                let mut new_body = target_request::replace_model(*api, &body, span, backend_model);
+                let backend = self.backend_index.and_then(|i| self.plan.backends.get(i));
+                match backend.and_then(|b| dialect::request(b, backend_model, &new_body)) {
+                    Some(Ok(translated)) => new_body = translated,
+                    // The listener checked the request against every target before routing.
+                    Some(Err(e)) => host.log_warn(&format!("failover attempt: {}", e.message)),
+                    None => {}
+                }
                 if host.replace_body(req, body_size, &new_body) {
                     host.set_header(req, "content-length", Some(&new_body.len().to_string()));
                 }
@@ -207,8 +218,13 @@ impl UpstreamFlow {
 }
 
 impl UpstreamFlow {
-    /// A 429 from this attempt's backend cools it down (Envoy then tries the next target).
-    pub fn on_response_headers(&mut self, host: &mut dyn Host) -> Action {
+    /// A 429 from this attempt's backend cools it down (Envoy then tries the next target). A
+    /// backend speaking another API has its answer made OpenAI's from here on.
+    pub fn on_response_headers(&mut self, host: &mut dyn Host, end_of_stream: bool) -> Action {
+        let backend = self.backend_index.and_then(|i| self.plan.backends.get(i));
+        if backend.is_some_and(|b| b.kind == BackendKind::Anthropic) {
+            self.answer = Some(Answer::at_headers(host, end_of_stream));
+        }
         let status = host
             .header(Headers::Response, ":status")
             .and_then(|s| s.parse::<u16>().ok());
@@ -225,6 +241,29 @@ impl UpstreamFlow {
         let failed = status.is_some_and(|s| s >= 500);
         if let (true, Some(index)) = (failed, self.backend_index) {
             crate::metrics::add_at(host, &self.plan.metric_names.backend_errors, index, 1);
+        }
+        Action::Continue
+    }
+
+    /// The attempt's response body (`body_size` bytes of this chunk, or buffered so far), made
+    /// OpenAI's when its backend speaks another API.
+    pub fn on_response_body(
+        &mut self,
+        host: &mut dyn Host,
+        body_size: usize,
+        end_of_stream: bool,
+    ) -> Action {
+        let Some(answer) = &mut self.answer else {
+            return Action::Continue;
+        };
+        if answer.needs_whole_body() && !end_of_stream {
+            return Action::Pause;
+        }
+        let resp = Headers::Response;
+        let raw = host.body(resp, body_size).unwrap_or_default();
+        let out = answer.translate(host, &raw, end_of_stream);
+        if out != raw && !host.replace_body(resp, body_size, &out) {
+            host.log_warn("could not translate a backend's answer");
         }
         Action::Continue
     }

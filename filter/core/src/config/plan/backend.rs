@@ -27,6 +27,22 @@ pub struct Backend {
     pub rate_limit: Option<crate::limits::RateLimit>,
     /// (path, interval in ms) of Envoy's active health check, when configured.
     pub health_check: Option<(String, u64)>,
+    /// A `kind = "anthropic"` backend's version and translation options (defaults applied).
+    pub anthropic: Option<Anthropic>,
+}
+
+/// The Messages API version this router speaks to Anthropic backends, unless configured.
+pub const DEFAULT_ANTHROPIC_VERSION: &str = "2023-06-01";
+
+/// How chat requests reach an Anthropic backend (`[backends.NAME.anthropic]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Anthropic {
+    /// The `anthropic-version` header's value.
+    pub version: String,
+    /// `max_tokens` when the client gave none.
+    pub default_max_tokens: u32,
+    /// Parameters the Messages API lacks are dropped (true) or refused with a 400 (false).
+    pub drop_unsupported: bool,
 }
 
 impl Backend {

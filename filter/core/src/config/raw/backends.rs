@@ -15,6 +15,9 @@ pub enum BackendKind {
     Openai,
     /// NVIDIA Triton over KServe v2 gRPC, served through the sidecar (`url = "grpc://host:8001"`).
     Triton,
+    /// Anthropic's Messages API (`url = "https://api.anthropic.com/v1"`): chat requests are
+    /// translated to it and its answers back; the key goes in `x-api-key`.
+    Anthropic,
 }
 
 #[derive(Debug, Deserialize)]
@@ -60,6 +63,57 @@ pub struct RawBackend {
     /// Envoy's active health check of the backend: `GET path` every `interval_ms`; a backend that
     /// fails it is skipped by failover.
     pub health_check: Option<RawHealthCheck>,
+    /// `kind = "anthropic"` only: the API version sent and how chat requests are translated.
+    #[cfg_attr(feature = "schema", schemars(with = "Option<RawAnthropic>"))]
+    pub anthropic: Option<Spanned<RawAnthropic>>,
+}
+
+/// `[backends.NAME.anthropic]`: how OpenAI chat requests become Messages requests.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct RawAnthropic {
+    /// The `anthropic-version` header sent (default `2023-06-01`).
+    #[serde(default = "default_anthropic_version")]
+    pub version: String,
+    /// `max_tokens` sent when the client gave neither `max_tokens` nor
+    /// `max_completion_tokens` (Anthropic requires one; default 4096).
+    #[serde(default = "default_anthropic_max_tokens")]
+    pub default_max_tokens: u32,
+    /// What happens to OpenAI parameters the Messages API lacks (`n`, `logprobs`, `seed`, ...):
+    /// `"refuse"` (a 400 naming the parameter, the default) or `"drop"`.
+    #[serde(default)]
+    pub unsupported_parameters: Unsupported,
+}
+
+/// What happens to a parameter a backend's API lacks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub enum Unsupported {
+    /// Refused with a 400 naming the parameter.
+    #[default]
+    Refuse,
+    /// Left out of the backend's request.
+    Drop,
+}
+
+impl Default for RawAnthropic {
+    fn default() -> Self {
+        RawAnthropic {
+            version: default_anthropic_version(),
+            default_max_tokens: default_anthropic_max_tokens(),
+            unsupported_parameters: Unsupported::Refuse,
+        }
+    }
+}
+
+fn default_anthropic_version() -> String {
+    crate::config::DEFAULT_ANTHROPIC_VERSION.to_string()
+}
+
+fn default_anthropic_max_tokens() -> u32 {
+    4096
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -324,7 +324,7 @@ targets = [{ backend = "a", model = "ma" }, { backend = "b", model = "mb" }]
         let mut up = UpstreamFlow::new(Rc::clone(&plan));
         up.on_request_headers(&mut h, true);
         h.resp = vec![(":status".into(), status.into())];
-        up.on_response_headers(&mut h);
+        up.on_response_headers(&mut h, false);
     }
     assert_eq!(h.state[SESSION_ATTEMPTS_PROPERTY], "a\tma\t503\nb\tmb\t200");
     respond(&mut f, &mut h, "200", "application/json", &[&answer("ok")]);

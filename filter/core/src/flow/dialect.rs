@@ -1,0 +1,110 @@
+//! A backend that speaks another API than the client: its request made from the OpenAI chat
+//! request the flow holds, and its answer (status, JSON, SSE stream, error) made back into
+//! OpenAI's form before the rest of the flow renames and counts it. One per attempt: the listener
+//! flow's for a single-target model, the upstream flow's for each attempt of a failover.
+//!
+//! Today: Anthropic's Messages API (`kind = "anthropic"`), see [`crate::anthropic::backend`].
+
+use crate::anthropic::backend::{self as anthropic, ChunkStream, RequestOptions};
+use crate::config::{Backend, BackendKind};
+use crate::errors::ApiError;
+use crate::host::{Headers, Host};
+
+/// Anthropic's status for "overloaded", which OpenAI's API does not have.
+const ANTHROPIC_OVERLOADED: u16 = 529;
+
+/// The request for `backend` made from the chat request `chat` (whose model is already the
+/// backend's `backend_model`): `None` when the backend speaks OpenAI's API, the Messages
+/// request for an Anthropic backend. A 400 naming the parameter the backend cannot take.
+pub(super) fn request(
+    backend: &Backend,
+    backend_model: &str,
+    chat: &[u8],
+) -> Option<Result<Vec<u8>, ApiError>> {
+    let options = match (backend.kind, &backend.anthropic) {
+        (BackendKind::Anthropic, Some(a)) => RequestOptions {
+            model: backend_model,
+            default_max_tokens: a.default_max_tokens,
+            drop_unsupported: a.drop_unsupported,
+        },
+        _ => return None,
+    };
+    Some(anthropic::messages_request(chat, &options))
+}
+
+/// How one attempt's answer is made into OpenAI's form.
+#[derive(Debug)]
+pub(super) enum Answer {
+    /// A stream, translated event by event.
+    Stream(Box<ChunkStream>),
+    /// A JSON body (a message, or an error of `status`), translated whole at its end.
+    Whole { status: u16 },
+    /// Nothing to translate (no body, or one the flow does not read).
+    Untouched,
+}
+
+impl Answer {
+    /// At the response headers of an Anthropic backend's answer: its status made OpenAI's (529
+    /// → 503), the length dropped when the body will change, and how the body is translated.
+    pub(super) fn at_headers(host: &mut dyn Host, end_of_stream: bool) -> Answer {
+        let resp = Headers::Response;
+        let mut status = host
+            .header(resp, ":status")
+            .and_then(|s| s.parse::<u16>().ok())
+            .unwrap_or(0);
+        if status == ANTHROPIC_OVERLOADED {
+            status = 503;
+            host.set_header(resp, ":status", Some("503"));
+        }
+        if end_of_stream {
+            return Answer::Untouched;
+        }
+        let ctype = host
+            .header(resp, "content-type")
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let answer = if status < 300 && ctype.starts_with("text/event-stream") {
+            Answer::Stream(Box::new(ChunkStream::new(host.now_ms() / 1000)))
+        } else if status >= 400 || ctype.contains("json") {
+            Answer::Whole { status }
+        } else {
+            return Answer::Untouched;
+        };
+        host.set_header(resp, "content-length", None);
+        answer
+    }
+
+    /// Whether the body is translated only once it is whole.
+    pub(super) fn needs_whole_body(&self) -> bool {
+        matches!(self, Answer::Whole { .. })
+    }
+
+    /// The OpenAI form of `chunk` (a stream's next bytes, or the whole body at its end).
+    pub(super) fn translate(
+        &mut self,
+        host: &dyn Host,
+        chunk: &[u8],
+        end_of_stream: bool,
+    ) -> Vec<u8> {
+        match self {
+            Answer::Stream(stream) => {
+                let mut out = stream.feed(chunk);
+                if end_of_stream {
+                    out.extend(stream.finish());
+                }
+                out
+            }
+            Answer::Whole { status } if *status >= 300 => anthropic::openai_error(*status, chunk).1,
+            Answer::Whole { .. } => anthropic::chat_completion(chunk, host.now_ms() / 1000)
+                .unwrap_or_else(|| {
+                    crate::errors::envelope(
+                        "The backend's answer could not be read.",
+                        "server_error",
+                        None,
+                        Some("bad_backend_response"),
+                    )
+                }),
+            Answer::Untouched => chunk.to_vec(),
+        }
+    }
+}
