@@ -2,6 +2,7 @@
 //! its key authenticated and held to its request and token limits, and the request line and
 //! declared size checked, before the body is read.
 
+use super::front::Front;
 use std::borrow::Cow;
 
 use super::settlement;
@@ -120,7 +121,13 @@ pub(super) fn check_request(
     end_of_stream: bool,
 ) -> Result<Api, ApiError> {
     let (method, path) = (line.method.as_str(), line.path());
-    let Some(api) = Api::from_client_path(path) else {
+    // Anthropic's Messages API is served as chat (its request is made a chat request).
+    let api = match Front::of_path(path) {
+        Front::OpenAi => Api::from_client_path(path),
+        Front::Messages => Some(Api::Chat),
+        Front::CountTokens => None,
+    };
+    let Some(api) = api else {
         return Err(ApiError::unknown_url(method, path));
     };
     if method != "POST" {

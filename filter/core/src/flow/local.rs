@@ -2,6 +2,7 @@
 //! and `/v1/models/{id}`), the admin endpoints, and the OpenAI error a refused request gets.
 
 use super::admission::RequestLine;
+use super::front::Front;
 use super::target_request;
 use crate::auth::{presented_key, ClientKey};
 use crate::config::Plan;
@@ -15,11 +16,16 @@ pub(super) const JSON: (&str, &str) = ("content-type", "application/json");
 /// Refuses the request with `err` in OpenAI's envelope (with `Allow: POST` on a 405, the method
 /// of every API a backend serves, and `Retry-After` when the error has a wait).
 pub(super) fn reply(host: &mut dyn Host, err: &ApiError) -> Action {
-    reply_allowing(host, err, "POST")
+    reply_allowing(host, err, "POST", Front::OpenAi)
+}
+
+/// [`reply`] in the error shape of the API the client speaks.
+pub(super) fn reply_to(host: &mut dyn Host, err: &ApiError, front: Front) -> Action {
+    reply_allowing(host, err, "POST", front)
 }
 
 /// [`reply`], with `allow` as the `Allow` header of a 405.
-fn reply_allowing(host: &mut dyn Host, err: &ApiError, allow: &str) -> Action {
+fn reply_allowing(host: &mut dyn Host, err: &ApiError, allow: &str, front: Front) -> Action {
     let mut headers = vec![JSON];
     if err.status == 405 {
         headers.push(("allow", allow));
@@ -28,7 +34,7 @@ fn reply_allowing(host: &mut dyn Host, err: &ApiError, allow: &str) -> Action {
     if let Some(secs) = &retry_after {
         headers.push(("retry-after", secs));
     }
-    host.send_response(err.status, &headers, &err.body());
+    host.send_response(err.status, &headers, &front.error_body(err));
     Action::Pause
 }
 
@@ -52,7 +58,7 @@ pub(super) fn admin(host: &mut dyn Host, plan: &Plan, line: &RequestLine) -> Opt
     let method = line.method.as_str();
     if !line.is_get() {
         let err = ApiError::method_not_allowed(method, path);
-        return Some(reply_allowing(host, &err, "GET"));
+        return Some(reply_allowing(host, &err, "GET", Front::OpenAi));
     }
     if let Err(refused) = admin_key(host, plan) {
         return Some(refused);
@@ -89,7 +95,7 @@ pub(super) fn admin_key(host: &mut dyn Host, plan: &Plan) -> Result<(), Action> 
 pub(super) fn route_probe_method(host: &mut dyn Host, line: &RequestLine) -> Option<Action> {
     (line.method != "POST").then(|| {
         let err = ApiError::method_not_allowed(&line.method, line.path());
-        reply_allowing(host, &err, "POST")
+        reply_allowing(host, &err, "POST", Front::OpenAi)
     })
 }
 
@@ -109,7 +115,7 @@ pub(super) fn models(
     };
     if !line.is_get() {
         let err = ApiError::method_not_allowed(&line.method, path);
-        return Some(reply_allowing(host, &err, "GET"));
+        return Some(reply_allowing(host, &err, "GET", Front::OpenAi));
     }
     let Some(id) = id else {
         return Some(reply_json(host, &models_list::list(plan, key)));

@@ -37,6 +37,7 @@
 mod admission;
 mod callout;
 mod dialect;
+pub mod front;
 mod local;
 mod response;
 mod response_body;
@@ -59,6 +60,7 @@ use crate::host::{Action, CallResponse, Headers, Host};
 use crate::session::Recorder;
 use crate::{admin, metrics};
 use admission::RequestLine;
+use front::Front;
 use response::Response;
 use router_request::{RouterRequest, Step};
 use routing::{ReadRequest, Routed, ViaRouter};
@@ -93,6 +95,11 @@ pub struct HttpFlow {
     /// The request's session record in the making, with `[session_log]` (boxed: most of a
     /// flow's state when on, a pointer when off).
     session: Option<Box<Recorder>>,
+    /// The API the client speaks (from its path), and for Anthropic's Messages API its
+    /// prompt's estimated tokens and how the answer is made Anthropic's.
+    front: Front,
+    front_input_tokens: u64,
+    front_answer: Option<front::Answer>,
 }
 
 impl HttpFlow {
@@ -115,6 +122,9 @@ impl HttpFlow {
             response: Response::default(),
             settlement: Settlement::default(),
             session: None,
+            front: Front::OpenAi,
+            front_input_tokens: 0,
+            front_answer: None,
         }
     }
 
@@ -130,7 +140,7 @@ impl HttpFlow {
         if let Some(s) = &mut self.session {
             s.refused(err);
         }
-        local::reply(host, err)
+        local::reply_to(host, err, self.front)
     }
 
     /// The request's headers: answered here (health, models list, admin, any refusal) or held
@@ -143,6 +153,8 @@ impl HttpFlow {
             return answered;
         }
         self.session = session::start(&plan, host);
+        self.front = Front::of_path(line.path());
+        self.response.front = self.front;
         if let Some(answered) = local::admin(host, &plan, &line) {
             return answered;
         }
@@ -224,6 +236,16 @@ impl HttpFlow {
             return Action::Pause;
         }
         let query = self.pending.take().map(|(_, q)| q).unwrap_or_default();
+        let mut body_size = body_size;
+        if self.front == Front::Messages {
+            match front::to_chat_request(host, body_size) {
+                Ok((size, input_tokens)) => {
+                    body_size = size;
+                    self.front_input_tokens = input_tokens;
+                }
+                Err(err) => return self.refuse(host, &err),
+            }
+        }
         let plan = Rc::clone(&self.plan);
         let key = client(&plan, self.key).map(|(_, k)| k);
         let read = match routing::read(host, api, body_size) {
@@ -380,8 +402,19 @@ impl HttpFlow {
         if let Some(s) = &mut self.session {
             session::response_headers(s, host, routed);
         }
-        self.response
-            .on_headers(host, &self.plan, routed, end_of_stream)
+        let action = self
+            .response
+            .on_headers(host, &self.plan, routed, end_of_stream);
+        if self.front == Front::Messages && !self.response.answered_itself() {
+            let (model, tokens) = (&routed.client_name, self.front_input_tokens);
+            self.front_answer = Some(front::Answer::at_headers(
+                host,
+                end_of_stream,
+                model,
+                tokens,
+            ));
+        }
+        action
     }
 
     /// The response body so far (`body_size` bytes): rewritten, and its usage charged.
@@ -398,6 +431,15 @@ impl HttpFlow {
         let (action, tokens) = self
             .response
             .on_body(host, plan, routed, body_size, end_of_stream);
+        let mut action = action;
+        if let Some(answer) = &mut self.front_answer {
+            if answer.needs_whole_body() && !end_of_stream {
+                // Translated once whole: Envoy buffers it meanwhile.
+                action = Action::Pause;
+            } else if action == Action::Continue {
+                answer.on_body(host, end_of_stream);
+            }
+        }
         let client = client(plan, self.key);
         self.settlement
             .settle_tokens(host, plan, client, routed.model, tokens);

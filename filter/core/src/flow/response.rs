@@ -7,6 +7,7 @@
 use std::borrow::Cow;
 
 use super::dialect::Answer;
+use super::front::Front;
 use super::local::JSON;
 use super::routing::Routed;
 use super::targets;
@@ -53,12 +54,15 @@ pub(super) struct Response {
     /// A single-target request to a backend speaking another API: how its answer is made
     /// OpenAI's before it is rewritten (see `dialect.rs`).
     pub(super) dialect: Option<Answer>,
+    /// The API the client speaks: the filter's own answers are in its error shape.
+    pub(super) front: Front,
 }
 
 impl Default for Response {
     fn default() -> Self {
         Response {
             dialect: None,
+            front: Front::OpenAi,
             mode: ResponseMode::Untouched,
             succeeded: false,
             answered: false,
@@ -186,6 +190,12 @@ impl Response {
         matches!(self.mode, ResponseMode::Sse(_))
     }
 
+    /// Whether the filter answered in the backend's place (its reply is already in the client's
+    /// shape).
+    pub(super) fn answered_itself(&self) -> bool {
+        self.answered
+    }
+
     /// A stream's estimated tokens, when its backend reported none.
     pub(super) fn estimated_tokens(&self) -> Option<u64> {
         match &self.mode {
@@ -212,6 +222,10 @@ impl Response {
             }
         };
         let status = err.as_ref().map_or(status, |e| e.status);
+        let body = match self.front {
+            Front::OpenAi => body,
+            _ => crate::anthropic::front::anthropic_error(status, &body).1,
+        };
         let retry_after = host
             .header(Headers::Response, "retry-after")
             .map(Cow::into_owned);

@@ -133,6 +133,8 @@ pub fn apply_headers(
             host.set_header(req, "x-api-key", key.as_deref());
             let version = backend.anthropic.as_ref().map(|a| a.version.as_str());
             host.set_header(req, ANTHROPIC_VERSION_HEADER, version);
+            // Beta features change the answer's shape, which the translation must know.
+            host.set_header(req, "anthropic-beta", None);
         }
         BackendKind::Triton => {
             set_credentials(host, &Credential::None);

@@ -1,0 +1,166 @@
+//! The API the client speaks. Clients of OpenAI's API are the router's own; clients of
+//! Anthropic's SDK call `POST /v1/messages`, whose request is made into a chat request (the
+//! router's inner form) before anything else reads it, and whose answers (JSON, the event
+//! stream, every error, the router's own included) are made Anthropic's after the flow has
+//! renamed and counted them. Translators: [`crate::anthropic::front`].
+
+use crate::anthropic::front::{self as anthropic, EventStream};
+use crate::errors::ApiError;
+use crate::host::{Headers, Host};
+
+use itoa::Buffer as Decimal;
+
+/// Anthropic's Messages API, as a client path.
+pub const MESSAGES_PATH: &str = "/v1/messages";
+/// Anthropic's token counting, as a client path.
+pub const COUNT_TOKENS_PATH: &str = "/v1/messages/count_tokens";
+
+/// The API a client speaks, from its request's path.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Front {
+    /// OpenAI's: every path the router serves but Anthropic's.
+    #[default]
+    OpenAi,
+    /// Anthropic's Messages API (`POST /v1/messages`).
+    Messages,
+    /// Anthropic's token counting (`POST /v1/messages/count_tokens`).
+    CountTokens,
+}
+
+impl Front {
+    /// The front of a client path (without its query string).
+    pub fn of_path(path: &str) -> Front {
+        match path {
+            MESSAGES_PATH => Front::Messages,
+            COUNT_TOKENS_PATH => Front::CountTokens,
+            _ => Front::OpenAi,
+        }
+    }
+
+    /// Whether the client speaks Anthropic's API.
+    pub fn is_anthropic(self) -> bool {
+        self != Front::OpenAi
+    }
+
+    /// `err` as this front's clients read errors: OpenAI's envelope, or Anthropic's
+    /// `{"type":"error","error":{"type","message"}}` with the same status.
+    pub fn error_body(self, err: &ApiError) -> Vec<u8> {
+        match self {
+            Front::OpenAi => err.body(),
+            _ => anthropic::anthropic_error(err.status, &err.body()).1,
+        }
+    }
+}
+
+/// Replaces a Messages request's body (`body_size` bytes) with the chat request it stands for:
+/// the new body's size and its prompt's estimated tokens. A 400 (in Anthropic's terms once
+/// answered) when it is not a valid Messages request.
+pub(super) fn to_chat_request(
+    host: &mut dyn Host,
+    body_size: usize,
+) -> Result<(usize, u64), ApiError> {
+    let req = Headers::Request;
+    let body = host.body(req, body_size).unwrap_or_default();
+    let chat = anthropic::chat_request(&body)
+        .map_err(|e| ApiError::with_status(e.status, e.message, None))?;
+    if !host.replace_body(req, body_size, &chat.body) {
+        return Err(ApiError::internal(
+            "the request body could not be rewritten",
+        ));
+    }
+    let len = chat.body.len();
+    host.set_header(req, "content-length", Some(Decimal::new().format(len)));
+    // The client's Anthropic headers describe the request it sent, not the chat request made
+    // of it (an Anthropic backend gets its own version header).
+    host.set_header(req, "anthropic-version", None);
+    host.set_header(req, "anthropic-beta", None);
+    Ok((len, crate::token_estimate::estimate(&chat.body)))
+}
+
+/// How an answer to a Messages request is made Anthropic's.
+#[derive(Debug)]
+pub(super) enum Answer {
+    /// An event stream, event by event.
+    Stream(Box<EventStream>),
+    /// A JSON body (a chat completion, or an error of `status`), once whole.
+    Whole { status: u16 },
+    /// Nothing to translate (no body).
+    Untouched,
+}
+
+impl Answer {
+    /// At the response headers (after the flow's own handling): how the body is translated;
+    /// `model` is the client-visible name, `input_tokens` the prompt's estimate.
+    pub(super) fn at_headers(
+        host: &mut dyn Host,
+        end_of_stream: bool,
+        model: &str,
+        input_tokens: u64,
+    ) -> Answer {
+        if end_of_stream {
+            return Answer::Untouched;
+        }
+        let resp = Headers::Response;
+        let status = host
+            .header(resp, ":status")
+            .and_then(|s| s.parse::<u16>().ok())
+            .unwrap_or(0);
+        let ctype = host
+            .header(resp, "content-type")
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        if status < 300 && ctype.starts_with("text/event-stream") {
+            Answer::Stream(Box::new(EventStream::new(model, input_tokens)))
+        } else {
+            host.set_header(resp, "content-length", None);
+            Answer::Whole { status }
+        }
+    }
+
+    /// Whether the body is translated only once it is whole.
+    pub(super) fn needs_whole_body(&self) -> bool {
+        matches!(self, Answer::Whole { .. })
+    }
+
+    /// Translates the body the flow has just written (this chunk of a stream, or the whole
+    /// body at its end), in place.
+    pub(super) fn on_body(&mut self, host: &mut dyn Host, end_of_stream: bool) {
+        let resp = Headers::Response;
+        let out = match self {
+            Answer::Untouched => return,
+            Answer::Whole { .. } if !end_of_stream => return,
+            Answer::Stream(stream) => {
+                let chunk = host.body(resp, u32::MAX as usize).unwrap_or_default();
+                let mut out = stream.feed(&chunk);
+                if end_of_stream {
+                    out.extend(stream.finish());
+                }
+                (chunk.len(), out)
+            }
+            Answer::Whole { status } => {
+                let body = host.body(resp, u32::MAX as usize).unwrap_or_default();
+                let out = if *status >= 300 {
+                    anthropic::anthropic_error(*status, &body).1
+                } else {
+                    anthropic::message(&body).unwrap_or_else(|| {
+                        anthropic::error_body(
+                            502,
+                            "api_error",
+                            "The backend's answer could not be read.",
+                        )
+                    })
+                };
+                host.set_header(
+                    resp,
+                    "content-length",
+                    Some(Decimal::new().format(out.len())),
+                );
+                (body.len(), out)
+            }
+        };
+        let (size, out) = out;
+        if !host.replace_body(resp, size, &out) {
+            host.log_warn("could not translate an answer for an Anthropic client");
+        }
+    }
+}
