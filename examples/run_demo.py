@@ -15,6 +15,7 @@ from stack import ROOT, Stack  # noqa: E402
 
 CONFIG = ROOT / "examples" / "airouter.toml"
 HOSTED_KEY = "sk-demo-hosted-backend"
+ANTHROPIC_KEY = "sk-ant-demo-backend"
 # The name llama.cpp's server answers to: the target model of `demo-llm` in the config.
 LLM_ALIAS = "SmolLM2-135M-Instruct"
 # From the Triton test repository: the real model behind the vLLM backend's contract, and the
@@ -65,10 +66,11 @@ def main():
     try:
         stack.start_backend("demo-backend", 8101, "/v1")
         stack.start_backend("demo-hosted-backend", 8102, "/openai/v1", api_key=HOSTED_KEY)
+        stack.start_anthropic("demo-anthropic-backend", 8107, api_key=ANTHROPIC_KEY)
         stack.start_llama_cpp(8105, LLM_ALIAS)
         stack.start_triton(ROOT / "tests" / "triton" / "models", 8104, models=TRITON_MODELS)
         stack.start_sidecar(CONFIG)
-        envoy = stack.start_envoy(CONFIG, {"DEMO_HOSTED_KEY": HOSTED_KEY})
+        envoy = stack.start_envoy(CONFIG, {"DEMO_HOSTED_KEY": HOSTED_KEY, "DEMO_ANTHROPIC_KEY": ANTHROPIC_KEY})
         print(USAGE.format(config=CONFIG, logs=stack.workdir), flush=True)
         while not stopping and envoy.poll() is None:
             time.sleep(0.2)

@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 AIROUTER = ROOT / "target" / "release" / "airouter"
 WASM = ROOT / "target" / "wasm32-wasip1" / "release" / "airouter_filter.wasm"
 DEMO_BACKEND = ROOT / "examples" / "demo_backend.py"
+DEMO_ANTHROPIC = ROOT / "examples" / "demo_anthropic.py"
 
 
 def envoy_binary():
@@ -122,6 +123,17 @@ class Stack:
             argv += ["--api-key", api_key]
         if record:
             argv.append("--record")
+        proc, log = self._spawn(name, argv)
+        wait_http("http://127.0.0.1:%d/health" % port, proc=proc, log=log)
+
+    def start_anthropic(self, name, port, api_key="", replay=None):
+        """The Anthropic-compatible demo server (Messages API); with `replay`, it serves the
+        recorded streams in that directory by model name."""
+        argv = [sys.executable, str(DEMO_ANTHROPIC), "--port", str(port)]
+        if api_key:
+            argv += ["--api-key", api_key]
+        if replay:
+            argv += ["--replay", str(replay)]
         proc, log = self._spawn(name, argv)
         wait_http("http://127.0.0.1:%d/health" % port, proc=proc, log=log)
 

@@ -28,7 +28,7 @@ SESSIONS = {}
 def example(tmp_path_factory):
     work = tmp_path_factory.mktemp("example")
     text = (ROOT / "examples" / "airouter.toml").read_text()
-    ports = {p: free_port() for p in (8080, 9901, 8101, 8102, 8103, 8104, 8105, 8106, 8109)}
+    ports = {p: free_port() for p in (8080, 9901, 8101, 8102, 8103, 8104, 8105, 8106, 8107, 8109)}
     for old, new in ports.items():
         text = re.sub(r"\b%d\b" % old, str(new), text)
     # Paths in the config are relative to it: anchored where it came from, as it moves.
@@ -42,11 +42,12 @@ def example(tmp_path_factory):
     try:
         stack.start_backend("demo", ports[8101], "/v1", record=True)
         stack.start_backend("demo-hosted", ports[8102], "/openai/v1", api_key="sk-hosted-demo", record=True)
+        stack.start_anthropic("demo-anthropic", ports[8107], api_key="sk-ant-demo")
         from run_demo import LLM_ALIAS, TRITON_MODELS
         stack.start_llama_cpp(ports[8105], LLM_ALIAS)
         stack.start_triton(ROOT / "tests" / "triton" / "models", ports[8104], models=TRITON_MODELS)
         stack.start_sidecar(config)
-        stack.start_envoy(config, {"DEMO_HOSTED_KEY": "sk-hosted-demo"})
+        stack.start_envoy(config, {"DEMO_HOSTED_KEY": "sk-hosted-demo", "DEMO_ANTHROPIC_KEY": "sk-ant-demo"})
         SESSIONS["dir"] = work / "sessions"
         BACKENDS.update(demo="http://127.0.0.1:%d" % ports[8101], hosted="http://127.0.0.1:%d" % ports[8102])
         yield "http://127.0.0.1:%d/v1" % ports[8080]
@@ -68,6 +69,31 @@ def test_demo_models_answer_with_the_demo_key(example):
     assert emb.model == "demo-embed" and len(emb.data[0].embedding) == 8
     hosted = client.chat.completions.create(model="hosted-anything", messages=[{"role": "user", "content": "x"}])
     assert hosted.model == "hosted-anything"
+
+
+def test_demo_claude_answers_openai_clients_and_any_model_answers_anthropic_clients(example):
+    """`demo-claude` is the Anthropic-compatible demo server behind the filter's translation;
+    `/v1/messages` serves the Anthropic SDK from any chat model, streaming included."""
+    import anthropic
+    client = openai.OpenAI(base_url=example, api_key="sk-demo", max_retries=0)
+    chat = client.chat.completions.create(model="demo-claude", messages=[{"role": "user", "content": "hi"}])
+    assert chat.model == "demo-claude" and chat.choices[0].message.content == "You said: hi"
+    assert chat.choices[0].finish_reason == "stop" and chat.usage.completion_tokens > 0
+    text = "".join(c.choices[0].delta.content or "" for c in client.chat.completions.create(
+        model="demo-claude", stream=True, messages=[{"role": "user", "content": "hi"}]) if c.choices)
+    assert text == "You said: hi"
+    claude = anthropic.Anthropic(base_url=example[:-len("/v1")], api_key="sk-demo", max_retries=0)
+    for model in ("demo-chat", "demo-claude"):
+        msg = claude.messages.create(model=model, max_tokens=64, messages=[{"role": "user", "content": "hi"}])
+        assert msg.model == model and msg.content[0].text == "You said: hi", msg
+        assert msg.stop_reason == "end_turn" and msg.usage.output_tokens > 0
+        with claude.messages.stream(model=model, max_tokens=64, messages=[{"role": "user", "content": "hi"}]) as s:
+            assert "".join(s.text_stream) == "You said: hi"
+            assert s.get_final_message().model == model
+    with pytest.raises(anthropic.AuthenticationError) as e:
+        anthropic.Anthropic(base_url=example[:-len("/v1")], api_key="sk-wrong", max_retries=0).messages.create(
+            model="demo-chat", max_tokens=8, messages=[{"role": "user", "content": "hi"}])
+    assert e.value.body["type"] == "error" and e.value.body["error"]["type"] == "authentication_error"
 
 
 def test_unknown_chat_model_falls_back_to_the_default(example):
