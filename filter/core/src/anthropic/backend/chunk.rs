@@ -144,7 +144,7 @@ mod tests {
             concat!(
                 r#"data: {"id":"chatcmpl-msg_1","object":"chat.completion.chunk","created":7,"model":"claude","choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"id":"toolu_1","type":"function","function":{"name":"f","arguments":""}}]},"logprobs":null,"finish_reason":null}]}"#,
                 "\n\n",
-                r#"data: {"id":"chatcmpl-msg_1","object":"chat.completion.chunk","created":7,"model":"claude","choices":[],"usage":{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0,"prompt_tokens_details":{"cached_tokens":0}}}"#,
+                r#"data: {"id":"chatcmpl-msg_1","object":"chat.completion.chunk","created":7,"model":"claude","choices":[],"usage":{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0,"prompt_tokens_details":{"cached_tokens":0,"cache_write_tokens":0}}}"#,
                 "\n\n"
             )
         );

@@ -199,7 +199,7 @@ mod tests {
                     "reasoning_content": "The user wants weather.",
                     "tool_calls": [{"id": "toolu_01", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\",\"unit\":\"c\"}"}}]
                 }}],
-                "usage": {"prompt_tokens": 47, "completion_tokens": 40, "total_tokens": 87, "prompt_tokens_details": {"cached_tokens": 30}}
+                "usage": {"prompt_tokens": 47, "completion_tokens": 40, "total_tokens": 87, "prompt_tokens_details": {"cached_tokens": 30, "cache_write_tokens": 5}}
             })
         );
     }

@@ -3,10 +3,10 @@
 //!
 //! Anthropic counts the prompt in three parts: `input_tokens` (not cached),
 //! `cache_read_input_tokens` (read from the prompt cache) and `cache_creation_input_tokens`
-//! (written to it). OpenAI has one `prompt_tokens` with `prompt_tokens_details.cached_tokens`:
-//! `prompt_tokens` is the sum of the three, `cached_tokens` the cache reads. Cache writes have
-//! no OpenAI field: they are in `prompt_tokens` only (and in [`Usage::cache_creation_tokens`]
-//! for the router's own counting).
+//! (written to it). OpenAI has one `prompt_tokens` with `prompt_tokens_details`:
+//! `prompt_tokens` is the sum of the three, `cached_tokens` the cache reads and
+//! `cache_write_tokens` the cache writes (the field OpenAI's chat usage has for prompt tokens
+//! written to the cache; clients that do not know it see the writes in `prompt_tokens` only).
 
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +37,7 @@ impl Usage {
             total_tokens: self.total_tokens(),
             prompt_tokens_details: PromptDetails {
                 cached_tokens: self.cached_tokens,
+                cache_write_tokens: self.cache_creation_tokens,
             },
         }
     }
@@ -108,6 +109,7 @@ pub(super) struct OpenAiUsage {
 #[derive(Debug, Serialize)]
 struct PromptDetails {
     cached_tokens: u64,
+    cache_write_tokens: u64,
 }
 
 #[cfg(test)]
@@ -137,7 +139,7 @@ mod tests {
         assert_eq!(usage.total_tokens(), 142);
         assert_eq!(
             serde_json::to_string(&usage.openai()).unwrap(),
-            r#"{"prompt_tokens":117,"completion_tokens":25,"total_tokens":142,"prompt_tokens_details":{"cached_tokens":100}}"#
+            r#"{"prompt_tokens":117,"completion_tokens":25,"total_tokens":142,"prompt_tokens_details":{"cached_tokens":100,"cache_write_tokens":7}}"#
         );
     }
 
