@@ -147,10 +147,10 @@ fn text_field(part: &Value, field: &str, index: usize) -> Result<Option<String>,
 
 /// An `image_url` part as an image block.
 fn image(part: &Value, index: usize) -> Result<Block, ApiError> {
+    // OpenAI sends `{"url": ...}`; some clients send the URL alone, as vLLM accepts.
     let url = part
         .get("image_url")
-        .and_then(|i| i.get("url"))
-        .and_then(Value::as_str)
+        .and_then(|i| i.as_str().or_else(|| i.get("url")?.as_str()))
         .ok_or_else(|| bad_content(index, "an 'image_url' part needs 'image_url.url'"))?;
     let source = if url.starts_with("data:") {
         data_url(url, index)?
@@ -229,7 +229,7 @@ mod tests {
             {"type": "text", "text": "What is this?"},
             {"type": "text", "text": ""},
             {"type": "image_url", "image_url": {"url": "data:image/PNG;base64,iVBORw0KGgo=", "detail": "high"}},
-            {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg"}},
+            {"type": "image_url", "image_url": "https://example.com/cat.jpg"},
             {"type": "file", "file": {"filename": "a.pdf", "file_data": "data:application/pdf;base64,JVBERi0x"}},
         ]))
         .unwrap();

@@ -26,6 +26,8 @@
 //! The result is a backend's error in OpenAI's shape: the flow still scrubs it like any other
 //! (`backend_errors::wrap`: backend names and addresses out, generic 5xx messages).
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 
 use crate::backend_errors::generic_message;
@@ -37,8 +39,8 @@ const OVERLOADED: u16 = 529;
 /// Anthropic's error answer.
 #[derive(Deserialize)]
 struct ErrorBody<'a> {
-    #[serde(rename = "type")]
-    kind: Option<&'a str>,
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<Cow<'a, str>>,
     #[serde(borrow)]
     error: AnthropicError<'a>,
 }
@@ -47,9 +49,9 @@ struct ErrorBody<'a> {
 #[derive(Debug, Deserialize)]
 pub(super) struct AnthropicError<'a> {
     #[serde(rename = "type", borrow)]
-    kind: std::borrow::Cow<'a, str>,
+    kind: Cow<'a, str>,
     #[serde(borrow, default)]
-    message: Option<std::borrow::Cow<'a, str>>,
+    message: Option<Cow<'a, str>>,
 }
 
 /// The status, OpenAI `type` and `code` for an Anthropic error `kind` answered with `status`.
@@ -135,7 +137,7 @@ fn generic(status: u16) -> &'static str {
 /// message for its status.
 pub fn openai_error(status: u16, body: &[u8]) -> (u16, Vec<u8>) {
     match serde_json::from_slice::<ErrorBody<'_>>(body) {
-        Ok(err) if err.kind.is_none_or(|k| k == "error") => err.error.envelope(status),
+        Ok(err) if err.kind.as_deref().is_none_or(|k| k == "error") => err.error.envelope(status),
         _ => {
             let code = (status == OVERLOADED).then_some("overloaded");
             let status = faithful(status);
@@ -262,6 +264,17 @@ mod tests {
             assert!(!message.is_empty());
         }
         let (_, v) = error(529, "");
+        assert_eq!(v["error"]["code"], "overloaded");
+    }
+
+    #[test]
+    fn escaped_text_is_read_as_written() {
+        let (s, v) = error(
+            529,
+            r#"{"type":"err\u006fr","error":{"type":"overloaded_\u0065rror","message":"Over\nloaded \u00e9"}}"#,
+        );
+        assert_eq!(s, 503);
+        assert_eq!(v["error"]["message"], "Over\nloaded \u{e9}");
         assert_eq!(v["error"]["code"], "overloaded");
     }
 

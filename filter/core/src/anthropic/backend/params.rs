@@ -6,6 +6,10 @@
 //! left out. Otherwise it is refused with a 400 naming it (`unsupported_parameter`), or left
 //! out when the backend is set to drop what it cannot carry; never applied as something else.
 //! Fields OpenAI does not define are treated the same way.
+//!
+//! `reasoning_effort` is one of them, though Anthropic can think: its extended thinking hands
+//! back signed thinking blocks that must come back with the next turn's tool results, and a
+//! chat conversation has no place for the signature, so tool use would fail a turn later.
 
 use serde_json::Value;
 

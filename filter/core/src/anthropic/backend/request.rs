@@ -168,7 +168,7 @@ fn token_limit(param: &'static str, value: &Value) -> Result<u64, ApiError> {
         .ok_or_else(|| invalid_value(param, "expected a positive integer"))
 }
 
-/// A number from 0 to `max`, kept as written.
+/// A number from 0 to `max`, passed on as the client gave it.
 fn fraction(param: &'static str, value: &Value, max: f64) -> Result<Number, ApiError> {
     match value {
         Value::Number(n) if n.as_f64().is_some_and(|f| (0.0..=max).contains(&f)) => Ok(n.clone()),
