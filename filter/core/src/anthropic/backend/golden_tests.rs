@@ -219,3 +219,40 @@ fn golden_streams_say_what_their_backend_said() {
         20000
     );
 }
+
+/// The answers and error bodies with bytes changed, and cut anywhere: a chat completion (valid
+/// JSON) or none, and always an OpenAI envelope; never a panic.
+#[test]
+fn changed_answers_and_errors_give_json_or_nothing() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/anthropic/backend");
+    let mut rng = crate::test_json::Rng::new(0xbad);
+    const BYTES: &[u8] = b"{}[]\":,\\ 0a\xc3\xff";
+    for file in [
+        "message_tool_use.json",
+        "message_text.json",
+        "error_overloaded.json",
+    ] {
+        let input = std::fs::read(dir.join(file)).unwrap();
+        let mut bodies: Vec<Vec<u8>> = (0..input.len()).map(|cut| input[..cut].to_vec()).collect();
+        for _ in 0..1500 {
+            let mut body = input.clone();
+            for _ in 0..1 + rng.next(3) {
+                let at = rng.next(body.len() as u64) as usize;
+                body[at] = BYTES[rng.next(BYTES.len() as u64) as usize];
+            }
+            bodies.push(body);
+        }
+        for body in bodies {
+            if let Some(out) = chat_completion(&body, CREATED) {
+                let v: Value = serde_json::from_slice(&out).unwrap();
+                assert_eq!(v["object"], "chat.completion");
+            }
+            let (status, out) = openai_error(529, &body);
+            assert_eq!(status, 503);
+            let v: Value = serde_json::from_slice(&out).unwrap();
+            assert!(v["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()));
+        }
+    }
+}

@@ -28,8 +28,9 @@ struct Message<'a> {
     id: Cow<'a, str>,
     #[serde(borrow, default)]
     model: Cow<'a, str>,
+    /// Each block read on its own: one of an unknown shape is left out, not the answer.
     #[serde(borrow, default)]
-    content: Vec<ContentBlock<'a>>,
+    content: Vec<&'a RawValue>,
     #[serde(borrow, default)]
     stop_reason: Option<Cow<'a, str>>,
     #[serde(default)]
@@ -110,10 +111,15 @@ pub fn chat_completion(message: &[u8], created: u64) -> Option<Vec<u8>> {
     if message.kind != "message" {
         return None;
     }
+    let blocks: Vec<ContentBlock<'_>> = message
+        .content
+        .iter()
+        .filter_map(|raw| serde_json::from_str(raw.get()).ok())
+        .collect();
     let mut text = String::new();
     let mut reasoning: Option<String> = None;
     let mut tool_calls = Vec::new();
-    for block in &message.content {
+    for block in &blocks {
         match (block.kind.as_ref(), block) {
             ("text", ContentBlock { text: Some(t), .. }) => text.push_str(t),
             (
@@ -138,7 +144,7 @@ pub fn chat_completion(message: &[u8], created: u64) -> Option<Vec<u8>> {
             _ => {}
         }
     }
-    let has_text = message.content.iter().any(|b| b.kind == "text");
+    let has_text = blocks.iter().any(|b| b.kind == "text");
     let usage = message.usage.as_ref().map(|u| {
         let mut counts = Counts::default();
         counts.update(u);
@@ -232,6 +238,16 @@ mod tests {
             out["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"],
             r#"{"b": 1, "a": "\u00e9"}"#
         );
+    }
+
+    #[test]
+    fn a_block_of_an_unknown_shape_is_left_out() {
+        let out = complete(
+            json!({"type": "message", "id": "m", "model": "c", "stop_reason": "end_turn", "content": [
+            {"type": "future_block", "text": {"rich": true}, "id": 5},
+            {"type": "text", "text": "kept"}]}),
+        );
+        assert_eq!(out["choices"][0]["message"]["content"], "kept");
     }
 
     #[test]
