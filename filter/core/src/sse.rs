@@ -13,7 +13,7 @@
 use crate::model_names::NameRewriter;
 use crate::session::Transcript;
 
-mod event;
+pub(crate) mod event;
 mod framer;
 mod usage;
 
@@ -216,7 +216,7 @@ impl SseModelRewriter {
 
 /// The end of a stream whose backend sent an event over [`MAX_EVENT_BYTES`]: OpenAI's error
 /// envelope then `[DONE]` for chat and completions, a Responses-style `error` event otherwise.
-fn too_large_ending(ends_with_done: bool) -> Vec<u8> {
+pub(crate) fn too_large_ending(ends_with_done: bool) -> Vec<u8> {
     const MESSAGE: &str =
         "The backend sent a stream event larger than the router passes on (16 MiB); the stream was ended.";
     const CODE: &str = "stream_event_too_large";

@@ -92,7 +92,9 @@ impl Response {
             .and_then(|(i, _)| plan.backends.get(*i))
             .is_some_and(|b| b.kind == BackendKind::Anthropic);
         if speaks_anthropic {
-            self.dialect = Some(Answer::at_headers(host, end_of_stream));
+            // The backend was asked for usage when the client asked or its key has a budget.
+            let usage_chunk = routed.stream_estimate.is_some();
+            self.dialect = Some(Answer::at_headers(host, end_of_stream, usage_chunk));
         }
         let resp = Headers::Response;
         let status = host

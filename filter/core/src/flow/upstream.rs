@@ -83,6 +83,8 @@ pub struct UpstreamFlow {
     backend_index: Option<usize>,
     /// The attempt's answer, when its backend speaks another API (see `dialect.rs`).
     answer: Option<Answer>,
+    /// The attempt's request asked for stream usage.
+    usage_chunk: bool,
 }
 
 impl UpstreamFlow {
@@ -94,6 +96,7 @@ impl UpstreamFlow {
             backend: None,
             backend_index: None,
             answer: None,
+            usage_chunk: false,
         }
     }
 
@@ -187,6 +190,7 @@ impl UpstreamFlow {
         match target_request::locate_model(*api, &body, &ctype) {
             Ok((span, _)) => {
                 let mut new_body = target_request::replace_model(*api, &body, span, backend_model);
+                self.usage_chunk = crate::json_body::asks_stream_usage(&new_body);
                 let backend = self.backend_index.and_then(|i| self.plan.backends.get(i));
                 match backend.and_then(|b| dialect::request(b, backend_model, &new_body)) {
                     Some(Ok(translated)) => new_body = translated,
@@ -223,7 +227,7 @@ impl UpstreamFlow {
     pub fn on_response_headers(&mut self, host: &mut dyn Host, end_of_stream: bool) -> Action {
         let backend = self.backend_index.and_then(|i| self.plan.backends.get(i));
         if backend.is_some_and(|b| b.kind == BackendKind::Anthropic) {
-            self.answer = Some(Answer::at_headers(host, end_of_stream));
+            self.answer = Some(Answer::at_headers(host, end_of_stream, self.usage_chunk));
         }
         let status = host
             .header(Headers::Response, ":status")
