@@ -21,7 +21,7 @@ fn strip_line_end(line: &[u8]) -> &[u8] {
 }
 
 /// An event's data: its `data:` lines joined with LF (borrowed when there is one).
-pub(super) fn event_data(event: &[u8]) -> Cow<'_, [u8]> {
+pub(crate) fn event_data(event: &[u8]) -> Cow<'_, [u8]> {
     let mut values = lines(event).filter_map(data_value);
     let Some(first) = values.next() else {
         return Cow::Borrowed(&[]);
