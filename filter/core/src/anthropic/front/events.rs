@@ -95,6 +95,8 @@ pub(super) enum Event<'a> {
         usage: DeltaUsage,
     },
     MessageStop,
+    /// A keep-alive.
+    Ping,
     Error {
         error: ErrorObject<'a>,
     },
@@ -124,6 +126,7 @@ impl Event<'_> {
             Event::ContentBlockStop { .. } => "content_block_stop",
             Event::MessageDelta { .. } => "message_delta",
             Event::MessageStop => "message_stop",
+            Event::Ping => "ping",
             Event::Error { .. } => "error",
         }
     }

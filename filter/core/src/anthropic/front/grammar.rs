@@ -37,8 +37,9 @@ pub fn check(stream: &[u8]) -> Result<End, String> {
         }
         events.push((name.to_string(), data));
     }
-    let mut events = events.into_iter().filter(|(n, _)| n != "ping");
+    let mut events = events.into_iter();
     let (first, start) = events.next().ok_or("no events")?;
+    let mut events = events.filter(|(n, _)| n != "ping");
     if first == "error" {
         return match events.next() {
             None => Ok(End::Error(start["error"].clone())),
@@ -185,6 +186,7 @@ fn the_checker_refuses_broken_streams() {
         format!("{start}{stop}{stop}"),
         format!("{start}{stop}").replace("event: message_stop", "event: message_end"),
         start.to_string(),
+        format!("event: ping\ndata: {{\"type\":\"ping\"}}\n\n{start}{stop}"),
     ] {
         assert!(check(broken.as_bytes()).is_err(), "{broken}");
     }

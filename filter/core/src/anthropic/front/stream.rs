@@ -12,8 +12,9 @@
 //! - `data: {"error":...}` closes the open block and ends the stream with an `error` event;
 //!   so does a tool call whose arguments make no JSON object (found when the blocks close,
 //!   as [`super::message`] refuses such an answer), a stream cut short ([`EventStream::finish`] before `[DONE]`) and an event over
-//!   [`crate::sse::MAX_EVENT_BYTES`]. Events that are not JSON chunks (comments, keep-alives)
-//!   and choices other than the first are skipped.
+//!   [`crate::sse::MAX_EVENT_BYTES`]. A comment (the backend's keep-alive) after
+//!   `message_start` becomes a `ping`; other events that are not JSON chunks of the expected
+//!   shape, and choices other than the first, are skipped.
 //! - State is bounded: the framer's one event, the blocks held back (`blocks`), and the ids of
 //!   tool calls sent without an `index` ([`MAX_TOOL_IDS`]).
 
@@ -131,6 +132,13 @@ impl State {
         }
         let data = event_data(event);
         let data = data.trim_ascii();
+        if data.is_empty() {
+            // A comment is the backend's keep-alive: the client gets Anthropic's.
+            if event.first() == Some(&b':') && self.phase != Phase::Waiting {
+                Event::Ping.write(out);
+            }
+            return;
+        }
         if data == b"[DONE]" {
             return self.end(out);
         }

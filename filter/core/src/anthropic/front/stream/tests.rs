@@ -20,8 +20,12 @@ fn an_empty_stream_is_an_error_alone() {
     let (text, end) = run("m", &[]);
     assert!(text.starts_with("event: error\n"), "{text}");
     assert!(matches!(end, End::Error(e) if e["type"] == "api_error"));
-    let (_, end) = run("m", &[b": keep-alive\n\n"]);
+    let (text, end) = run("m", &[b": keep-alive\n\n"]);
     assert!(matches!(end, End::Error(_)));
+    assert!(
+        !text.contains("ping"),
+        "no ping before message_start: {text}"
+    );
 }
 
 #[test]
