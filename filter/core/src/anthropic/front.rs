@@ -18,9 +18,9 @@
 //!
 //! - `model` (string), `max_tokens` (integer ≥ 1) are required, as by Anthropic; `messages`
 //!   must hold at least one message.
-//! - `system` (a string or text blocks) → a first `system` message. Text blocks of one message
-//!   are joined with a line feed, as vLLM joins text parts; a message with images becomes a list
-//!   of `text` and `image_url` parts.
+//! - `system` (a string or text blocks) → a first `system` message (none when empty). Text
+//!   blocks of one message are joined with a line feed, as vLLM joins text parts; a message
+//!   with images becomes a list of `text` and `image_url` parts.
 //! - `image` blocks: a `base64` source → a `data:` URL, a `url` source → its URL; a `file`
 //!   source (Files API) → 400.
 //! - `tool_use` (assistant) → `tool_calls`, the input serialized as the arguments text, the id
@@ -59,7 +59,12 @@
 //! empty arguments are `{}`. Anthropic counts cached prompt tokens apart from `input_tokens`,
 //! so `input_tokens` is `prompt_tokens` less `prompt_tokens_details.cached_tokens`, which goes
 //! to `cache_read_input_tokens`. vLLM's `stop_reason` (the stop string that matched) gives
-//! `stop_reason: "stop_sequence"` and `stop_sequence`. Only the first choice is read.
+//! `stop_reason: "stop_sequence"` and `stop_sequence`; a `refusal` becomes text and stops
+//! with `refusal`. Only the first choice is read. A stream does the same block by block (see
+//! `stream` and `blocks`: a tool call's blocks are held back while another is open, and a
+//! stream whose tool arguments make no JSON object ends with an `error` event, as [`message`]
+//! refuses the answer). The [`count_tokens_request`] body is a chat request without
+//! `max_tokens`: the prompt the router can count or estimate for any backend.
 //!
 //! Errors keep their status; the `type` follows it (see [`anthropic_error`]): a 503 stays a
 //! 503 with `overloaded_error`, Anthropic's 529 is not invented.

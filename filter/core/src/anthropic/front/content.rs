@@ -69,7 +69,7 @@ pub(super) struct FunctionCall<'a> {
     arguments: String,
 }
 
-/// `system` (a string or text blocks) as the first chat message, if any.
+/// `system` (a string or text blocks) as the first chat message, unless it is empty.
 pub(super) fn system(value: Option<&Value>) -> Result<Option<ChatMessage<'_>>, FrontError> {
     let text = match value {
         None | Some(Value::Null) => return Ok(None),
@@ -91,7 +91,7 @@ pub(super) fn system(value: Option<&Value>) -> Result<Option<ChatMessage<'_>>, F
             ))
         }
     };
-    Ok(Some(ChatMessage::System {
+    Ok((!text.is_empty()).then_some(ChatMessage::System {
         content: Content::Text(text),
     }))
 }
@@ -310,7 +310,7 @@ fn tool_call<'a>(block: &'a Value, path: &str, j: usize) -> Result<ToolCall<'a>,
 }
 
 /// A `tool_result` block as a `tool` message: its text (blocks joined with a line feed),
-/// after `Error: ` when `is_error`.
+/// after `Error: ` when `is_error` (just `Error` when it has no text).
 fn tool_result<'a>(block: &'a Value, path: &str, j: usize) -> Result<ChatMessage<'a>, FrontError> {
     let Some(id) = block.get("tool_use_id").and_then(Value::as_str) else {
         return Err(FrontError::invalid(format!(
@@ -341,6 +341,7 @@ fn tool_result<'a>(block: &'a Value, path: &str, j: usize) -> Result<ChatMessage
         }
     };
     let content = match block.get("is_error") {
+        Some(Value::Bool(true)) if text.is_empty() => Cow::Borrowed("Error"),
         Some(Value::Bool(true)) => Cow::Owned(crate::text::concat(&["Error: ", &text])),
         None | Some(Value::Null | Value::Bool(false)) => text,
         Some(_) => {

@@ -86,7 +86,7 @@ fn a_tool_result_alone_is_only_a_tool_message_and_thinking_alone_an_empty_turn()
     let out = chat(json!([
         {"role":"user","content":"x"},
         {"role":"assistant","content":[{"type":"thinking","thinking":"t","signature":"s"}]},
-        {"role":"user","content":[{"type":"tool_result","tool_use_id":"a"}]}
+        {"role":"user","content":[{"type":"tool_result","tool_use_id":"a"},{"type":"tool_result","tool_use_id":"b","is_error":true}]}
     ]))
     .unwrap();
     assert_eq!(
@@ -94,7 +94,8 @@ fn a_tool_result_alone_is_only_a_tool_message_and_thinking_alone_an_empty_turn()
         json!([
             {"role":"user","content":"x"},
             {"role":"assistant","content":""},
-            {"role":"tool","tool_call_id":"a","content":""}
+            {"role":"tool","tool_call_id":"a","content":""},
+            {"role":"tool","tool_call_id":"b","content":"Error"}
         ])
     );
 }
@@ -207,6 +208,8 @@ fn system_prompts() {
         json!({"role":"system","content":"A\nB"})
     );
     assert!(system(None).unwrap().is_none());
+    assert!(system(Some(&json!(""))).unwrap().is_none());
+    assert!(system(Some(&json!([]))).unwrap().is_none());
     assert!(system(Some(&Value::Null)).unwrap().is_none());
     assert!(system(Some(&json!([{"type":"image"}])))
         .unwrap_err()
