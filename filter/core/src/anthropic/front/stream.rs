@@ -10,9 +10,9 @@
 //!   backend's (`output_tokens`, and `input_tokens` replacing the estimate), or without one
 //!   an estimate of the streamed text (`crate::token_estimate`).
 //! - `data: {"error":...}` closes the open block and ends the stream with an `error` event;
-//!   so does a tool call whose arguments make no JSON object (found when the blocks close,
-//!   as [`super::message`] refuses such an answer), a stream cut short ([`EventStream::finish`] before `[DONE]`) and an event over
-//!   [`crate::sse::MAX_EVENT_BYTES`]. A comment (the backend's keep-alive) after
+//!   so does a tool call whose arguments make no JSON object (found when the blocks close, as
+//!   [`super::message`] refuses such an answer), a stream cut short ([`EventStream::finish`]
+//!   before `[DONE]`) and an event over [`crate::sse::MAX_EVENT_BYTES`]. A comment (the backend's keep-alive) after
 //!   `message_start` becomes a `ping`; other events that are not JSON chunks of the expected
 //!   shape, and choices other than the first, are skipped.
 //! - State is bounded: the framer's one event, the blocks held back (`blocks`), and the ids of
