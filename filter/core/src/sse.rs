@@ -17,7 +17,8 @@ pub(crate) mod event;
 mod framer;
 mod usage;
 
-use event::{event_data, is_done, is_usage_only, rewrite_event, usage_of};
+pub(crate) use event::event_data;
+use event::{is_done, is_usage_only, rewrite_event, usage_of};
 pub use framer::{event_end, SseFramer};
 use usage::StreamedText;
 
