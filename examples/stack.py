@@ -126,14 +126,17 @@ class Stack:
         proc, log = self._spawn(name, argv)
         wait_http("http://127.0.0.1:%d/health" % port, proc=proc, log=log)
 
-    def start_anthropic(self, name, port, api_key="", replay=None):
+    def start_anthropic(self, name, port, api_key="", replay=None, record=False):
         """The Anthropic-compatible demo server (Messages API); with `replay`, it serves the
-        recorded streams in that directory by model name."""
+        recorded streams in that directory by model name; with `record`, it keeps what it is
+        sent (GET /__requests)."""
         argv = [sys.executable, str(DEMO_ANTHROPIC), "--port", str(port)]
         if api_key:
             argv += ["--api-key", api_key]
         if replay:
             argv += ["--replay", str(replay)]
+        if record:
+            argv.append("--record")
         proc, log = self._spawn(name, argv)
         wait_http("http://127.0.0.1:%d/health" % port, proc=proc, log=log)
 

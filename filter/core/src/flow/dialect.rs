@@ -47,7 +47,11 @@ impl Answer {
     /// At the response headers of an Anthropic backend's answer: its status made OpenAI's (529
     /// → 503), the length dropped when the body will change, and how the body is translated.
     /// `usage_chunk`: the request asked for stream usage (see `json_body::asks_stream_usage`).
-    pub(super) fn at_headers(host: &mut dyn Host, end_of_stream: bool, usage_chunk: bool) -> Answer {
+    pub(super) fn at_headers(
+        host: &mut dyn Host,
+        end_of_stream: bool,
+        usage_chunk: bool,
+    ) -> Answer {
         let resp = Headers::Response;
         let mut status = host
             .header(resp, ":status")
@@ -66,7 +70,11 @@ impl Answer {
             .to_ascii_lowercase();
         let answer = if status < 300 && ctype.starts_with("text/event-stream") {
             let stream = ChunkStream::new(host.now_ms() / 1000);
-            let stream = if usage_chunk { stream } else { stream.without_usage_chunk() };
+            let stream = if usage_chunk {
+                stream
+            } else {
+                stream.without_usage_chunk()
+            };
             Answer::Stream(Box::new(stream))
         } else if status >= 400 || ctype.contains("json") {
             Answer::Whole { status }

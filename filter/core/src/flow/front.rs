@@ -12,6 +12,8 @@ use itoa::Buffer as Decimal;
 
 /// Anthropic's Messages API, as a client path.
 pub const MESSAGES_PATH: &str = "/v1/messages";
+/// The path a Messages request is served at once made a chat request.
+const CHAT_PATH: &str = "/v1/chat/completions";
 /// Anthropic's token counting, as a client path.
 pub const COUNT_TOKENS_PATH: &str = "/v1/messages/count_tokens";
 
@@ -70,8 +72,16 @@ pub(super) fn to_chat_request(
     }
     let len = chat.body.len();
     host.set_header(req, "content-length", Some(Decimal::new().format(len)));
-    // The client's Anthropic headers describe the request it sent, not the chat request made
-    // of it (an Anthropic backend gets its own version header).
+    // From here on it is a chat request, for every part of the flow (a failover's attempts
+    // read the path): the client's query string kept, its Anthropic headers dropped (they
+    // describe the request it sent; an Anthropic backend gets its own version header).
+    let path = host.header(req, ":path").unwrap_or_default().into_owned();
+    let query = path.split_once('?').map(|(_, q)| q);
+    let chat_path = match query {
+        Some(q) => crate::text::concat(&[CHAT_PATH, "?", q]),
+        None => CHAT_PATH.to_string(),
+    };
+    host.set_header(req, ":path", Some(&chat_path));
     host.set_header(req, "anthropic-version", None);
     host.set_header(req, "anthropic-beta", None);
     Ok((len, crate::token_estimate::estimate(&chat.body)))

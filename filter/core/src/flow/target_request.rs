@@ -119,6 +119,11 @@ pub fn apply_headers(
     host.set_header(req, ":authority", Some(authority));
     // Responses are rewritten, so they must come back uncompressed.
     host.set_header(req, "accept-encoding", None);
+    if backend.kind != BackendKind::Anthropic {
+        // An earlier attempt's, or an Anthropic client's: not this backend's business.
+        host.set_header(req, ANTHROPIC_VERSION_HEADER, None);
+        host.set_header(req, "anthropic-beta", None);
+    }
     match backend.kind {
         BackendKind::Openai => set_credentials(host, &backend.credential),
         BackendKind::Anthropic => {

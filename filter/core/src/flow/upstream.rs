@@ -112,15 +112,15 @@ impl UpstreamFlow {
             .unwrap_or((client_path.as_str(), ""));
         let Some(api) = Api::from_client_path(path) else {
             host.log_warn(&format!("failover request with an unknown path {path}"));
-            return Action::Continue;
+            return fail_closed(host);
         };
         let Some(backend_name) = host.property(&BACKEND_METADATA_PATH) else {
             host.log_warn("the picked endpoint carries no airouter backend metadata");
-            return Action::Continue;
+            return fail_closed(host);
         };
         let plan = Rc::clone(&self.plan);
         let Some(resolved) = plan.resolve(api, &client_name) else {
-            return Action::Continue;
+            return fail_closed(host);
         };
         let picked = resolved.model.targets().iter().find_map(|t| {
             let backend = plan.backends.get(t.backend)?;
@@ -137,7 +137,7 @@ impl UpstreamFlow {
             host.log_warn(&format!(
                 "backend {backend_name} is not a target of model {client_name}"
             ));
-            return Action::Continue;
+            return fail_closed(host);
         };
         let t = TargetRef {
             backend,
@@ -271,6 +271,15 @@ impl UpstreamFlow {
         }
         Action::Continue
     }
+}
+
+/// An attempt the filter cannot rewrite (which only a mismatch between the listener's flow and
+/// this one can cause) goes on without any credentials, the client's or a backend's.
+fn fail_closed(host: &mut dyn Host) -> Action {
+    for name in ["authorization", "api-key", "x-api-key"] {
+        host.set_header(Headers::Request, name, None);
+    }
+    Action::Continue
 }
 
 /// Adds `parts` to the attempts noted for the session record ([`SESSION_ATTEMPTS_PROPERTY`]):
