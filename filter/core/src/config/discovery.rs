@@ -5,6 +5,7 @@
 use super::error::{ConfigError, Locator};
 use super::raw::RawDiscovery;
 use super::{Backend, Credential, Discovery, Model};
+use toml::Spanned;
 
 /// Shortest interval between two fetches of one backend.
 pub const MIN_INTERVAL_MS: u64 = 1000;
@@ -36,10 +37,10 @@ pub(super) fn compile_discovery(
     let timeout_ms = *raw.timeout_ms.get_ref();
     if !TIMEOUT_MS.contains(&timeout_ms) || timeout_ms >= interval_ms {
         errs.push(loc.error(
-            raw.timeout_ms.span(),
+            written(&raw.timeout_ms, &raw.interval_ms),
             "discovery.timeout_ms",
             format!(
-                "must be between {} and {} and shorter than `interval_ms`",
+                "must be between {} and {} and shorter than `interval_ms` (timeout {timeout_ms}, interval {interval_ms})",
                 TIMEOUT_MS.start(),
                 TIMEOUT_MS.end()
             ),
@@ -48,9 +49,9 @@ pub(super) fn compile_discovery(
     let grace_ms = *raw.grace_ms.get_ref();
     if grace_ms < interval_ms.saturating_mul(2) {
         errs.push(loc.error(
-            raw.grace_ms.span(),
+            written(&raw.grace_ms, &raw.interval_ms),
             "discovery.grace_ms",
-            "must be at least twice `interval_ms` (else the models vanish between two fetches)",
+            format!("must be at least twice `interval_ms`, else the models vanish between two fetches (grace {grace_ms}, interval {interval_ms})"),
         ));
     }
     let max_models = *raw.max_models.get_ref();
@@ -68,6 +69,16 @@ pub(super) fn compile_discovery(
         max_models: usize::try_from(max_models).unwrap_or(usize::MAX),
         backends: sources(models, backends),
     })
+}
+
+/// Where to point at a value checked against `other`: the value as written, else (left to its
+/// default) `other`.
+fn written<T>(value: &Spanned<T>, other: &Spanned<u64>) -> std::ops::Range<usize> {
+    if value.span().is_empty() {
+        other.span()
+    } else {
+        value.span()
+    }
 }
 
 /// The backends to ask, in index order, each once: targets passing the client's name through

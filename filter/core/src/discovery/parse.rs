@@ -21,8 +21,21 @@ pub const MAX_CREATED: u64 = 253_402_300_799;
 /// Longest `owned_by` kept, in bytes.
 pub const MAX_OWNED_BY_BYTES: usize = 128;
 
-/// The models a call-out's `response` lists, or why it lists none: no response at all, a status
-/// other than 200, a body cut by the host, or a body that is not a model list.
+/// The bodies of the replies Envoy makes itself to a call-out it could not deliver (the router's
+/// local replies: 503 when the connection failed or the cluster has no healthy host, 504 when
+/// the deadline passed), each as it starts.
+const ENVOY_FAILURES: [(u16, &[u8]); 3] = [
+    (
+        503,
+        b"upstream connect error or disconnect/reset before headers",
+    ),
+    (503, b"no healthy upstream"),
+    (504, b"upstream request timeout"),
+];
+
+/// The models a call-out's `response` lists, or why it lists none: no response from the
+/// backend (none at all, or Envoy's own failure reply), a status other than 200, a body cut by
+/// the host, or a body that is not a model list.
 pub fn outcome(
     response: &CallResponse,
     max_models: usize,
@@ -30,12 +43,26 @@ pub fn outcome(
     match response.status {
         0 => return Err(Failure::Unreachable),
         200 => {}
+        _ if from_envoy(response) => return Err(Failure::Unreachable),
         status => return Err(Failure::Status(status)),
     }
     if response.body_len > response.body.len() || response.body.len() > CALL_RESPONSE_MAX_BYTES {
         return Err(Failure::TooLarge);
     }
     parse(&response.body, max_models)
+}
+
+/// Whether `response` is Envoy's own reply to a call it could not deliver, not the backend's:
+/// one of [`ENVOY_FAILURES`], as plain text.
+fn from_envoy(response: &CallResponse) -> bool {
+    let plain = response
+        .headers
+        .iter()
+        .any(|(k, v)| k == "content-type" && v.starts_with("text/plain"));
+    plain
+        && ENVOY_FAILURES
+            .iter()
+            .any(|(status, text)| response.status == *status && response.body.starts_with(text))
 }
 
 /// The models a JSON model list names: the first `max_models` entries with a usable id, each id

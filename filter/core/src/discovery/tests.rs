@@ -223,6 +223,17 @@ fn the_section_has_defaults_and_bounds() {
         let errs = compile("t.toml", &format!("{text}[discovery]\n{bad}\n"), &env).unwrap_err();
         assert_eq!(errs.0[0].key, key, "{bad}");
     }
+    // A default in conflict points at the value written.
+    let lines = text.lines().count();
+    for (interval, key) in [
+        (1000, "discovery.timeout_ms"),
+        (400_000, "discovery.grace_ms"),
+    ] {
+        let written = format!("{text}[discovery]\ninterval_ms = {interval}\n");
+        let errs = compile("t.toml", &written, &env).unwrap_err();
+        let at: Vec<(&str, usize)> = errs.0.iter().map(|e| (e.key.as_str(), e.line)).collect();
+        assert_eq!(at, [(key, lines + 2)]);
+    }
     assert!(compile("t.toml", &format!("{text}[discovery]\nevery = 1\n"), &env).is_err());
 }
 
@@ -327,6 +338,38 @@ fn a_response_lists_models_only_with_200_and_a_whole_body() {
     cut.body_len = crate::host::CALL_RESPONSE_MAX_BYTES + 1;
     assert_eq!(parse::outcome(&cut, 10), Err(Failure::TooLarge));
     assert_eq!(Failure::Status(503).kind(), "http_503");
+}
+
+#[test]
+fn envoys_own_failure_replies_mean_unreachable() {
+    let envoy = |status: u16, body: &str| CallResponse {
+        status,
+        headers: vec![
+            (":status".into(), status.to_string()),
+            ("content-type".into(), "text/plain".into()),
+        ],
+        body: body.as_bytes().to_vec(),
+        body_len: body.len(),
+    };
+    for (status, body) in [
+        (503, "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure, transport failure reason: delayed connect error: Connection refused"),
+        (503, "no healthy upstream"),
+        (504, "upstream request timeout"),
+    ] {
+        assert_eq!(parse::outcome(&envoy(status, body), 10), Err(Failure::Unreachable), "{body}");
+    }
+    // The backend's own 503, or the same words as JSON, are the backend's answer.
+    assert_eq!(
+        parse::outcome(&envoy(503, "overloaded"), 10),
+        Err(Failure::Status(503))
+    );
+    let mut json = envoy(503, "no healthy upstream");
+    json.headers[1].1 = "application/json".into();
+    assert_eq!(parse::outcome(&json, 10), Err(Failure::Status(503)));
+    assert_eq!(
+        parse::outcome(&envoy(502, "no healthy upstream"), 10),
+        Err(Failure::Status(502))
+    );
 }
 
 // ---------------------------------------------------------------- the fetch
