@@ -25,10 +25,13 @@ HOSTED_KEY = "sk-hosted-discovery-secret"
 SECRET_MODEL = "acme-secret-chat-7b"
 ADMIN_KEY = "sk-ops"
 
+# A backend name the configuration hides behind a client-visible name (`private`).
+HIDDEN_MODEL = "hosted-internal-9"
+
 # The backend's list: two names the pattern serves (one with an owner, one without), one it does
-# not serve, one a more specific pattern takes, and entries the filter must drop.
+# not serve, one a more specific pattern takes, the hidden one, and an entry the filter must drop.
 MODELS = ["hosted-mini:1700000001:acme", "hosted-large:1700000002", "other-model:1700000003:acme",
-          "hosted-fixed-1", "hosted-\u0007bell"]
+          "hosted-fixed-1", HIDDEN_MODEL + ":1700000004:acme", "hosted-\u0007bell"]
 
 CONFIG = """
 [listener]
@@ -53,6 +56,11 @@ target = {{ backend = "hosted", model = "{secret}" }}
 name = "hosted-*"
 apis = ["chat"]
 target = {{ backend = "hosted" }}
+
+[[models]]
+name = "private"
+apis = ["chat"]
+target = {{ backend = "hosted", model = "{hidden}" }}
 
 [[models]]
 name = "hosted-fixed*"
@@ -155,7 +163,7 @@ def disc(tmp_path_factory):
         d.start_backend()
         config = work / "airouter.toml"
         config.write_text(CONFIG.format(port=port, admin=admin, hosted=hosted, secret=SECRET_MODEL,
-                                        admin_key=ADMIN_KEY))
+                                        hidden=HIDDEN_MODEL, admin_key=ADMIN_KEY))
         stack.start_envoy(config, {"AIROUTER_TEST_HOSTED_KEY": HOSTED_KEY})
         wait_for("the first fetch", lambda: "hosted-mini" in d.ids())
         yield d
@@ -173,7 +181,7 @@ def backend_listing(disc):
     if not any(name == "hosted" and proc.poll() is None for name, proc, _ in disc.stack.procs):
         disc.start_backend()
     disc.set_models({"data": [entry(m) for m in MODELS]})
-    wait_for("the models back", lambda: disc.ids() == ["chat", "hosted-large", "hosted-mini"])
+    wait_for("the models back", lambda: disc.ids() == ["chat", "private", "hosted-large", "hosted-mini"])
 
 
 def entry(spec):
@@ -190,8 +198,9 @@ def entry(spec):
 def test_the_sdk_lists_the_models_the_pattern_serves(disc):
     models = disc.client().models.list().data
     # Configured names first, then the discovered ones sorted: `other-model` is not the
-    # pattern's, `hosted-fixed-1` belongs to a more specific pattern, the bell is not a name.
-    assert [m.id for m in models] == ["chat", "hosted-large", "hosted-mini"]
+    # pattern's, `hosted-fixed-1` belongs to a more specific pattern, the hidden name stays
+    # hidden, the bell is not a name.
+    assert [m.id for m in models] == ["chat", "private", "hosted-large", "hosted-mini"]
     by_id = {m.id: m for m in models}
     assert (by_id["hosted-mini"].created, by_id["hosted-mini"].owned_by) == (1700000001, "acme")
     assert (by_id["hosted-large"].created, by_id["hosted-large"].owned_by) == (1700000002, "airouter")
@@ -224,7 +233,7 @@ def test_no_answer_names_the_backend(disc):
     texts = [disc.get_raw("/v1/models", "sk-test")[1], disc.get_raw("/v1/models/hosted-mini", "sk-test")[1],
              disc.get_raw("/router/health", ADMIN_KEY)[1]]
     for text in texts:
-        for secret in (HOSTED_KEY, SECRET_MODEL, "127.0.0.1", str(disc.hosted_port), "/openai"):
+        for secret in (HOSTED_KEY, SECRET_MODEL, HIDDEN_MODEL, "127.0.0.1", str(disc.hosted_port), "/openai"):
             assert secret.encode() not in text, (secret, text)
 
 
@@ -239,7 +248,7 @@ def test_a_failing_backend_is_marked_and_its_models_go_after_the_grace_period(di
     # Still listed within the grace period after the last success.
     if time.monotonic() - failed_at < GRACE_S - 1.0:
         assert "hosted-mini" in disc.ids()
-    wait_for("the models gone", lambda: disc.ids() == ["chat"])
+    wait_for("the models gone", lambda: disc.ids() == ["chat", "private"])
     assert time.monotonic() - failed_at >= GRACE_S - 1.7, "gone before the grace period"
     assert disc.health()["discovery"]["hosted"]["models"] == 0
     # The pattern still serves any name; only the list lost them.
@@ -253,9 +262,9 @@ def test_an_unreachable_backend_is_unhealthy_and_comes_back(disc):
                       lambda: (lambda h: h if h["discovery"]["hosted"]["last_error"] == "unreachable"
                                and h["discovery"]["hosted"]["state"] == "failing" else None)(disc.health()))
     assert health["backends"]["hosted"]["status"] == "unhealthy"
-    wait_for("the models gone", lambda: disc.ids() == ["chat"])
+    wait_for("the models gone", lambda: disc.ids() == ["chat", "private"])
     disc.start_backend()
-    wait_for("the models back", lambda: disc.ids() == ["chat", "hosted-large", "hosted-mini"])
+    wait_for("the models back", lambda: disc.ids() == ["chat", "private", "hosted-large", "hosted-mini"])
     health = disc.health()
     assert health["discovery"]["hosted"]["state"] == "ok"
     assert health["backends"]["hosted"]["status"] == "healthy"
@@ -264,6 +273,6 @@ def test_an_unreachable_backend_is_unhealthy_and_comes_back(disc):
 def test_a_changed_list_is_picked_up(disc):
     disc.set_models({"data": [{"id": "hosted-new", "created": 1800000000, "owned_by": "acme"},
                               {"id": "hosted-mini"}]})
-    wait_for("the new list", lambda: disc.ids() == ["chat", "hosted-mini", "hosted-new"])
+    wait_for("the new list", lambda: disc.ids() == ["chat", "private", "hosted-mini", "hosted-new"])
     mini = disc.client().models.retrieve("hosted-mini")
     assert (mini.created, mini.owned_by) == (0, "airouter"), "the backend no longer says them"

@@ -67,11 +67,20 @@ impl Listed {
     /// backend's order: a model of a backend the pattern passes the client's name through to,
     /// whose name the pattern matches and that resolves to that pattern model on one of its
     /// APIs (not to an exact name or a more specific pattern). The client's name is the
-    /// backend's, as the pattern passes it through. A name may come more than once.
+    /// backend's, as the pattern passes it through. A name may come more than once. A name the
+    /// configuration gives a target (`model = "..."`, in any ASCII case) is never listed: the
+    /// configuration hides it behind a client-visible name, and responses rename it.
     pub fn served<'a>(&'a self, plan: &'a Plan) -> Vec<(&'a DiscoveredModel, &'a Model)> {
         if self.backends.is_empty() {
             return Vec::new();
         }
+        let hidden: Vec<&str> = plan
+            .models
+            .iter()
+            .flat_map(|m| m.targets())
+            .filter_map(|t| t.backend_model.as_deref())
+            .collect();
+        let configured = |id: &str| hidden.iter().any(|h| h.eq_ignore_ascii_case(id));
         let mut out = Vec::new();
         for (i, m) in plan.models.iter().enumerate() {
             let Some(pattern) = &m.pattern else { continue };
@@ -82,7 +91,7 @@ impl Listed {
                             .iter()
                             .any(|api| plan.resolver.resolve(api, &d.id) == Some((i, How::Pattern)))
                     };
-                    if pattern.matches(&d.id) && resolves_here() {
+                    if pattern.matches(&d.id) && !configured(&d.id) && resolves_here() {
                         out.push((d, m));
                     }
                 }
