@@ -69,6 +69,20 @@ impl Context for Root {
     }
 }
 
+impl Root {
+    /// Sets the discovery timer to `tick` ms, or stops it (`None`) when a former plan set it.
+    fn set_timer(&mut self, tick: Option<u64>) {
+        if tick.is_none() && !self.ticking {
+            return;
+        }
+        let period = tick.map_or(0, |ms| u32::try_from(ms).unwrap_or(u32::MAX));
+        if !abi::set_tick_period(period) && period != 0 {
+            abi::log(abi::LOG_WARN, "could not start the model discovery timer");
+        }
+        self.ticking = tick.is_some();
+    }
+}
+
 /// The file name operators know the configuration by: the plugin's name when set, else a label.
 fn source_name() -> String {
     proxy_wasm::hostcalls::get_property(vec!["plugin_name"])
@@ -112,18 +126,9 @@ impl RootContext for Root {
                 for name in airouter_core::metrics::all(&plan.metric_names) {
                     envoy_host::counter_id(&name);
                 }
-                let tick = discovery::tick_ms(&plan).filter(|_| !self.upstream);
+                self.set_timer(discovery::tick_ms(&plan).filter(|_| !self.upstream));
                 self.plan = Some(Rc::new(plan));
                 self.known_keys = Rc::default();
-                // The timer is set when discovery needs it, and stopped when a new plan no
-                // longer does.
-                if tick.is_some() || self.ticking {
-                    let period = tick.map_or(0, |ms| u32::try_from(ms).unwrap_or(u32::MAX));
-                    if !abi::set_tick_period(period) && period != 0 {
-                        abi::log(abi::LOG_WARN, "could not start the model discovery timer");
-                    }
-                    self.ticking = tick.is_some();
-                }
                 true
             }
             Err(errors) => {
