@@ -16,6 +16,11 @@ faults, so tests can see how the router passes upstream errors on:
     attack-*   values the router must bound (absurd 429 hints, usage near 2^64): see
                `request_attack_fault`
 
+Its model list (`GET /v1/models`) is empty unless `--models` names some (`id` or
+`id:created:owned_by`, comma-separated); with `--record`, `PUT /__models` replaces the answer:
+`{"data": [...]}` is listed as it is, `{"status": 503}` answers that status instead (model
+discovery's tests change the list and fail on demand this way).
+
 A backend model named `classifier` (or `classifier-*`) plays the classifier of a `[[routers]]`
 entry instead of echoing: its reply is one label picked by the readable rules in `CLASSIFIER_RULES`
 from the last user message it is shown, after a `<think>` block saying which rule fired, as small
@@ -190,8 +195,21 @@ class Handler(BaseHTTPRequestHandler):
             return
         self.record(b"")
         if sub == "/models":
-            return self.send_json(200, {"object": "list", "data": []})
+            with self.server.lock:
+                answer = self.server.models
+            if "status" in answer:
+                return self.send_json(int(answer["status"]), {"error": {"message": "the model list is down", "type": "server_error", "param": None, "code": None}})
+            return self.send_json(200, {"object": "list", "data": answer.get("data", [])})
         self.send_json(404, {"error": {"message": "not found", "type": "invalid_request_error", "param": None, "code": None}})
+
+    def do_PUT(self):
+        if self.path == "/__models" and self.server.record:
+            length = int(self.headers.get("content-length") or 0)
+            answer = json.loads(self.rfile.read(length) or b"{}")
+            with self.server.lock:
+                self.server.models = answer
+            return self.send_json(200, {})
+        self.send_json(405, {})
 
     def do_DELETE(self):
         if self.path == "/__requests":
@@ -401,6 +419,18 @@ class Handler(BaseHTTPRequestHandler):
         self.send_json(200, {"created": int(time.time()), "data": [{"b64_json": base64.b64encode(b"PNG").decode()}]})
 
 
+def model_entry(spec):
+    """One entry of the model list from `id` or `id:created:owned_by` (either may be empty)."""
+    model_id, _, rest = spec.partition(":")
+    created, _, owned_by = rest.partition(":")
+    entry = {"id": model_id, "object": "model"}
+    if created:
+        entry["created"] = int(created)
+    if owned_by:
+        entry["owned_by"] = owned_by
+    return entry
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--host", default="127.0.0.1")
@@ -408,6 +438,7 @@ def main():
     ap.add_argument("--prefix", default="/v1", help="path prefix the API lives under")
     ap.add_argument("--api-key", default="", help="require this bearer key")
     ap.add_argument("--record", action="store_true", help="keep requests for GET /__requests (tests)")
+    ap.add_argument("--models", default="", help="ids its /models lists: id or id:created:owned_by, comma-separated")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args()
     server = ThreadingHTTPServer((args.host, args.port), Handler)
@@ -417,6 +448,7 @@ def main():
     server.record = args.record
     server.verbose = args.verbose
     server.requests = []
+    server.models = {"data": [model_entry(m) for m in args.models.split(",") if m]}
     server.lock = threading.Lock()
     print(f"demo-backend listening on http://{args.host}:{args.port}{server.prefix}", flush=True)
     try:

@@ -117,12 +117,14 @@ class Stack:
         self.procs.append((name, proc, log))
         return proc, log
 
-    def start_backend(self, name, port, prefix="/v1", api_key="", record=False):
+    def start_backend(self, name, port, prefix="/v1", api_key="", record=False, models=()):
         argv = [sys.executable, str(DEMO_BACKEND), "--port", str(port), "--prefix", prefix]
         if api_key:
             argv += ["--api-key", api_key]
         if record:
             argv.append("--record")
+        if models:
+            argv += ["--models", ",".join(models)]
         proc, log = self._spawn(name, argv)
         wait_http("http://127.0.0.1:%d/health" % port, proc=proc, log=log)
 

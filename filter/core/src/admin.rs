@@ -1,11 +1,15 @@
 //! The router's admin endpoints, answered by the filter from its counters and shared state:
 //! `/router/health`, `/router/stats`, `/router/rate-limits`, `/auth/status`, `/auth/metrics`.
 //! They take admin keys only (`[[admin_keys]]`), never client keys, and never show a key itself.
+//! With `[discovery]`, `/router/health` also shows each discovered backend's fetches of its
+//! models, and a backend whose last fetch failed is marked (when nothing worse is to say).
 
 use serde_json::{json, Map, Value};
 
 use crate::config::Plan;
 use crate::contract::SHARED_DOWN_PREFIX;
+use crate::discovery::state::FailedAt;
+use crate::discovery::Listed;
 use crate::host::Host;
 use crate::{limits, metrics};
 
@@ -57,6 +61,7 @@ pub fn render(path: &str, plan: &Plan, host: &dyn Host) -> Value {
 
 fn health(plan: &Plan, host: &dyn Host) -> Value {
     let now = host.now_ms();
+    let listed = Listed::load(&|k| host.shared_get(k).map(|(v, _)| v), plan, now);
     let mut out = Map::new();
     for (bi, b) in plan.backends.iter().enumerate() {
         // Targets with a configured model name on this backend that are cooling down.
@@ -91,6 +96,18 @@ fn health(plan: &Plan, host: &dyn Host) -> Value {
             ("degraded", "at its request limit".to_string())
         } else if !cooling.is_empty() {
             ("degraded", cooling.join("; "))
+        } else if let Some(failed) = discovery_failure(&listed, bi) {
+            let status = if failed.failure.unreachable() {
+                "unhealthy"
+            } else {
+                "degraded"
+            };
+            let reason = format!(
+                "model discovery failed ({}) {} ms ago",
+                failed.failure.kind(),
+                now.saturating_sub(failed.at)
+            );
+            (status, reason)
         } else {
             ("healthy", String::new())
         };
@@ -99,7 +116,52 @@ fn health(plan: &Plan, host: &dyn Host) -> Value {
             json!({ "status": status, "reason": reason }),
         );
     }
-    json!({ "backends": out })
+    let mut health = Map::new();
+    health.insert("backends".into(), Value::Object(out));
+    if plan.discovery.is_some() {
+        health.insert("discovery".into(), discovery(plan, &listed));
+    }
+    Value::Object(health)
+}
+
+/// The last failed fetch of backend `bi`'s models, when the last fetch failed.
+fn discovery_failure(listed: &Listed, bi: usize) -> Option<FailedAt> {
+    let view = listed.backends.iter().find(|v| v.backend == bi)?;
+    view.state
+        .failing()
+        .then_some(view.state.last_failure)
+        .flatten()
+}
+
+/// Per discovered backend: `ok`, `failing` or `pending` (not fetched yet), when it last
+/// succeeded and failed (ms since the epoch), the last failure's kind and the models listed
+/// now (none once the grace period after the last success is over). No URL or key.
+fn discovery(plan: &Plan, listed: &Listed) -> Value {
+    let mut out = Map::new();
+    for view in &listed.backends {
+        let Some(b) = plan.backends.get(view.backend) else {
+            continue;
+        };
+        let s = &view.state;
+        let state = if s.failing() {
+            "failing"
+        } else if s.last_success.is_some() {
+            "ok"
+        } else {
+            "pending"
+        };
+        out.insert(
+            b.name.clone(),
+            json!({
+                "state": state,
+                "last_success_ms": s.last_success,
+                "last_failure_ms": s.last_failure.map(|f| f.at),
+                "last_error": s.last_failure.map(|f| f.failure.kind()),
+                "models": view.models.len(),
+            }),
+        );
+    }
+    Value::Object(out)
 }
 
 fn stats(plan: &Plan, host: &dyn Host) -> Value {

@@ -172,6 +172,11 @@ pub const SHARED_COUNTER_PREFIX: &str = "airouter/rl/";
 pub const SHARED_COOLDOWN_PREFIX: &str = "airouter/cool/";
 /// Shared-data key prefix of a backend's last connection failure (followed by its name).
 pub const SHARED_DOWN_PREFIX: &str = "airouter/down/";
+/// Shared-data key prefix of a backend's model discovery state (followed by its name): when it
+/// is next due, which worker fetches it now, its last success and failure (`discovery/state.rs`).
+pub const SHARED_DISCOVERY_STATE_PREFIX: &str = "airouter/discovery/state/";
+/// Shared-data key prefix of the models discovered from a backend (followed by its name).
+pub const SHARED_DISCOVERY_MODELS_PREFIX: &str = "airouter/discovery/models/";
 /// Shared-data key of the Envoy process's session record sequence (`[session_log]`: its epoch
 /// and last number, see `session/sequence.rs`).
 pub const SHARED_SESSION_SEQUENCE_KEY: &str = "airouter/session/sequence";

@@ -104,3 +104,19 @@ pub trait Host {
     /// when the host refused (the request is gone).
     fn resume_request(&mut self) -> bool;
 }
+
+/// Host calls of a root context: one per worker, outside any request, woken by its timer
+/// (model discovery, [`crate::discovery`]). Implementations never panic: a failed call returns
+/// `None` or [`SharedWrite::Failed`].
+pub trait RootHost {
+    /// Wall-clock time in milliseconds since the Unix epoch.
+    fn now_ms(&self) -> u64;
+    /// A value shared by all workers of this Envoy, with its CAS token.
+    fn shared_get(&self, key: &str) -> Option<(Vec<u8>, u32)>;
+    /// Writes a shared value if its CAS token is still `cas` (0: unconditionally).
+    fn shared_set(&mut self, key: &str, value: &[u8], cas: u32) -> SharedWrite;
+    /// Sends a call-out; its token, which the answer's callback (on this root context) carries,
+    /// or `None` when the host refused it.
+    fn http_call(&mut self, call: &CallOut<'_>) -> Option<u32>;
+    fn log_warn(&self, message: &str);
+}

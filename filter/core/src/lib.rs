@@ -12,7 +12,8 @@
 //!   (model names to models), [`json_body`] and [`multipart`] (the `model` in a body, found and
 //!   replaced), [`json_edit`] (other in-place edits of a JSON body), [`json_scan`] (reading JSON
 //!   without parsing it), [`router`] (classifier routing: labels, routes, transforms,
-//!   enrichment), [`models_list`] and [`admin`] (what the filter answers itself);
+//!   enrichment), [`models_list`] and [`admin`] (what the filter answers itself), [`discovery`]
+//!   (the backends' own models, fetched by the root context's timer);
 //! - response side: [`model_names`] (backend names renamed in bodies), [`sse`] (event streams),
 //!   [`response_headers`] (the headers a client may see), [`backend_errors`] (a backend's errors
 //!   and Envoy's failures in OpenAI's envelope);
@@ -28,6 +29,7 @@ pub mod auth;
 pub mod backend_errors;
 pub mod config;
 pub mod contract;
+pub mod discovery;
 pub mod errors;
 pub mod flow;
 pub mod global_limits;

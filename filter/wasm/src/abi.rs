@@ -1,4 +1,4 @@
-//! The few proxy-wasm ABI calls made per request, declared here so that an unexpected host status
+//! The few proxy-wasm ABI calls made per request (and by the root context's timer), declared here so that an unexpected host status
 //! or a non-UTF-8 header becomes `None`/`false` instead of the SDK's `panic!` (which would trap the
 //! worker's VM). Memory the host returns was allocated through the SDK's exported allocator.
 
@@ -6,8 +6,11 @@ use std::ptr::null_mut;
 
 use crate::header_snapshot::encode_pairs;
 use airouter_core::contract::LOCAL_REPLY_DETAILS;
+use airouter_core::host::SharedWrite;
 
 const OK: u32 = 0;
+/// proxy-wasm's status of a shared-data write whose CAS token is stale.
+const CAS_MISMATCH: u32 = 8;
 
 pub const REQUEST_HEADERS: u32 = 0;
 pub const RESPONSE_HEADERS: u32 = 2;
@@ -106,6 +109,7 @@ extern "C" {
         results_size: *mut usize,
     ) -> u32;
     fn proxy_continue_stream(stream_type: u32) -> u32;
+    fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
     fn proxy_get_property(
         path_data: *const u8,
         path_size: usize,
@@ -229,10 +233,16 @@ pub fn shared_get(key: &str) -> Option<(Vec<u8>, u32)> {
     (status == OK).then(|| (take(data, size), cas))
 }
 
-/// Status of a shared-data write: 0 written, 8 CAS mismatch, else failed.
-pub fn shared_set(key: &str, value: &[u8], cas: u32) -> u32 {
+/// Writes a shared-data value if its CAS token is still `cas` (0: unconditionally).
+pub fn shared_set(key: &str, value: &[u8], cas: u32) -> SharedWrite {
     // SAFETY: pointers and lengths describe live buffers for the duration of the call.
-    unsafe { proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas) }
+    let status =
+        unsafe { proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas) };
+    match status {
+        OK => SharedWrite::Written,
+        CAS_MISMATCH => SharedWrite::Conflict,
+        _ => SharedWrite::Failed,
+    }
 }
 
 /// Defines a counter; its id, or `None` when the host refused.
@@ -318,4 +328,11 @@ pub fn http_call(
 pub fn continue_request() -> bool {
     // SAFETY: a plain value.
     unsafe { proxy_continue_stream(STREAM_REQUEST) == OK }
+}
+
+/// Sets the root context's timer (`on_tick` every `period_ms`; 0 stops it); `false` when Envoy
+/// refused (the SDK's own setter panics then).
+pub fn set_tick_period(period_ms: u32) -> bool {
+    // SAFETY: a plain value.
+    unsafe { proxy_set_tick_period_milliseconds(period_ms) == OK }
 }

@@ -165,11 +165,7 @@ impl Host for EnvoyHost<'_> {
     }
 
     fn shared_set(&mut self, key: &str, value: &[u8], cas: u32) -> SharedWrite {
-        match abi::shared_set(key, value, cas) {
-            0 => SharedWrite::Written,
-            8 => SharedWrite::Conflict,
-            _ => SharedWrite::Failed,
-        }
+        abi::shared_set(key, value, cas)
     }
 
     fn add(&mut self, metric: &str, n: u64) {

@@ -3,17 +3,21 @@
 //! The root context compiles the plugin configuration (the `airouter.toml` text) into a plan once;
 //! each HTTP context forwards Envoy's callbacks to an [`HttpFlow`] (or, as a failover cluster's
 //! upstream filter, an [`UpstreamFlow`]) through `EnvoyHost`, proxy-wasm's side of the core's
-//! `Host` seam. Each context's callbacks keep proxy-wasm's names on both sides.
+//! `Host` seam. The listener's root context also runs the model discovery's timer and call-outs
+//! ([`Discoverer`]) through `EnvoyRoot`, the `RootHost` seam. Each context's callbacks keep
+//! proxy-wasm's names on both sides.
 
 mod abi;
 mod envoy_host;
 pub mod header_snapshot;
+mod root_host;
 
 use std::rc::Rc;
 
 use airouter_core::auth::KnownKeys;
 use airouter_core::config::{compile, Plan};
 use airouter_core::contract::UPSTREAM_ROOT_ID;
+use airouter_core::discovery::{self, Discoverer};
 use airouter_core::flow::HttpFlow;
 use airouter_core::flow::UpstreamFlow;
 use airouter_core::host::Action as CoreAction;
@@ -21,6 +25,7 @@ use airouter_core::host::{CallResponse, Headers, CALL_RESPONSE_MAX_BYTES};
 use envoy_host::{EnvoyHost, HeaderCache};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel};
+use root_host::EnvoyRoot;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
@@ -30,8 +35,9 @@ proxy_wasm::main! {{
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
 }}
 
-/// The plugin's root context (one per plugin instance, `contract::ROOT_ID` or [`UPSTREAM_ROOT_ID`]): it
-/// compiles the configuration into a plan and creates a context per request.
+/// The plugin's root context (one per plugin instance and worker, `contract::ROOT_ID` or
+/// [`UPSTREAM_ROOT_ID`]): it compiles the configuration into a plan and creates a context per
+/// request; the listener's also discovers the backends' models on a timer.
 #[derive(Default)]
 struct Root {
     plan: Option<Rc<Plan>>,
@@ -39,9 +45,43 @@ struct Root {
     known_keys: Rc<KnownKeys>,
     /// Running as the per-attempt upstream filter rather than the listener's filter.
     upstream: bool,
+    /// This worker's model discovery (its fetches in flight).
+    discoverer: Discoverer,
+    /// The discovery timer is set.
+    ticking: bool,
 }
 
-impl Context for Root {}
+impl Context for Root {
+    /// A fetch of a backend's models has answered (or failed: no headers).
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        _num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
+        let Some(plan) = &self.plan else {
+            return;
+        };
+        let response = call_response(body_size);
+        self.discoverer
+            .on_response(&mut EnvoyRoot::default(), plan, token_id, &response);
+    }
+}
+
+impl Root {
+    /// Sets the discovery timer to `tick` ms, or stops it (`None`) when a former plan set it.
+    fn set_timer(&mut self, tick: Option<u64>) {
+        if tick.is_none() && !self.ticking {
+            return;
+        }
+        let period = tick.map_or(0, |ms| u32::try_from(ms).unwrap_or(u32::MAX));
+        if !abi::set_tick_period(period) && period != 0 {
+            abi::log(abi::LOG_WARN, "could not start the model discovery timer");
+        }
+        self.ticking = tick.is_some();
+    }
+}
 
 /// The file name operators know the configuration by: the plugin's name when set, else a label.
 fn source_name() -> String {
@@ -86,6 +126,7 @@ impl RootContext for Root {
                 for name in airouter_core::metrics::all(&plan.metric_names) {
                     envoy_host::counter_id(&name);
                 }
+                self.set_timer(discovery::tick_ms(&plan).filter(|_| !self.upstream));
                 self.plan = Some(Rc::new(plan));
                 self.known_keys = Rc::default();
                 true
@@ -115,6 +156,13 @@ impl RootContext for Root {
 
     fn get_type(&self) -> Option<ContextType> {
         Some(ContextType::HttpContext)
+    }
+
+    /// The model discovery's timer: fetches that are due are sent.
+    fn on_tick(&mut self) {
+        if let Some(plan) = &self.plan {
+            self.discoverer.on_tick(&mut EnvoyRoot::default(), plan);
+        }
     }
 }
 

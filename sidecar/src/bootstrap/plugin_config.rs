@@ -241,7 +241,7 @@ pub fn same_behaviour(a: &Plan, b: &Plan) -> bool {
     // The resolver is built from the models (and its maps print in random order).
     let dump = |p: &Plan| {
         format!(
-            "{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}",
+            "{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}",
             p.listener,
             p.admin,
             p.models,
@@ -249,7 +249,8 @@ pub fn same_behaviour(a: &Plan, b: &Plan) -> bool {
             p.admin_keys,
             p.sidecar,
             p.session_log,
-            p.metric_names
+            p.metric_names,
+            p.discovery
         )
     };
     backends && limits(a) == limits(b) && dump(a) == dump(b) && a.routers == b.routers

@@ -2,7 +2,8 @@
 //! the root context, its answer is delivered to the root context with the call's token
 //! ([`crate::Filter::http_call_response`]), and the module's SDK forwards it to the stream that
 //! sent it after switching the effective context (`proxy_set_effective_context`). A held
-//! request goes on with `proxy_continue_stream`.
+//! request goes on with `proxy_continue_stream`. The root context's own call-outs (model
+//! discovery) are sent from its timer ([`Filter::tick`]) and answered to it the same way.
 
 use anyhow::Result;
 use wasmtime::{Caller, Linker};
@@ -58,7 +59,24 @@ impl Filter {
     }
 }
 
+impl Filter {
+    /// Fires the root context's timer once, as Envoy does every period the module set
+    /// ([`HostState::tick_period_ms`]).
+    pub fn tick(&mut self) -> Result<()> {
+        self.on_tick.call(&mut self.store, ROOT_CONTEXT)
+    }
+}
+
 pub fn add_to_linker(linker: &mut Linker<HostState>) -> Result<()> {
+    linker.func_wrap(
+        "env",
+        "proxy_set_tick_period_milliseconds",
+        |mut c: Caller<'_, HostState>, period: i32| -> Result<i32> {
+            c.data_mut().called("proxy_set_tick_period_milliseconds");
+            c.data_mut().tick_period_ms = Some(u32::try_from(period)?);
+            Ok(OK)
+        },
+    )?;
     linker.func_wrap(
         "env",
         "proxy_http_call",

@@ -91,6 +91,8 @@ pub struct HostState {
     pub call_response_body: Vec<u8>,
     /// Times the module let a held request go on (`proxy_continue_stream`).
     pub resumed: u32,
+    /// The root context's timer period, once the module set one (0: stopped).
+    pub tick_period_ms: Option<u32>,
 }
 
 impl HostState {
@@ -118,6 +120,7 @@ pub struct Filter {
     on_log: TypedFunc<i32, ()>,
     on_delete: TypedFunc<i32, ()>,
     on_http_call_response: TypedFunc<(i32, i32, i32, i32, i32), ()>,
+    on_tick: TypedFunc<i32, ()>,
     next_context: i32,
     pub configured: bool,
 }
@@ -163,6 +166,7 @@ impl Filter {
             call_response_headers: Vec::new(),
             call_response_body: Vec::new(),
             resumed: 0,
+            tick_period_ms: None,
         };
         let mut store = Store::new(engine, state);
         if metered {
@@ -203,6 +207,7 @@ impl Filter {
             on_delete: instance.get_typed_func(&mut store, "proxy_on_delete")?,
             on_http_call_response: instance
                 .get_typed_func(&mut store, "proxy_on_http_call_response")?,
+            on_tick: instance.get_typed_func(&mut store, "proxy_on_tick")?,
             on_context_create,
             store,
             memory,

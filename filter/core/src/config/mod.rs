@@ -3,8 +3,8 @@
 //!
 //! [`compile`] parses the text into [`raw`]'s serde shapes (unknown keys refused, spans kept),
 //! then checks each section in a file of its own (`listener`, `admin`, `backends`, `models` with
-//! `triton`, `keys`, `global_limits`, `session_log`, `sidecar`, `routers` with `routes` and
-//! `prompts`). What a file refers to outside its text (environment variables, prompt files,
+//! `triton`, `keys`, `global_limits`, `session_log`, `discovery`, `sidecar`, `routers` with
+//! `routes` and `prompts`). What a file refers to outside its text (environment variables, prompt files,
 //! time zones) is looked up through [`Sources`]: [`compile`] gives the environment only, as the filter has it;
 //! [`compile_with`] gives more, as the sidecar does. Every problem found is reported, not only the
 //! first, each as a [`ConfigError`] naming the file, the line and the key; a file with any problem
@@ -12,6 +12,7 @@
 
 mod admin;
 mod backends;
+mod discovery;
 mod error;
 mod global_limits;
 mod keys;
@@ -31,9 +32,9 @@ pub mod url;
 use error::Locator;
 pub use error::{ConfigError, ConfigErrors};
 pub use plan::{
-    Admin, Anthropic, Backend, Capture, Classifier, Credential, Enrich, GlobalLimits, Listener,
-    Model, ModelTarget, Plan, Route, Router, Secret, SessionLog, Sidecar, Target, TemplateSource,
-    TritonModel, BUILTIN_TEMPLATES, DEFAULT_ANTHROPIC_VERSION, DEFAULT_OWNED_BY,
+    Admin, Anthropic, Backend, Capture, Classifier, Credential, Discovery, Enrich, GlobalLimits,
+    Listener, Model, ModelTarget, Plan, Route, Router, Secret, SessionLog, Sidecar, Target,
+    TemplateSource, TritonModel, BUILTIN_TEMPLATES, DEFAULT_ANTHROPIC_VERSION, DEFAULT_OWNED_BY,
 };
 pub use prompts::MAX_PROMPT_BYTES;
 use raw::RawConfig;
@@ -87,6 +88,10 @@ pub fn compile_with(file: &str, text: &str, sources: &Sources) -> Result<Plan, C
         .session_log
         .as_ref()
         .and_then(|s| session_log::compile_session_log(&loc, s, &mut errs));
+    let discovery = raw
+        .discovery
+        .as_ref()
+        .and_then(|d| discovery::compile_discovery(&loc, d, &models, &backends, &mut errs));
     let needs_sidecar = global_limits.is_some()
         || raw.session_log.is_some()
         || backends.iter().any(|b| b.kind == BackendKind::Triton);
@@ -150,6 +155,7 @@ pub fn compile_with(file: &str, text: &str, sources: &Sources) -> Result<Plan, C
         missing_env,
         metric_names,
         routers,
+        discovery,
     })
 }
 

@@ -3,6 +3,7 @@
 //! plan is "filled in later": every reference is resolved and every secret looked up.
 
 mod backend;
+mod discovery;
 mod global_limits;
 mod listener;
 mod model;
@@ -14,6 +15,7 @@ mod target;
 mod triton;
 
 pub use backend::{Anthropic, Backend, DEFAULT_ANTHROPIC_VERSION};
+pub use discovery::Discovery;
 pub use global_limits::GlobalLimits;
 pub use listener::{Admin, Listener};
 pub use model::{Model, ModelTarget, DEFAULT_OWNED_BY};
@@ -56,6 +58,8 @@ pub struct Plan {
     pub metric_names: crate::metrics::Names,
     /// Virtual models served by classifier routing, in file order.
     pub routers: Vec<Router>,
+    /// Models discovered from the backends (`[discovery]`); `None`: no backend is asked.
+    pub discovery: Option<Discovery>,
 }
 
 impl Plan {

@@ -4,6 +4,7 @@
 
 mod admin;
 mod backends;
+mod discovery;
 mod global_limits;
 mod keys;
 mod listener;
@@ -17,6 +18,7 @@ pub use admin::RawAdmin;
 pub use backends::{
     BackendKind, RawAnthropic, RawBackend, RawHealthCheck, RawRateLimit, Unsupported,
 };
+pub use discovery::RawDiscovery;
 pub use global_limits::{FailureMode, RawGlobalLimits};
 pub use keys::RawKey;
 pub use listener::RawListener;
@@ -113,4 +115,9 @@ pub struct RawConfig {
     /// sidecar, which writes and rotates them. Without this section no record is made.
     #[serde(default, deserialize_with = "separately")]
     pub session_log: Option<RawSessionLog>,
+    /// Models discovered from the backends: the filter asks each backend a pattern model passes
+    /// the client's name through to for its own models (`GET /v1/models`) on a timer, and
+    /// `/v1/models` lists those the pattern serves. Without this section no backend is asked.
+    #[serde(default, deserialize_with = "separately")]
+    pub discovery: Option<RawDiscovery>,
 }

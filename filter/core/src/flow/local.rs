@@ -6,6 +6,7 @@ use super::front::Front;
 use super::target_request;
 use crate::auth::{presented_key, ClientKey};
 use crate::config::Plan;
+use crate::discovery::Listed;
 use crate::errors::ApiError;
 use crate::host::{Action, Headers, Host};
 use crate::{admin, models_list};
@@ -117,14 +118,15 @@ pub(super) fn models(
         let err = ApiError::method_not_allowed(&line.method, path);
         return Some(reply_allowing(host, &err, "GET", Front::OpenAi));
     }
+    let listed = Listed::load(&|k| host.shared_get(k).map(|(v, _)| v), plan, host.now_ms());
     let Some(id) = id else {
-        return Some(reply_json(host, &models_list::list(plan, key)));
+        return Some(reply_json(host, &models_list::list(plan, key, &listed)));
     };
     let id = models_list::percent_decode(id).unwrap_or_default();
     if let Err(err) = target_request::check_model_name(&id) {
         return Some(reply(host, &err));
     }
-    Some(match models_list::one(plan, key, &id) {
+    Some(match models_list::one(plan, key, &id, &listed) {
         Some(body) => reply_json(host, &body),
         None => reply(host, &ApiError::model_not_found(&id)),
     })

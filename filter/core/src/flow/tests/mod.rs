@@ -4,6 +4,7 @@
 mod host;
 
 mod admission;
+mod discovery;
 mod local;
 mod response;
 mod response_body;
