@@ -21,6 +21,23 @@ LLM_ALIAS = "SmolLM2-135M-Instruct"
 # embeddings model.
 TRITON_MODELS = ["llama_chat", "embed"]
 
+# Envoy's environment: the hosted backend's key, which the config names by `api_key_env`.
+ENVOY_ENV = {"DEMO_HOSTED_KEY": HOSTED_KEY}
+
+
+def backends(stack):
+    """The demo backends `make run` starts before the sidecar and Envoy, by name, in order; the
+    compose demo (examples/compose/) runs each in a container of its own through
+    examples/compose/demo_service.py."""
+    return [
+        ("demo-backend", lambda: stack.start_backend("demo-backend", 8101, "/v1")),
+        ("demo-hosted-backend",
+         lambda: stack.start_backend("demo-hosted-backend", 8102, "/openai/v1", api_key=HOSTED_KEY)),
+        ("llama-cpp", lambda: stack.start_llama_cpp(8105, LLM_ALIAS)),
+        ("triton", lambda: stack.start_triton(ROOT / "tests" / "triton" / "models", 8104, models=TRITON_MODELS)),
+    ]
+
+
 USAGE = """
 AI Router is up: Envoy with the AI Router filter on {config}
 
@@ -63,12 +80,10 @@ def main():
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     try:
-        stack.start_backend("demo-backend", 8101, "/v1")
-        stack.start_backend("demo-hosted-backend", 8102, "/openai/v1", api_key=HOSTED_KEY)
-        stack.start_llama_cpp(8105, LLM_ALIAS)
-        stack.start_triton(ROOT / "tests" / "triton" / "models", 8104, models=TRITON_MODELS)
+        for _, start in backends(stack):
+            start()
         stack.start_sidecar(CONFIG)
-        envoy = stack.start_envoy(CONFIG, {"DEMO_HOSTED_KEY": HOSTED_KEY})
+        envoy = stack.start_envoy(CONFIG, ENVOY_ENV)
         print(USAGE.format(config=CONFIG, logs=stack.workdir), flush=True)
         while not stopping and envoy.poll() is None:
             time.sleep(0.2)

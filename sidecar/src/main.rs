@@ -12,7 +12,9 @@
 //!   (see [`airouter_sidecar::istio`]); `airouter envoy-gateway FILE --wasm-image URL
 //!   [--gateway NAME]` the Envoy Gateway `EnvoyExtensionPolicy`.
 //! - `airouter envoy FILE --plugin-config json` writes the filter's configuration in its JSON
-//!   form, as Istio and Envoy Gateway pass it.
+//!   form, as Istio and Envoy Gateway pass it; `--listen-address ADDR` binds the listener and the
+//!   admin port there instead of the file's addresses (a container publishes ports from
+//!   `0.0.0.0`: `examples/compose/`).
 //! - `airouter serve FILE` runs the sidecar that serves the file's Triton models.
 //! - `airouter schema` prints the JSON Schema of `airouter.toml`.
 
@@ -34,6 +36,7 @@ use airouter_sidecar::session_log;
 const USAGE: &str = "usage:
   airouter check FILE
   airouter envoy FILE [--wasm PATH] [--ca-file PATH] [--xds-dir DIR] [--env-file PATH] [--plugin-config toml|json]
+                [--listen-address ADDR]
   airouter istio FILE --wasm-image oci://REF [--namespace NS] [--wasm-sha256 HEX] [--sidecar-image IMAGE]
                       [--selector KEY=VALUE] [--api traffic-extension|wasm-plugin] [--ca-file PATH]
   airouter envoy-gateway FILE --wasm-image oci://REF [--namespace NS] [--gateway NAME] [--wasm-sha256 HEX]
@@ -89,7 +92,11 @@ fn run(args: &[String]) -> Result<(), String> {
                 config_files::compile_file(file, &text, &|_| None).map_err(|e| e.to_string())?;
             serve::compile_templates(&plan, &config_dir(file))
                 .map_err(|e| format!("{file}: {e}"))?;
-            let (for_envoy, rendered) = plan_for_envoy(file, &plan, &text)?;
+            let (mut for_envoy, rendered) = plan_for_envoy(file, &plan, &text)?;
+            if let Some(address) = &opts.listen_address {
+                for_envoy.listener.address.clone_from(address);
+                for_envoy.admin.address.clone_from(address);
+            }
             for b in &plan.backends {
                 if let Some(var) = &b.key_env {
                     let without = if b.key_optional {
@@ -256,6 +263,8 @@ struct EnvoyOptions {
     env_file: Option<PathBuf>,
     /// `toml` or `json`: the form of the filter's configuration in the bootstrap.
     plugin_config: String,
+    /// Where the listener and the admin port bind, instead of the file's addresses.
+    listen_address: Option<String>,
 }
 
 impl EnvoyOptions {
@@ -266,6 +275,7 @@ impl EnvoyOptions {
             xds_dir: None,
             env_file: None,
             plugin_config: "toml".into(),
+            listen_address: None,
         };
         let mut rest = args.iter();
         while let Some(flag) = rest.next() {
@@ -276,6 +286,7 @@ impl EnvoyOptions {
                 "--xds-dir" => opts.xds_dir = Some(value),
                 "--env-file" => opts.env_file = Some(value),
                 "--plugin-config" => opts.plugin_config = value.display().to_string(),
+                "--listen-address" => opts.listen_address = Some(value.display().to_string()),
                 _ => return Err(format!("unknown option {flag}\n{USAGE}")),
             }
         }

@@ -2,8 +2,7 @@
 //! `EnvoyExtensionPolicy` (`gateway.envoyproxy.io/v1alpha1`). Fields used, as Envoy Gateway's API
 //! defines them (`api/v1alpha1/wasm_types.go`, the `envoyextensionpolicies` CRD): `targetRefs[]`
 //! (`group`, `kind: Gateway`, `name`), `wasm[]` with `name`, `rootID` (Envoy's root id),
-//! `code.type: Image` and `code.image.url` (the OCI image without its scheme), `code.sha256`,
-//! `config` (the configuration's JSON form, which Envoy Gateway hands the filter as JSON text)
+//! `code.type: Image` and `code.image.url` (the OCI image without its scheme), `config` (the configuration's JSON form, which Envoy Gateway hands the filter as JSON text)
 //! and `failOpen: false`.
 //!
 //! A recipe, not the whole deployment: the policy places the module and its configuration, but
@@ -20,10 +19,8 @@ use super::{metadata, plugin_config, Options, NAME};
 
 /// The `EnvoyExtensionPolicy` attaching the filter to the options' gateway.
 pub fn envoy_extension_policy(toml_text: &str, o: &Options) -> Result<Value, String> {
-    let mut code = json!({ "type": "Image", "image": { "url": o.image_reference() } });
-    if let Some(h) = &o.wasm_sha256 {
-        code["sha256"] = json!(h);
-    }
+    // A digest pins the image in its reference (`REPO@sha256:...`); `--wasm-sha256` is Istio's.
+    let code = json!({ "type": "Image", "image": { "url": o.image_reference() } });
     Ok(json!({
         "apiVersion": "gateway.envoyproxy.io/v1alpha1",
         "kind": "EnvoyExtensionPolicy",

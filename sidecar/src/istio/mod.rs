@@ -59,9 +59,10 @@ pub enum ExtensionApi {
 pub struct Options {
     /// The namespace of every object (the gateway's).
     pub namespace: String,
-    /// The module's OCI image (`oci://registry/repo:tag`), as `examples/oci/pack-wasm.sh` pushes.
+    /// The module's OCI image (`oci://registry/repo:tag`), as `examples/oci/pack_wasm.py` pushes.
     pub wasm_image: String,
-    /// The image's SHA-256 (64 hex digits), checked by the puller when given.
+    /// The image manifest's SHA-256 (64 hex digits, as `examples/oci/pack_wasm.py` prints it),
+    /// which Istio checks the pulled image against when given.
     pub wasm_sha256: Option<String>,
     /// The sidecar's container image (the Dockerfile in `examples/compose/`).
     pub sidecar_image: String,
