@@ -7,6 +7,8 @@ gateway). No secret may appear in any manifest."""
 
 import copy
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +24,9 @@ from api_fields import schema_for  # noqa: E402
 from stack import AIROUTER, ROOT, WASM, envoy_binary, free_port  # noqa: E402
 
 CONFIG = ROOT / "examples" / "airouter.toml"
+# Every section the renderer has a part for: an https backend, failover, Triton, [global_limits],
+# [session_log].
+ALL_FEATURES = ROOT / "sidecar" / "tests" / "configs" / "all_features.toml"
 IMAGE = "oci://registry.example/airouter/filter:0.1.0"
 KUBERNETES = "1.33.0"
 WASM_TYPE = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"
@@ -29,25 +34,35 @@ WASM_TYPE = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"
 SECRETS = ["sk-demo-hosted-backend", "sk-demo\""]
 
 
-def render(command, *extra):
-    out = subprocess.run([str(AIROUTER), command, str(CONFIG), "--wasm-image", IMAGE, *extra],
+def render(command, *extra, config=CONFIG):
+    out = subprocess.run([str(AIROUTER), command, str(config), "--wasm-image", IMAGE, *extra],
                          capture_output=True, text=True, check=False,
                          env={"PATH": "/usr/bin:/bin", "DEMO_HOSTED_KEY": "sk-demo-hosted-backend"})
     assert out.returncode == 0, out.stderr
     return out.stdout, out.stderr
 
 
+def istio_for(config):
+    text, stderr = render("istio", "--namespace", "ai", "--wasm-sha256", "0" * 64, config=config)
+    return text, stderr, [d for d in yaml.safe_load_all(text) if d is not None]
+
+
 @pytest.fixture(scope="module")
 def istio():
-    text, stderr = render("istio", "--namespace", "ai", "--wasm-sha256", "0" * 64)
-    return text, stderr, [d for d in yaml.safe_load_all(text) if d is not None]
+    return istio_for(CONFIG)
+
+
+@pytest.fixture(scope="module", params=[CONFIG, ALL_FEATURES], ids=["example", "all_features"])
+def each_istio(request):
+    return istio_for(request.param)
 
 
 def test_every_object_has_the_fields_its_api_defines(istio):
     _, _, docs = istio
+    _, _, all_features = istio_for(ALL_FEATURES)
     older, _ = render("istio", "--api", "wasm-plugin")
     gateway, _ = render("envoy-gateway", "--gateway", "ai-gateway")
-    everything = docs + list(yaml.safe_load_all(older)) + list(yaml.safe_load_all(gateway))
+    everything = docs + all_features + list(yaml.safe_load_all(older)) + list(yaml.safe_load_all(gateway))
     checked = set()
     for doc in filter(None, everything):
         schema = schema_for(doc)
@@ -100,8 +115,14 @@ def local_code(typed_config):
     return typed
 
 
-def test_envoy_accepts_the_patch_values_as_istio_applies_them(istio, tmp_path):
-    _, _, docs = istio
+def needed_variables(stderr):
+    """The variables `airouter istio` says the proxy's environment needs."""
+    found = re.search(r"the proxy's environment needs (.*) \(from the Secret", stderr)
+    return found.group(1).split(", ") if found else []
+
+
+def test_envoy_accepts_the_patch_values_as_istio_applies_them(each_istio, tmp_path):
+    _, stderr, docs = each_istio
     listener_filter, upstream_filter = (p["patch"]["value"] for p in patches(docs, "EXTENSION_CONFIG"))
     assert listener_filter["typed_config"]["config"]["allow_on_headers_stop_iteration"] is True
     clusters = []
@@ -109,7 +130,7 @@ def test_envoy_accepts_the_patch_values_as_istio_applies_them(istio, tmp_path):
         c = copy.deepcopy(p["patch"]["value"])
         options = c.get("typed_extension_protocol_options", {}).get(
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions", {})
-        for f in options.get("http_filters", []):
+        for f in options.get("http_filters") or []:
             if f.get("name") == upstream_filter["name"]:
                 assert f["config_discovery"]["type_urls"] == [WASM_TYPE]
                 del f["config_discovery"]
@@ -137,8 +158,11 @@ def test_envoy_accepts_the_patch_values_as_istio_applies_them(istio, tmp_path):
     }
     bootstrap = tmp_path / "gateway.json"
     bootstrap.write_text(json.dumps({"static_resources": {"listeners": [listener], "clusters": clusters}}))
+    # Validation starts the module on its configuration: it needs the keys in the environment, as
+    # the gateway has them from the Secret.
+    env = {**os.environ, **{var: "sk-validate" for var in needed_variables(stderr)}}
     out = subprocess.run([envoy_binary(), "--mode", "validate", "-c", str(bootstrap), "--disable-hot-restart"],
-                         capture_output=True, text=True, check=False)
+                         capture_output=True, text=True, check=False, env=env)
     assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
 
 

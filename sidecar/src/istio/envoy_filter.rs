@@ -82,9 +82,9 @@ fn upstream_filter(o: &Options) -> Value {
 
 /// A cluster as the gateway gets it: failover clusters read their upstream filter from ECDS.
 fn cluster(mut c: Value, o: &Options) -> Value {
-    let filters = &mut c["typed_extension_protocol_options"]
-        ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]["http_filters"];
-    if let Some(first) = filters.get_mut(0) {
+    // A pointer, not indexing: indexing a missing key would add it (as null) to every cluster.
+    let path = "/typed_extension_protocol_options/envoy.extensions.upstreams.http.v3.HttpProtocolOptions/http_filters/0";
+    if let Some(first) = c.pointer_mut(path) {
         if first["typed_config"]["@type"] == WASM_TYPE {
             *first = upstream_filter(o);
         }

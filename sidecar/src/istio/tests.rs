@@ -163,6 +163,7 @@ fn the_envoy_filter_carries_what_the_extension_cannot() {
         "airouter-sidecar.ai.svc.cluster.local"
     );
     assert_eq!(triton["type"], "LOGICAL_DNS");
+    assert!(triton.get("typed_extension_protocol_options").is_none());
 
     // One route per backend and per failover; the VirtualService stands for the catch-all.
     assert_eq!(of("HTTP_ROUTE").count(), 3 + 1);
