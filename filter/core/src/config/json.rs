@@ -161,10 +161,13 @@ mod tests {
 
     #[test]
     fn toml_to_json_and_back_is_the_same_document() {
-        let text = "[listener]\nport = 8080\n\n[[models]]\nname = \"m\"\napis = [\"chat\"]\nx = 1.5\n";
+        let text =
+            "[listener]\nport = 8080\n\n[[models]]\nname = \"m\"\napis = [\"chat\"]\nx = 1.5\n";
         let json = Value::Object(to_json(text).unwrap()).to_string();
         let back: Table = toml::from_str(&toml_text(&json).unwrap()).unwrap();
         assert_eq!(back, toml::from_str::<Table>(text).unwrap());
-        assert!(to_json("d = 1979-05-27T07:32:00Z").unwrap_err().starts_with("d: "));
+        assert!(to_json("d = 1979-05-27T07:32:00Z")
+            .unwrap_err()
+            .starts_with("d: "));
     }
 }
