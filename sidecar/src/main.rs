@@ -152,26 +152,10 @@ fn run(args: &[String]) -> Result<(), String> {
             serve::compile_templates(&plan, &config_dir(file))
                 .map_err(|e| format!("{file}: {e}"))?;
             let (for_envoy, rendered) = plan_for_envoy(file, &plan, &text)?;
-            let mut vars: Vec<&str> = for_envoy
-                .backends
-                .iter()
-                .filter_map(|b| b.key_env.as_deref())
-                .collect();
-            vars.extend(
-                for_envoy
-                    .sidecar
-                    .as_ref()
-                    .and_then(|s| s.secret_env.as_deref()),
+            print!(
+                "{}",
+                istio::command(cmd, file, for_envoy, &rendered.text, &opts)?
             );
-            if !vars.is_empty() {
-                eprintln!("{file}: the proxy's environment needs {} (from the Secret {}), never written in a manifest", vars.join(", "), istio::KEYS_SECRET);
-            }
-            let docs = if cmd == "istio" {
-                istio::render(for_envoy, &rendered.text, &opts)?
-            } else {
-                vec![istio::envoy_extension_policy(&rendered.text, &opts)?]
-            };
-            print!("{}", istio::yaml_stream(&docs, file)?);
             Ok(())
         }
         Some("serve") => {

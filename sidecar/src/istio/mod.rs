@@ -185,6 +185,31 @@ pub fn render(mut plan: Plan, toml_text: &str, o: &Options) -> Result<Vec<Value>
     Ok(docs)
 }
 
+/// `airouter istio` (`cmd` "istio") or `airouter envoy-gateway`: the YAML stream for `plan`, the
+/// file's plan as Envoy holds it (`toml_text`). Names on stderr the environment variables the
+/// proxy needs, which go in the Secret [`KEYS_SECRET`], never in a manifest.
+pub fn command(
+    cmd: &str,
+    file: &str,
+    plan: Plan,
+    toml_text: &str,
+    o: &Options,
+) -> Result<String, String> {
+    let vars = env_keys(&plan);
+    if !vars.is_empty() {
+        eprintln!(
+            "{file}: the proxy's environment needs {} (from the Secret {KEYS_SECRET}), never written in a manifest",
+            vars.join(", ")
+        );
+    }
+    let docs = if cmd == "istio" {
+        render(plan, toml_text, o)?
+    } else {
+        vec![envoy_extension_policy(toml_text, o)?]
+    };
+    yaml_stream(&docs, file)
+}
+
 /// A YAML stream of `docs`, each written as JSON (YAML 1.2 reads JSON as it is), after a comment
 /// saying what made it.
 pub fn yaml_stream(docs: &[Value], what: &str) -> Result<String, String> {
