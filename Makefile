@@ -8,13 +8,13 @@ WASM     := target/wasm32-wasip1/release/airouter_filter.wasm
 AIROUTER := target/release/airouter
 CARGO    ?= cargo
 
-.PHONY: run test bench bench-llm bench-tools build wasm sidecar venv llm wasm-target redis lint deny-tools unit e2e \
+.PHONY: run test bench bench-llm bench-tools build wasm sidecar venv llm wasm-target redis lint deny-tools unit e2e mesh \
         schema clean fuzz fuzz-quick fuzz-tools soak
 
 run: venv llm build
 	$(PY) examples/run_demo.py
 
-test: lint unit fuzz-quick e2e
+test: lint unit fuzz-quick e2e mesh
 
 build: wasm sidecar
 
@@ -89,6 +89,12 @@ unit: wasm llm
 # End-to-end: real Envoy + the filter, driven by the openai SDK.
 e2e: venv llm build redis
 	$(PY) -m pytest tests/e2e -q -p no:cacheprovider
+
+# The mesh deployment, offline and in seconds: the compose demo and its Dockerfiles, the Istio and
+# Envoy Gateway manifests `airouter istio` / `airouter envoy-gateway` render (their Envoy parts
+# validated by real Envoy), and the Wasm OCI image layout (tests/mesh).
+mesh: venv llm build
+	$(PY) -m pytest tests/mesh -q -p no:cacheprovider
 
 # Fuzzing with cargo-fuzz (libFuzzer) on the stable toolchain: fuzz/run.sh builds without a
 # sanitizer, which needs no nightly flag. `make test` runs every target for FUZZ_TEST_SECONDS;

@@ -22,6 +22,25 @@ LLM_ALIAS = "SmolLM2-135M-Instruct"
 # embeddings model.
 TRITON_MODELS = ["llama_chat", "embed"]
 
+# Envoy's environment: the hosted backends' keys, which the config names by `api_key_env`.
+ENVOY_ENV = {"DEMO_HOSTED_KEY": HOSTED_KEY, "DEMO_ANTHROPIC_KEY": ANTHROPIC_KEY}
+
+
+def backends(stack):
+    """The demo backends `make run` starts before the sidecar and Envoy, by name, in order; the
+    compose demo (examples/compose/) runs each in a container of its own through
+    examples/compose/demo_service.py."""
+    return [
+        ("demo-backend", lambda: stack.start_backend("demo-backend", 8101, "/v1")),
+        ("demo-hosted-backend",
+         lambda: stack.start_backend("demo-hosted-backend", 8102, "/openai/v1", api_key=HOSTED_KEY)),
+        ("demo-anthropic-backend",
+         lambda: stack.start_anthropic("demo-anthropic-backend", 8107, api_key=ANTHROPIC_KEY)),
+        ("llama-cpp", lambda: stack.start_llama_cpp(8105, LLM_ALIAS)),
+        ("triton", lambda: stack.start_triton(ROOT / "tests" / "triton" / "models", 8104, models=TRITON_MODELS)),
+    ]
+
+
 USAGE = """
 AI Router is up: Envoy with the AI Router filter on {config}
 
@@ -31,6 +50,8 @@ AI Router is up: Envoy with the AI Router filter on {config}
                     demo-llm (a real model, SmolLM2-135M, on llama.cpp's OpenAI server),
                     demo-triton-chat (the same model on real Triton, via the sidecar),
                     demo-triton-embed (embeddings on Triton),
+                    demo-claude (an Anthropic-compatible demo server, through the filter's
+                    translation; Anthropic SDK clients call any model at /v1/messages),
                     demo-failover (first target unreachable; see Envoy's retry stats),
                     ai-router (classifier routing: the demo classifier labels each request
                     SIMPLE, MODERATE, COMPLEX or ENRICH; the label picks the route)
@@ -64,13 +85,10 @@ def main():
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     try:
-        stack.start_backend("demo-backend", 8101, "/v1")
-        stack.start_backend("demo-hosted-backend", 8102, "/openai/v1", api_key=HOSTED_KEY)
-        stack.start_anthropic("demo-anthropic-backend", 8107, api_key=ANTHROPIC_KEY)
-        stack.start_llama_cpp(8105, LLM_ALIAS)
-        stack.start_triton(ROOT / "tests" / "triton" / "models", 8104, models=TRITON_MODELS)
+        for _, start in backends(stack):
+            start()
         stack.start_sidecar(CONFIG)
-        envoy = stack.start_envoy(CONFIG, {"DEMO_HOSTED_KEY": HOSTED_KEY, "DEMO_ANTHROPIC_KEY": ANTHROPIC_KEY})
+        envoy = stack.start_envoy(CONFIG, ENVOY_ENV)
         print(USAGE.format(config=CONFIG, logs=stack.workdir), flush=True)
         while not stopping and envoy.poll() is None:
             time.sleep(0.2)

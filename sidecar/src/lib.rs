@@ -5,6 +5,7 @@ pub mod bootstrap;
 pub mod config_files;
 #[cfg(test)]
 mod golden;
+pub mod istio;
 pub mod kserve;
 pub mod ratelimit;
 pub mod serve;

@@ -8,6 +8,13 @@
 //! - `airouter reload FILE --xds-dir DIR [--wasm PATH] [--ca-file PATH] [--env-file PATH]`
 //!   rewrites those files from a changed FILE: Envoy picks them up without a restart, in-flight
 //!   streams finish.
+//! - `airouter istio FILE --wasm-image URL [...]` prints the Istio manifests running the filter
+//!   (see [`airouter_sidecar::istio`]); `airouter envoy-gateway FILE --wasm-image URL
+//!   [--gateway NAME]` the Envoy Gateway `EnvoyExtensionPolicy`.
+//! - `airouter envoy FILE --plugin-config json` writes the filter's configuration in its JSON
+//!   form, as Istio and Envoy Gateway pass it; `--listen-address ADDR` binds the listener and the
+//!   admin port there instead of the file's addresses (a container publishes ports from
+//!   `0.0.0.0`: `examples/compose/`).
 //! - `airouter serve FILE` runs the sidecar that serves the file's Triton models.
 //! - `airouter schema` prints the JSON Schema of `airouter.toml`.
 
@@ -20,6 +27,7 @@ use airouter_core::config::{compile, url, Plan, Secret, Sources};
 use airouter_sidecar::bootstrap;
 use airouter_sidecar::bootstrap::plugin_config::{self, PluginConfig};
 use airouter_sidecar::config_files::{self, ConfigFiles};
+use airouter_sidecar::istio;
 use airouter_sidecar::ratelimit::service::Limiter;
 use airouter_sidecar::ratelimit::store::Store;
 use airouter_sidecar::serve::{self, State};
@@ -27,7 +35,11 @@ use airouter_sidecar::session_log;
 
 const USAGE: &str = "usage:
   airouter check FILE
-  airouter envoy FILE [--wasm PATH] [--ca-file PATH] [--xds-dir DIR] [--env-file PATH]
+  airouter envoy FILE [--wasm PATH] [--ca-file PATH] [--xds-dir DIR] [--env-file PATH] [--plugin-config toml|json]
+                [--listen-address ADDR]
+  airouter istio FILE --wasm-image oci://REF [--namespace NS] [--wasm-sha256 HEX] [--sidecar-image IMAGE]
+                      [--selector KEY=VALUE] [--api traffic-extension|wasm-plugin] [--ca-file PATH]
+  airouter envoy-gateway FILE --wasm-image oci://REF [--namespace NS] [--gateway NAME] [--wasm-sha256 HEX]
   airouter reload FILE --xds-dir DIR [--wasm PATH] [--ca-file PATH] [--env-file PATH]
   airouter serve FILE
   airouter schema";
@@ -80,7 +92,11 @@ fn run(args: &[String]) -> Result<(), String> {
                 config_files::compile_file(file, &text, &|_| None).map_err(|e| e.to_string())?;
             serve::compile_templates(&plan, &config_dir(file))
                 .map_err(|e| format!("{file}: {e}"))?;
-            let (for_envoy, rendered) = plan_for_envoy(file, &plan, &text)?;
+            let (mut for_envoy, rendered) = plan_for_envoy(file, &plan, &text)?;
+            if let Some(address) = &opts.listen_address {
+                for_envoy.listener.address.clone_from(address);
+                for_envoy.admin.address.clone_from(address);
+            }
             for b in &plan.backends {
                 if let Some(var) = &b.key_env {
                     let without = if b.key_optional {
@@ -99,9 +115,14 @@ fn run(args: &[String]) -> Result<(), String> {
                     }
                 }
             }
+            let plugin_text = match opts.plugin_config.as_str() {
+                "toml" => rendered.text.clone(),
+                "json" => airouter_sidecar::istio::plugin_config(&rendered.text)?.to_string(),
+                other => return Err(format!("--plugin-config takes toml or json, not {other}")),
+            };
             let parts = bootstrap::parts(
                 &for_envoy,
-                &rendered.text,
+                &plugin_text,
                 &absolute(&opts.wasm)?,
                 &opts.ca_file,
             );
@@ -119,6 +140,22 @@ fn run(args: &[String]) -> Result<(), String> {
             };
             let out = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
             println!("{out}");
+            Ok(())
+        }
+        Some(cmd @ ("istio" | "envoy-gateway")) => {
+            let file = args.get(1).ok_or(USAGE)?;
+            let opts = istio::Options::parse(args.get(2..).unwrap_or(&[]))
+                .map_err(|e| format!("{e}\n{USAGE}"))?;
+            let text = read(file)?;
+            let plan =
+                config_files::compile_file(file, &text, &|_| None).map_err(|e| e.to_string())?;
+            serve::compile_templates(&plan, &config_dir(file))
+                .map_err(|e| format!("{file}: {e}"))?;
+            let (for_envoy, rendered) = plan_for_envoy(file, &plan, &text)?;
+            print!(
+                "{}",
+                istio::command(cmd, file, for_envoy, &rendered.text, &opts)?
+            );
             Ok(())
         }
         Some("serve") => {
@@ -208,6 +245,10 @@ struct EnvoyOptions {
     ca_file: PathBuf,
     xds_dir: Option<PathBuf>,
     env_file: Option<PathBuf>,
+    /// `toml` or `json`: the form of the filter's configuration in the bootstrap.
+    plugin_config: String,
+    /// Where the listener and the admin port bind, instead of the file's addresses.
+    listen_address: Option<String>,
 }
 
 impl EnvoyOptions {
@@ -217,6 +258,8 @@ impl EnvoyOptions {
             ca_file: PathBuf::from("/etc/ssl/certs/ca-certificates.crt"),
             xds_dir: None,
             env_file: None,
+            plugin_config: "toml".into(),
+            listen_address: None,
         };
         let mut rest = args.iter();
         while let Some(flag) = rest.next() {
@@ -226,6 +269,8 @@ impl EnvoyOptions {
                 "--ca-file" => opts.ca_file = value,
                 "--xds-dir" => opts.xds_dir = Some(value),
                 "--env-file" => opts.env_file = Some(value),
+                "--plugin-config" => opts.plugin_config = value.display().to_string(),
+                "--listen-address" => opts.listen_address = Some(value.display().to_string()),
                 _ => return Err(format!("unknown option {flag}\n{USAGE}")),
             }
         }

@@ -9,12 +9,17 @@
 //! [`compile_with`] gives more, as the sidecar does. Every problem found is reported, not only the
 //! first, each as a [`ConfigError`] naming the file, the line and the key; a file with any problem
 //! is refused whole. The compiled types live in `plan`, one file per section, re-exported here.
+//!
+//! The text may also be the configuration's JSON form (what Istio and Envoy Gateway pass from a
+//! `google.protobuf.Struct`): [`json`] maps it to the TOML document holding the same values, which
+//! compiles as any other; errors then point at lines of that TOML document.
 
 mod admin;
 mod backends;
 mod discovery;
 mod error;
 mod global_limits;
+pub mod json;
 mod keys;
 mod listener;
 mod models;
@@ -44,7 +49,7 @@ pub use sources::{Sources, NO_FILES};
 use crate::metrics::{Names, RouterNames};
 use crate::resolve::{Entry, ModelResolver};
 
-/// Parses and checks one configuration text. `file` names it in errors; `env` looks up
+/// Parses and checks one configuration text (TOML, or its JSON form: see [`json`]). `file` names it in errors; `env` looks up
 /// environment variables (the process's own in the sidecar, WASI's inside Envoy). No file is
 /// read and there is no tz database: `*_file` keys are refused and time zones need their
 /// rules in `[time_zones]`, as in the configuration `airouter envoy` writes for Envoy.
@@ -59,6 +64,11 @@ pub fn compile(
 /// [`compile`], looking up what the file refers to through `sources`.
 pub fn compile_with(file: &str, text: &str, sources: &Sources) -> Result<Plan, ConfigErrors> {
     let env = sources.env;
+    let text = json::toml_text(text).map_err(|message| {
+        let loc = Locator { file, text };
+        ConfigErrors(vec![loc.error(0..0, "", message)])
+    })?;
+    let text = text.as_ref();
     let loc = Locator { file, text };
     let raw: RawConfig =
         toml::from_str(text).map_err(|e| ConfigErrors(vec![loc.toml_error(&e)]))?;

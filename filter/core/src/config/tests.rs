@@ -478,3 +478,29 @@ fn session_log_mistakes_are_refused_with_line_and_key() {
         }
     }
 }
+
+#[test]
+fn the_json_form_compiles_to_the_same_plan() {
+    let json = serde_json::Value::Object(json::to_json(GOOD).unwrap()).to_string();
+    let (a, b) = (load(&json).unwrap(), load(GOOD).unwrap());
+    // Field by field: the resolver's hash maps print in no fixed order.
+    assert_eq!(format!("{:?}", a.listener), format!("{:?}", b.listener));
+    assert_eq!(format!("{:?}", a.backends), format!("{:?}", b.backends));
+    assert_eq!(format!("{:?}", a.models), format!("{:?}", b.models));
+    assert_eq!(format!("{:?}", a.keys), format!("{:?}", b.keys));
+    for name in ["chat", "gpt-4o", "gpt-4o-mini", "other"] {
+        let t = |p: &Plan| p.resolve(Api::Chat, name).map(|t| t.backend_model.clone());
+        assert_eq!(t(&a), t(&b));
+    }
+    let pretty = serde_json::to_string_pretty(&json::to_json(GOOD).unwrap()).unwrap();
+    assert!(load(&pretty).is_ok());
+}
+
+#[test]
+fn the_json_form_is_checked_like_toml() {
+    let e = first_error(r#"{"listener": {"port": 8080, "colour": "blue"}}"#);
+    assert_eq!(e.file, "airouter.toml");
+    assert!(e.message.contains("colour"), "{e}");
+    let e = first_error(r#"{"listener": null}"#);
+    assert!(e.message.starts_with("listener: null"), "{e}");
+}

@@ -1,0 +1,227 @@
+//! `airouter istio FILE` and `airouter envoy-gateway FILE`: the manifests that run the filter in a
+//! service mesh, rendered from the same `airouter.toml` and the same Envoy pieces as
+//! `airouter envoy` (nothing here re-derives a cluster or a route: they are taken from
+//! [`crate::bootstrap::parts`]).
+//!
+//! For Istio (the API versions named in `docs/mesh.md`), one YAML stream of:
+//! - the filter: a `TrafficExtension` (Istio 1.30+) or, with `--api wasm-plugin`, a `WasmPlugin`
+//!   (`extension`), which makes Istio's agent pull the module's OCI image and puts the filter in
+//!   the gateway's chain;
+//! - an `EnvoyFilter` (`envoy_filter`) for what those cannot express: the filter's
+//!   `allow_on_headers_stop_iteration` (without it a request whose body the filter reads stalls),
+//!   the per-attempt upstream filter, the backend and failover clusters, the routes matching the
+//!   filter state, and the connection manager's client limits and OpenAI-shaped local replies;
+//! - a `Gateway` and `VirtualService` on the listener's port (`gateway`);
+//! - a `ServiceEntry` and `DestinationRule` per hosted (`https`) backend (`egress`);
+//! - the sidecar (`airouter serve`) as a `Deployment` and `Service` when the file needs it
+//!   (`workload`).
+//!
+//! For Envoy Gateway, an `EnvoyExtensionPolicy` (`envoy_gateway`).
+//!
+//! Secrets never enter a manifest: backend keys reach the gateway's Envoy through its environment
+//! (filled from a Kubernetes Secret the operator creates), the sidecar reads its file and keys
+//! from Secrets; the rendered objects only name them.
+
+mod egress;
+mod envoy_filter;
+mod envoy_gateway;
+mod extension;
+mod gateway;
+mod workload;
+
+use std::path::PathBuf;
+
+use airouter_core::config::{json, Plan};
+use serde_json::{json, Value};
+
+pub use envoy_gateway::envoy_extension_policy;
+
+/// The name every rendered object starts with, and the plugin's name in Envoy.
+pub const NAME: &str = "airouter";
+/// The sidecar's Kubernetes `Service` (and `Deployment`) name.
+pub const SIDECAR_SERVICE: &str = "airouter-sidecar";
+/// The Secret holding the environment variables with backend keys (and the sidecar's secret).
+pub const KEYS_SECRET: &str = "airouter-keys";
+/// The Secret holding `airouter.toml` and the files it names, for the sidecar.
+pub const CONFIG_SECRET: &str = "airouter-config";
+
+/// Which Istio API places the filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExtensionApi {
+    /// `extensions.istio.io/v1alpha1` `TrafficExtension` (Istio 1.30 and later).
+    TrafficExtension,
+    /// `extensions.istio.io/v1alpha1` `WasmPlugin` (older releases).
+    WasmPlugin,
+}
+
+/// What the manifests need beyond the file: where things live in the cluster.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The namespace of every object (the gateway's).
+    pub namespace: String,
+    /// The module's OCI image (`oci://registry/repo:tag`), as `examples/oci/pack_wasm.py` pushes.
+    pub wasm_image: String,
+    /// The image manifest's SHA-256 (64 hex digits, as `examples/oci/pack_wasm.py` prints it),
+    /// which Istio checks the pulled image against when given.
+    pub wasm_sha256: Option<String>,
+    /// The sidecar's container image (the Dockerfile in `examples/compose/`).
+    pub sidecar_image: String,
+    /// Label selecting the gateway's pods (`istio=ingressgateway`).
+    pub selector: (String, String),
+    /// TrafficExtension or WasmPlugin.
+    pub api: ExtensionApi,
+    /// The CA bundle inside the proxy's image, for `https` backends.
+    pub ca_file: PathBuf,
+    /// For Envoy Gateway: the `Gateway` the policy attaches to.
+    pub gateway: String,
+}
+
+impl Options {
+    /// Parses `--namespace NS --wasm-image URL [--wasm-sha256 HEX] [--sidecar-image IMAGE]
+    /// [--selector KEY=VALUE] [--api traffic-extension|wasm-plugin] [--ca-file PATH]
+    /// [--gateway NAME]`; `--wasm-image` is required.
+    pub fn parse(args: &[String]) -> Result<Self, String> {
+        let mut o = Options {
+            namespace: "istio-system".into(),
+            wasm_image: String::new(),
+            wasm_sha256: None,
+            sidecar_image: "airouter:latest".into(),
+            selector: ("istio".into(), "ingressgateway".into()),
+            api: ExtensionApi::TrafficExtension,
+            ca_file: PathBuf::from("/etc/ssl/certs/ca-certificates.crt"),
+            gateway: "eg".into(),
+        };
+        let mut rest = args.iter();
+        while let Some(flag) = rest.next() {
+            let value = rest.next().ok_or(format!("{flag} needs a value"))?.clone();
+            match flag.as_str() {
+                "--namespace" => o.namespace = value,
+                "--wasm-image" => o.wasm_image = value,
+                "--wasm-sha256" => o.wasm_sha256 = Some(value),
+                "--sidecar-image" => o.sidecar_image = value,
+                "--ca-file" => o.ca_file = PathBuf::from(value),
+                "--gateway" => o.gateway = value,
+                "--selector" => {
+                    let (k, v) = value.split_once('=').ok_or("--selector takes KEY=VALUE")?;
+                    o.selector = (k.into(), v.into());
+                }
+                "--api" => {
+                    o.api = match value.as_str() {
+                        "traffic-extension" => ExtensionApi::TrafficExtension,
+                        "wasm-plugin" => ExtensionApi::WasmPlugin,
+                        _ => return Err("--api takes traffic-extension or wasm-plugin".into()),
+                    }
+                }
+                _ => return Err(format!("unknown option {flag}")),
+            }
+        }
+        if o.wasm_image.is_empty() {
+            return Err("--wasm-image oci://REGISTRY/REPO:TAG is required".into());
+        }
+        if let Some(h) = &o.wasm_sha256 {
+            if h.len() != 64
+                || !h
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            {
+                return Err("--wasm-sha256 takes 64 lowercase hex digits".into());
+            }
+        }
+        Ok(o)
+    }
+
+    /// The image reference without its `oci://` scheme (Envoy Gateway's form).
+    fn image_reference(&self) -> &str {
+        self.wasm_image
+            .strip_prefix("oci://")
+            .unwrap_or(&self.wasm_image)
+    }
+}
+
+/// A Kubernetes object's `metadata`.
+fn metadata(name: &str, o: &Options) -> Value {
+    json!({ "name": name, "namespace": o.namespace, "labels": { "app.kubernetes.io/part-of": NAME } })
+}
+
+/// The filter's configuration as the control planes carry it: its JSON form.
+pub fn plugin_config(toml_text: &str) -> Result<Value, String> {
+    json::to_json(toml_text).map(Value::Object)
+}
+
+/// The environment variables the filter reads (backend keys, the sidecar's secret), by name.
+fn env_keys(plan: &Plan) -> Vec<String> {
+    let mut keys: Vec<String> = plan
+        .backends
+        .iter()
+        .filter_map(|b| b.key_env.clone())
+        .chain(plan.sidecar.as_ref().and_then(|s| s.secret_env.clone()))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// Every Istio object for `plan`, whose configuration as Envoy holds it is `toml_text` (the
+/// sanitized text `airouter envoy` renders: no secret in it).
+pub fn render(mut plan: Plan, toml_text: &str, o: &Options) -> Result<Vec<Value>, String> {
+    let config = plugin_config(toml_text)?;
+    // Inside the cluster Envoy reaches the sidecar through its Service.
+    let sidecar_host = format!("{SIDECAR_SERVICE}.{}.svc.cluster.local", o.namespace);
+    let sidecar = plan.sidecar.clone();
+    if let Some(s) = plan.sidecar.as_mut() {
+        s.address.clone_from(&sidecar_host);
+    }
+    let parts =
+        crate::bootstrap::parts(&plan, toml_text, &PathBuf::from("unused.wasm"), &o.ca_file);
+    let mut docs = vec![
+        extension::extension(&plan, &config, o),
+        envoy_filter::envoy_filter(&plan, &parts, o)?,
+    ];
+    docs.extend(gateway::gateway(&plan, o));
+    docs.extend(egress::egress(&plan, o));
+    if let Some(s) = &sidecar {
+        docs.extend(workload::sidecar(&plan, s, o));
+    }
+    Ok(docs)
+}
+
+/// `airouter istio` (`cmd` "istio") or `airouter envoy-gateway`: the YAML stream for `plan`, the
+/// file's plan as Envoy holds it (`toml_text`). Names on stderr the environment variables the
+/// proxy needs, which go in the Secret [`KEYS_SECRET`], never in a manifest.
+pub fn command(
+    cmd: &str,
+    file: &str,
+    plan: Plan,
+    toml_text: &str,
+    o: &Options,
+) -> Result<String, String> {
+    let vars = env_keys(&plan);
+    if !vars.is_empty() {
+        eprintln!(
+            "{file}: the proxy's environment needs {} (from the Secret {KEYS_SECRET}), never written in a manifest",
+            vars.join(", ")
+        );
+    }
+    let docs = if cmd == "istio" {
+        render(plan, toml_text, o)?
+    } else {
+        vec![envoy_extension_policy(toml_text, o)?]
+    };
+    yaml_stream(&docs, file)
+}
+
+/// A YAML stream of `docs`, each written as JSON (YAML 1.2 reads JSON as it is), after a comment
+/// saying what made it.
+pub fn yaml_stream(docs: &[Value], what: &str) -> Result<String, String> {
+    let mut out =
+        format!("# {what}: rendered by `airouter`; edit airouter.toml and render again\n");
+    for d in docs {
+        out.push_str("---\n");
+        out.push_str(&serde_json::to_string_pretty(d).map_err(|e| e.to_string())?);
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;

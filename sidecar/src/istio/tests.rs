@@ -1,0 +1,243 @@
+//! The Istio and Envoy Gateway manifests: what each object carries, taken from the same Envoy
+//! pieces as the bootstrap, and no secret anywhere.
+
+use super::*;
+use airouter_core::config::compile;
+use airouter_core::contract;
+
+const TEXT: &str = r#"
+[listener]
+port = 8080
+
+[sidecar]
+secret_env = "SIDECAR_SECRET"
+
+[backends.local]
+kind = "openai"
+url = "http://10.0.0.5:8000/v1"
+
+[backends.hosted]
+kind = "openai"
+url = "https://api.example.com/v1"
+api_key_env = "PROVIDER_KEY"
+
+[backends.triton]
+kind = "triton"
+url = "grpc://10.0.0.6:8001"
+
+[[models]]
+name = "chat"
+apis = ["chat"]
+targets = [{ backend = "local", model = "m" }, { backend = "hosted", model = "gpt" }]
+
+[[models]]
+name = "llama"
+apis = ["chat"]
+target = { backend = "triton", model = "vllm_model" }
+triton = { family = "vllm", template = "chatml" }
+"#;
+
+const SECRET: &str = "sk-secret-that-must-not-leak";
+
+fn plan(text: &str) -> Plan {
+    compile("airouter.toml", text, &|_| Some(SECRET.to_string())).unwrap()
+}
+
+fn options(extra: &[&str]) -> Options {
+    let mut args: Vec<String> = [
+        "--wasm-image",
+        "oci://registry.example/airouter/filter:1.0",
+        "--namespace",
+        "ai",
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    args.extend(extra.iter().map(ToString::to_string));
+    Options::parse(&args).unwrap()
+}
+
+fn kinds(docs: &[Value]) -> Vec<&str> {
+    docs.iter().map(|d| d["kind"].as_str().unwrap()).collect()
+}
+
+#[test]
+fn istio_gets_the_extension_the_patches_the_gateway_egress_and_the_sidecar() {
+    let docs = render(plan(TEXT), TEXT, &options(&[])).unwrap();
+    assert_eq!(
+        kinds(&docs),
+        [
+            "TrafficExtension",
+            "EnvoyFilter",
+            "Gateway",
+            "VirtualService",
+            "ServiceEntry",
+            "DestinationRule",
+            "Deployment",
+            "Service"
+        ]
+    );
+    let wasm = &docs[0]["spec"]["wasm"];
+    assert_eq!(wasm["url"], "oci://registry.example/airouter/filter:1.0");
+    assert_eq!(wasm["pluginName"], contract::ROOT_ID);
+    assert_eq!(wasm["pluginConfig"], plugin_config(TEXT).unwrap());
+    assert_eq!(
+        wasm["vmConfig"]["env"],
+        json!([{ "name": "PROVIDER_KEY", "valueFrom": "HOST" }, { "name": "SIDECAR_SECRET", "valueFrom": "HOST" }])
+    );
+    assert_eq!(docs[0]["spec"]["match"][0]["ports"][0]["number"], 8080);
+    assert!(docs.iter().all(|d| d["metadata"]["namespace"] == "ai"));
+    let all = serde_json::to_string(&docs).unwrap();
+    assert!(!all.contains(SECRET));
+}
+
+#[test]
+fn the_plugin_config_compiles_to_the_plan_of_the_toml() {
+    let json = plugin_config(TEXT).unwrap().to_string();
+    let (a, b) = (plan(&json), plan(TEXT));
+    assert_eq!(format!("{:?}", a.backends), format!("{:?}", b.backends));
+    assert_eq!(format!("{:?}", a.models), format!("{:?}", b.models));
+}
+
+#[test]
+fn older_istio_gets_a_wasm_plugin_with_the_same_fields_at_the_top() {
+    let docs = render(plan(TEXT), TEXT, &options(&["--api", "wasm-plugin"])).unwrap();
+    assert_eq!(docs[0]["kind"], "WasmPlugin");
+    assert_eq!(docs[0]["spec"]["pluginName"], contract::ROOT_ID);
+    assert_eq!(docs[0]["spec"]["phase"], "AUTHN");
+    assert!(docs[0]["spec"]["wasm"].is_null());
+}
+
+#[test]
+fn the_envoy_filter_carries_what_the_extension_cannot() {
+    let docs = render(
+        plan(TEXT),
+        TEXT,
+        &options(&["--wasm-sha256", &"a".repeat(64)]),
+    )
+    .unwrap();
+    let patches = docs[1]["spec"]["configPatches"].as_array().unwrap();
+    let of = |apply: &'static str| patches.iter().filter(move |p| p["applyTo"] == apply);
+    let ecds: Vec<&Value> = of("EXTENSION_CONFIG").collect();
+    assert_eq!(ecds[0]["patch"]["operation"], "REPLACE");
+    assert_eq!(ecds[0]["patch"]["value"]["name"], "ai.airouter");
+    let config = &ecds[0]["patch"]["value"]["typed_config"]["config"];
+    assert_eq!(config["allow_on_headers_stop_iteration"], true);
+    assert_eq!(config["root_id"], contract::ROOT_ID);
+    assert_eq!(config["vm_config"]["vm_id"], contract::VM_ID);
+    let remote = &config["vm_config"]["code"]["remote"];
+    assert_eq!(
+        remote["http_uri"]["uri"],
+        "oci://registry.example/airouter/filter:1.0"
+    );
+    assert_eq!(remote["sha256"], "a".repeat(64));
+    let upstream = &ecds[1]["patch"]["value"];
+    assert_eq!(upstream["name"], "ai.airouter-upstream");
+    assert_eq!(
+        upstream["typed_config"]["config"]["root_id"],
+        contract::UPSTREAM_ROOT_ID
+    );
+
+    let clusters: Vec<&Value> = of("CLUSTER").map(|p| &p["patch"]["value"]).collect();
+    let names: Vec<&str> = clusters
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"airouter_backend_hosted"));
+    assert!(names.contains(&contract::failover_cluster(0, 0).as_str()));
+    let failover = clusters
+        .iter()
+        .find(|c| c["name"] == contract::failover_cluster(0, 0))
+        .unwrap();
+    let first = &failover["typed_extension_protocol_options"]
+        ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]["http_filters"][0];
+    assert_eq!(first["name"], "ai.airouter-upstream");
+    assert!(first["typed_config"].is_null());
+    let triton = clusters
+        .iter()
+        .find(|c| c["name"] == "airouter_backend_triton")
+        .unwrap();
+    let endpoint = &triton["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"];
+    assert_eq!(
+        endpoint["address"]["socket_address"]["address"],
+        "airouter-sidecar.ai.svc.cluster.local"
+    );
+    assert_eq!(triton["type"], "LOGICAL_DNS");
+    assert!(triton.get("typed_extension_protocol_options").is_none());
+
+    // One route per backend and per failover; the VirtualService stands for the catch-all.
+    assert_eq!(of("HTTP_ROUTE").count(), 3 + 1);
+    assert!(of("HTTP_ROUTE").all(|r| r["patch"]["value"]["match"]["filter_state"].is_array()));
+    let hcm = &of("NETWORK_FILTER").next().unwrap()["patch"]["value"]["typed_config"];
+    assert!(hcm["local_reply_config"]["mappers"].is_array());
+    assert!(hcm["access_log"].is_null());
+}
+
+#[test]
+fn egress_objects_are_for_hosted_hosts_only() {
+    let docs = render(plan(TEXT), TEXT, &options(&[])).unwrap();
+    let se: Vec<&Value> = docs
+        .iter()
+        .filter(|d| d["kind"] == "ServiceEntry")
+        .collect();
+    assert_eq!(se.len(), 1);
+    assert_eq!(se[0]["spec"]["hosts"], json!(["api.example.com"]));
+    let dr = docs
+        .iter()
+        .find(|d| d["kind"] == "DestinationRule")
+        .unwrap();
+    assert_eq!(
+        dr["spec"]["trafficPolicy"]["portLevelSettings"][0]["tls"]["sni"],
+        "api.example.com"
+    );
+}
+
+#[test]
+fn no_sidecar_objects_without_a_sidecar() {
+    let text = "[backends.b]\nkind = \"openai\"\nurl = \"http://10.0.0.5:8000/v1\"\n\n\
+                [[models]]\nname = \"m\"\napis = [\"chat\"]\ntarget = { backend = \"b\" }\n";
+    let docs = render(plan(text), text, &options(&[])).unwrap();
+    assert_eq!(
+        kinds(&docs),
+        [
+            "TrafficExtension",
+            "EnvoyFilter",
+            "Gateway",
+            "VirtualService"
+        ]
+    );
+    assert!(docs[0]["spec"]["wasm"]["vmConfig"].is_null());
+}
+
+#[test]
+fn envoy_gateway_gets_an_extension_policy_with_the_image_reference() {
+    let p = envoy_extension_policy(TEXT, &options(&["--gateway", "ai-gw"])).unwrap();
+    assert_eq!(p["kind"], "EnvoyExtensionPolicy");
+    assert_eq!(p["spec"]["targetRefs"][0]["name"], "ai-gw");
+    let wasm = &p["spec"]["wasm"][0];
+    assert_eq!(
+        wasm["code"],
+        json!({ "type": "Image", "image": { "url": "registry.example/airouter/filter:1.0" } })
+    );
+    assert_eq!(wasm["rootID"], contract::ROOT_ID);
+    assert_eq!(wasm["config"], plugin_config(TEXT).unwrap());
+}
+
+#[test]
+fn options_are_checked() {
+    assert!(Options::parse(&[]).unwrap_err().contains("--wasm-image"));
+    let bad = |a: &[&str]| {
+        Options::parse(&a.iter().map(ToString::to_string).collect::<Vec<_>>()).is_err()
+    };
+    assert!(bad(&["--wasm-image", "oci://x", "--api", "envoyfilter"]));
+    assert!(bad(&["--wasm-image", "oci://x", "--wasm-sha256", "ABC"]));
+    assert!(bad(&["--wasm-image", "oci://x", "--selector", "novalue"]));
+    assert!(bad(&["--wasm-image"]));
+}
+
+#[test]
+fn the_stream_is_yaml_documents() {
+    let out = yaml_stream(&[json!({ "kind": "A" }), json!({ "kind": "B" })], "f.toml").unwrap();
+    assert!(out.starts_with("# f.toml"));
+    assert_eq!(out.lines().filter(|l| *l == "---").count(), 2);
+}

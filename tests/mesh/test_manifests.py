@@ -1,0 +1,182 @@
+"""`airouter istio` and `airouter envoy-gateway` on examples/airouter.toml, validated offline:
+Kubernetes' own kinds against Kubernetes' OpenAPI schemas (kubernetes-validate, strict), Istio's
+and Envoy Gateway's kinds field by field against their API definitions (api_fields.py), and the
+Envoy configuration inside the EnvoyFilter's patches by real Envoy 1.40 (`envoy --mode
+validate` on a bootstrap assembled from exactly those values, as Istio would apply them to a
+gateway). No secret may appear in any manifest."""
+
+import copy
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+from kubernetes_validate.utils import validate as validate_kubernetes
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
+from api_fields import schema_for  # noqa: E402
+from stack import AIROUTER, ROOT, WASM, envoy_binary, free_port  # noqa: E402
+
+CONFIG = ROOT / "examples" / "airouter.toml"
+# Every section the renderer has a part for: an https backend, failover, Triton, [global_limits],
+# [session_log].
+ALL_FEATURES = ROOT / "sidecar" / "tests" / "configs" / "all_features.toml"
+IMAGE = "oci://registry.example/airouter/filter:0.1.0"
+KUBERNETES = "1.33.0"
+WASM_TYPE = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"
+# Secrets of the demo: the client key (its digest is in the file) and the hosted backend's key.
+SECRETS = ["sk-demo-hosted-backend", "sk-demo\""]
+
+
+def render(command, *extra, config=CONFIG):
+    out = subprocess.run([str(AIROUTER), command, str(config), "--wasm-image", IMAGE, *extra],
+                         capture_output=True, text=True, check=False,
+                         env={"PATH": "/usr/bin:/bin", "DEMO_HOSTED_KEY": "sk-demo-hosted-backend"})
+    assert out.returncode == 0, out.stderr
+    return out.stdout, out.stderr
+
+
+def istio_for(config):
+    text, stderr = render("istio", "--namespace", "ai", "--wasm-sha256", "0" * 64, config=config)
+    return text, stderr, [d for d in yaml.safe_load_all(text) if d is not None]
+
+
+@pytest.fixture(scope="module")
+def istio():
+    return istio_for(CONFIG)
+
+
+@pytest.fixture(scope="module", params=[CONFIG, ALL_FEATURES], ids=["example", "all_features"])
+def each_istio(request):
+    return istio_for(request.param)
+
+
+def test_every_object_has_the_fields_its_api_defines(istio):
+    _, _, docs = istio
+    _, _, all_features = istio_for(ALL_FEATURES)
+    older, _ = render("istio", "--api", "wasm-plugin")
+    gateway, _ = render("envoy-gateway", "--gateway", "ai-gateway")
+    everything = docs + all_features + list(yaml.safe_load_all(older)) + list(yaml.safe_load_all(gateway))
+    checked = set()
+    for doc in filter(None, everything):
+        schema = schema_for(doc)
+        if schema is None:
+            validate_kubernetes(doc, KUBERNETES, strict=True)
+        else:
+            jsonschema.validate(doc, schema)
+        checked.add(doc["kind"])
+    assert checked >= {"TrafficExtension", "WasmPlugin", "EnvoyFilter", "Gateway", "VirtualService",
+                       "ServiceEntry", "DestinationRule", "Deployment", "Service", "EnvoyExtensionPolicy"}
+
+
+def test_a_misspelt_field_would_be_caught(istio):
+    _, _, docs = istio
+    broken = copy.deepcopy(docs[0])
+    broken["spec"]["wasm"]["pluginConfg"] = {}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, schema_for(broken))
+    broken = copy.deepcopy(docs[0])
+    broken["spec"]["phase"] = "FIRST"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, schema_for(broken))
+
+
+def test_no_secret_is_written_and_the_needed_variables_are_named(istio):
+    text, stderr, _ = istio
+    for secret in SECRETS:
+        assert secret not in text
+    assert "DEMO_HOSTED_KEY" in stderr and "airouter-keys" in stderr
+
+
+def test_the_plugin_config_is_the_json_form_of_the_file_envoy_holds(istio):
+    _, _, docs = istio
+    config = docs[0]["spec"]["wasm"]["pluginConfig"]
+    assert config["listener"]["port"] == 8080
+    assert config["backends"]["demo-hosted"]["api_key_env"] == "DEMO_HOSTED_KEY"
+    assert all("key" not in k for k in config["keys"])  # digests only
+
+
+def patches(docs, apply_to):
+    envoy_filter = next(d for d in docs if d["kind"] == "EnvoyFilter")
+    return [p for p in envoy_filter["spec"]["configPatches"] if p["applyTo"] == apply_to]
+
+
+def local_code(typed_config):
+    """The Wasm configuration with the module read from the local build, as Istio's agent does
+    with the image it pulled."""
+    typed = copy.deepcopy(typed_config)
+    typed["config"]["vm_config"]["code"] = {"local": {"filename": str(WASM)}}
+    return typed
+
+
+def needed_variables(stderr):
+    """The variables `airouter istio` says the proxy's environment needs."""
+    found = re.search(r"the proxy's environment needs (.*) \(from the Secret", stderr)
+    return found.group(1).split(", ") if found else []
+
+
+def test_envoy_accepts_the_patch_values_as_istio_applies_them(each_istio, tmp_path):
+    _, stderr, docs = each_istio
+    listener_filter, upstream_filter = (p["patch"]["value"] for p in patches(docs, "EXTENSION_CONFIG"))
+    assert listener_filter["typed_config"]["config"]["allow_on_headers_stop_iteration"] is True
+    clusters = []
+    for p in patches(docs, "CLUSTER"):
+        c = copy.deepcopy(p["patch"]["value"])
+        options = c.get("typed_extension_protocol_options", {}).get(
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions", {})
+        for f in options.get("http_filters") or []:
+            if f.get("name") == upstream_filter["name"]:
+                assert f["config_discovery"]["type_urls"] == [WASM_TYPE]
+                del f["config_discovery"]
+                f["typed_config"] = local_code(upstream_filter["typed_config"])
+        clusters.append(c)
+    hcm = dict(patches(docs, "NETWORK_FILTER")[0]["patch"]["value"]["typed_config"])
+    routes = [p["patch"]["value"] for p in patches(docs, "HTTP_ROUTE")]
+    routes.append({"match": {"prefix": "/"}, "direct_response": {"status": 404}})
+    hcm.update({
+        "stat_prefix": "gateway",
+        "route_config": {"virtual_hosts": [{"name": "gateway", "domains": ["*"], "routes": routes}]},
+        "http_filters": [
+            {"name": listener_filter["name"], "typed_config": local_code(listener_filter["typed_config"])},
+            *[p["patch"]["value"] for p in patches(docs, "HTTP_FILTER")],
+            {"name": "envoy.filters.http.router", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}},
+        ],
+    })
+    listener = {
+        "name": "gateway",
+        "address": {"socket_address": {"address": "127.0.0.1", "port_value": free_port()}},
+        **patches(docs, "LISTENER")[0]["patch"]["value"],
+        "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager",
+                                        "typed_config": hcm}]}],
+    }
+    bootstrap = tmp_path / "gateway.json"
+    bootstrap.write_text(json.dumps({"static_resources": {"listeners": [listener], "clusters": clusters}}))
+    # Validation starts the module on its configuration: it needs the keys in the environment, as
+    # the gateway has them from the Secret.
+    env = {**os.environ, **{var: "sk-validate" for var in needed_variables(stderr)}}
+    out = subprocess.run([envoy_binary(), "--mode", "validate", "-c", str(bootstrap), "--disable-hot-restart"],
+                         capture_output=True, text=True, check=False, env=env)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+
+
+def test_the_sidecar_runs_from_secrets_as_a_non_root_workload(istio):
+    _, _, docs = istio
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["args"] == ["serve", "/etc/airouter/airouter.toml"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["volumes"][0]["secret"]["secretName"] == "airouter-config"
+    service = next(d for d in docs if d["kind"] == "Service")
+    assert {p["port"] for p in service["spec"]["ports"]} == {8103, 8106}
+    triton = next(p["patch"]["value"] for p in patches(docs, "CLUSTER")
+                  if p["patch"]["value"]["name"] == "airouter_backend_demo-triton")
+    address = triton["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
+    assert address["socket_address"]["address"] == "airouter-sidecar.ai.svc.cluster.local"
