@@ -36,7 +36,7 @@ fn check_accepts_the_example_and_warns_about_unset_keys() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("ok (5 backends, 12 models, 2 client keys)")
+        String::from_utf8_lossy(&out.stdout).contains("ok (6 backends, 13 models, 2 client keys)")
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("DEMO_HOSTED_KEY"));
 }
@@ -84,6 +84,7 @@ fn envoy_renders_clusters_routes_and_the_filter() {
         names,
         [
             "airouter_backend_demo",
+            "airouter_backend_demo-anthropic",
             "airouter_backend_demo-hosted",
             "airouter_backend_demo-llama",
             "airouter_backend_demo-triton",
@@ -106,8 +107,8 @@ fn envoy_renders_clusters_routes_and_the_filter() {
         "/opt/airouter.wasm"
     );
     assert_eq!(
-        wasm["vm_config"]["environment_variables"]["host_env_keys"][0],
-        "DEMO_HOSTED_KEY"
+        wasm["vm_config"]["environment_variables"]["host_env_keys"],
+        serde_json::json!(["DEMO_ANTHROPIC_KEY", "DEMO_HOSTED_KEY"])
     );
     assert_eq!(wasm["allow_on_headers_stop_iteration"], true);
     // The example's plain client key reaches Envoy as its digest only.
@@ -335,7 +336,7 @@ fn envoy_with_an_xds_dir_writes_watched_files_and_reload_rewrites_them() {
         serde_json::from_str(&std::fs::read_to_string(dir.join(f)).unwrap()).unwrap()
     };
     let first = read("lds.json")["version_info"].clone();
-    assert_eq!(read("cds.json")["resources"].as_array().unwrap().len(), 7);
+    assert_eq!(read("cds.json")["resources"].as_array().unwrap().len(), 8);
     let out = airouter(&["reload", "examples/airouter.toml", "--xds-dir", dir_arg]);
     assert!(out.status.success());
     assert_ne!(

@@ -60,7 +60,10 @@ pub fn send(host: &mut dyn RootHost, backend: &Backend, timeout_ms: u64) -> Opti
     }
     let version = backend.anthropic.as_ref().map(|a| a.version.as_str());
     if let (Dialect::Anthropic, Some(version)) = (dialect, version) {
-        headers.push((crate::flow::target_request::ANTHROPIC_VERSION_HEADER, version));
+        headers.push((
+            crate::flow::target_request::ANTHROPIC_VERSION_HEADER,
+            version,
+        ));
     }
     let cluster = backend.cluster_name();
     host.http_call(&CallOut {
