@@ -5,6 +5,7 @@
 mod admin;
 mod backends;
 mod global_limits;
+mod grpc_api;
 mod keys;
 mod listener;
 mod models;
@@ -16,6 +17,7 @@ mod triton;
 pub use admin::RawAdmin;
 pub use backends::{BackendKind, RawBackend, RawHealthCheck, RawRateLimit};
 pub use global_limits::{FailureMode, RawGlobalLimits};
+pub use grpc_api::{RawGrpcApi, DEFAULT_GRPC_API_PORT};
 pub use keys::RawKey;
 pub use listener::RawListener;
 pub use models::{RawModel, RawTarget};
@@ -111,4 +113,8 @@ pub struct RawConfig {
     /// sidecar, which writes and rotates them. Without this section no record is made.
     #[serde(default, deserialize_with = "separately")]
     pub session_log: Option<RawSessionLog>,
+    /// The gRPC client API (`airouter.v1.Router`): Envoy listens for it and the sidecar serves
+    /// it, each call sent through the OpenAI listener. Without this section there is none.
+    #[serde(default, deserialize_with = "separately")]
+    pub grpc_api: Option<RawGrpcApi>,
 }
