@@ -17,7 +17,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 use super::{duration_ms, socket};
-use crate::grpc_api::{DESCRIPTOR_SET, SERVICE_NAME};
+use crate::grpc_api::{transcoder_descriptor_set, SERVICE_NAME};
 
 /// The cluster of sidecar replicas serving the API.
 pub const CLUSTER: &str = "airouter_grpc_api";
@@ -108,7 +108,7 @@ fn transcoder() -> Value {
         "name": "envoy.filters.http.grpc_json_transcoder",
         "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.filters.http.grpc_json_transcoder.v3.GrpcJsonTranscoder",
-            "proto_descriptor_bin": base64::engine::general_purpose::STANDARD.encode(DESCRIPTOR_SET),
+            "proto_descriptor_bin": base64::engine::general_purpose::STANDARD.encode(transcoder_descriptor_set()),
             "services": [SERVICE_NAME],
             "print_options": {
                 "always_print_primitive_fields": true,

@@ -22,6 +22,9 @@ mod service;
 mod status;
 mod upstream;
 
+#[cfg(test)]
+mod tests;
+
 use airouter_core::config::GrpcApi;
 
 pub use service::RouterApi;
@@ -36,6 +39,31 @@ pub mod proto {
 /// what reflection serves and Envoy's gRPC-JSON transcoder reads (`proto_descriptor_bin`).
 pub const DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/airouter_v1_descriptor.bin"));
+
+/// The descriptor set Envoy's gRPC-JSON transcoder reads: [`DESCRIPTOR_SET`], then the
+/// `google.rpc` error detail types (`tonic-types`' descriptors) it does not hold. The transcoder
+/// writes a failed call's `grpc-status-details-bin` as JSON only when it knows every type in it
+/// (`ErrorInfo`, `RetryInfo`, `BadRequest`), and otherwise passes no body at all. Two encoded
+/// descriptor sets one after the other are one set with the files of both.
+pub fn transcoder_descriptor_set() -> Vec<u8> {
+    use prost::Message;
+    use prost_types::FileDescriptorSet;
+    let ours: Vec<String> = FileDescriptorSet::decode(DESCRIPTOR_SET)
+        .map(|s| s.file.into_iter().filter_map(|f| f.name).collect())
+        .unwrap_or_default();
+    let details = FileDescriptorSet::decode(tonic_types::pb::FILE_DESCRIPTOR_SET)
+        .map(|s| FileDescriptorSet {
+            file: s
+                .file
+                .into_iter()
+                .filter(|f| f.name.as_ref().is_some_and(|n| !ours.contains(n)))
+                .collect(),
+        })
+        .unwrap_or_default();
+    let mut out = DESCRIPTOR_SET.to_vec();
+    out.extend(details.encode_to_vec());
+    out
+}
 
 /// The full name of the service, as Envoy's transcoder and the health service name it.
 pub const SERVICE_NAME: &str = "airouter.v1.Router";

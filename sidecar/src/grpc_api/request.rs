@@ -1,4 +1,4 @@
-//! A call's [`RouteRequest`] as the OpenAI request the sidecar sends for it: a chat completion
+//! A call's [`GenerationRequest`] as the OpenAI request the sidecar sends for it: a chat completion
 //! for `messages`, a legacy completion for `prompt`, with `model` (prefixed by `provider/` when a
 //! provider is given), `max_tokens`, the typed parameters and the `extra` ones; streamed calls
 //! ask for `stream` and for usage at the end (`stream_options.include_usage`). What cannot make
@@ -8,7 +8,7 @@ use prost_types::value::Kind;
 use serde_json::{Map, Number, Value};
 use tonic::Status;
 
-use super::proto::{Parameters, RouteRequest};
+use super::proto::{GenerationRequest, Parameters};
 use super::status::invalid_argument;
 
 /// Which OpenAI API a call becomes.
@@ -56,7 +56,7 @@ const OWN_FIELDS: [&str; 14] = [
 ];
 
 /// The OpenAI request for `req`, streamed or not; `INVALID_ARGUMENT` for what cannot be one.
-pub fn build(req: &RouteRequest, stream: bool) -> Result<OpenAiRequest, Status> {
+pub fn build(req: &GenerationRequest, stream: bool) -> Result<OpenAiRequest, Status> {
     if req.model.is_empty() {
         return Err(invalid_argument("model", "model is required"));
     }
@@ -208,8 +208,8 @@ mod tests {
     use super::super::proto::Message;
     use super::*;
 
-    fn chat(model: &str, text: &str) -> RouteRequest {
-        RouteRequest {
+    fn chat(model: &str, text: &str) -> GenerationRequest {
+        GenerationRequest {
             model: model.into(),
             messages: vec![Message {
                 role: "user".into(),
@@ -242,7 +242,7 @@ mod tests {
 
     #[test]
     fn a_prompt_is_a_completion_and_a_stream_asks_for_usage() {
-        let req = RouteRequest {
+        let req = GenerationRequest {
             provider: "acme".into(),
             model: "writer".into(),
             prompt: "Once".into(),
@@ -324,7 +324,7 @@ mod tests {
         let mut both = chat("m", "hi");
         both.prompt = "p".into();
         assert_eq!(field(build(&both, false).unwrap_err()), "messages");
-        let none = RouteRequest {
+        let none = GenerationRequest {
             model: "m".into(),
             ..Default::default()
         };

@@ -1,4 +1,4 @@
-//! OpenAI answers read as the API's [`RouteResponse`]s: a whole answer (chat's
+//! OpenAI answers read as the API's [`GenerationResponse`]s: a whole answer (chat's
 //! `choices[0].message.content`, a completion's `choices[0].text`), or a stream of SSE events cut
 //! by the core's framer (`airouter_core::sse::SseFramer`: events split anywhere, LF, CRLF or CR)
 //! whose chunks become one response per piece of text, then a last one with the finish reason
@@ -9,7 +9,7 @@ use airouter_core::sse::SseFramer;
 use serde::Deserialize;
 use tonic::Status;
 
-use super::proto::{RouteResponse, Usage};
+use super::proto::{GenerationResponse, Usage};
 use super::status::{self, Envelope};
 
 /// An OpenAI answer or stream chunk (chat or legacy completions), as far as the API reads it.
@@ -86,7 +86,7 @@ fn first(choices: Vec<Choice>) -> Option<Choice> {
 }
 
 /// A whole answer (HTTP 200, JSON) as the unary call's response; `INTERNAL` when it is not one.
-pub fn whole(body: &[u8]) -> Result<RouteResponse, Status> {
+pub fn whole(body: &[u8]) -> Result<GenerationResponse, Status> {
     let answer: Answer = serde_json::from_slice(body)
         .map_err(|_| Status::internal("the router's answer could not be read"))?;
     let usage = answer.usage.map(Usage::from);
@@ -97,7 +97,7 @@ pub fn whole(body: &[u8]) -> Result<RouteResponse, Status> {
         }
         None => (String::new(), String::new()),
     };
-    Ok(RouteResponse {
+    Ok(GenerationResponse {
         content,
         model: answer.model.unwrap_or_default(),
         finish_reason,
@@ -119,7 +119,7 @@ pub struct StreamReader {
 
 impl StreamReader {
     /// Reads `chunk`: the responses it completes, in order; an `Err` is the stream's last.
-    pub fn push(&mut self, chunk: &[u8]) -> Vec<Result<RouteResponse, Status>> {
+    pub fn push(&mut self, chunk: &[u8]) -> Vec<Result<GenerationResponse, Status>> {
         let mut out = Vec::new();
         if self.ended {
             return out;
@@ -146,7 +146,7 @@ impl StreamReader {
     }
 
     /// The stream's end (no more bytes): `UNAVAILABLE` unless it ended as OpenAI streams do.
-    pub fn finish(&mut self) -> Option<Result<RouteResponse, Status>> {
+    pub fn finish(&mut self) -> Option<Result<GenerationResponse, Status>> {
         if self.ended {
             return None;
         }
@@ -168,13 +168,13 @@ impl StreamReader {
     }
 
     /// One event's data: a response to send, an error, or nothing (role-only chunks, comments).
-    fn event(&mut self, data: &[u8]) -> Option<Result<RouteResponse, Status>> {
+    fn event(&mut self, data: &[u8]) -> Option<Result<GenerationResponse, Status>> {
         if data.is_empty() {
             return None;
         }
         if data.trim_ascii() == b"[DONE]" {
             self.ended = true;
-            return Some(Ok(RouteResponse {
+            return Some(Ok(GenerationResponse {
                 content: String::new(),
                 model: self.model.clone(),
                 finish_reason: std::mem::take(&mut self.finish_reason),
@@ -200,7 +200,7 @@ impl StreamReader {
             self.finish_reason = reason;
         }
         let content = choice.text().filter(|t| !t.is_empty())?;
-        Some(Ok(RouteResponse {
+        Some(Ok(GenerationResponse {
             content,
             model: self.model.clone(),
             finish_reason: String::new(),
@@ -275,7 +275,10 @@ mod tests {
         "data: [DONE]\n\n",
     );
 
-    fn read_all(reader: &mut StreamReader, chunks: &[&[u8]]) -> Vec<Result<RouteResponse, Status>> {
+    fn read_all(
+        reader: &mut StreamReader,
+        chunks: &[&[u8]],
+    ) -> Vec<Result<GenerationResponse, Status>> {
         let mut out: Vec<_> = chunks.iter().flat_map(|c| reader.push(c)).collect();
         out.extend(reader.finish());
         out
@@ -287,7 +290,7 @@ mod tests {
         for cut in 0..=bytes.len() {
             let (a, b) = bytes.split_at(cut);
             let out = read_all(&mut StreamReader::default(), &[a, b]);
-            let out: Vec<RouteResponse> = out.into_iter().map(Result::unwrap).collect();
+            let out: Vec<GenerationResponse> = out.into_iter().map(Result::unwrap).collect();
             let texts: Vec<&str> = out.iter().map(|r| r.content.as_str()).collect();
             assert_eq!(texts, ["You", " said", ""], "cut at {cut}");
             assert!(out.iter().all(|r| r.model == "demo-chat"));
@@ -304,7 +307,7 @@ mod tests {
     fn a_completion_stream_reads_its_text() {
         let s = b"data: {\"model\":\"w\",\"choices\":[{\"index\":0,\"text\":\" echo: Once\",\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n";
         let out = read_all(&mut StreamReader::default(), &[s]);
-        let out: Vec<RouteResponse> = out.into_iter().map(Result::unwrap).collect();
+        let out: Vec<GenerationResponse> = out.into_iter().map(Result::unwrap).collect();
         assert_eq!(out[0].content, " echo: Once");
         assert_eq!(
             (out[1].content.as_str(), out[1].finish_reason.as_str()),

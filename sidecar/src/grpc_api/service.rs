@@ -21,7 +21,7 @@ use tonic::{Request, Response, Status};
 use airouter_core::config::url::BaseUrl;
 
 use super::proto::router_server::{Router, RouterServer};
-use super::proto::{RouteRequest, RouteResponse};
+use super::proto::{GenerationRequest, GenerationResponse};
 use super::request::{self, OpenAiRequest};
 use super::response::{self, StreamReader};
 use super::upstream::{self, Upstream};
@@ -67,14 +67,14 @@ impl RouterApi {
 }
 
 /// The stream a streamed call answers with.
-type ResponseStream = Pin<Box<dyn Stream<Item = Result<RouteResponse, Status>> + Send>>;
+type ResponseStream = Pin<Box<dyn Stream<Item = Result<GenerationResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Router for RouterApi {
     async fn route_request(
         &self,
-        call: Request<RouteRequest>,
-    ) -> Result<Response<RouteResponse>, Status> {
+        call: Request<GenerationRequest>,
+    ) -> Result<Response<GenerationResponse>, Status> {
         let until = deadline::of(call.metadata());
         let openai = request::build(call.get_ref(), false)?;
         let work = async {
@@ -88,7 +88,7 @@ impl Router for RouterApi {
 
     async fn streaming_route_request(
         &self,
-        call: Request<RouteRequest>,
+        call: Request<GenerationRequest>,
     ) -> Result<Response<ResponseStream>, Status> {
         let until = deadline::of(call.metadata());
         let openai = request::build(call.get_ref(), true)?;
@@ -103,7 +103,7 @@ impl Router for RouterApi {
 /// leaves (`tx` closes) or `until` passes; returning drops `resp`, closing its connection.
 async fn relay(
     resp: HttpResponse<Incoming>,
-    tx: mpsc::Sender<Result<RouteResponse, Status>>,
+    tx: mpsc::Sender<Result<GenerationResponse, Status>>,
     until: Option<Instant>,
 ) {
     let mut body = resp.into_body();
