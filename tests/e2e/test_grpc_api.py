@@ -17,22 +17,21 @@ import base64
 import json
 import os
 import signal
-import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import grpc
 import httpx
 import pytest
 from google.protobuf import struct_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 from grpc_status import rpc_status
 from google.rpc import error_details_pb2
 
-from stack import ROOT, Stack, free_port
+from grpc_stubs import compile_stubs
+from stack import Stack, free_port
 
 KEY = "sk-grpc-test"
 METERED_KEY = "sk-grpc-metered"
@@ -136,20 +135,6 @@ name = "metered"
 key = "{metered}"
 requests_per_minute = 2
 """
-
-
-def compile_stubs(out):
-    """router_pb2 and router_pb2_grpc from the .proto, as a client would build them."""
-    from grpc_tools import protoc  # noqa: PLC0415
-
-    include = Path(protoc.__file__).parent / "_proto"
-    code = protoc.main(["protoc", "-I", str(ROOT / "proto"), "-I", str(include),
-                        "--python_out", str(out), "--grpc_python_out", str(out),
-                        "airouter/v1/router.proto"])
-    assert code == 0
-    sys.path.insert(0, str(out))
-    from airouter.v1 import router_pb2, router_pb2_grpc  # noqa: PLC0415
-    return router_pb2, router_pb2_grpc
 
 
 class Env:

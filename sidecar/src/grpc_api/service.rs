@@ -146,3 +146,6 @@ async fn relay(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
