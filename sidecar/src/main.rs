@@ -385,7 +385,7 @@ async fn grpc_services(file: &str, plan: &Plan, dir: &Path) -> Result<GrpcServic
     });
     if let Some(api) = &plan.grpc_api {
         if let Some(r) = router.take() {
-            let r = grpc_api::add_to(r, api, plan.listener.idle_timeout_ms).await;
+            let r = grpc_api::add_to(r, api, &plan.listener).await;
             router = Some(r.map_err(|e| format!("{file}: {e}"))?);
         }
     }

@@ -25,7 +25,7 @@ mod upstream;
 #[cfg(test)]
 mod tests;
 
-use airouter_core::config::GrpcApi;
+use airouter_core::config::{GrpcApi, Listener};
 
 pub use service::RouterApi;
 
@@ -70,19 +70,21 @@ pub const SERVICE_NAME: &str = "airouter.v1.Router";
 
 /// `router` with the client API's services added for `api`: the router calling Envoy's OpenAI
 /// listener, health (the server and `airouter.v1.Router` SERVING), reflection when configured.
-/// `listener_idle_ms` is `[listener]`'s idle timeout: pooled connections to Envoy are let go
-/// before Envoy would close them. Fails only on a descriptor set reflection cannot read (a bug).
+/// `listener` is `[listener]`: calls are taken up to its body limit, and pooled connections to
+/// Envoy are let go before its idle timeout would close them. Fails only on a descriptor set
+/// reflection cannot read (a bug).
 pub async fn add_to(
     router: tonic::transport::server::Router,
     api: &GrpcApi,
-    listener_idle_ms: u64,
+    listener: &Listener,
 ) -> Result<tonic::transport::server::Router, String> {
+    let max_request = usize::try_from(listener.max_body_bytes).unwrap_or(usize::MAX);
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter
         .set_serving::<proto::router_server::RouterServer<RouterApi>>()
         .await;
     let mut router = router
-        .add_service(RouterApi::new(&api.openai, listener_idle_ms).into_server())
+        .add_service(RouterApi::new(&api.openai, listener.idle_timeout_ms).into_server(max_request))
         .add_service(health);
     if api.reflection {
         let sets = || {

@@ -105,6 +105,22 @@ pub fn whole(body: &[u8]) -> Result<GenerationResponse, Status> {
     })
 }
 
+/// A whole answer as a stream's responses: its text (none when empty), then the last response
+/// with the finish reason and usage.
+pub fn split_whole(whole: GenerationResponse) -> (Option<GenerationResponse>, GenerationResponse) {
+    let text = (!whole.content.is_empty()).then(|| GenerationResponse {
+        content: whole.content.clone(),
+        model: whole.model.clone(),
+        finish_reason: String::new(),
+        usage: None,
+    });
+    let end = GenerationResponse {
+        content: String::new(),
+        ..whole
+    };
+    (text, end)
+}
+
 /// Reads a streamed answer (SSE) as it arrives.
 #[derive(Debug, Default)]
 pub struct StreamReader {

@@ -43,15 +43,20 @@ impl RouterApi {
         }
     }
 
-    pub fn into_server(self) -> RouterServer<RouterApi> {
+    /// The service as tonic serves it, taking requests up to `max_request_bytes` (the OpenAI
+    /// listener's body limit: a larger call could not be sent on anyway) and sending answers up
+    /// to what the sidecar reads whole.
+    pub fn into_server(self, max_request_bytes: usize) -> RouterServer<RouterApi> {
         RouterServer::new(self)
+            .max_decoding_message_size(max_request_bytes)
+            .max_encoding_message_size(upstream::MAX_ANSWER_BYTES)
     }
 
     /// Sends the call's request; the listener's response if it is a success, else the status
     /// its answer maps to.
     async fn answer(
         &self,
-        openai: &OpenAiRequest,
+        openai: OpenAiRequest,
         metadata: &tonic::metadata::MetadataMap,
         stream: bool,
     ) -> Result<HttpResponse<Incoming>, Status> {
@@ -78,7 +83,7 @@ impl Router for RouterApi {
         let until = deadline::of(call.metadata());
         let openai = request::build(call.get_ref(), false)?;
         let work = async {
-            let resp = self.answer(&openai, call.metadata(), false).await?;
+            let resp = self.answer(openai, call.metadata(), false).await?;
             response::whole(&upstream::read_all(resp).await?)
         };
         deadline::within(until, work).await.map(Response::new)
@@ -92,11 +97,33 @@ impl Router for RouterApi {
     ) -> Result<Response<ResponseStream>, Status> {
         let until = deadline::of(call.metadata());
         let openai = request::build(call.get_ref(), true)?;
-        let resp = deadline::within(until, self.answer(&openai, call.metadata(), true)).await?;
+        let resp = deadline::within(until, self.answer(openai, call.metadata(), true)).await?;
+        if !is_event_stream(&resp) {
+            // Answered whole after all: its text, then its end.
+            let whole = deadline::within(until, async {
+                response::whole(&upstream::read_all(resp).await?)
+            })
+            .await?;
+            let (text, end) = response::split_whole(whole);
+            let items = text.into_iter().chain([end]).map(Ok);
+            return Ok(Response::new(Box::pin(tokio_stream::iter(items))));
+        }
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         tokio::spawn(relay(resp, tx, until));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
+}
+
+/// Whether `resp` is server-sent events (else a whole answer).
+fn is_event_stream(resp: &HttpResponse<Incoming>) -> bool {
+    resp.headers()
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("text/event-stream")
+        })
 }
 
 /// Sends the responses read from `resp`'s events to `tx` until the stream ends, the client

@@ -61,7 +61,7 @@ impl Upstream {
     /// `UNAVAILABLE` when the listener cannot be reached.
     pub async fn send(
         &self,
-        req: &OpenAiRequest,
+        req: OpenAiRequest,
         metadata: &MetadataMap,
         stream: bool,
     ) -> Result<Response<Incoming>, Status> {
@@ -81,7 +81,7 @@ impl Upstream {
             }
         }
         let request = builder
-            .body(Full::new(Bytes::from(req.body.clone())))
+            .body(Full::new(Bytes::from(req.body)))
             .map_err(|e| Status::internal(format!("the request could not be made: {e}")))?;
         self.client.request(request).await.map_err(|e| {
             tracing::warn!(

@@ -184,3 +184,24 @@ async fn a_stream_past_its_deadline_ends_deadline_exceeded_and_closes_its_connec
         "the connection stayed open past the deadline"
     );
 }
+
+#[tokio::test]
+async fn a_streamed_call_answered_whole_is_its_text_then_its_end() {
+    let (port, _server) = stand_in(
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 93\r\n\r\n{\"model\":\"chat\",\"choices\":[{\"index\":0,\"message\":{\"content\":\"whole\"},\"finish_reason\":\"stop\"}]}",
+        false,
+    )
+    .await;
+    let stream = api(port)
+        .streaming_route_request(chat())
+        .await
+        .unwrap()
+        .into_inner();
+    let out: Vec<GenerationResponse> = stream.map(Result::unwrap).collect().await;
+    let shown: Vec<(&str, &str)> = out
+        .iter()
+        .map(|r| (r.content.as_str(), r.finish_reason.as_str()))
+        .collect();
+    assert_eq!(shown, [("whole", ""), ("", "stop")]);
+    assert!(out.iter().all(|r| r.model == "chat"));
+}
