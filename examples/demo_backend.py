@@ -10,9 +10,12 @@ faults, so tests can see how the router passes upstream errors on:
     fail-429   429 with Retry-After and an OpenAI-shaped error naming the model
     fail-500   500 with a plain-text body naming the model
     fail-400   400 in vLLM's error shape, naming the model
+    fail-403   403, OpenAI's permission error naming the model
+    fail-503   503 with Retry-After, an error naming the model and an internal URL
     slow-N     waits N seconds before answering
     cut-stream streams two chat chunks, then closes the connection without `data: [DONE]`
-    ticking-stream streams "tick" 20 times, 0.1 s apart
+    ticking-stream streams "tick" 20 times, 0.1 s apart (with --record, GET /__streams says how
+               many were sent and whether the client left first)
     attack-*   values the router must bound (absurd 429 hints, usage near 2^64): see
                `request_attack_fault`
 
@@ -188,6 +191,9 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/__requests" and self.server.record:
             with self.server.lock:
                 return self.send_json(200, self.server.requests)
+        if self.path == "/__streams" and self.server.record:
+            with self.server.lock:
+                return self.send_json(200, self.server.streams)
         if self.path == "/health":
             return self.send_json(200, {"status": "ok"})
         sub = self.prefix_ok()
@@ -215,6 +221,7 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/__requests":
             with self.server.lock:
                 self.server.requests.clear()
+                self.server.streams.clear()
             return self.send_json(200, {})
         self.send_json(405, {})
 
@@ -264,6 +271,12 @@ class Handler(BaseHTTPRequestHandler):
             return True
         if model == "fail-500":
             self.send_bytes(500, "text/plain", f"backend {model} crashed".encode())
+            return True
+        if model == "fail-403":
+            self.send_json(403, {"error": {"message": f"This key may not use {model}.", "type": "permission_error", "param": None, "code": "model_not_allowed"}})
+            return True
+        if model == "fail-503":
+            self.send_json(503, {"error": {"message": f"{model} is overloaded at http://10.9.8.7:8000.", "type": "server_error", "param": None, "code": None}}, [("retry-after", "2")])
             return True
         if model == "cut-stream":
             # A body delimited by closing the connection (no length, no chunking): the backend
@@ -339,14 +352,7 @@ class Handler(BaseHTTPRequestHandler):
             # Like a real server: at most max_tokens "tokens" (words here), then finish "length".
             text, finish = " ".join(text.split()[:limit]), "length"
         if model == "ticking-stream" and req.get("stream"):
-            self.start_stream()
-            for _ in range(20):
-                chunk = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": model,
-                         "choices": [{"index": 0, "delta": {"content": "tick "}, "finish_reason": None}]}
-                self.write_chunk(b"data: " + json.dumps(chunk).encode() + b"\n\n")
-                time.sleep(0.1)
-            self.write_chunk(b"data: [DONE]\n\n")
-            return self.end_stream()
+            return self.ticking_stream(model)
         cid, created = "chatcmpl-demo", int(time.time())
         usage = {"prompt_tokens": 5, "completion_tokens": len(text.split()), "total_tokens": 5 + len(text.split())}
         if req.get("stream"):
@@ -367,6 +373,28 @@ class Handler(BaseHTTPRequestHandler):
         self.send_json(200, {"id": cid, "object": "chat.completion", "created": created, "model": model, "system_fingerprint": model,
                              "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
                              "usage": usage})
+
+    def ticking_stream(self, model):
+        """20 "tick " chunks 0.1 s apart; with --record, `GET /__streams` then tells how many were
+        sent and whether the client left first (a write failed), so tests can see a cancelled
+        request stop the generation."""
+        self.start_stream()
+        sent, left = 0, False
+        try:
+            for _ in range(20):
+                chunk = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": model,
+                         "choices": [{"index": 0, "delta": {"content": "tick "}, "finish_reason": None}]}
+                self.write_chunk(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+                sent += 1
+                time.sleep(0.1)
+            self.write_chunk(b"data: [DONE]\n\n")
+            self.end_stream()
+        except (BrokenPipeError, ConnectionResetError):
+            left = True
+            self.close_connection = True
+        if self.server.record:
+            with self.server.lock:
+                self.server.streams.append({"model": model, "chunks_sent": sent, "client_left": left})
 
     def completions(self, req, model):
         prompt = req.get("prompt", "")
@@ -449,6 +477,7 @@ def main():
     server.verbose = args.verbose
     server.requests = []
     server.models = {"data": [model_entry(m) for m in args.models.split(",") if m]}
+    server.streams = []
     server.lock = threading.Lock()
     print(f"demo-backend listening on http://{args.host}:{args.port}{server.prefix}", flush=True)
     try:

@@ -46,6 +46,8 @@ AI Router is up: Envoy with the AI Router filter on {config}
 
   OpenAI endpoint   http://127.0.0.1:8080/v1     client key: sk-demo
   Envoy admin       http://127.0.0.1:9901        (/stats, /clusters)
+  gRPC API          127.0.0.1:50051              airouter.v1.Router (reflection on), same key;
+                    POST /v1/route, /v1/route:stream there as JSON
   Models            demo-chat, demo-embed, demo-tts, demo-whisper, hosted-* (any name),
                     demo-llm (a real model, SmolLM2-135M, on llama.cpp's OpenAI server),
                     demo-triton-chat (the same model on real Triton, via the sidecar),
@@ -69,6 +71,11 @@ print(c.chat.completions.create(model='demo-llm', messages=[{{'role':'user','con
   curl -s http://127.0.0.1:8080/v1/chat/completions -H 'Authorization: Bearer sk-demo' \\
        -H 'content-type: application/json' \\
        -d '{{"model":"ai-router","max_tokens":64,"messages":[{{"role":"user","content":"What is the latest on Rust?"}}]}}'
+
+  The gRPC API's JSON route (gRPC clients: see the README's "gRPC client API"):
+  curl -s http://127.0.0.1:50051/v1/route -H 'Authorization: Bearer sk-demo' \\
+       -H 'content-type: application/json' \\
+       -d '{{"model":"demo-chat","messages":[{{"role":"user","content":"hello"}}]}}'
 
 Logs in {logs}; one session record (JSON) per request in {logs}/sessions.
 Ctrl-C stops everything.

@@ -185,11 +185,13 @@ class Stack:
         wait_http("http://127.0.0.1:%d/v2/health/ready" % http_port, timeout=90, proc=proc, log=log)
         return proc
 
-    def start_sidecar(self, config_path, env_extra=None):
+    def start_sidecar(self, config_path, env_extra=None, name="sidecar"):
+        """`airouter serve` on a config, ready once its `/health` answers; `name` tells several
+        replicas apart (their logs)."""
         import tomllib  # noqa: PLC0415
 
         env = dict(os.environ, **(env_extra or {}))
-        proc, log = self._spawn("sidecar", [str(AIROUTER), "serve", str(config_path)], env)
+        proc, log = self._spawn(name, [str(AIROUTER), "serve", str(config_path)], env)
         sidecar = tomllib.loads(Path(config_path).read_text()).get("sidecar", {})
         url = "http://%s:%d/health" % (sidecar.get("address", "127.0.0.1"), sidecar.get("port", 8090))
         wait_http(url, proc=proc, log=log)

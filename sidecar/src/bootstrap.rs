@@ -9,7 +9,8 @@
 //! client timeouts, access log), `routes`, `clusters` (one per backend), `failover` (aggregate
 //! clusters and their retrying routes), `wasm_filter` (the filter's entry and configuration),
 //! `global_limits`, `session_log` (the access logger carrying session records to the sidecar),
-//! [`local_replies`] and [`plugin_config`] (the TOML Envoy holds).
+//! `grpc_api` (the gRPC client API's listener and sidecar replicas), [`local_replies`] and
+//! [`plugin_config`] (the TOML Envoy holds).
 
 use std::path::Path;
 
@@ -21,6 +22,7 @@ use serde_json::{json, Value};
 mod clusters;
 mod failover;
 mod global_limits;
+mod grpc_api;
 mod listener;
 pub mod local_replies;
 pub mod plugin_config;
@@ -43,6 +45,8 @@ fn socket(address: &str, port: u16) -> Value {
 /// parts that stay for the life of the process.
 pub struct Parts {
     pub listener: Value,
+    /// Listeners beside the OpenAI one: the gRPC client API's (`[grpc_api]`).
+    pub more_listeners: Vec<Value>,
     pub clusters: Vec<Value>,
     admin: Value,
     stats_config: Value,
@@ -89,6 +93,11 @@ pub fn parts(plan: &Plan, toml_text: &str, wasm: &Path, ca_file: &Path) -> Parts
     if let (Some(log), Some(sidecar)) = (&plan.session_log, &plan.sidecar) {
         clusters.push(session_log::cluster(log, sidecar));
     }
+    let mut more_listeners = Vec::new();
+    if let Some(api) = &plan.grpc_api {
+        clusters.push(grpc_api::cluster(api));
+        more_listeners.push(grpc_api::listener(plan, api, buffer_limit));
+    }
     http_filters.push(json!({
         "name": "envoy.filters.http.router",
         "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" }
@@ -107,6 +116,7 @@ pub fn parts(plan: &Plan, toml_text: &str, wasm: &Path, ca_file: &Path) -> Parts
         .collect();
     Parts {
         listener,
+        more_listeners,
         clusters,
         // The admin port stays reachable when clients hold every connection the limit allows.
         admin: json!({
@@ -121,11 +131,13 @@ pub fn parts(plan: &Plan, toml_text: &str, wasm: &Path, ca_file: &Path) -> Parts
 
 /// A bootstrap with everything static: changes need a restart.
 pub fn render(p: Parts) -> Value {
+    let mut listeners = vec![p.listener];
+    listeners.extend(p.more_listeners);
     json!({
         "admin": p.admin,
         "stats_config": p.stats_config,
         "overload_manager": p.overload_manager,
-        "static_resources": { "listeners": [p.listener], "clusters": p.clusters }
+        "static_resources": { "listeners": listeners, "clusters": p.clusters }
     })
 }
 
@@ -164,10 +176,11 @@ pub fn discovery_files(parts: &Parts, version: &str) -> (Value, Value) {
         }
         v
     };
-    let lds = json!({
-        "version_info": version,
-        "resources": [typed("type.googleapis.com/envoy.config.listener.v3.Listener", &parts.listener)]
-    });
+    let listeners: Vec<Value> = std::iter::once(&parts.listener)
+        .chain(&parts.more_listeners)
+        .map(|l| typed("type.googleapis.com/envoy.config.listener.v3.Listener", l))
+        .collect();
+    let lds = json!({ "version_info": version, "resources": listeners });
     let clusters: Vec<Value> = parts
         .clusters
         .iter()

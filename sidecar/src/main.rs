@@ -27,6 +27,7 @@ use airouter_core::config::{compile, url, Plan, Secret, Sources};
 use airouter_sidecar::bootstrap;
 use airouter_sidecar::bootstrap::plugin_config::{self, PluginConfig};
 use airouter_sidecar::config_files::{self, ConfigFiles};
+use airouter_sidecar::grpc_api;
 use airouter_sidecar::istio;
 use airouter_sidecar::ratelimit::service::Limiter;
 use airouter_sidecar::ratelimit::store::Store;
@@ -317,7 +318,7 @@ fn serve_sidecar(file: &str) -> Result<(), String> {
     let plan = load(file)?;
     let sidecar = plan.sidecar.clone().ok_or_else(|| {
         format!(
-            "{file}: no backend has kind = \"triton\" and there is neither [global_limits] nor [session_log]; the sidecar has nothing to serve"
+            "{file}: no backend has kind = \"triton\" and there is no [global_limits], [session_log] or [grpc_api]; the sidecar has nothing to serve"
         )
     })?;
     // Only the sidecar's own secret matters here; backend keys are Envoy's business.
@@ -336,7 +337,7 @@ fn serve_sidecar(file: &str) -> Result<(), String> {
     let writer_slot = &mut session_writer;
     let served = runtime.block_on(async move {
         // The gRPC clients need the runtime, so the state is built inside it.
-        let grpc = grpc_services(file, &plan, &dir)?;
+        let grpc = grpc_services(file, &plan, &dir).await?;
         let session_stats = grpc.session_stats.clone();
         *writer_slot = grpc.session_writer.zip(session_stats.clone());
         let grpc_task = match grpc.router {
@@ -385,7 +386,8 @@ fn serve_sidecar(file: &str) -> Result<(), String> {
 }
 
 /// The gRPC services the sidecar serves on its one gRPC port, by what the plan asks for: the
-/// rate limit service (`[global_limits]`) and the access log service (`[session_log]`).
+/// rate limit service (`[global_limits]`), the access log service (`[session_log]`) and the
+/// gRPC client API with health and reflection (`[grpc_api]`).
 struct GrpcServices {
     router: Option<tonic::transport::server::Router>,
     names: Vec<&'static str>,
@@ -393,7 +395,7 @@ struct GrpcServices {
     session_writer: Option<session_log::WriterThread>,
 }
 
-fn grpc_services(file: &str, plan: &Plan, dir: &Path) -> Result<GrpcServices, String> {
+async fn grpc_services(file: &str, plan: &Plan, dir: &Path) -> Result<GrpcServices, String> {
     let limiter = match &plan.global_limits {
         Some(g) => {
             let store = Store::new(g.redis.expose(), Duration::from_millis(g.timeout_ms))
@@ -418,11 +420,20 @@ fn grpc_services(file: &str, plan: &Plan, dir: &Path) -> Result<GrpcServices, St
     if sessions.is_some() {
         names.push("envoy.service.accesslog.v3");
     }
-    let router = (!names.is_empty()).then(|| {
+    if plan.grpc_api.is_some() {
+        names.push(grpc_api::SERVICE_NAME);
+    }
+    let mut router = (!names.is_empty()).then(|| {
         tonic::transport::Server::builder()
             .add_optional_service(limiter)
             .add_optional_service(sessions)
     });
+    if let Some(api) = &plan.grpc_api {
+        if let Some(r) = router.take() {
+            let r = grpc_api::add_to(r, api, &plan.listener).await;
+            router = Some(r.map_err(|e| format!("{file}: {e}"))?);
+        }
+    }
     Ok(GrpcServices {
         router,
         names,

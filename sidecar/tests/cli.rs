@@ -91,6 +91,7 @@ fn envoy_renders_clusters_routes_and_the_filter() {
             "airouter_backend_demo-unreachable",
             "airouter_failover_6_0",
             "airouter_session_log",
+            "airouter_grpc_api",
         ]
     );
     let hcm =
@@ -135,6 +136,32 @@ fn envoy_renders_clusters_routes_and_the_filter() {
             .unwrap()
             .len()
             > 5
+    );
+    // The example serves the gRPC client API on its own listener: the transcoder with the
+    // descriptor set, routes to the sidecar for the API, health and reflection only.
+    let grpc = &doc["static_resources"]["listeners"][1];
+    assert_eq!(grpc["address"]["socket_address"]["port_value"], 50051);
+    let grpc_hcm = &grpc["filter_chains"][0]["filters"][0]["typed_config"];
+    let transcoder = &grpc_hcm["http_filters"][0]["typed_config"];
+    assert_eq!(
+        transcoder["services"],
+        serde_json::json!(["airouter.v1.Router"])
+    );
+    assert!(transcoder["proto_descriptor_bin"].as_str().unwrap().len() > 1000);
+    let prefixes: Vec<&str> = grpc_hcm["route_config"]["virtual_hosts"][0]["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["match"]["prefix"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        prefixes,
+        [
+            "/airouter.v1.Router/",
+            "/grpc.health.v1.Health/",
+            "/grpc.reflection.v1.ServerReflection/",
+            "/grpc.reflection.v1alpha.ServerReflection/"
+        ]
     );
 }
 
@@ -336,7 +363,9 @@ fn envoy_with_an_xds_dir_writes_watched_files_and_reload_rewrites_them() {
         serde_json::from_str(&std::fs::read_to_string(dir.join(f)).unwrap()).unwrap()
     };
     let first = read("lds.json")["version_info"].clone();
-    assert_eq!(read("cds.json")["resources"].as_array().unwrap().len(), 8);
+    assert_eq!(read("cds.json")["resources"].as_array().unwrap().len(), 9);
+    // The OpenAI listener and the gRPC client API's.
+    assert_eq!(read("lds.json")["resources"].as_array().unwrap().len(), 2);
     let out = airouter(&["reload", "examples/airouter.toml", "--xds-dir", dir_arg]);
     assert!(out.status.success());
     assert_ne!(

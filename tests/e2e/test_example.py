@@ -1,7 +1,8 @@
 """The shipped example config, as `make run` serves it, on free ports: demo models answer the
 openai SDK through real Envoy (the real model through llama.cpp's server), the hashed
-restricted key sees only its model, and the router `ai-router` routes by the demo classifier's
-label, with curl and with the openai SDK."""
+restricted key sees only its model, the router `ai-router` routes by the demo classifier's
+label, with curl and with the openai SDK, and the gRPC client API answers the README's grpcio
+and curl examples with the demo key."""
 
 import base64
 import json
@@ -23,12 +24,15 @@ BACKENDS = {}
 # Where the example's sidecar writes session records, once it runs.
 SESSIONS = {}
 
+# Where the example serves the gRPC client API (the README's 127.0.0.1:50051, moved).
+GRPC_API = {}
+
 
 @pytest.fixture(scope="module")
 def example(tmp_path_factory):
     work = tmp_path_factory.mktemp("example")
     text = (ROOT / "examples" / "airouter.toml").read_text()
-    ports = {p: free_port() for p in (8080, 9901, 8101, 8102, 8103, 8104, 8105, 8106, 8107, 8109)}
+    ports = {p: free_port() for p in (8080, 9901, 8101, 8102, 8103, 8104, 8105, 8106, 8107, 8109, 50051)}
     for old, new in ports.items():
         text = re.sub(r"\b%d\b" % old, str(new), text)
     # Paths in the config are relative to it: anchored where it came from, as it moves.
@@ -50,6 +54,7 @@ def example(tmp_path_factory):
         stack.start_envoy(config, {"DEMO_HOSTED_KEY": "sk-hosted-demo", "DEMO_ANTHROPIC_KEY": "sk-ant-demo"})
         SESSIONS["dir"] = work / "sessions"
         BACKENDS.update(demo="http://127.0.0.1:%d" % ports[8101], hosted="http://127.0.0.1:%d" % ports[8102])
+        GRPC_API["target"] = "127.0.0.1:%d" % ports[50051]
         yield "http://127.0.0.1:%d/v1" % ports[8080]
     except Exception:
         print(stack.logs())
@@ -255,3 +260,26 @@ def test_ai_router_answers_curl(example):
     assert events[-1] == "[DONE]"
     assert all(json.loads(e)["model"] == "ai-router" for e in events[:-1])
     assert "cloud-large" not in out and "demo-cloud" not in out
+
+
+def test_the_grpc_api_answers_the_readme_examples(example, tmp_path):
+    """The README's grpcio client (unary and streamed) and its curl of the JSON route."""
+    import grpc  # noqa: PLC0415
+
+    from grpc_stubs import compile_stubs  # noqa: PLC0415
+
+    pb, pb_grpc = compile_stubs(tmp_path)
+    target = GRPC_API["target"]
+    with grpc.insecure_channel(target) as channel:
+        stub = pb_grpc.RouterStub(channel)
+        auth = [("authorization", "Bearer sk-demo")]
+        req = pb.GenerationRequest(model="demo-chat", messages=[pb.Message(role="user", content="hi")])
+        reply = stub.RouteRequest(req, metadata=auth, timeout=30)
+        assert (reply.content, reply.model, reply.finish_reason) == ("You said: hi", "demo-chat", "stop")
+        text = "".join(r.content for r in stub.StreamingRouteRequest(req, metadata=auth, timeout=30))
+        assert text == "You said: hi"
+    argv = ["curl", "-s", "http://%s/v1/route" % target, "-H", "Authorization: Bearer sk-demo",
+            "-H", "content-type: application/json",
+            "-d", '{"model":"demo-chat","messages":[{"role":"user","content":"hello"}]}']
+    out = json.loads(subprocess.run(argv, capture_output=True, check=True, timeout=60).stdout)
+    assert (out["content"], out["model"]) == ("You said: hello", "demo-chat")

@@ -58,7 +58,8 @@ pub(super) fn listener(
     })
 }
 
-fn access_log() -> Value {
+/// The JSON access log on stdout, one line per request (the gRPC API's listener logs the same).
+pub(super) fn access_log() -> Value {
     json!({
         "name": "envoy.access_loggers.stdout",
         "typed_config": {

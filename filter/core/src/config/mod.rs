@@ -3,10 +3,10 @@
 //!
 //! [`compile`] parses the text into [`raw`]'s serde shapes (unknown keys refused, spans kept),
 //! then checks each section in a file of its own (`listener`, `admin`, `backends`, `models` with
-//! `triton`, `keys`, `global_limits`, `session_log`, `discovery`, `sidecar`, `routers` with
-//! `routes` and `prompts`). What a file refers to outside its text (environment variables, prompt files,
-//! time zones) is looked up through [`Sources`]: [`compile`] gives the environment only, as the filter has it;
-//! [`compile_with`] gives more, as the sidecar does. Every problem found is reported, not only the
+//! `triton`, `keys`, `global_limits`, `session_log`, `discovery`, `sidecar`, `grpc_api`,
+//! `routers` with `routes` and `prompts`). What a file refers to outside its text (environment
+//! variables, prompt files, time zones) is looked up through [`Sources`]: [`compile`] gives the
+//! environment only, as the filter has it; [`compile_with`] gives more, as the sidecar does. Every problem found is reported, not only the
 //! first, each as a [`ConfigError`] naming the file, the line and the key; a file with any problem
 //! is refused whole. The compiled types live in `plan`, one file per section, re-exported here.
 //!
@@ -19,6 +19,7 @@ mod backends;
 mod discovery;
 mod error;
 mod global_limits;
+mod grpc_api;
 pub mod json;
 mod keys;
 mod listener;
@@ -41,6 +42,7 @@ pub use plan::{
     Listener, Model, ModelTarget, Plan, Route, Router, Secret, SessionLog, Sidecar, Target,
     TemplateSource, TritonModel, BUILTIN_TEMPLATES, DEFAULT_ANTHROPIC_VERSION, DEFAULT_OWNED_BY,
 };
+pub use plan::{Endpoint, GrpcApi};
 pub use prompts::MAX_PROMPT_BYTES;
 use raw::RawConfig;
 pub use raw::{BackendKind, StreamText, TritonFamily};
@@ -104,6 +106,7 @@ pub fn compile_with(file: &str, text: &str, sources: &Sources) -> Result<Plan, C
         .and_then(|d| discovery::compile_discovery(&loc, d, &models, &backends, &mut errs));
     let needs_sidecar = global_limits.is_some()
         || raw.session_log.is_some()
+        || raw.grpc_api.is_some()
         || backends.iter().any(|b| b.kind == BackendKind::Triton);
     let sidecar = sidecar::compile_sidecar(
         &loc,
@@ -114,6 +117,9 @@ pub fn compile_with(file: &str, text: &str, sources: &Sources) -> Result<Plan, C
         &mut errs,
         &mut missing_env,
     );
+    let grpc_api = raw.grpc_api.as_ref().and_then(|g| {
+        grpc_api::compile_grpc_api(&loc, g, &listener, &admin, sidecar.as_ref(), &mut errs)
+    });
 
     let resolver = ModelResolver::new(models.iter().map(|m| Entry {
         name: &m.name,
@@ -162,6 +168,7 @@ pub fn compile_with(file: &str, text: &str, sources: &Sources) -> Result<Plan, C
         sidecar,
         global_limits,
         session_log,
+        grpc_api,
         missing_env,
         metric_names,
         routers,

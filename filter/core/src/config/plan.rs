@@ -5,6 +5,7 @@
 mod backend;
 mod discovery;
 mod global_limits;
+mod grpc_api;
 mod listener;
 mod model;
 mod router;
@@ -17,6 +18,7 @@ mod triton;
 pub use backend::{Anthropic, Backend, DEFAULT_ANTHROPIC_VERSION};
 pub use discovery::Discovery;
 pub use global_limits::GlobalLimits;
+pub use grpc_api::{Endpoint, GrpcApi};
 pub use listener::{Admin, Listener};
 pub use model::{Model, ModelTarget, DEFAULT_OWNED_BY};
 pub use router::{Classifier, Enrich, Route, Router};
@@ -52,6 +54,8 @@ pub struct Plan {
     pub global_limits: Option<GlobalLimits>,
     /// The per-request session log; `None`: no records are made.
     pub session_log: Option<SessionLog>,
+    /// The gRPC client API; `None`: not served.
+    pub grpc_api: Option<GrpcApi>,
     /// Environment variables named by `api_key_env` that were not set when the plan was built.
     pub missing_env: Vec<String>,
     /// Counter names for every key, model and backend.

@@ -6,6 +6,7 @@ mod admin;
 mod backends;
 mod discovery;
 mod global_limits;
+mod grpc_api;
 mod keys;
 mod listener;
 mod models;
@@ -20,6 +21,7 @@ pub use backends::{
 };
 pub use discovery::RawDiscovery;
 pub use global_limits::{FailureMode, RawGlobalLimits};
+pub use grpc_api::{RawGrpcApi, DEFAULT_GRPC_API_PORT};
 pub use keys::RawKey;
 pub use listener::RawListener;
 pub use models::{RawModel, RawTarget};
@@ -120,4 +122,8 @@ pub struct RawConfig {
     /// `/v1/models` lists those the pattern serves. Without this section no backend is asked.
     #[serde(default, deserialize_with = "separately")]
     pub discovery: Option<RawDiscovery>,
+    /// The gRPC client API (`airouter.v1.Router`): Envoy listens for it and the sidecar serves
+    /// it, each call sent through the OpenAI listener. Without this section there is none.
+    #[serde(default, deserialize_with = "separately")]
+    pub grpc_api: Option<RawGrpcApi>,
 }

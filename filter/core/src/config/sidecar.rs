@@ -1,7 +1,7 @@
 //! `[sidecar]` compiled: the sidecar is in the plan when something needs it (a Triton backend,
-//! `[global_limits]` or `[session_log]`), with its shared secret looked up in the environment;
-//! `secret_env` must be an environment variable name whether or not the sidecar is needed. Its
-//! two ports: HTTP (`port`) and gRPC (`grpc_port`, which an older file names
+//! `[global_limits]`, `[session_log]` or `[grpc_api]`), with its shared secret looked up in the
+//! environment; `secret_env` must be an environment variable name whether or not the sidecar is
+//! needed. Its two ports: HTTP (`port`) and gRPC (`grpc_port`, which an older file names
 //! `global_limits.port`); they must differ.
 
 use super::backends::valid_env_name;

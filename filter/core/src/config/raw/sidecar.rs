@@ -17,7 +17,8 @@ pub struct RawSidecar {
     #[serde(default = "default_sidecar_port")]
     pub port: u16,
     /// Port the sidecar serves gRPC on: every gRPC service Envoy calls (the rate limit service
-    /// of `[global_limits]`, the access log service of `[session_log]`) shares it (default 8091,
+    /// of `[global_limits]`, the access log service of `[session_log]`, the client API of
+    /// `[grpc_api]`) shares it (default 8091,
     /// or `global_limits.port` where an older file sets that).
     #[cfg_attr(feature = "schema", schemars(with = "Option<u16>"))]
     pub grpc_port: Option<Spanned<u16>>,

@@ -1,0 +1,178 @@
+//! The `airouter.v1.Router` service: each call checked and built into its OpenAI request
+//! (`request`), sent to Envoy's OpenAI listener (`upstream`) within the call's deadline
+//! (`deadline`), and its answer read back (`response`) or its refusal mapped (`status`).
+//!
+//! A streamed call answers once the listener's response headers are in, so a refusal (401, 404,
+//! 429, ...) is the call's status rather than a stream that ends at once. Its events are then
+//! relayed by a task that stops, dropping the upstream response and so closing its connection,
+//! as soon as the client goes away or the deadline passes.
+
+use std::pin::Pin;
+
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::Response as HttpResponse;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+use airouter_core::config::url::BaseUrl;
+
+use super::proto::router_server::{Router, RouterServer};
+use super::proto::{GenerationRequest, GenerationResponse};
+use super::request::{self, OpenAiRequest};
+use super::response::{self, StreamReader};
+use super::upstream::{self, Upstream};
+use super::{deadline, status};
+
+/// Responses of a streamed call waiting to be sent, at most.
+const STREAM_BUFFER: usize = 16;
+
+/// The service: a client of Envoy's OpenAI listener, nothing else (no state between calls).
+pub struct RouterApi {
+    upstream: Upstream,
+}
+
+impl RouterApi {
+    /// The service calling the OpenAI listener at `openai` (see [`Upstream::new`]).
+    pub fn new(openai: &BaseUrl, listener_idle_ms: u64) -> Self {
+        RouterApi {
+            upstream: Upstream::new(openai, listener_idle_ms),
+        }
+    }
+
+    /// The service as tonic serves it, taking requests up to `max_request_bytes` (the OpenAI
+    /// listener's body limit: a larger call could not be sent on anyway) and sending answers up
+    /// to what the sidecar reads whole.
+    pub fn into_server(self, max_request_bytes: usize) -> RouterServer<RouterApi> {
+        RouterServer::new(self)
+            .max_decoding_message_size(max_request_bytes)
+            .max_encoding_message_size(upstream::MAX_ANSWER_BYTES)
+    }
+
+    /// Sends the call's request; the listener's response if it is a success, else the status
+    /// its answer maps to.
+    async fn answer(
+        &self,
+        openai: OpenAiRequest,
+        metadata: &tonic::metadata::MetadataMap,
+        stream: bool,
+    ) -> Result<HttpResponse<Incoming>, Status> {
+        let resp = self.upstream.send(openai, metadata, stream).await?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let code = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = upstream::read_all(resp).await.unwrap_or_default();
+        Err(status::from_http(code, &headers, &body))
+    }
+}
+
+/// The stream a streamed call answers with.
+type ResponseStream = Pin<Box<dyn Stream<Item = Result<GenerationResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Router for RouterApi {
+    async fn route_request(
+        &self,
+        call: Request<GenerationRequest>,
+    ) -> Result<Response<GenerationResponse>, Status> {
+        let until = deadline::of(call.metadata());
+        let openai = request::build(call.get_ref(), false)?;
+        let work = async {
+            let resp = self.answer(openai, call.metadata(), false).await?;
+            response::whole(&upstream::read_all(resp).await?)
+        };
+        deadline::within(until, work).await.map(Response::new)
+    }
+
+    type StreamingRouteRequestStream = ResponseStream;
+
+    async fn streaming_route_request(
+        &self,
+        call: Request<GenerationRequest>,
+    ) -> Result<Response<ResponseStream>, Status> {
+        let until = deadline::of(call.metadata());
+        let openai = request::build(call.get_ref(), true)?;
+        let resp = deadline::within(until, self.answer(openai, call.metadata(), true)).await?;
+        if !is_event_stream(&resp) {
+            // Answered whole after all: its text, then its end.
+            let whole = deadline::within(until, async {
+                response::whole(&upstream::read_all(resp).await?)
+            })
+            .await?;
+            let (text, end) = response::split_whole(whole);
+            let items = text.into_iter().chain([end]).map(Ok);
+            return Ok(Response::new(Box::pin(tokio_stream::iter(items))));
+        }
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        tokio::spawn(relay(resp, tx, until));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+/// Whether `resp` is server-sent events (else a whole answer).
+fn is_event_stream(resp: &HttpResponse<Incoming>) -> bool {
+    resp.headers()
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("text/event-stream")
+        })
+}
+
+/// Sends the responses read from `resp`'s events to `tx` until the stream ends, the client
+/// leaves (`tx` closes) or `until` passes; returning drops `resp`, closing its connection.
+async fn relay(
+    resp: HttpResponse<Incoming>,
+    tx: mpsc::Sender<Result<GenerationResponse, Status>>,
+    until: Option<Instant>,
+) {
+    let mut body = resp.into_body();
+    let mut reader = StreamReader::default();
+    let expired = async {
+        match until {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(expired);
+    loop {
+        let frame = tokio::select! {
+            () = tx.closed() => return,
+            () = &mut expired => {
+                let _ = tx.send(Err(deadline::exceeded())).await;
+                return;
+            }
+            frame = body.frame() => frame,
+        };
+        let out = match frame {
+            Some(Ok(f)) => match f.into_data() {
+                Ok(data) => reader.push(&data),
+                Err(_) => Vec::new(), // trailers
+            },
+            Some(Err(e)) => {
+                tracing::warn!("grpc_api: the OpenAI listener broke off a stream: {e}");
+                reader.abandon();
+                vec![Err(status::listener_unavailable())]
+            }
+            None => reader.finish().into_iter().collect(),
+        };
+        for item in out {
+            if tx.send(item).await.is_err() {
+                return;
+            }
+        }
+        if reader.is_ended() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
