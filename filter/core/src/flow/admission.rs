@@ -128,6 +128,13 @@ pub(super) fn check_request(
         Front::CountTokens => None,
     };
     let Some(api) = api else {
+        if Front::of_path(path) == Front::CountTokens {
+            return Err(ApiError::with_status(
+                404,
+                "Token counting (/v1/messages/count_tokens) is not served by this router: count with the backend's own endpoint, or read `usage.input_tokens` from an answer.".into(),
+                Some("unknown_url"),
+            ));
+        }
         return Err(ApiError::unknown_url(method, path));
     };
     if method != "POST" {

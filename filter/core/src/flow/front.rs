@@ -49,6 +49,11 @@ impl Front {
     pub fn error_body(self, err: &ApiError) -> Vec<u8> {
         match self {
             Front::OpenAi => err.body(),
+            // Anthropic's own words for a request without a key (its SDK sends `x-api-key`,
+            // or `Authorization: Bearer`, both taken here).
+            _ if *err == ApiError::missing_key() => {
+                anthropic::error_body(401, "authentication_error", "x-api-key header is required")
+            }
             _ => anthropic::anthropic_error(err.status, &err.body()).1,
         }
     }

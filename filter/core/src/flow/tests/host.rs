@@ -318,6 +318,10 @@ pub(super) fn header_of(h: &FakeHost, name: &str) -> Option<String> {
     h.header(Headers::Request, name).map(Cow::into_owned)
 }
 
+pub(super) fn header_of_resp(h: &FakeHost, name: &str) -> Option<String> {
+    h.header(Headers::Response, name).map(Cow::into_owned)
+}
+
 /// Sends a request with the shared data and clock of an earlier one.
 pub(super) fn send_at(
     plan: &Rc<Plan>,

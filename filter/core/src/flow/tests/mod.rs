@@ -4,6 +4,7 @@
 mod host;
 
 mod admission;
+mod anthropic;
 mod discovery;
 mod local;
 mod response;
