@@ -29,15 +29,24 @@
 //! [`route_status::route_status`] whether each route can serve (read-only), then re-enters step
 //! 2's routing for the chosen route's model under the router's name.
 //!
-//! The files import one another one way only (this one composes them and none imports it):
-//! `local` → `admission`, `target_request`; `admission` → `settlement`; `routing` →
-//! `settlement`, `targets`, `target_request`; `response_body` → `response`, `routing`;
-//! `response` → `routing`, `targets`, `local`; `upstream` → `targets`, `target_request`.
+//! This file holds the request's callbacks; `answer.rs` the response's and the end of the
+//! stream (steps 3 to 5), `held.rs` a router's steps and a route probe, `front.rs` what an
+//! Anthropic client's request and answers become, `dialect.rs` what a backend speaking another
+//! API is sent and answers.
+//!
+//! The files import one another one way only (this one composes them; only `answer.rs` and
+//! `held.rs`, which extend [`HttpFlow`], import it): `local` → `admission`, `target_request`,
+//! `front`; `admission` → `settlement`, `front`; `routing` → `settlement`, `targets`,
+//! `target_request`, `dialect`; `response_body` → `response`, `routing`; `response` →
+//! `routing`, `targets`, `local`, `dialect`, `front`; `upstream` → `targets`,
+//! `target_request`, `dialect`.
 
 mod admission;
+mod answer;
 mod callout;
 mod dialect;
 pub mod front;
+mod held;
 mod local;
 mod response;
 mod response_body;
@@ -56,14 +65,14 @@ use crate::api::Api;
 use crate::auth::{ClientKey, KnownKeys};
 use crate::config::Plan;
 use crate::errors::ApiError;
-use crate::host::{Action, CallResponse, Headers, Host};
+use crate::host::{Action, Headers, Host};
 use crate::session::Recorder;
 use crate::{admin, metrics};
 use admission::RequestLine;
 use front::Front;
 use response::Response;
-use router_request::{RouterRequest, Step};
-use routing::{ReadRequest, Routed, ViaRouter};
+use router_request::RouterRequest;
+use routing::Routed;
 use settlement::Settlement;
 
 pub use settlement::ESTIMATE_MAX_TOKENS;
@@ -192,30 +201,6 @@ impl HttpFlow {
         }
     }
 
-    /// A route probe's headers (`POST /api/route`, admin keys only): held for the body, a chat
-    /// request naming a router, which is classified and answered with the decision.
-    fn start_probe(
-        &mut self,
-        host: &mut dyn Host,
-        plan: &Plan,
-        line: &RequestLine,
-        end_of_stream: bool,
-    ) -> Action {
-        if let Some(refused) = local::route_probe_method(host, line) {
-            return refused;
-        }
-        if let Err(refused) = local::admin_key(host, plan) {
-            return refused;
-        }
-        if end_of_stream {
-            let err = ApiError::bad_request("POST a chat request body naming a router.".into());
-            return self.refuse(host, &err);
-        }
-        self.probe = Some(host.now_ms());
-        self.pending = Some((Api::Chat, String::new()));
-        Action::Pause
-    }
-
     /// The request body so far (`body_size` bytes buffered): at its end, the request is routed
     /// or refused.
     pub fn on_request_body(
@@ -286,103 +271,6 @@ impl HttpFlow {
         }
     }
 
-    /// Answers a route probe with how its request was routed, and the time it took (ms).
-    fn answer_probe(&mut self, host: &mut dyn Host, started: u64) -> Action {
-        let Some(request) = &self.router else {
-            return self.refuse(host, &ApiError::internal("no router request"));
-        };
-        let mut body = serde_json::to_value(&request.decision).unwrap_or_default();
-        if let Some(obj) = body.as_object_mut() {
-            let total = host.now_ms().saturating_sub(started);
-            obj.insert("total_ms".into(), total.into());
-        }
-        local::reply_json(host, body.to_string().as_bytes())
-    }
-
-    /// Carries out a router's step: hold the request, refuse it, or send it on to the route's
-    /// model under the router's name (`held`: the request was held for a call-out and must be
-    /// resumed).
-    fn router_step(&mut self, host: &mut dyn Host, step: Step, held: bool) -> Action {
-        let (route, body) = match step {
-            Step::Wait => return Action::Pause,
-            Step::Refuse(err) => return self.refuse(host, &err),
-            Step::Serve { route, body } => (route, body),
-        };
-        if let Some(started) = self.probe {
-            return self.answer_probe(host, started);
-        }
-        let plan = Rc::clone(&self.plan);
-        let Some(request) = &self.router else {
-            return self.refuse(host, &ApiError::internal("no router request"));
-        };
-        let Some((router, model)) = plan
-            .routers
-            .get(request.router)
-            .and_then(|r| Some((r, &r.routes.get(route)?.model)))
-        else {
-            return self.refuse(host, &ApiError::internal("unknown route"));
-        };
-        let api = request.api();
-        let key = client(&plan, self.key).map(|(_, k)| k);
-        let ctype = host
-            .header(Headers::Request, "content-type")
-            .unwrap_or_default()
-            .into_owned();
-        let read = match target_request::locate_model(api, &body, &ctype) {
-            Ok((span, requested)) => ReadRequest {
-                body,
-                span,
-                requested,
-            },
-            Err(err) => return self.refuse(host, &err),
-        };
-        // The router's edits go into the host's buffer first: the routing below edits (or,
-        // for failover, hands each attempt) what the buffer holds.
-        let held_size = host
-            .body(Headers::Request, WHOLE_BODY)
-            .map_or(0, |b| b.len());
-        if !host.replace_body(Headers::Request, held_size, &read.body) {
-            return self.refuse(
-                host,
-                &ApiError::internal("the request body could not be rewritten"),
-            );
-        }
-        let size = read.body.len();
-        host.set_header(
-            Headers::Request,
-            "content-length",
-            Some(itoa::Buffer::new().format(size)),
-        );
-        let via = ViaRouter {
-            model,
-            shown_as: &router.name,
-        };
-        let query = std::mem::take(&mut self.query);
-        match routing::route(host, &plan, key, api, &query, size, &read, Some(&via)) {
-            Ok(routed) => {
-                if let Some(request) = &self.router {
-                    request.count(host, &plan, route);
-                }
-                if let Some(s) = &mut self.session {
-                    session::routed(s, host, &plan, api, &routed);
-                    if let Some(request) = &self.router {
-                        s.routing(&request.decision);
-                    }
-                    self.response.transcript = Some(s.transcript());
-                }
-                self.routed = Some(routed);
-                if held && !host.resume_request() {
-                    host.log_warn("a router's request could not be resumed");
-                }
-                Action::Continue
-            }
-            Err(err) => self.refuse(host, &err),
-        }
-    }
-
-    /// Trailers end the request body (HTTP/2 may send them after the last DATA frame, HTTP/1.1
-    /// after a chunked body): a request still waiting for its body is routed now with all that
-    /// was buffered, exactly as if the last body callback had said end of stream.
     pub fn on_request_trailers(&mut self, host: &mut dyn Host) -> Action {
         if self.pending.is_none() {
             return Action::Continue;
@@ -391,117 +279,6 @@ impl HttpFlow {
             .body(Headers::Request, WHOLE_BODY)
             .map_or(0, |b| b.len());
         self.on_request_body(host, size, true)
-    }
-
-    /// The response's headers (a backend's, or Envoy's own answer): held (`Pause`) when the body
-    /// is buffered whole to be rewritten.
-    pub fn on_response_headers(&mut self, host: &mut dyn Host, end_of_stream: bool) -> Action {
-        let Some(routed) = &self.routed else {
-            return Action::Continue;
-        };
-        if let Some(s) = &mut self.session {
-            session::response_headers(s, host, routed);
-        }
-        let action = self
-            .response
-            .on_headers(host, &self.plan, routed, end_of_stream);
-        if self.front == Front::Messages && !self.response.answered_itself() {
-            let (model, tokens) = (&routed.client_name, self.front_input_tokens);
-            self.front_answer = Some(front::Answer::at_headers(
-                host,
-                end_of_stream,
-                model,
-                tokens,
-            ));
-        }
-        action
-    }
-
-    /// The response body so far (`body_size` bytes): rewritten, and its usage charged.
-    pub fn on_response_body(
-        &mut self,
-        host: &mut dyn Host,
-        body_size: usize,
-        end_of_stream: bool,
-    ) -> Action {
-        let Some(routed) = &self.routed else {
-            return Action::Continue;
-        };
-        let plan = &self.plan;
-        let (action, tokens) = self
-            .response
-            .on_body(host, plan, routed, body_size, end_of_stream);
-        let mut action = action;
-        if let Some(answer) = &mut self.front_answer {
-            if answer.needs_whole_body() && !end_of_stream {
-                // Translated once whole: Envoy buffers it meanwhile.
-                action = Action::Pause;
-            } else if action == Action::Continue {
-                answer.on_body(host, end_of_stream);
-            }
-        }
-        let client = client(plan, self.key);
-        self.settlement
-            .settle_tokens(host, plan, client, routed.model, tokens);
-        if end_of_stream {
-            let key = client.map(|(_, k)| k);
-            let succeeded = self.response.succeeded;
-            self.settlement
-                .settle_estimate(host, key, routed.estimate, succeeded);
-        }
-        action
-    }
-
-    /// A call-out sent with [`Host::http_call`] while the request was held has answered
-    /// (`token` as the host returned it; `response.status` 0 when it failed or timed out): a
-    /// router's classifier or enrichment. An answer for no call of this request's is ignored.
-    pub fn on_http_call_response(
-        &mut self,
-        host: &mut dyn Host,
-        token: u32,
-        response: CallResponse,
-    ) {
-        let plan = Rc::clone(&self.plan);
-        let Some(request) = self.router.as_mut() else {
-            return;
-        };
-        let Some(step) = request.on_reply(host, &plan, token, &response) else {
-            return;
-        };
-        self.router_step(host, step, true);
-    }
-
-    /// The stream is over (Envoy's access-log callback), ended well or cut short by the client:
-    /// what was not charged yet is, and the session record is handed to Envoy.
-    pub fn on_log(&mut self, host: &mut dyn Host) {
-        if let Some(mut s) = self.session.take() {
-            if let Some(request) = &self.router {
-                // A router's request that ended before its route took it (the client left
-                // while the classifier was out; a route probe): what it asked and how far the
-                // routing went.
-                if !s.has_routing() {
-                    s.asked_for(request.api(), &request.decision.virtual_model);
-                    s.routing(&request.decision);
-                }
-            }
-            session::finish(&mut s, host, &self.response);
-        }
-        let Some(routed) = &self.routed else {
-            return;
-        };
-        let client = client(&self.plan, self.key);
-        if !self.settlement.is_settled() {
-            // A client may leave after the stream's usage or `[DONE]` and before its end.
-            let tokens = self.response.tokens_at_hang_up(host);
-            self.settlement
-                .settle_tokens(host, &self.plan, client, routed.model, tokens);
-        }
-        let key = client.map(|(_, k)| k);
-        // A client that left before any response came is charged too: the backend had the
-        // request and may well be generating its whole answer.
-        let charged = self.response.succeeded || !self.response.started;
-        self.settlement
-            .settle_estimate(host, key, routed.estimate, charged);
     }
 }
 
