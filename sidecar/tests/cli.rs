@@ -23,6 +23,7 @@ fn airouter(args: &[&str]) -> Output {
         .args(args)
         .current_dir(root())
         .env_remove("DEMO_HOSTED_KEY")
+        .env_remove("DEMO_ANTHROPIC_KEY")
         .output()
         .expect("run airouter")
 }
@@ -39,6 +40,7 @@ fn check_accepts_the_example_and_warns_about_unset_keys() {
         String::from_utf8_lossy(&out.stdout).contains("ok (6 backends, 13 models, 2 client keys)")
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("DEMO_HOSTED_KEY"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("DEMO_ANTHROPIC_KEY"));
 }
 
 #[test]

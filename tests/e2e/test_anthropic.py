@@ -346,7 +346,8 @@ def test_anthropic_clients_get_anthropics_error_shape(env):
     assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error"
     assert "max_tokens" in r.json()["error"]["message"]
     r = raw_post(env, "/v1/messages", {"model": "claude-busy", "max_tokens": 8, "messages": [{"role": "user", "content": "x"}]})
-    assert r.status_code == 503 and r.json()["type"] == "error" and r.json()["error"]["type"] == "overloaded_error"
+    # Overloaded is Anthropic's 529 on its front (OpenAI's clients get 503).
+    assert r.status_code == 529 and r.json()["type"] == "error" and r.json()["error"]["type"] == "overloaded_error"
     r = httpx.post(env["base"] + "/v1/messages", content=b"{not json", timeout=10,
                    headers={"x-api-key": CLIENT_KEY, "content-type": "application/json"})
     assert r.status_code == 400 and r.json()["type"] == "error"

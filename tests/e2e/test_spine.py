@@ -218,12 +218,13 @@ def test_shipped_example_renders_to_a_config_envoy_accepts(env, tmp_path):
     stack = env.stack
     bootstrap = stack.render(ROOT / "examples" / "airouter.toml", "example-envoy.json")
     import os
-    code, output = stack.validate(bootstrap, dict(os.environ, DEMO_HOSTED_KEY="sk-x"))
+    keys = {"DEMO_HOSTED_KEY": "sk-x", "DEMO_ANTHROPIC_KEY": "sk-y"}
+    code, output = stack.validate(bootstrap, dict(os.environ, **keys))
     assert code == 0, output[-3000:]
-    # Without the backend key in Envoy's environment, the filter refuses to start, saying why.
-    clean = {k: v for k, v in os.environ.items() if k != "DEMO_HOSTED_KEY"}
+    # Without the backend keys in Envoy's environment, the filter refuses to start, saying why.
+    clean = {k: v for k, v in os.environ.items() if k not in keys}
     code, output = stack.validate(bootstrap, clean)
-    assert code != 0 and "DEMO_HOSTED_KEY" in output
+    assert code != 0 and "DEMO_HOSTED_KEY" in output and "DEMO_ANTHROPIC_KEY" in output
 
 
 def test_a_stream_cut_short_ends_with_an_error_event_and_done(env):

@@ -31,13 +31,14 @@ IMAGE = "oci://registry.example/airouter/filter:0.1.0"
 KUBERNETES = "1.33.0"
 WASM_TYPE = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"
 # Secrets of the demo: the client key (its digest is in the file) and the hosted backend's key.
-SECRETS = ["sk-demo-hosted-backend", "sk-demo\""]
+SECRETS = ["sk-demo-hosted-backend", "sk-ant-demo-backend", "sk-demo\""]
 
 
 def render(command, *extra, config=CONFIG):
     out = subprocess.run([str(AIROUTER), command, str(config), "--wasm-image", IMAGE, *extra],
                          capture_output=True, text=True, check=False,
-                         env={"PATH": "/usr/bin:/bin", "DEMO_HOSTED_KEY": "sk-demo-hosted-backend"})
+                         env={"PATH": "/usr/bin:/bin", "DEMO_HOSTED_KEY": "sk-demo-hosted-backend",
+                              "DEMO_ANTHROPIC_KEY": "sk-ant-demo-backend"})
     assert out.returncode == 0, out.stderr
     return out.stdout, out.stderr
 
@@ -91,7 +92,7 @@ def test_no_secret_is_written_and_the_needed_variables_are_named(istio):
     text, stderr, _ = istio
     for secret in SECRETS:
         assert secret not in text
-    assert "DEMO_HOSTED_KEY" in stderr and "airouter-keys" in stderr
+    assert "DEMO_HOSTED_KEY" in stderr and "DEMO_ANTHROPIC_KEY" in stderr and "airouter-keys" in stderr
 
 
 def test_the_plugin_config_is_the_json_form_of_the_file_envoy_holds(istio):

@@ -139,6 +139,16 @@ impl ApiError {
         }
     }
 
+    /// A backend refused the router's own credentials for it (its 401): a 502, since the
+    /// client's key was fine and only the operator can fix the backend's.
+    pub fn backend_credentials_refused() -> Self {
+        Self::with_status(
+            502,
+            "The backend refused the router's credentials for it; the operator must check the backend's key.".into(),
+            Some("backend_auth_failed"),
+        )
+    }
+
     pub fn invalid_key() -> Self {
         ApiError {
             kind: "invalid_request_error",

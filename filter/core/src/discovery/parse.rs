@@ -12,7 +12,7 @@ use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess,
 use serde_json::Value;
 
 use super::{DiscoveredModel, Failure};
-use crate::flow::target_request::check_model_name;
+use crate::flow::target_request::{check_model_name, is_format_char};
 use crate::host::{CallResponse, CALL_RESPONSE_MAX_BYTES};
 
 /// Latest `created` kept, in seconds since the epoch (9999-12-31T23:59:59Z); a later value is
@@ -145,11 +145,12 @@ impl<'de> Visitor<'de> for EntriesSeed {
     }
 }
 
-/// One entry as kept: its id when it is a usable model name (1 to 256 bytes, no control
-/// characters, as a client's model name is checked), `created` and `owned_by` when they hold.
+/// One entry as kept: its id when it is a usable model name (1 to 256 bytes, no control or
+/// invisible formatting characters, as a client's model name is checked, and no URL: a
+/// backend's address is never shown), `created` and `owned_by` when they hold.
 fn checked(entry: &Value) -> Option<DiscoveredModel> {
     let id = entry.get("id")?.as_str()?;
-    if id.is_empty() || check_model_name(id).is_err() {
+    if id.is_empty() || check_model_name(id).is_err() || id.contains("://") {
         return None;
     }
     let created = entry
@@ -167,7 +168,7 @@ fn checked(entry: &Value) -> Option<DiscoveredModel> {
         .and_then(Value::as_str)
         .map(str::trim)
         .filter(|o| !o.is_empty() && o.len() <= MAX_OWNED_BY_BYTES)
-        .filter(|o| !o.chars().any(char::is_control))
+        .filter(|o| !o.chars().any(|c| c.is_control() || is_format_char(c)))
         .map(str::to_string);
     Some(DiscoveredModel {
         id: id.to_string(),

@@ -91,9 +91,11 @@ impl Answer {
     }
 
     /// The OpenAI form of `chunk` (a stream's next bytes, or the whole body at its end).
+    /// An answer that is not a message (a 2xx the backend's API does not send) becomes a 502:
+    /// the response's headers are held until then.
     pub(super) fn translate(
         &mut self,
-        host: &dyn Host,
+        host: &mut dyn Host,
         chunk: &[u8],
         end_of_stream: bool,
     ) -> Vec<u8> {
@@ -106,15 +108,18 @@ impl Answer {
                 out
             }
             Answer::Whole { status } if *status >= 300 => anthropic::openai_error(*status, chunk).1,
-            Answer::Whole { .. } => anthropic::chat_completion(chunk, host.now_ms() / 1000)
-                .unwrap_or_else(|| {
+            Answer::Whole { .. } => match anthropic::chat_completion(chunk, host.now_ms() / 1000) {
+                Some(completion) => completion,
+                None => {
+                    host.set_header(Headers::Response, ":status", Some("502"));
                     crate::errors::envelope(
                         "The backend's answer could not be read.",
                         "server_error",
                         None,
                         Some("bad_backend_response"),
                     )
-                }),
+                }
+            },
             Answer::Untouched => chunk.to_vec(),
         }
     }

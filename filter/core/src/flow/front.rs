@@ -92,6 +92,18 @@ pub(super) fn to_chat_request(
     Ok((len, crate::token_estimate::estimate(&chat.body)))
 }
 
+/// Whether an OpenAI error envelope says its backend was overloaded (code `overloaded`).
+fn body_says_overloaded(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| {
+            v.pointer("/error/code")
+                .and_then(|c| c.as_str())
+                .map(|c| c == "overloaded")
+        })
+        .unwrap_or(false)
+}
+
 /// How an answer to a Messages request is made Anthropic's.
 #[derive(Debug)]
 pub(super) enum Answer {
@@ -155,7 +167,13 @@ impl Answer {
             Answer::Whole { status } => {
                 let body = host.body(resp, u32::MAX as usize).unwrap_or_default();
                 let out = if *status >= 300 {
-                    anthropic::anthropic_error(*status, &body).1
+                    let out = anthropic::anthropic_error(*status, &body).1;
+                    // An overloaded backend is Anthropic's 529 to its clients (its SDK raises
+                    // its overloaded error for that status), where OpenAI's get a 503.
+                    if *status == 503 && body_says_overloaded(&body) {
+                        host.set_header(resp, ":status", Some("529"));
+                    }
+                    out
                 } else {
                     anthropic::message(&body).unwrap_or_else(|| {
                         anthropic::error_body(

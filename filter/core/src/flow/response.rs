@@ -12,7 +12,7 @@ use super::local::JSON;
 use super::routing::Routed;
 use super::targets;
 use crate::backend_errors;
-use crate::config::{BackendKind, Plan};
+use crate::config::{BackendKind, Credential, Plan};
 use crate::errors::ApiError;
 use crate::host::{Action, Headers, Host};
 use crate::session::Transcript;
@@ -151,6 +151,12 @@ impl Response {
                 ApiError::with_status(502, message, Some("backend_redirect"))
             })
         });
+        // A backend refusing the router's own key is the operator's to fix, not the client's (whose
+        // key was accepted): its 401, whose message may echo the key it was sent, becomes a 502.
+        let local = local.or_else(|| {
+            (status == 401 && !sends_client_key(plan, routed))
+                .then(ApiError::backend_credentials_refused)
+        });
         if end_of_stream && (local.is_some() || status >= 400) {
             // Nothing follows to put the OpenAI error into: the filter answers instead.
             return self.answer_bodiless(host, routed, status, local);
@@ -239,6 +245,23 @@ impl Response {
         self.mode = ResponseMode::Untouched;
         host.send_response(status, &headers, &body);
         Action::Pause
+    }
+}
+
+/// Whether the request's backend (or one of its failover's) is sent the client's own key, so
+/// that a 401 from it is the client's.
+fn sends_client_key(plan: &Plan, routed: &Routed) -> bool {
+    let passes = |i: usize| {
+        plan.backends
+            .get(i)
+            .is_some_and(|b| b.credential == Credential::PassThrough)
+    };
+    match &routed.single_backend {
+        Some((i, _)) => passes(*i),
+        None => plan
+            .models
+            .get(routed.model)
+            .is_some_and(|m| m.targets().iter().any(|t| passes(t.backend))),
     }
 }
 

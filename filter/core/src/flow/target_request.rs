@@ -50,16 +50,29 @@ pub fn locate_model(
 pub const MAX_MODEL_NAME_BYTES: usize = 256;
 
 /// Checks a model name as a client sent it (body, form field or `/v1/models/{id}`): at most
-/// [`MAX_MODEL_NAME_BYTES`], no control characters (Unicode `Cc`). A 400 otherwise, before the
+/// [`MAX_MODEL_NAME_BYTES`], no control characters (Unicode `Cc`) and no invisible formatting
+/// ones (bidirectional overrides and isolates, zero-width characters, the byte order mark: see
+/// [`is_format_char`]), which would make a name read as another. A 400 otherwise, before the
 /// name reaches a header, a log line or any state.
 pub fn check_model_name(name: &str) -> Result<(), ApiError> {
     if name.len() > MAX_MODEL_NAME_BYTES {
         return Err(ApiError::model_name_too_long(MAX_MODEL_NAME_BYTES));
     }
-    if name.chars().any(char::is_control) {
+    if name.chars().any(|c| c.is_control() || is_format_char(c)) {
         return Err(ApiError::model_name_control_chars());
     }
     Ok(())
+}
+
+/// Unicode's invisible formatting characters (general category `Cf`) that change how text
+/// around them reads: the soft hyphen, the Arabic and Syriac marks, the Mongolian vowel
+/// separator, zero-width characters and directional marks (U+200B to U+200F), bidirectional
+/// embeddings and overrides (U+202A to U+202E), word joiners and isolates (U+2060 to U+206F),
+/// the byte order mark, interlinear annotations and tag characters.
+pub fn is_format_char(c: char) -> bool {
+    matches!(c as u32,
+        0xAD | 0x600..=0x605 | 0x61C | 0x6DD | 0x70F | 0x180E | 0x200B..=0x200F | 0x202A..=0x202E
+        | 0x2060..=0x206F | 0xFEFF | 0xFFF9..=0xFFFB | 0xE0001 | 0xE0020..=0xE007F)
 }
 
 /// The body with its model replaced by `name`.

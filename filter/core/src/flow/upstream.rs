@@ -229,6 +229,8 @@ impl UpstreamFlow {
         if backend.is_some_and(|b| b.kind == BackendKind::Anthropic) {
             self.answer = Some(Answer::at_headers(host, end_of_stream, self.usage_chunk));
         }
+        // A whole answer is translated at its end, which may change its status: held till then.
+        let hold = self.answer.as_ref().is_some_and(Answer::needs_whole_body);
         let status = host
             .header(Headers::Response, ":status")
             .and_then(|s| s.parse::<u16>().ok());
@@ -246,7 +248,11 @@ impl UpstreamFlow {
         if let (true, Some(index)) = (failed, self.backend_index) {
             crate::metrics::add_at(host, &self.plan.metric_names.backend_errors, index, 1);
         }
-        Action::Continue
+        if hold {
+            Action::Pause
+        } else {
+            Action::Continue
+        }
     }
 
     /// The attempt's response body (`body_size` bytes of this chunk, or buffered so far), made

@@ -206,3 +206,73 @@ fn anthropic_clients_get_anthropic_errors_and_answers() {
         Some(out.len().to_string())
     );
 }
+
+#[test]
+fn what_an_anthropic_backend_must_not_pass_on_becomes_a_502() {
+    let ask = br#"{"model":"claude","messages":[{"role":"user","content":"hi"}]}"#;
+    // Its refusal of the router's key, whose message may echo it.
+    let mut f = flow();
+    let mut h = send(
+        &mut f,
+        request("POST", "/v1/chat/completions", Some("sk-alice"), ask),
+    );
+    let err = br#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key sk-ant-backend"}}"#;
+    let out = respond(&mut f, &mut h, "401", "application/json", &[err]);
+    assert_eq!(header_of_resp(&h, ":status").as_deref(), Some("502"));
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.contains("backend_auth_failed") && !text.contains("sk-ant-backend"),
+        "{text}"
+    );
+    // A 200 that is not a message.
+    let mut f = flow();
+    let mut h = send(
+        &mut f,
+        request("POST", "/v1/chat/completions", Some("sk-alice"), ask),
+    );
+    let out = respond(
+        &mut f,
+        &mut h,
+        "200",
+        "application/json",
+        &[br#"{"foo":"http://10.9.9.9:1"}"#],
+    );
+    assert_eq!(header_of_resp(&h, ":status").as_deref(), Some("502"));
+    assert!(!String::from_utf8_lossy(&out).contains("10.9.9.9"));
+}
+
+#[test]
+fn an_overloaded_backend_is_a_529_to_anthropic_clients() {
+    let mut f = flow();
+    let mut h = send(
+        &mut f,
+        request(
+            "POST",
+            "/v1/messages",
+            Some("sk-alice"),
+            br#"{"model":"claude","max_tokens":4,"messages":[{"role":"user","content":"x"}]}"#,
+        ),
+    );
+    let err = br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
+    let out = respond(&mut f, &mut h, "529", "application/json", &[err]);
+    assert_eq!(header_of_resp(&h, ":status").as_deref(), Some("529"));
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["error"]["type"], "overloaded_error");
+}
+
+#[test]
+fn model_names_with_invisible_formatting_are_refused() {
+    for name in [r"chat\u202e", r"ch\u200bat", r"\ufeffchat"] {
+        let body = format!(r#"{{"model":"{name}","messages":[]}}"#);
+        let (status, _) = error_of(&send(
+            &mut flow(),
+            request(
+                "POST",
+                "/v1/chat/completions",
+                Some("sk-alice"),
+                body.as_bytes(),
+            ),
+        ));
+        assert_eq!(status, 400, "{name}");
+    }
+}
