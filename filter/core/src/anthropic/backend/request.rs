@@ -102,6 +102,13 @@ pub fn messages_request(chat: &[u8], opts: &RequestOptions) -> Result<Vec<u8>, A
         body.get("parallel_tool_calls"),
         tools.is_some(),
     )?;
+    if conversation.turns.is_empty() {
+        // Anthropic refuses a request without a turn; OpenAI's own answer is a 400 too.
+        return Err(invalid_value(
+            "messages",
+            "expected at least one user or assistant message with content",
+        ));
+    }
     let mut out = MessagesRequest {
         model: opts.model,
         max_tokens: 0,
@@ -196,7 +203,10 @@ fn temperature(value: &Value, drop: bool) -> Result<Option<Number>, ApiError> {
     ))
 }
 
-/// `stop`: a string or a list of strings; empty ones are left out.
+/// The most stop sequences OpenAI's chat API takes.
+const MAX_STOP: usize = 4;
+
+/// `stop`: a string or a list of at most [`MAX_STOP`] strings; empty ones are left out.
 fn stop(value: &Value) -> Result<Option<Vec<String>>, ApiError> {
     let list: Vec<String> = match value {
         Value::String(s) => vec![s.clone()],
@@ -207,6 +217,10 @@ fn stop(value: &Value) -> Result<Option<Vec<String>>, ApiError> {
             .ok_or_else(|| invalid_type("stop", "a string or an array of strings"))?,
         _ => return Err(invalid_type("stop", "a string or an array of strings")),
     };
+    if list.len() > MAX_STOP {
+        // OpenAI's limit, which its own API enforces.
+        return Err(invalid_value("stop", "expected at most 4 sequences"));
+    }
     let list: Vec<String> = list.into_iter().filter(|s| !s.is_empty()).collect();
     Ok((!list.is_empty()).then_some(list))
 }

@@ -58,9 +58,18 @@ pub(super) struct AnthropicUsage {
     cache_creation_input_tokens: Option<u64>,
 }
 
-/// Any JSON value, read as a count when it is a whole number that fits in a `u64`.
+/// Any JSON value, read as a count when it is a whole number that fits in a `u64`; a number
+/// beyond (JSON has no limit) is the most there is, so that it saturates and is charged capped
+/// rather than not at all.
 fn count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    Ok(serde_json::Value::deserialize(d)?.as_u64())
+    let value = serde_json::Value::deserialize(d)?;
+    let beyond = || {
+        value
+            .as_f64()
+            .filter(|f| *f >= u64::MAX as f64)
+            .map(|_| u64::MAX)
+    };
+    Ok(value.as_u64().or_else(beyond))
 }
 
 /// The four counts as last reported, kept apart until written.
@@ -166,5 +175,13 @@ mod tests {
         );
         assert_eq!(counts.usage().prompt_tokens, u64::MAX);
         assert_eq!(counts.usage().total_tokens(), u64::MAX);
+        // Beyond a u64 (JSON has no limit): the most there is, never nothing.
+        let mut counts = Counts::default();
+        counts.update(
+            &serde_json::from_str(r#"{"input_tokens":18446744073709551621,"output_tokens":1e30}"#)
+                .unwrap(),
+        );
+        assert_eq!(counts.usage().prompt_tokens, u64::MAX);
+        assert_eq!(counts.usage().completion_tokens, u64::MAX);
     }
 }

@@ -309,3 +309,23 @@ fn any_input_gets_a_request_or_a_400() {
         check(&body, &OPTS);
     }
 }
+
+#[test]
+fn no_turn_or_too_many_stop_sequences_are_refused() {
+    let opts = RequestOptions {
+        model: "m",
+        default_max_tokens: 16,
+        drop_unsupported: false,
+    };
+    for body in [
+        br#"{"model":"x","messages":[]}"#.as_slice(),
+        br#"{"model":"x","messages":[{"role":"system","content":"only a system prompt"}]}"#,
+        br#"{"model":"x","messages":[{"role":"user","content":"hi"}],"stop":["a","b","c","d","e"]}"#,
+    ] {
+        let err = messages_request(body, &opts).unwrap_err();
+        assert_eq!(err.status, 400, "{}", String::from_utf8_lossy(body));
+    }
+    let four =
+        br#"{"model":"x","messages":[{"role":"user","content":"hi"}],"stop":["a","b","c","d"]}"#;
+    assert!(messages_request(four, &opts).is_ok());
+}
