@@ -27,7 +27,7 @@ impl Response {
         let resp = Headers::Response;
         let mut tokens = None;
         // A backend speaking another API: its bytes made OpenAI's first (a JSON body once whole).
-        let translated = match &mut self.dialect {
+        let mut translated = match &mut self.dialect {
             Some(answer) if answer.needs_whole_body() && !end_of_stream => {
                 return (Action::Pause, None)
             }
@@ -37,14 +37,18 @@ impl Response {
             }
             None => None,
         };
-        let read = |host: &mut dyn Host| match &translated {
-            Some(t) => t.clone(),
-            None => host.body(resp, body_size).unwrap_or_default(),
+        let was_translated = translated.is_some();
+        // The body as the mode reads it: the translation, or the host's bytes.
+        let mut read = |host: &mut dyn Host| {
+            translated
+                .take()
+                .unwrap_or_else(|| host.body(resp, body_size).unwrap_or_default())
         };
         let action = match &mut self.mode {
             ResponseMode::Untouched => {
-                if let Some(t) = &translated {
-                    host.replace_body(resp, body_size, t);
+                if was_translated {
+                    let t = read(host);
+                    host.replace_body(resp, body_size, &t);
                 }
                 Action::Continue
             }
@@ -73,7 +77,7 @@ impl Response {
                 if let Some(t) = rewriter.transcript_mut() {
                     t.note_first_text(host.now_ms());
                 }
-                let changed = out != chunk || translated.is_some();
+                let changed = out != chunk || was_translated;
                 if changed && !host.replace_body(resp, body_size, &out) {
                     host.log_warn("could not rewrite an SSE chunk");
                 }
@@ -86,8 +90,9 @@ impl Response {
                 if let Some(t) = &mut self.transcript {
                     t.add_body(&body);
                 }
-                let renamed = routed.names.rewrite_document(&body).or(translated);
-                send_whole(host, body_size, renamed.as_deref());
+                let renamed = routed.names.rewrite_document(&body);
+                let sent = renamed.or_else(|| was_translated.then_some(body));
+                send_whole(host, body_size, sent.as_deref());
                 Action::Continue
             }
             ResponseMode::Text => {
@@ -95,11 +100,11 @@ impl Response {
                 let mut out = Vec::with_capacity(body.len());
                 let renamed = routed.names.rewrite_text(&body, &mut out);
                 let sent = if renamed {
-                    Some(out.as_slice())
+                    Some(out)
                 } else {
-                    translated.as_deref()
+                    was_translated.then_some(body)
                 };
-                send_whole(host, body_size, sent);
+                send_whole(host, body_size, sent.as_deref());
                 Action::Continue
             }
             ResponseMode::BackendError(status) => {
