@@ -271,6 +271,14 @@ fn server_error(status: u16, err: Option<&Map<String, Value>>) -> Vec<u8> {
         .filter(|t| OPENAI_TYPES.contains(t))
         .unwrap_or(type_for_status(status));
     let code = match field("code") {
+        // The router's own ending of a stream it translated (a stream event over its limit,
+        // a stream cut short): its code, and its own words rather than a backend's.
+        Some(Value::String(c)) if c == crate::sse::TOO_LARGE_CODE => {
+            return envelope(crate::sse::TOO_LARGE_MESSAGE, kind, None, Some(c));
+        }
+        Some(Value::String(c)) if c == crate::sse::TRUNCATED_CODE => {
+            return envelope(crate::sse::TRUNCATED_MESSAGE, kind, None, Some(c));
+        }
         Some(Value::Number(n)) => Some(n.to_string()),
         Some(Value::String(c)) if OPENAI_5XX_CODES.contains(&c.as_str()) => Some(c.clone()),
         Some(Value::String(c)) if !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()) => {

@@ -251,6 +251,18 @@ pub fn with_stream_usage(body: &[u8]) -> Result<Option<UsageRequest>, ApiError> 
     }))
 }
 
+/// Whether a JSON body asks for a stream: `stream` is `true` (a body that cannot be read asks
+/// for none).
+pub fn asks_stream(body: &[u8]) -> bool {
+    #[derive(Deserialize)]
+    struct Fields {
+        #[serde(default)]
+        stream: Option<bool>,
+    }
+    memchr::memmem::find(body, b"\"stream\"").is_some()
+        && serde_json::from_slice::<Fields>(body).is_ok_and(|f| f.stream == Some(true))
+}
+
 /// Whether a streaming chat or completions body asks for usage itself: `stream` is `true` and
 /// `stream_options.include_usage` is `true`. False for anything else, malformed bodies included
 /// (a body without the word `include_usage` is not parsed).

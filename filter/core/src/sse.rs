@@ -44,6 +44,8 @@ pub struct SseModelRewriter {
 struct StreamState {
     /// An event `data: [DONE]` went by: the stream ended as OpenAI streams do.
     saw_done: bool,
+    /// The last event was an error: a stream that ends after it ended with its error told.
+    ended_in_error: bool,
     /// The stream's token count, once seen (see [`crate::json_body::total_tokens`]).
     usage_tokens: Option<u64>,
     /// Remove the usage-only chunk (the router asked for it, the client did not).
@@ -91,14 +93,14 @@ impl StreamState {
                     let chunk =
                         est.text
                             .usage_event(est.prompt_tokens, object, names.client_name());
-                    rewrite_event(names, &chunk, out);
+                    let _ = rewrite_event(names, &chunk, out);
                 }
                 _ if done => {}
                 _ => est.text.add(&event_data(event)),
             }
         }
         self.saw_done |= done;
-        rewrite_event(names, event, out)
+        self.ended_in_error = rewrite_event(names, event, out);
     }
 }
 
@@ -209,18 +211,33 @@ impl SseModelRewriter {
         self.state.saw_done
     }
 
+    /// Whether the last event so far was an error (which a stream without `[DONE]` then
+    /// needs no other error after).
+    pub fn ended_in_error(&self) -> bool {
+        self.state.ended_in_error
+    }
+
     /// Whether an overlong event ended the stream.
     pub fn overflowed(&self) -> bool {
         self.framer.overflowed()
     }
 }
 
+/// The `code` of the error ending a stream whose backend sent an event over [`MAX_EVENT_BYTES`].
+pub const TOO_LARGE_CODE: &str = "stream_event_too_large";
+/// Its message.
+pub const TOO_LARGE_MESSAGE: &str =
+    "The backend sent a stream event larger than the router passes on (16 MiB); the stream was ended.";
+/// The `code` of the error ending a stream cut short.
+pub const TRUNCATED_CODE: &str = "stream_truncated";
+/// Its message.
+pub const TRUNCATED_MESSAGE: &str = "The backend's stream ended before the answer was complete.";
+
 /// The end of a stream whose backend sent an event over [`MAX_EVENT_BYTES`]: OpenAI's error
 /// envelope then `[DONE]` for chat and completions, a Responses-style `error` event otherwise.
 pub(crate) fn too_large_ending(ends_with_done: bool) -> Vec<u8> {
-    const MESSAGE: &str =
-        "The backend sent a stream event larger than the router passes on (16 MiB); the stream was ended.";
-    const CODE: &str = "stream_event_too_large";
+    const MESSAGE: &str = TOO_LARGE_MESSAGE;
+    const CODE: &str = TOO_LARGE_CODE;
     let mut out = Vec::new();
     if ends_with_done {
         out.extend_from_slice(b"data: ");
@@ -242,14 +259,17 @@ pub(crate) fn too_large_ending(ends_with_done: bool) -> Vec<u8> {
     out
 }
 
+/// The event ending chat and legacy completions streams.
+pub const DONE_EVENT: &[u8] = b"data: [DONE]\n\n";
+
 /// The end of an OpenAI stream cut short: an error event, then `[DONE]`, after whatever partial
 /// event came before (a blank line first, so the error is an event of its own).
 pub fn truncated_stream_ending(tail_is_complete: bool) -> Vec<u8> {
     let err = crate::errors::envelope(
-        "The backend's stream ended before the answer was complete.",
+        TRUNCATED_MESSAGE,
         "server_error",
         None,
-        Some("stream_truncated"),
+        Some(TRUNCATED_CODE),
     );
     let mut out = Vec::new();
     if !tail_is_complete {

@@ -27,10 +27,11 @@ mod turns;
 mod usage;
 
 pub use error::openai_error;
-pub use message::chat_completion;
+pub use message::{chat_completion, is_answer};
 pub use request::{messages_request, RequestOptions};
 pub use stream::ChunkStream;
 pub use usage::Usage;
+pub(crate) use usage::{AnthropicUsage, Counts};
 
 #[cfg(test)]
 mod golden_tests;

@@ -71,6 +71,7 @@
 
 mod blocks;
 mod content;
+mod direct;
 mod errors;
 mod events;
 mod message;
@@ -79,6 +80,7 @@ mod request;
 mod stream;
 mod tools;
 
+pub use direct::{check_direct, message_tokens, DirectStream};
 pub use errors::{anthropic_error, error_body, error_type};
 pub use message::message;
 pub use request::{chat_request, count_tokens_request};

@@ -121,20 +121,13 @@ pub(super) fn check_request(
     end_of_stream: bool,
 ) -> Result<Api, ApiError> {
     let (method, path) = (line.method.as_str(), line.path());
-    // Anthropic's Messages API is served as chat (its request is made a chat request).
+    // Anthropic's Messages API (and its token counting) is served as chat: its request goes
+    // to Anthropic backends as it came, or is made a chat request (see `front.rs`).
     let api = match Front::of_path(path) {
         Front::OpenAi => Api::from_client_path(path),
-        Front::Messages => Some(Api::Chat),
-        Front::CountTokens => None,
+        Front::Messages | Front::CountTokens => Some(Api::Chat),
     };
     let Some(api) = api else {
-        if Front::of_path(path) == Front::CountTokens {
-            return Err(ApiError::with_status(
-                404,
-                "Token counting (/v1/messages/count_tokens) is not served by this router: count with the backend's own endpoint, or read `usage.input_tokens` from an answer.".into(),
-                Some("unknown_url"),
-            ));
-        }
         return Err(ApiError::unknown_url(method, path));
     };
     if method != "POST" {

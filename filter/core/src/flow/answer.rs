@@ -4,7 +4,7 @@
 //! stream (Envoy's access-log callback: what was not charged yet is, and the session record is
 //! handed to Envoy).
 
-use super::front::{self, Front};
+use super::front;
 use super::{client, session, HttpFlow};
 use crate::host::{Action, Host};
 
@@ -21,13 +21,14 @@ impl HttpFlow {
         let action = self
             .response
             .on_headers(host, &self.plan, routed, end_of_stream);
-        if self.front == Front::Messages && !self.response.answered_itself() {
+        if self.front.is_anthropic() && !self.response.answered_itself() {
             let (model, tokens) = (&routed.client_name, self.front_input_tokens);
             self.front_answer = Some(front::Answer::at_headers(
                 host,
                 end_of_stream,
                 model,
                 tokens,
+                routed.direct,
             ));
         }
         action
@@ -47,13 +48,14 @@ impl HttpFlow {
         let (action, tokens) = self
             .response
             .on_body(host, plan, routed, body_size, end_of_stream);
-        let mut action = action;
+        let (mut action, mut tokens) = (action, tokens);
         if let Some(answer) = &mut self.front_answer {
             if answer.needs_whole_body() && !end_of_stream {
                 // Translated once whole: Envoy buffers it meanwhile.
                 action = Action::Pause;
             } else if action == Action::Continue {
-                answer.on_body(host, end_of_stream);
+                // An Anthropic backend's own usage, read with its prompt cache.
+                tokens = answer.on_body(host, end_of_stream).or(tokens);
             }
         }
         let client = client(plan, self.key);

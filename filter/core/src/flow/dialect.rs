@@ -37,9 +37,10 @@ pub(super) fn request(
 pub(super) enum Answer {
     /// A stream, translated event by event.
     Stream(Box<ChunkStream>),
-    /// A JSON body (a message, or an error of `status`), translated whole at its end.
-    Whole { status: u16 },
-    /// Nothing to translate (no body, or one the flow does not read).
+    /// A JSON body (a message, or an error of `status`), translated whole at its end. For a
+    /// `direct` request (see `front.rs`), a success is checked and passed on as it is.
+    Whole { status: u16, direct: bool },
+    /// Nothing to translate (no body, or a direct request's stream).
     Untouched,
 }
 
@@ -47,10 +48,15 @@ impl Answer {
     /// At the response headers of an Anthropic backend's answer: its status made OpenAI's (529
     /// → 503), the length dropped when the body will change, and how the body is translated.
     /// `usage_chunk`: the request asked for stream usage (see `json_body::asks_stream_usage`).
+    /// `direct`: the request went as its Anthropic client sent it, so only errors are
+    /// translated (the client's front makes them Anthropic's again, scrubbed). A success that
+    /// cannot be Anthropic's (compressed though the request asked for none, or neither JSON nor
+    /// a stream) is held whole and made a 502.
     pub(super) fn at_headers(
         host: &mut dyn Host,
         end_of_stream: bool,
         usage_chunk: bool,
+        direct: bool,
     ) -> Answer {
         let resp = Headers::Response;
         let mut status = host
@@ -68,7 +74,13 @@ impl Answer {
             .header(resp, "content-type")
             .unwrap_or_default()
             .to_ascii_lowercase();
-        let answer = if status < 300 && ctype.starts_with("text/event-stream") {
+        let encoded = host
+            .header(resp, "content-encoding")
+            .is_some_and(|e| !e.trim().eq_ignore_ascii_case("identity"));
+        let stream = !encoded && ctype.starts_with("text/event-stream");
+        let answer = if status < 300 && stream && direct {
+            return Answer::Untouched;
+        } else if status < 300 && stream {
             let stream = ChunkStream::new(host.now_ms() / 1000);
             let stream = if usage_chunk {
                 stream
@@ -76,12 +88,18 @@ impl Answer {
                 stream.without_usage_chunk()
             };
             Answer::Stream(Box::new(stream))
-        } else if status >= 400 || ctype.contains("json") {
-            Answer::Whole { status }
+        } else if !(300..400).contains(&status) {
+            // An error, or a success that must be a message (a 2xx the API does not send
+            // becomes a 502 once read).
+            Answer::Whole { status, direct }
         } else {
             return Answer::Untouched;
         };
         host.set_header(resp, "content-length", None);
+        if encoded {
+            // Read as it came, which is unreadable: replaced whole by the router's error.
+            host.set_header(resp, "content-encoding", None);
+        }
         answer
     }
 
@@ -107,20 +125,30 @@ impl Answer {
                 }
                 out
             }
-            Answer::Whole { status } if *status >= 300 => anthropic::openai_error(*status, chunk).1,
-            Answer::Whole { .. } => match anthropic::chat_completion(chunk, host.now_ms() / 1000) {
-                Some(completion) => completion,
-                None => {
-                    host.set_header(Headers::Response, ":status", Some("502"));
-                    crate::errors::envelope(
-                        "The backend's answer could not be read.",
-                        "server_error",
-                        None,
-                        Some("bad_backend_response"),
-                    )
+            Answer::Whole { status, .. } if *status >= 300 => {
+                anthropic::openai_error(*status, chunk).1
+            }
+            Answer::Whole { direct: true, .. } if anthropic::is_answer(chunk) => chunk.to_vec(),
+            Answer::Whole { direct: false, .. } => {
+                match anthropic::chat_completion(chunk, host.now_ms() / 1000) {
+                    Some(completion) => completion,
+                    None => unreadable(host),
                 }
-            },
+            }
+            Answer::Whole { .. } => unreadable(host),
             Answer::Untouched => chunk.to_vec(),
         }
     }
+}
+
+/// The router's 502 in place of a backend's answer it cannot read.
+fn unreadable(host: &mut dyn Host) -> Vec<u8> {
+    host.set_header(Headers::Response, ":status", Some("502"));
+    host.set_header(Headers::Response, "content-type", Some("application/json"));
+    crate::errors::envelope(
+        "The backend's answer could not be read.",
+        "server_error",
+        None,
+        Some("bad_backend_response"),
+    )
 }

@@ -4,7 +4,10 @@
 //! stream, every error, the router's own included) are made Anthropic's after the flow has
 //! renamed and counted them. Translators: [`crate::anthropic::front`].
 
-use crate::anthropic::front::{self as anthropic, EventStream};
+use crate::anthropic::front::{self as anthropic, DirectStream, EventStream};
+use crate::api::Api;
+use crate::auth::ClientKey;
+use crate::config::{BackendKind, Plan};
 use crate::errors::ApiError;
 use crate::host::{Headers, Host};
 
@@ -59,13 +62,120 @@ impl Front {
     }
 }
 
+/// A request from an Anthropic client that goes to Anthropic backends as it came (its model
+/// replaced, nothing translated), so that what only Anthropic's API has (thinking and its
+/// signatures, `cache_control`, `top_k`, a prefill) reaches the backend and comes back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direct {
+    /// `POST /v1/messages`.
+    Messages,
+    /// `POST /v1/messages/count_tokens`.
+    CountTokens,
+}
+
+impl Direct {
+    /// The request's path below an Anthropic backend's base URL (`/v1`).
+    pub fn path_suffix(self) -> &'static str {
+        match self {
+            Direct::Messages => "/messages",
+            Direct::CountTokens => "/messages/count_tokens",
+        }
+    }
+
+    /// The direct request a client path (without its query string) names, if any: used by
+    /// each failover attempt, which sees the path the client sent.
+    pub fn of_path(path: &str) -> Option<Direct> {
+        match Front::of_path(path) {
+            Front::Messages => Some(Direct::Messages),
+            Front::CountTokens => Some(Direct::CountTokens),
+            Front::OpenAi => None,
+        }
+    }
+}
+
+/// An Anthropic client's request readied for the flow: its body's size, its prompt's estimated
+/// tokens, and whether it goes to its backends as it came.
+pub(super) struct Prepared {
+    pub size: usize,
+    pub input_tokens: u64,
+    pub direct: Option<Direct>,
+}
+
+/// Readies the request (`body_size` bytes) of a client of Anthropic's API (`front`, for the
+/// client's `key`): as it came when every backend of its model speaks Anthropic's API (checked
+/// for what the router reads), else made a chat request. Token counting is served only the
+/// first way: a 404 otherwise. Errors in OpenAI's terms, answered in Anthropic's.
+pub(super) fn prepare(
+    host: &mut dyn Host,
+    plan: &Plan,
+    key: Option<&ClientKey>,
+    front: Front,
+    body_size: usize,
+) -> Result<Prepared, ApiError> {
+    let req = Headers::Request;
+    let body = host.body(req, body_size).unwrap_or_default();
+    let counting = front == Front::CountTokens;
+    let model = crate::json_body::find_model(&body).ok().map(|m| m.name);
+    if model
+        .as_deref()
+        .is_some_and(|m| served_by_anthropic(plan, m))
+    {
+        anthropic::check_direct(&body, counting)
+            .map_err(|e| ApiError::with_status(e.status, e.message, None))?;
+        host.set_header(req, "anthropic-version", None);
+        host.set_header(req, "anthropic-beta", None);
+        return Ok(Prepared {
+            size: body_size,
+            input_tokens: crate::token_estimate::estimate(&body),
+            direct: Some(if counting {
+                Direct::CountTokens
+            } else {
+                Direct::Messages
+            }),
+        });
+    }
+    if counting {
+        anthropic::check_direct(&body, true)
+            .map_err(|e| ApiError::with_status(e.status, e.message, None))?;
+        let name = model.unwrap_or_default();
+        let known = plan.resolve(Api::Chat, &name).is_some() && key.is_none_or(|k| k.allows(&name));
+        if !known {
+            return Err(ApiError::model_not_found(&name));
+        }
+        return Err(ApiError::with_status(
+            404,
+            crate::text::concat(&[
+                "Token counting is served for models whose backends speak Anthropic's API, which `",
+                &name,
+                "` does not: read `usage.input_tokens` from an answer instead.",
+            ]),
+            Some("unknown_url"),
+        ));
+    }
+    let (size, input_tokens) = to_chat_request(host, body_size)?;
+    Ok(Prepared {
+        size,
+        input_tokens,
+        direct: None,
+    })
+}
+
+/// Whether the model a client names is served by Anthropic backends only (every target of a
+/// failover model), so that a Messages request can go to it as it came.
+fn served_by_anthropic(plan: &Plan, model: &str) -> bool {
+    plan.resolve(Api::Chat, model).is_some_and(|t| {
+        t.model.targets().iter().all(|target| {
+            plan.backends
+                .get(target.backend)
+                .is_some_and(|b| b.kind == BackendKind::Anthropic)
+        })
+    })
+}
+
 /// Replaces a Messages request's body (`body_size` bytes) with the chat request it stands for:
 /// the new body's size and its prompt's estimated tokens. A 400 (in Anthropic's terms once
 /// answered) when it is not a valid Messages request.
-pub(super) fn to_chat_request(
-    host: &mut dyn Host,
-    body_size: usize,
-) -> Result<(usize, u64), ApiError> {
+fn to_chat_request(host: &mut dyn Host, body_size: usize) -> Result<(usize, u64), ApiError> {
     let req = Headers::Request;
     let body = host.body(req, body_size).unwrap_or_default();
     let chat = anthropic::chat_request(&body)
@@ -109,20 +219,26 @@ fn body_says_overloaded(body: &[u8]) -> bool {
 pub(super) enum Answer {
     /// An event stream, event by event.
     Stream(Box<EventStream>),
+    /// An Anthropic backend's own event stream (a direct request), watched event by event.
+    Direct(Box<DirectStream>),
     /// A JSON body (a chat completion, or an error of `status`), once whole.
     Whole { status: u16 },
+    /// An Anthropic backend's own answer to a direct request, read for its usage once whole.
+    DirectWhole { counted: bool },
     /// Nothing to translate (no body).
     Untouched,
 }
 
 impl Answer {
     /// At the response headers (after the flow's own handling): how the body is translated;
-    /// `model` is the client-visible name, `input_tokens` the prompt's estimate.
+    /// `model` is the client-visible name, `input_tokens` the prompt's estimate, `direct` set
+    /// when the request went to its backends as it came.
     pub(super) fn at_headers(
         host: &mut dyn Host,
         end_of_stream: bool,
         model: &str,
         input_tokens: u64,
+        direct: Option<Direct>,
     ) -> Answer {
         if end_of_stream {
             return Answer::Untouched;
@@ -136,26 +252,50 @@ impl Answer {
             .header(resp, "content-type")
             .unwrap_or_default()
             .to_ascii_lowercase();
-        if status < 300 && ctype.starts_with("text/event-stream") {
-            Answer::Stream(Box::new(EventStream::new(model, input_tokens)))
-        } else {
-            host.set_header(resp, "content-length", None);
-            Answer::Whole { status }
+        let stream = status < 300 && ctype.starts_with("text/event-stream");
+        match direct {
+            Some(_) if stream => {
+                host.set_header(resp, "content-length", None);
+                Answer::Direct(Box::default())
+            }
+            Some(d) if status < 300 => Answer::DirectWhole {
+                counted: d == Direct::Messages,
+            },
+            _ if stream => Answer::Stream(Box::new(EventStream::new(model, input_tokens))),
+            _ => {
+                host.set_header(resp, "content-length", None);
+                Answer::Whole { status }
+            }
         }
     }
 
     /// Whether the body is translated only once it is whole.
     pub(super) fn needs_whole_body(&self) -> bool {
-        matches!(self, Answer::Whole { .. })
+        matches!(self, Answer::Whole { .. } | Answer::DirectWhole { .. })
     }
 
     /// Translates the body the flow has just written (this chunk of a stream, or the whole
-    /// body at its end), in place.
-    pub(super) fn on_body(&mut self, host: &mut dyn Host, end_of_stream: bool) {
+    /// body at its end), in place. The tokens a direct answer reported, once it is over (they
+    /// include the prompt cache, which the flow's reading of a `usage` does not).
+    pub(super) fn on_body(&mut self, host: &mut dyn Host, end_of_stream: bool) -> Option<u64> {
         let resp = Headers::Response;
         let out = match self {
-            Answer::Untouched => return,
-            Answer::Whole { .. } if !end_of_stream => return,
+            Answer::Untouched => return None,
+            Answer::Whole { .. } | Answer::DirectWhole { .. } if !end_of_stream => return None,
+            Answer::DirectWhole { counted } => {
+                let status = host
+                    .header(resp, ":status")
+                    .and_then(|s| s.parse::<u16>().ok())
+                    .unwrap_or(0);
+                if status >= 300 {
+                    // The flow found the answer unreadable and put its own error in its place.
+                    host.set_header(resp, "content-length", None);
+                    *self = Answer::Whole { status };
+                    return self.on_body(host, true);
+                }
+                let body = host.body(resp, u32::MAX as usize).unwrap_or_default();
+                return counted.then(|| anthropic::message_tokens(&body)).flatten();
+            }
             Answer::Stream(stream) => {
                 let chunk = host.body(resp, u32::MAX as usize).unwrap_or_default();
                 let mut out = stream.feed(&chunk);
@@ -163,6 +303,18 @@ impl Answer {
                     out.extend(stream.finish());
                 }
                 (chunk.len(), out)
+            }
+            Answer::Direct(stream) => {
+                let chunk = host.body(resp, u32::MAX as usize).unwrap_or_default();
+                let mut out = stream.feed(&chunk);
+                if end_of_stream {
+                    out.extend(stream.finish());
+                }
+                let tokens = end_of_stream.then(|| stream.tokens()).flatten();
+                if out != chunk && !host.replace_body(resp, chunk.len(), &out) {
+                    host.log_warn("could not pass on an answer to an Anthropic client");
+                }
+                return tokens;
             }
             Answer::Whole { status } => {
                 let body = host.body(resp, u32::MAX as usize).unwrap_or_default();
@@ -195,5 +347,6 @@ impl Answer {
         if !host.replace_body(resp, size, &out) {
             host.log_warn("could not translate an answer for an Anthropic client");
         }
+        None
     }
 }

@@ -85,6 +85,7 @@ impl HttpFlow {
                 body,
                 span,
                 requested,
+                direct: None,
             },
             Err(err) => return self.refuse(host, &err),
         };

@@ -222,21 +222,24 @@ impl HttpFlow {
         }
         let query = self.pending.take().map(|(_, q)| q).unwrap_or_default();
         let mut body_size = body_size;
-        if self.front == Front::Messages {
-            match front::to_chat_request(host, body_size) {
-                Ok((size, input_tokens)) => {
-                    body_size = size;
-                    self.front_input_tokens = input_tokens;
+        let plan = Rc::clone(&self.plan);
+        let key = client(&plan, self.key).map(|(_, k)| k);
+        let mut direct = None;
+        if self.front.is_anthropic() {
+            match front::prepare(host, &plan, key, self.front, body_size) {
+                Ok(prepared) => {
+                    body_size = prepared.size;
+                    self.front_input_tokens = prepared.input_tokens;
+                    direct = prepared.direct;
                 }
                 Err(err) => return self.refuse(host, &err),
             }
         }
-        let plan = Rc::clone(&self.plan);
-        let key = client(&plan, self.key).map(|(_, k)| k);
-        let read = match routing::read(host, api, body_size) {
+        let mut read = match routing::read(host, api, body_size) {
             Ok(read) => read,
             Err(err) => return self.refuse(host, &err),
         };
+        read.direct = direct;
         if let Some(router) = plan
             .routers
             .iter()

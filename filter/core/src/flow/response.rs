@@ -94,7 +94,8 @@ impl Response {
         if speaks_anthropic {
             // The backend was asked for usage when the client asked or its key has a budget.
             let usage_chunk = routed.stream_estimate.is_some();
-            self.dialect = Some(Answer::at_headers(host, end_of_stream, usage_chunk));
+            let direct = routed.direct.is_some();
+            self.dialect = Some(Answer::at_headers(host, end_of_stream, usage_chunk, direct));
         }
         let resp = Headers::Response;
         let status = host
@@ -306,6 +307,17 @@ fn mode_for(
         ResponseMode::Untouched
     } else {
         match body_kind {
+            BodyKind::EventStream if routed.expects_whole => {
+                // The client reads a JSON body; an event stream would pass as a success it
+                // cannot parse.
+                let err = ApiError::with_status(
+                    502,
+                    "The backend streamed its answer, which the request did not ask for.".into(),
+                    Some("bad_backend_response"),
+                );
+                host.set_header(resp, ":status", Some("502"));
+                ResponseMode::Replaced(err)
+            }
             BodyKind::EventStream => {
                 let names = routed.names.clone();
                 let mut rewriter = if routed.strip_usage {

@@ -70,7 +70,12 @@ impl Response {
                     // Chat and completions streams end with [DONE]; one that does not was cut
                     // short, and the client is told so rather than left guessing.
                     if routed.ends_with_done && !rewriter.saw_done() {
-                        out.extend(sse::truncated_stream_ending(complete));
+                        if rewriter.ended_in_error() {
+                            // The backend told its failure and closed: only `[DONE]` is missing.
+                            out.extend_from_slice(sse::DONE_EVENT);
+                        } else {
+                            out.extend(sse::truncated_stream_ending(complete));
+                        }
                     }
                     tokens = stream_tokens(host, rewriter, true);
                 }

@@ -7,6 +7,7 @@ use std::borrow::Cow;
 
 use itoa::Buffer as Decimal;
 
+use super::front::Direct;
 use super::target_request::{self, TargetRef};
 use super::{dialect, settlement, targets};
 use crate::api::Api;
@@ -41,6 +42,12 @@ pub(super) struct Routed {
     /// counted: its prompt's estimated tokens, and, when the client asked for usage, the
     /// `object` of the usage chunk the router then writes (see [`settlement::stream_estimate`]).
     pub stream_estimate: Option<(u64, Option<&'static str>)>,
+    /// An Anthropic client's request that went to Anthropic backends as it came: its answer is
+    /// Anthropic's own, renamed but not translated.
+    pub direct: Option<Direct>,
+    /// The request did not ask for a stream, and its API answers such requests whole: a
+    /// backend's event stream is then no answer the client can read.
+    pub expects_whole: bool,
 }
 
 /// A request as read from its whole body: the bytes, where the model name is, and the name.
@@ -48,6 +55,8 @@ pub(super) struct ReadRequest {
     pub body: Vec<u8>,
     pub span: std::ops::Range<usize>,
     pub requested: String,
+    /// The request goes to its backends as its Anthropic client sent it (see `front.rs`).
+    pub direct: Option<Direct>,
 }
 
 /// Reads the request whose whole body (`body_size` bytes) the host holds: the model the client
@@ -65,6 +74,7 @@ pub(super) fn read(host: &dyn Host, api: Api, body_size: usize) -> Result<ReadRe
         body,
         span,
         requested,
+        direct: None,
     })
 }
 
@@ -114,10 +124,18 @@ pub(super) fn route(
     metrics::add_at(host, &plan.metric_names.model_requests, target.index, 1);
     let targets = target.model.targets();
     let local_limits = plan.global_limits.is_none();
-    // A body that cannot be made to report usage is refused before any limit counts it.
-    settlement::usage_request(key, api, body)?;
-    let estimate = settlement::estimate(plan, key, api, body);
-    let stream_estimate = settlement::stream_estimate(key, api, body);
+    let direct = read.direct;
+    // A body that cannot be made to report usage is refused before any limit counts it (an
+    // Anthropic backend's answers always report theirs; counting tokens is free).
+    let (estimate, stream_estimate) = match direct {
+        None => {
+            settlement::usage_request(key, api, body)?;
+            let estimate = settlement::estimate(plan, key, api, body);
+            (estimate, settlement::stream_estimate(key, api, body))
+        }
+        Some(Direct::Messages) => (settlement::estimate(plan, key, api, body), None),
+        Some(Direct::CountTokens) => (None, None),
+    };
     let first = targets::choose(host, plan, target.model, &target.client_name, local_limits)?;
     let remaining = targets.get(first..).unwrap_or(&[]);
     let request = Request {
@@ -126,6 +144,7 @@ pub(super) fn route(
         body,
         body_size,
         resolved_name: &resolved_name,
+        direct,
     };
     let (single_backend, strip_usage) = if let [only] = remaining {
         // One target left (the model has one, or the ones before it are limited or cooling):
@@ -151,13 +170,25 @@ pub(super) fn route(
         names,
         backend_models,
         client_name: target.client_name.clone(),
-        ends_with_done: matches!(api, Api::Chat | Api::Completions),
+        ends_with_done: direct.is_none() && matches!(api, Api::Chat | Api::Completions),
         single_backend,
         strip_usage,
         model: target.index,
         estimate,
         stream_estimate,
+        direct,
+        expects_whole: expects_whole(api, body),
     })
+}
+
+/// Whether a request of `api` with `body` is answered whole (not as an event stream): the
+/// APIs that stream only when asked (`stream: true`), and those that never stream.
+fn expects_whole(api: Api, body: &[u8]) -> bool {
+    match api {
+        Api::Chat | Api::Completions | Api::Responses => !crate::json_body::asks_stream(body),
+        Api::Embeddings | Api::Moderations => true,
+        _ => false,
+    }
 }
 
 /// The request being routed, as the client sent it.
@@ -168,6 +199,8 @@ struct Request<'a> {
     body_size: usize,
     /// The name the plan resolved (the client's, or a router's route model).
     resolved_name: &'a str,
+    /// Sent to Anthropic backends as the client sent it: only its model is replaced.
+    direct: Option<Direct>,
 }
 
 /// Rewrites the request for its one target left (body, headers, route) and counts it for the
@@ -191,12 +224,14 @@ fn to_backend(
     let backend_model = Model::name_at(only, request.resolved_name).to_string();
     let mut new_body = target_request::replace_model(api, request.body, span, &backend_model);
     let mut strip_usage = false;
-    if let Some(with_usage) = settlement::usage_request(request.key, api, &new_body)? {
-        new_body = with_usage.body;
-        strip_usage = with_usage.strip;
-    }
-    if let Some(translated) = dialect::request(backend, &backend_model, &new_body) {
-        new_body = translated?;
+    if request.direct.is_none() {
+        if let Some(with_usage) = settlement::usage_request(request.key, api, &new_body)? {
+            new_body = with_usage.body;
+            strip_usage = with_usage.strip;
+        }
+        if let Some(translated) = dialect::request(backend, &backend_model, &new_body) {
+            new_body = translated?;
+        }
     }
     if !host.replace_body(req, request.body_size, &new_body) {
         return Err(ApiError::internal(
@@ -212,6 +247,7 @@ fn to_backend(
         backend,
         backend_model: &backend_model,
         client_name: &target.client_name,
+        direct: request.direct,
     };
     target_request::apply_headers(host, plan, api, query, &t, false);
     set_route(host, &backend.name);
@@ -233,6 +269,11 @@ fn to_failover(
     first: usize,
 ) -> Result<bool, ApiError> {
     let req = Headers::Request;
+    if request.direct.is_some() {
+        // Each attempt gets the request as the client sent it, its model replaced.
+        to_failover_route(host, request, target, first);
+        return Ok(false);
+    }
     // Each attempt's request is translated for its backend by the upstream filter, which cannot
     // refuse it: a parameter one of the targets cannot take is refused now.
     for t in target.model.targets().iter().skip(first) {
@@ -251,6 +292,18 @@ fn to_failover(
             strip_usage = with_usage.strip;
         }
     }
+    to_failover_route(host, request, target, first);
+    Ok(strip_usage)
+}
+
+/// Sets the route to the model's aggregate cluster and what its upstream filter reads.
+fn to_failover_route(
+    host: &mut dyn Host,
+    request: &Request<'_>,
+    target: &Target<'_>,
+    first: usize,
+) {
+    let req = Headers::Request;
     let full_path = host
         .header(req, ":path")
         .map(Cow::into_owned)
@@ -260,7 +313,6 @@ fn to_failover(
     host.set_header(req, CLIENT_PATH_HEADER, Some(&full_path));
     set_route(host, &Model::failover_key(target.index, first));
     host.set_header(req, "accept-encoding", None);
-    Ok(strip_usage)
 }
 
 /// Points Envoy's route table at `route` (a backend or a failover cluster's key).

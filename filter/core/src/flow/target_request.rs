@@ -93,6 +93,8 @@ pub struct TargetRef<'a> {
     pub backend: &'a Backend,
     pub backend_model: &'a str,
     pub client_name: &'a str,
+    /// An Anthropic client's request sent as it came (its path below the backend's URL).
+    pub direct: Option<super::front::Direct>,
 }
 
 /// Sets the path, authority, credentials and (for Triton) the sidecar's instructions.
@@ -121,7 +123,9 @@ pub fn apply_headers(
     };
     let suffix = match backend.kind {
         // The only API an Anthropic backend serves (the config allows no other).
-        BackendKind::Anthropic => ANTHROPIC_MESSAGES_SUFFIX,
+        BackendKind::Anthropic => t
+            .direct
+            .map_or(ANTHROPIC_MESSAGES_SUFFIX, |d| d.path_suffix()),
         _ => api.path_suffix(),
     };
     let path = match query {

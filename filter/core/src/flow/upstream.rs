@@ -7,6 +7,7 @@
 use std::rc::Rc;
 
 use super::dialect::{self, Answer};
+use super::front::Direct;
 use super::target_request::{self, TargetRef};
 use super::targets;
 use crate::api::Api;
@@ -85,6 +86,8 @@ pub struct UpstreamFlow {
     answer: Option<Answer>,
     /// The attempt's request asked for stream usage.
     usage_chunk: bool,
+    /// An Anthropic client's request, sent to this Anthropic backend as it came.
+    direct: Option<Direct>,
 }
 
 impl UpstreamFlow {
@@ -97,6 +100,7 @@ impl UpstreamFlow {
             backend_index: None,
             answer: None,
             usage_chunk: false,
+            direct: None,
         }
     }
 
@@ -110,7 +114,13 @@ impl UpstreamFlow {
         let (path, query) = client_path
             .split_once('?')
             .unwrap_or((client_path.as_str(), ""));
-        let Some(api) = Api::from_client_path(path) else {
+        // An Anthropic client's request to Anthropic backends only goes to each as it came.
+        let direct = Direct::of_path(path);
+        let api = match direct {
+            Some(_) => Some(Api::Chat),
+            None => Api::from_client_path(path),
+        };
+        let Some(api) = api else {
             host.log_warn(&format!("failover request with an unknown path {path}"));
             return fail_closed(host);
         };
@@ -143,6 +153,7 @@ impl UpstreamFlow {
             backend,
             backend_model: &backend_model,
             client_name: &client_name,
+            direct,
         };
         target_request::apply_headers(host, &plan, api, query, &t, true);
         if backend.kind != BackendKind::Triton {
@@ -163,6 +174,7 @@ impl UpstreamFlow {
         }
         self.backend = Some(crate::limits::target_key(&backend.name, state_name));
         self.backend_index = Some(index);
+        self.direct = direct;
         crate::metrics::add_at(host, &plan.metric_names.backend_requests, index, 1);
         if end_of_stream {
             return Action::Continue;
@@ -191,7 +203,10 @@ impl UpstreamFlow {
             Ok((span, _)) => {
                 let mut new_body = target_request::replace_model(*api, &body, span, backend_model);
                 self.usage_chunk = crate::json_body::asks_stream_usage(&new_body);
-                let backend = self.backend_index.and_then(|i| self.plan.backends.get(i));
+                let backend = self
+                    .backend_index
+                    .and_then(|i| self.plan.backends.get(i))
+                    .filter(|_| self.direct.is_none());
                 match backend.and_then(|b| dialect::request(b, backend_model, &new_body)) {
                     Some(Ok(translated)) => new_body = translated,
                     // The listener checked the request against every target before routing.
@@ -227,7 +242,8 @@ impl UpstreamFlow {
     pub fn on_response_headers(&mut self, host: &mut dyn Host, end_of_stream: bool) -> Action {
         let backend = self.backend_index.and_then(|i| self.plan.backends.get(i));
         if backend.is_some_and(|b| b.kind == BackendKind::Anthropic) {
-            self.answer = Some(Answer::at_headers(host, end_of_stream, self.usage_chunk));
+            let (usage_chunk, direct) = (self.usage_chunk, self.direct.is_some());
+            self.answer = Some(Answer::at_headers(host, end_of_stream, usage_chunk, direct));
         }
         // A whole answer is translated at its end, which may change its status: held till then.
         let hold = self.answer.as_ref().is_some_and(Answer::needs_whole_body);

@@ -78,9 +78,10 @@ fn lines(event: &[u8]) -> impl Iterator<Item = &[u8]> {
 
 /// Appends the event with every backend name renamed: JSON data as JSON, any other data and
 /// the `event:`, `id:` and `retry:` lines as plain text after their field name; comments lose
-/// their text and fields the spec ignores are dropped (see [`rewrite_field_line`]). An event whose JSON data is an error object goes out as OpenAI's envelope, with only
-/// its fields (see [`crate::backend_errors::trimmed`]).
-pub(super) fn rewrite_event(names: &NameRewriter, event: &[u8], out: &mut Vec<u8>) {
+/// their text and fields the spec ignores are dropped (see [`rewrite_field_line`]). An event
+/// whose JSON data is an error object goes out as OpenAI's envelope, with only its fields (see
+/// [`crate::backend_errors::trimmed`]): then `true`.
+pub(super) fn rewrite_event(names: &NameRewriter, event: &[u8], out: &mut Vec<u8>) -> bool {
     let start = out.len();
     let data = event_data(event);
     let is_json = matches!(data.trim_ascii_start().first(), Some(b'{' | b'[' | b'"'));
@@ -95,7 +96,7 @@ pub(super) fn rewrite_event(names: &NameRewriter, event: &[u8], out: &mut Vec<u8
             out.extend_from_slice(b"data: ");
             out.extend(envelope);
             out.extend_from_slice(b"\n\n");
-            return;
+            return true;
         }
     }
     let mut state = ScanState::default();
@@ -119,6 +120,7 @@ pub(super) fn rewrite_event(names: &NameRewriter, event: &[u8], out: &mut Vec<u8
         out.truncate(start);
         out.extend_from_slice(event);
     }
+    false
 }
 
 /// A line other than `data:`. `event:`, `id:` and `retry:` are renamed as text after their

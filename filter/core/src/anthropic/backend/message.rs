@@ -171,6 +171,27 @@ pub fn chat_completion(message: &[u8], created: u64) -> Option<Vec<u8>> {
     serde_json::to_vec(&completion).ok()
 }
 
+/// Whether `body` is an answer the Messages API sends with a success: a message
+/// (`"type": "message"` with a `content` array) or a token count (`input_tokens`, a whole
+/// number). A request sent as its Anthropic client wrote it gets its answer as it is, once
+/// checked so.
+pub fn is_answer(body: &[u8]) -> bool {
+    #[derive(Deserialize)]
+    struct Answer<'a> {
+        #[serde(borrow, rename = "type")]
+        kind: Option<std::borrow::Cow<'a, str>>,
+        content: Option<Vec<serde::de::IgnoredAny>>,
+        input_tokens: Option<u64>,
+    }
+    match serde_json::from_slice::<Answer<'_>>(body) {
+        Ok(a) => {
+            (a.kind.as_deref() == Some("message") && a.content.is_some())
+                || (a.kind.is_none() && a.input_tokens.is_some())
+        }
+        Err(_) => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

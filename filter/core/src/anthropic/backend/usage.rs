@@ -47,7 +47,7 @@ impl Usage {
 /// (they are cumulative: each replaces the one seen before).
 /// A count that is not a whole number (`null`, negative, a string) is taken as absent.
 #[derive(Debug, Default, Deserialize)]
-pub(super) struct AnthropicUsage {
+pub(crate) struct AnthropicUsage {
     #[serde(default, deserialize_with = "count")]
     input_tokens: Option<u64>,
     #[serde(default, deserialize_with = "count")]
@@ -74,7 +74,7 @@ fn count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error
 
 /// The four counts as last reported, kept apart until written.
 #[derive(Debug, Clone, Copy, Default)]
-pub(super) struct Counts {
+pub(crate) struct Counts {
     input: u64,
     output: u64,
     cache_read: u64,
@@ -83,7 +83,7 @@ pub(super) struct Counts {
 
 impl Counts {
     /// Takes every count `usage` carries, keeping the others.
-    pub(super) fn update(&mut self, usage: &AnthropicUsage) {
+    pub(crate) fn update(&mut self, usage: &AnthropicUsage) {
         self.input = usage.input_tokens.unwrap_or(self.input);
         self.output = usage.output_tokens.unwrap_or(self.output);
         self.cache_read = usage.cache_read_input_tokens.unwrap_or(self.cache_read);
@@ -93,7 +93,7 @@ impl Counts {
     }
 
     /// The counts in OpenAI's terms.
-    pub(super) fn usage(&self) -> Usage {
+    pub(crate) fn usage(&self) -> Usage {
         Usage {
             prompt_tokens: self
                 .input

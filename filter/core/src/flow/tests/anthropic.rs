@@ -176,13 +176,32 @@ fn anthropic_clients_get_anthropic_errors_and_answers() {
         (status, e["error"]["type"].as_str()),
         (404, Some("not_found_error"))
     );
-    // Token counting is refused plainly.
+    // Token counting: a request without a model is a 400, a model whose backend cannot count
+    // a 404 saying so.
     let h = send(
         &mut flow(),
         request("POST", "/v1/messages/count_tokens", Some("sk-alice"), b"{}"),
     );
     let (status, e) = error_of(&h);
-    assert_eq!((status, e["type"].as_str()), (404, Some("error")));
+    assert_eq!((status, e["type"].as_str()), (400, Some("error")));
+    let h = send(
+        &mut flow(),
+        request(
+            "POST",
+            "/v1/messages/count_tokens",
+            Some("sk-alice"),
+            br#"{"model":"chat","messages":[]}"#,
+        ),
+    );
+    let (status, e) = error_of(&h);
+    assert_eq!(
+        (status, e["error"]["type"].as_str()),
+        (404, Some("not_found_error"))
+    );
+    assert!(e["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("Token counting is served for models"));
     // A chat answer becomes a message.
     let mut f = flow();
     let mut h = send(

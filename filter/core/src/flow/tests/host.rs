@@ -284,6 +284,18 @@ pub(super) fn routed() -> (HttpFlow, FakeHost) {
     (f, h)
 }
 
+/// A streaming chat request routed to its backend, waiting for the response.
+pub(super) fn routed_streaming() -> (HttpFlow, FakeHost) {
+    let mut f = flow();
+    let body = br#"{"model":"chat-small","messages":[],"stream":true}"#;
+    let h = send(
+        &mut f,
+        request("POST", "/v1/chat/completions", Some("sk-alice"), body),
+    );
+    assert!(h.sent.is_none());
+    (f, h)
+}
+
 pub(super) fn respond(
     f: &mut HttpFlow,
     h: &mut FakeHost,

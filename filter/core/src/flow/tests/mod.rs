@@ -5,6 +5,7 @@ mod host;
 
 mod admission;
 mod anthropic;
+mod anthropic_direct;
 mod discovery;
 mod local;
 mod response;

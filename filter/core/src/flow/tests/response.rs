@@ -13,7 +13,7 @@ fn buffered_responses_hold_their_headers_for_the_exact_length() {
         ("200", "text/event-stream", false),
         ("200", "audio/mpeg", false),
     ] {
-        let (mut f, mut h) = routed();
+        let (mut f, mut h) = routed_streaming();
         h.resp = vec![
             (":status".into(), status.into()),
             ("content-type".into(), ctype.into()),

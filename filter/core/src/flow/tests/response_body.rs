@@ -24,7 +24,7 @@ fn json_responses_lose_backend_names() {
 
 #[test]
 fn sse_responses_are_rewritten_chunk_by_chunk() {
-    let (mut f, mut h) = routed();
+    let (mut f, mut h) = routed_streaming();
     let out = respond(
         &mut f,
         &mut h,
@@ -69,7 +69,7 @@ fn compressed_bodies_pass_untouched() {
 
 #[test]
 fn a_chat_stream_cut_short_ends_with_an_error_event_and_done() {
-    let (mut f, mut h) = routed();
+    let (mut f, mut h) = routed_streaming();
     let out = respond(
         &mut f,
         &mut h,
@@ -86,7 +86,7 @@ fn a_chat_stream_cut_short_ends_with_an_error_event_and_done() {
     );
     assert!(text.ends_with("data: [DONE]\n\n"));
     // A complete stream is left alone.
-    let (mut f, mut h) = routed();
+    let (mut f, mut h) = routed_streaming();
     let out = respond(
         &mut f,
         &mut h,
@@ -95,6 +95,36 @@ fn a_chat_stream_cut_short_ends_with_an_error_event_and_done() {
         &[b"data: {}\n\ndata: [DONE]\n\n"],
     );
     assert_eq!(out, b"data: {}\n\ndata: [DONE]\n\n".to_vec());
+    // A backend that tells its failure and closes: its error once, then `[DONE]`.
+    let (mut f, mut h) = routed_streaming();
+    let out = respond(
+        &mut f,
+        &mut h,
+        "200",
+        "text/event-stream",
+        &[b"data: {}\n\ndata: {\"error\":{\"message\":\"boom at 10.0.0.1\",\"code\":503}}\n\n"],
+    );
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(text.matches("\"error\"").count(), 1, "{text}");
+    assert!(
+        text.ends_with("\"code\":\"503\"}}\n\ndata: [DONE]\n\n"),
+        "{text}"
+    );
+    // The router's own ending of a stream it translated keeps its code and words.
+    let (mut f, mut h) = routed_streaming();
+    let out = respond(
+        &mut f,
+        &mut h,
+        "200",
+        "text/event-stream",
+        &[&crate::sse::too_large_ending(true)],
+    );
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.contains("\"code\":\"stream_event_too_large\""),
+        "{text}"
+    );
+    assert!(text.contains(crate::sse::TOO_LARGE_MESSAGE), "{text}");
 }
 
 #[test]
@@ -111,7 +141,7 @@ fn names_inside_longer_strings_are_renamed_in_json_and_sse() {
         String::from_utf8(out).unwrap(),
         r#"{"model":"chat-small","choices":[{"message":{"content":"model chat-small overloaded"}}]}"#
     );
-    let (mut f, mut h) = routed();
+    let (mut f, mut h) = routed_streaming();
     let out = respond(
         &mut f,
         &mut h,
@@ -225,7 +255,7 @@ fn bodies_that_cannot_be_renamed_are_counted() {
 
 #[test]
 fn an_overlong_stream_event_ends_the_stream_and_is_counted() {
-    let (mut f, mut h) = routed();
+    let (mut f, mut h) = routed_streaming();
     let big = vec![b'x'; sse::MAX_EVENT_BYTES + 1];
     let out = respond(
         &mut f,
@@ -248,5 +278,26 @@ fn an_overlong_stream_event_ends_the_stream_and_is_counted() {
             "chat-small"
         )),
         1
+    );
+}
+
+/// A backend that streams an answer the request did not ask to be streamed: the client reads
+/// JSON, so it gets a 502 rather than a success it cannot parse.
+#[test]
+fn a_stream_to_a_request_that_asked_for_none_is_a_502() {
+    let (mut f, mut h) = routed();
+    let out = respond(
+        &mut f,
+        &mut h,
+        "200",
+        "text/event-stream",
+        &[b"data: {\"model\":\"qwen2-0.5b\"}\n\n", b"data: [DONE]\n\n"],
+    );
+    assert_eq!(header_of_resp(&h, ":status").as_deref(), Some("502"));
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["error"]["code"], "bad_backend_response");
+    assert_eq!(
+        header_of_resp(&h, "content-type").as_deref(),
+        Some("application/json")
     );
 }

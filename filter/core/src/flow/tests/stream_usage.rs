@@ -145,7 +145,6 @@ fn a_stream_nobody_asked_usage_of_passes_as_it_came_uncounted() {
     for body in [
         &br#"{"model":"chat-small","messages":[],"stream":true}"#[..],
         br#"{"model":"chat-small","messages":[],"stream":true,"stream_options":{"include_usage":false}}"#,
-        br#"{"model":"chat-small","messages":[],"stream":false,"stream_options":{"include_usage":true}}"#,
     ] {
         let backend = stream_without_usage(&["Hello", " there"]);
         let (h, out) = stream(body, &backend, 11);
