@@ -27,8 +27,8 @@ no fields the API does not define. Errors have Anthropic's shape
     api-error      500 api_error
 
 `--replay DIR` also serves recorded fixtures (`filter/core/testdata/anthropic/backend`): a
-request whose model names a fixture (`tool_use` for `tool_use.sse`) gets that file as it is,
-written in small pieces cut at awkward places; `.sse` files as an event stream, others as JSON
+request whose model names a fixture (`tool_use` or `replay-tool_use` for `tool_use.sse`) gets
+that file as it is, written in small pieces cut at awkward places; `.sse` files as an event stream, others as JSON
 with the `status` that DIR's `cases.toml` gives the case (200 when none).
 
 Standard library only, so it runs anywhere Python does.
@@ -359,6 +359,7 @@ class Handler(BaseHTTPRequestHandler):
     def replay(self, model):
         """Serves the fixture named by `model` from `--replay DIR`, if there is one."""
         folder = self.server.replay
+        model = model.removeprefix("replay-")
         if not folder or not model or "/" in model or model.startswith("."):
             return False
         for ext in ("sse", "json", "txt"):

@@ -117,6 +117,11 @@ target = {{ backend = "triton", model = "vllm_chat" }}
 triton = {{ family = "vllm", template = "chatml" }}
 
 {recorded}
+[[models]]
+name = "signed-thinking"
+apis = ["chat"]
+target = {{ backend = "recorded", model = "replay-thinking" }}
+
 [[keys]]
 name = "e2e"
 key = "{key}"
@@ -362,3 +367,71 @@ def test_anthropic_headers_from_the_client_do_not_reach_a_backend(env):
     h = requests_seen(env["claude"])[-1]["headers"]
     assert h["anthropic-version"] == "2023-06-01" and "anthropic-beta" not in h
     assert h["x-api-key"] == ANTHROPIC_KEY
+
+
+# -- Anthropic clients, Anthropic backends: the request as sent -------------------------------------
+
+def test_a_messages_request_to_an_anthropic_backend_goes_as_the_client_sent_it(env):
+    forget(env["claude"])
+    sent = {"model": "claude", "max_tokens": 64, "top_k": 5,
+            "thinking": {"type": "enabled", "budget_tokens": 1024},
+            "system": [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}],
+            "messages": [{"role": "user", "content": "hi there"},
+                         {"role": "assistant", "content": [{"type": "thinking", "thinking": "hm", "signature": "SIG-1"},
+                                                           {"type": "text", "text": "Well"}]},
+                         {"role": "user", "content": "go on"}]}
+    # This SDK's `create` takes no `top_k`: sent as an extra field, as its users do.
+    msg = claude(env).messages.create(**{k: v for k, v in sent.items() if k != "top_k"}, extra_body={"top_k": 5})
+    assert msg.model == "claude" and msg.content[0].text == "You said: go on"
+    got = json.loads(requests_seen(env["claude"])[-1]["body"])
+    # Only the model differs: nothing was dropped, refused or rewritten on the way.
+    assert got == dict(sent, model="claude-demo-1")
+    no_leaks(msg.model_dump_json())
+
+
+def test_thinking_and_its_signature_come_back_from_an_anthropic_backend(env):
+    # The replaying backend knows the model as `replay-thinking` (a backend model named `thinking`
+    # would have that word renamed wherever it stands, protocol included).
+    with claude(env).messages.stream(model="signed-thinking", max_tokens=64,
+                                     messages=[{"role": "user", "content": "replay"}]) as s:
+        final = s.get_final_message()
+    thinking = [b for b in final.content if b.type == "thinking"]
+    assert thinking and thinking[0].signature.startswith("EqQB") and thinking[0].thinking
+    assert [b.type for b in final.content] == ["thinking", "redacted_thinking", "text"]
+    assert final.model == "signed-thinking" and final.usage.output_tokens == 148
+    no_leaks(final.model_dump_json())
+
+
+def test_a_recorded_anthropic_stream_cut_by_an_error_ends_with_one_error_event(env):
+    with httpx.stream("POST", env["base"] + "/v1/messages", timeout=30,
+                      headers={"x-api-key": CLIENT_KEY, "anthropic-version": "2023-06-01"},
+                      json={"model": "recorded-error", "max_tokens": 8, "stream": True,
+                            "messages": [{"role": "user", "content": "x"}]}) as r:
+        text = r.read().decode()
+    assert r.status_code == 200 and text.count("event: error") == 1, text
+    assert text.rstrip().endswith("}") and "message_stop" not in text
+    no_leaks(text)
+
+
+def test_tokens_are_counted_by_an_anthropic_backend_only(env):
+    forget(env["claude"])
+    counted = claude(env).messages.count_tokens(model="claude", system="Be brief.",
+                                                messages=[{"role": "user", "content": "one two three"}])
+    assert counted.input_tokens == 5
+    seen = requests_seen(env["claude"])[-1]
+    assert seen["path"] == "/v1/messages/count_tokens" and json.loads(seen["body"])["model"] == "claude-demo-1"
+    with pytest.raises(anthropic.NotFoundError) as e:
+        claude(env).messages.count_tokens(model="chat", messages=[{"role": "user", "content": "x"}])
+    assert "Token counting is served" in e.value.body["error"]["message"]
+    with pytest.raises(anthropic.NotFoundError):
+        claude(env).messages.count_tokens(model="no-such-model", messages=[{"role": "user", "content": "x"}])
+
+
+def test_an_event_stream_to_a_request_that_asked_for_none_is_a_502(env):
+    # The replaying backend streams whatever it is asked.
+    with pytest.raises(openai.InternalServerError) as e:
+        oai(env).chat.completions.create(model="recorded-text", messages=[{"role": "user", "content": "x"}])
+    assert e.value.status_code == 502 and e.value.body["code"] == "bad_backend_response"
+    with pytest.raises(anthropic.InternalServerError) as e:
+        claude(env).messages.create(model="recorded-text", max_tokens=8, messages=[{"role": "user", "content": "x"}])
+    assert e.value.status_code == 502 and e.value.body["type"] == "error"

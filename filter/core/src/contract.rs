@@ -56,6 +56,13 @@ pub const ROUTE_PROPERTY: &str = "airouter_route";
 /// [`ROUTE_PROPERTY`] as Envoy's config names it (`FILTER_STATE_PREFIX` + `ROUTE_PROPERTY`).
 pub const ROUTE_FILTER_STATE: &str = "wasm.airouter_route";
 
+/// Filter state the listener filter sets (to `1`) on a request from a client of Anthropic's
+/// API (`/v1/messages`, `/v1/messages/count_tokens`), whatever path the request has by then:
+/// Envoy's local reply mapper gives Envoy's own replies to it Anthropic's error shape.
+pub const ANTHROPIC_FRONT_PROPERTY: &str = "airouter_anthropic_front";
+/// [`ANTHROPIC_FRONT_PROPERTY`] as Envoy's config names it.
+pub const ANTHROPIC_FRONT_FILTER_STATE: &str = "wasm.airouter_anthropic_front";
+
 /// The Envoy cluster serving the backend named `backend`.
 pub fn backend_cluster(backend: &str) -> String {
     format!("airouter_backend_{backend}")
@@ -194,6 +201,10 @@ mod tests {
         assert_eq!(
             SESSION_FILTER_STATE,
             format!("{FILTER_STATE_PREFIX}{SESSION_PROPERTY}")
+        );
+        assert_eq!(
+            ANTHROPIC_FRONT_FILTER_STATE,
+            format!("{FILTER_STATE_PREFIX}{ANTHROPIC_FRONT_PROPERTY}")
         );
     }
 

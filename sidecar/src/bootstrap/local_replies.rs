@@ -5,13 +5,20 @@
 //! upstream (503). Each gets a fixed OpenAI error body with `content-type: application/json` and
 //! its status kept.
 //!
+//! A request from a client of Anthropic's API (the filter marks it with
+//! [`ANTHROPIC_FRONT_FILTER_STATE`]) gets the same replies in Anthropic's error shape,
+//! `{"type":"error","error":{"type","message"}}`, by mappers that come first. Replies Envoy
+//! sends before any filter saw the request (a request line or headers its codec refuses: 400,
+//! 431) cannot tell the client's API, and are OpenAI's.
+//!
 //! Replies that are already JSON are left alone: the filter's own (their response code details
 //! are [`LOCAL_REPLY_DETAILS`]), the catch-all route's `direct_response` and the rate limit filter's
 //! refusals (bodies from the limiter). Mappers match with CEL on `response.code` and
 //! `response.code_details`, first match wins; a reply no mapper matches keeps its body.
 
+use airouter_core::anthropic::front::{anthropic_error, error_type};
 use airouter_core::backend_errors::RATE_LIMITED;
-use airouter_core::contract::LOCAL_REPLY_DETAILS;
+use airouter_core::contract::{ANTHROPIC_FRONT_FILTER_STATE, LOCAL_REPLY_DETAILS};
 use airouter_core::errors::{envelope, ApiError};
 use serde_json::{json, Value};
 
@@ -25,6 +32,11 @@ fn envoy_reply(lo: u16, hi: u16) -> String {
         "response.code >= {lo} && response.code <= {hi} && !(response.code_details in [{}])",
         quoted.join(", ")
     )
+}
+
+/// A CEL expression true for a request the filter marked as from a client of Anthropic's API.
+fn anthropic_client() -> String {
+    format!("'{ANTHROPIC_FRONT_FILTER_STATE}' in filter_state")
 }
 
 fn cel_filter(expression: &str) -> Value {
@@ -118,10 +130,43 @@ fn fallback(lo: u16, hi: u16, kind: &str, what: &str) -> Value {
     })
 }
 
+/// The catch-all for Envoy's replies with no fixed body to Anthropic's clients.
+fn anthropic_fallback(lo: u16, hi: u16, kind: &str, what: &str) -> Value {
+    json!({
+        "filter": cel_filter(&format!("{} && {}", envoy_reply(lo, hi), anthropic_client())),
+        "body_format_override": {
+            "json_format": { "type": "error", "error": {
+                "type": kind,
+                "message": format!("{what} (HTTP %RESPONSE_CODE%)."),
+            }},
+            "content_type": "application/json"
+        }
+    })
+}
+
 /// The listener's `local_reply_config`; `first` are mappers that take precedence (the global
 /// rate limiter's).
 pub fn config(max_body_bytes: u64, first: Vec<Value>) -> Value {
     let mut mappers = first;
+    for status in STATUSES {
+        if let Some(body) = body_for(status, max_body_bytes) {
+            let (_, body) = anthropic_error(status, &body);
+            let filter = format!("{} && {}", envoy_reply(status, status), anthropic_client());
+            mappers.push(mapper(cel_filter(&filter), &body));
+        }
+    }
+    mappers.push(anthropic_fallback(
+        400,
+        499,
+        error_type(400),
+        "The proxy refused the request",
+    ));
+    mappers.push(anthropic_fallback(
+        500,
+        599,
+        error_type(500),
+        "The proxy could not serve the request",
+    ));
     for status in STATUSES {
         if let Some(body) = body_for(status, max_body_bytes) {
             mappers.push(mapper(cel_filter(&envoy_reply(status, status)), &body));
@@ -154,6 +199,31 @@ mod tests {
             assert!(v["error"]["message"].is_string(), "{status}");
             assert!(v["error"]["code"].is_string(), "{status}");
             assert!(v["error"]["param"].is_null(), "{status}");
+        }
+    }
+
+    #[test]
+    fn anthropic_clients_get_every_reply_in_anthropic_shape_first() {
+        let config = config(10, Vec::new());
+        let mappers = config["mappers"].as_array().unwrap();
+        let anthropic = STATUSES.len() + 2;
+        for (i, m) in mappers.iter().enumerate() {
+            let expr = m["filter"]["extension_filter"]["typed_config"]["expression"]
+                .as_str()
+                .unwrap();
+            assert_eq!(
+                expr.contains(ANTHROPIC_FRONT_FILTER_STATE),
+                i < anthropic,
+                "{expr}"
+            );
+            if let Some(body) = m["body"]["inline_string"].as_str() {
+                let v: Value = serde_json::from_str(body).unwrap();
+                assert_eq!(v["type"] == "error", i < anthropic, "{body}");
+                assert!(v["error"]["message"].is_string(), "{body}");
+            } else {
+                let f = &m["body_format_override"]["json_format"];
+                assert_eq!(f["type"] == "error", i < anthropic, "{f}");
+            }
         }
     }
 

@@ -164,6 +164,10 @@ impl HttpFlow {
         self.session = session::start(&plan, host);
         self.front = Front::of_path(line.path());
         self.response.front = self.front;
+        if self.front.is_anthropic() {
+            // Envoy's own replies (a backend breaking off, a timeout) then take its shape.
+            host.set_property(crate::contract::ANTHROPIC_FRONT_PROPERTY, b"1");
+        }
         if let Some(answered) = local::admin(host, &plan, &line) {
             return answered;
         }
