@@ -1,7 +1,8 @@
 //! The Envoy pieces of `[grpc_api]`: a listener for gRPC clients (HTTP/2 cleartext, and HTTP/1.1
 //! or 2 for the same calls as JSON), whose `grpc_json_transcoder` filter turns `POST /v1/route`
 //! and `POST /v1/route:stream` into the gRPC calls (the descriptor set embedded, streams sent
-//! back as server-sent events, errors as `google.rpc.Status` JSON), and whose routes send only
+//! back as server-sent events, errors as `google.rpc.Status` JSON, Envoy's own answers to JSON
+//! clients too: see [`local_replies`]), and whose routes send only
 //! the client API, its health service and, when on, server reflection to the cluster of sidecar
 //! replicas: round robin over those whose gRPC health check (`airouter.v1.Router`) passes.
 //!
@@ -77,6 +78,7 @@ pub(super) fn listener(plan: &Plan, api: &GrpcApi, buffer_limit: u64) -> Value {
             "name": "envoy.filters.http.router",
             "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" }
         }],
+        "local_reply_config": local_replies(),
         "stream_idle_timeout": duration_ms(l.stream_idle_timeout_ms),
         "common_http_protocol_options": { "idle_timeout": duration_ms(l.idle_timeout_ms) }
     });
@@ -119,6 +121,67 @@ fn transcoder() -> Value {
             "request_validation_options": { "reject_unknown_query_parameters": true }
         }
     })
+}
+
+/// The gRPC code (`google.rpc.Code`) of each HTTP status Envoy answers itself with on this
+/// listener (the transcoder's 400 for JSON it cannot read, 404 for a path it does not serve, 413
+/// for a body over the buffer limit, 503 with no replica up, ...), by gRPC's conventions: a size
+/// limit is `RESOURCE_EXHAUSTED` (8), like the sidecar's own. Any other status is `UNKNOWN` (2).
+const LOCAL_REPLY_CODES: [(u16, u8); 15] = [
+    (400, 3),
+    (401, 16),
+    (403, 7),
+    (404, 5),
+    (405, 12),
+    (408, 4),
+    (413, 8),
+    (429, 8),
+    (431, 8),
+    (500, 13),
+    (501, 12),
+    (502, 14),
+    (503, 14),
+    (504, 4),
+    (507, 8),
+];
+
+/// Envoy's own answers to HTTP/JSON clients as `google.rpc.Status` JSON (`{"code": 3, "message":
+/// "..."}`, `application/json`), the shape the transcoder gives the sidecar's refusals, with the
+/// HTTP status kept: one mapper of the HCM's `local_reply_config` per status. A request is a
+/// JSON client's when the transcoder took it (it adds `x-envoy-original-method`) or it is not
+/// gRPC at all; a gRPC client's local replies stay Envoy's trailers-only gRPC answers.
+fn local_replies() -> Value {
+    let json_client = json!({ "or_filter": { "filters": [
+        { "header_filter": { "header": { "name": "x-envoy-original-method", "present_match": true } } },
+        { "header_filter": { "header": {
+            "name": "content-type",
+            "string_match": { "prefix": "application/grpc" },
+            "invert_match": true
+        } } }
+    ] } });
+    let status_body = |code: u8| {
+        json!({
+            "json_format": { "code": code, "message": "%LOCAL_REPLY_BODY%" },
+            "content_type": "application/json"
+        })
+    };
+    let mut mappers: Vec<Value> = LOCAL_REPLY_CODES
+        .iter()
+        .map(|&(status, code)| {
+            json!({
+                "filter": { "and_filter": { "filters": [
+                    { "status_code_filter": { "comparison": {
+                        "op": "EQ",
+                        "value": { "default_value": status, "runtime_key": "airouter_grpc_api.local_reply" }
+                    } } },
+                    json_client.clone()
+                ] } },
+                "body_format_override": status_body(code)
+            })
+        })
+        .collect();
+    mappers.push(json!({ "filter": json_client, "body_format_override": status_body(2) }));
+    json!({ "mappers": mappers })
 }
 
 /// The sidecar replicas (HTTP/2), round robin, each checked with the gRPC health service.
