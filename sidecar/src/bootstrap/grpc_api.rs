@@ -17,6 +17,7 @@ use airouter_core::config::{GrpcApi, Plan};
 use base64::Engine;
 use serde_json::{json, Value};
 
+use super::local_replies::cel_filter;
 use super::{duration_ms, socket};
 use crate::grpc_api::{transcoder_descriptor_set, SERVICE_NAME};
 
@@ -123,42 +124,37 @@ fn transcoder() -> Value {
     })
 }
 
-/// The gRPC code (`google.rpc.Code`) of each HTTP status Envoy answers itself with on this
+/// The gRPC code (`google.rpc.Code`) of the HTTP statuses Envoy answers itself with on this
 /// listener (the transcoder's 400 for JSON it cannot read, 404 for a path it does not serve, 413
 /// for a body over the buffer limit, 503 with no replica up, ...), by gRPC's conventions: a size
 /// limit is `RESOURCE_EXHAUSTED` (8), like the sidecar's own. Any other status is `UNKNOWN` (2).
-const LOCAL_REPLY_CODES: [(u16, u8); 15] = [
-    (400, 3),
-    (401, 16),
-    (403, 7),
-    (404, 5),
-    (405, 12),
-    (408, 4),
-    (413, 8),
-    (429, 8),
-    (431, 8),
-    (500, 13),
-    (501, 12),
-    (502, 14),
-    (503, 14),
-    (504, 4),
-    (507, 8),
+const LOCAL_REPLY_CODES: [(u8, &str); 9] = [
+    (3, "400"),
+    (16, "401"),
+    (7, "403"),
+    (5, "404"),
+    (12, "405, 501"),
+    (4, "408, 504"),
+    (8, "413, 429, 431, 507"),
+    (13, "500"),
+    (14, "502, 503"),
 ];
+
+/// The message of Envoy's 404 to a JSON client (Envoy's own has no body): what this listener
+/// serves.
+const NOT_FOUND_MESSAGE: &str =
+    "no such route: HTTP/JSON clients POST /v1/route or /v1/route:stream";
+
+/// CEL: the request is a JSON client's: the transcoder took it (it adds
+/// `x-envoy-original-method`), or it is not gRPC at all.
+const JSON_CLIENT: &str = "('x-envoy-original-method' in request.headers || \
+    !('content-type' in request.headers && request.headers['content-type'].startsWith('application/grpc')))";
 
 /// Envoy's own answers to HTTP/JSON clients as `google.rpc.Status` JSON (`{"code": 3, "message":
 /// "..."}`, `application/json`), the shape the transcoder gives the sidecar's refusals, with the
-/// HTTP status kept: one mapper of the HCM's `local_reply_config` per status. A request is a
-/// JSON client's when the transcoder took it (it adds `x-envoy-original-method`) or it is not
-/// gRPC at all; a gRPC client's local replies stay Envoy's trailers-only gRPC answers.
+/// HTTP status kept: the HCM's `local_reply_config`, one mapper per gRPC code. A gRPC client's
+/// local replies stay Envoy's trailers-only gRPC answers.
 fn local_replies() -> Value {
-    let json_client = json!({ "or_filter": { "filters": [
-        { "header_filter": { "header": { "name": "x-envoy-original-method", "present_match": true } } },
-        { "header_filter": { "header": {
-            "name": "content-type",
-            "string_match": { "prefix": "application/grpc" },
-            "invert_match": true
-        } } }
-    ] } });
     let status_body = |code: u8| {
         json!({
             "json_format": { "code": code, "message": "%LOCAL_REPLY_BODY%" },
@@ -167,20 +163,20 @@ fn local_replies() -> Value {
     };
     let mut mappers: Vec<Value> = LOCAL_REPLY_CODES
         .iter()
-        .map(|&(status, code)| {
-            json!({
-                "filter": { "and_filter": { "filters": [
-                    { "status_code_filter": { "comparison": {
-                        "op": "EQ",
-                        "value": { "default_value": status, "runtime_key": "airouter_grpc_api.local_reply" }
-                    } } },
-                    json_client.clone()
-                ] } },
+        .map(|&(code, statuses)| {
+            let filter = format!("response.code in [{statuses}] && {JSON_CLIENT}");
+            let mut mapper = json!({
+                "filter": cel_filter(&filter),
                 "body_format_override": status_body(code)
-            })
+            });
+            if code == 5 {
+                mapper["body"] = json!({ "inline_string": NOT_FOUND_MESSAGE });
+            }
+            mapper
         })
         .collect();
-    mappers.push(json!({ "filter": json_client, "body_format_override": status_body(2) }));
+    mappers
+        .push(json!({ "filter": cel_filter(JSON_CLIENT), "body_format_override": status_body(2) }));
     json!({ "mappers": mappers })
 }
 

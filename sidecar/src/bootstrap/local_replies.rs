@@ -27,7 +27,7 @@ fn envoy_reply(lo: u16, hi: u16) -> String {
     )
 }
 
-fn cel_filter(expression: &str) -> Value {
+pub(super) fn cel_filter(expression: &str) -> Value {
     json!({ "extension_filter": {
         "name": "envoy.access_loggers.extension_filters.cel",
         "typed_config": {

@@ -60,8 +60,8 @@ impl RouterApi {
         SizeLimits::new(server, limit)
     }
 
-    /// Sends the call's request; the listener's response if it is a success, else the status
-    /// its answer maps to.
+    /// Sends the call's request; the listener's response if it is a success (and not compressed:
+    /// `INTERNAL`), else the status its answer maps to.
     async fn answer(
         &self,
         openai: OpenAiRequest,
@@ -70,6 +70,11 @@ impl RouterApi {
     ) -> Result<HttpResponse<Incoming>, Status> {
         let resp = self.upstream.send(openai, metadata, stream).await?;
         if resp.status().is_success() {
+            if is_encoded(&resp) {
+                return Err(status::unreadable_answer(
+                    "it is compressed, which the sidecar did not ask for",
+                ));
+            }
             return Ok(resp);
         }
         let code = resp.status().as_u16();
@@ -120,6 +125,15 @@ impl Router for RouterApi {
         tokio::spawn(relay(resp, tx, until));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
+}
+
+/// Whether `resp` has a content coding (`gzip`, ...): the request asked for none, so its body is
+/// not the text it should be.
+fn is_encoded(resp: &HttpResponse<Incoming>) -> bool {
+    resp.headers()
+        .get(hyper::header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| !v.trim().is_empty() && !v.trim().eq_ignore_ascii_case("identity"))
 }
 
 /// Whether `resp` is server-sent events (else a whole answer).

@@ -151,13 +151,19 @@ pub fn request_too_large(what: &str, limit: usize) -> Status {
     ))
 }
 
-/// A message from the router's answer, empty as `None`, else at most [`MAX_MESSAGE_BYTES`].
+/// A message from the router's answer, empty as `None`, else at most [`MAX_MESSAGE_BYTES`] with
+/// control characters made spaces (it ends up in clients' logs and terminals).
 fn bounded_message(message: Option<&str>) -> Option<String> {
     let m = message.filter(|m| !m.is_empty())?;
+    let plain = |t: &str| -> String {
+        t.chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect()
+    };
     if m.len() <= MAX_MESSAGE_BYTES {
-        return Some(m.to_string());
+        return Some(plain(m));
     }
-    Some(format!("{}...", cut(m, MAX_MESSAGE_BYTES - 3)))
+    Some(format!("{}...", plain(cut(m, MAX_MESSAGE_BYTES - 3))))
 }
 
 /// `text` cut to at most `max` bytes, at a character boundary.
