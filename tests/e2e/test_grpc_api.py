@@ -10,7 +10,13 @@ and the provider prefix, parameters reaching the backend, each status code the r
 (with RetryInfo on 429), the call's deadline, a cancelled stream stopping the backend's
 generation, reflection (v1 and v1alpha) and health, the JSON routes (unary, stream, errors), both
 replicas serving and one going away without a failed call, and no backend name or address in any
-answer, message or trailer.
+answer, message or trailer. Then, as an attacker (the review of #17): every field and metadata key a
+client controls (control characters and invisible formatting in names, names too long, an unknown
+provider, the largest max_tokens, 10 000 messages, a message over the size limit on both routes,
+JSON the transcoder cannot read) and every answer a misbehaving hosted API can give
+(`odd_openai.py`: a 2xx that is not a completion, compressed, without a choice or finish reason,
+a finish reason of 10 000 characters, usage beyond any integer, a 200 000-character error, an
+answer that stalls) get a faithful status and bounded output.
 """
 
 import base64
