@@ -10,7 +10,13 @@ and the provider prefix, parameters reaching the backend, each status code the r
 (with RetryInfo on 429), the call's deadline, a cancelled stream stopping the backend's
 generation, reflection (v1 and v1alpha) and health, the JSON routes (unary, stream, errors), both
 replicas serving and one going away without a failed call, and no backend name or address in any
-answer, message or trailer.
+answer, message or trailer. Then, as an attacker (the review of #17): every field and metadata key a
+client controls (control characters and invisible formatting in names, names too long, an unknown
+provider, the largest max_tokens, 10 000 messages, a message over the size limit on both routes,
+JSON the transcoder cannot read) and every answer a misbehaving hosted API can give
+(`odd_openai.py`: a 2xx that is not a completion, compressed, without a choice or finish reason,
+a finish reason of 10 000 characters, usage beyond any integer, a 200 000-character error, an
+answer that stalls) get a faithful status and bounded output.
 """
 
 import base64
@@ -31,6 +37,7 @@ from grpc_status import rpc_status
 from google.rpc import error_details_pb2
 
 from grpc_stubs import compile_stubs
+from odd_openai import OddOpenAi
 from stack import Stack, free_port
 
 KEY = "sk-grpc-test"
@@ -39,13 +46,14 @@ METERED_KEY = "sk-grpc-metered"
 # Every name and address a backend is known by; none may reach a client.
 BACKEND_NAMES = [
     "acme-llama-3-8b-instruct", "acme-writer-7b", "ticking-stream", "fail-429", "fail-500",
-    "fail-400", "fail-403", "fail-503", "slow-5", "ghost-model", "10.9.8.7", "crashed",
+    "fail-400", "fail-403", "fail-503", "slow-5", "ghost-model", "10.9.8.7", "crashed", "10.7.7.7",
 ]
 
 CONFIG = """
 [listener]
 address = "127.0.0.1"
 port = {port}
+max_body_bytes = 1048576
 
 [admin]
 address = "127.0.0.1"
@@ -64,6 +72,11 @@ timeout_ms = 1500
 kind = "openai"
 url = "http://127.0.0.1:{dead}/v1"
 connect_timeout_ms = 500
+
+[backends.odd]
+kind = "openai"
+url = "http://127.0.0.1:{odd}/v1"
+idle_timeout_ms = 1000
 
 [sidecar]
 address = "127.0.0.1"
@@ -125,6 +138,11 @@ target = {{ backend = "acme-slow", model = "slow-5" }}
 name = "unreachable"
 apis = ["chat"]
 target = {{ backend = "dead", model = "ghost-model" }}
+
+[[models]]
+name = "odd-*"
+apis = ["chat"]
+target = {{ backend = "odd" }}
 
 [[keys]]
 name = "tester"
@@ -189,17 +207,18 @@ def env(tmp_path_factory):
     work = tmp_path_factory.mktemp("grpc_api")
     pb, pb_grpc = compile_stubs(tmp_path_factory.mktemp("stubs"))
     stack = Stack(work)
-    names = ["port", "admin", "a", "dead", "api", "sidecar0", "grpc0", "sidecar1", "grpc1"]
+    names = ["port", "admin", "a", "dead", "odd", "api", "sidecar0", "grpc0", "sidecar1", "grpc1"]
     ports = {n: free_port() for n in names}
     sidecars = ", ".join('"127.0.0.1:%d"' % ports["grpc%d" % i] for i in range(2))
     configs = []
     for i in range(2):
         path = work / ("airouter-%d.toml" % i)
-        path.write_text(CONFIG.format(port=ports["port"], admin=ports["admin"], a=ports["a"], dead=ports["dead"],
+        path.write_text(CONFIG.format(port=ports["port"], admin=ports["admin"], a=ports["a"], dead=ports["dead"], odd=ports["odd"],
                                       api=ports["api"], sidecar=ports["sidecar%d" % i], grpc=ports["grpc%d" % i],
                                       sidecars=sidecars, key=KEY, metered=METERED_KEY))
         configs.append(path)
     e = Env(stack, ports, configs, pb, pb_grpc)
+    odd = OddOpenAi(ports["odd"]).start()
     try:
         stack.start_backend("acme", ports["a"], "/v1", record=True)
         for i in range(2):
@@ -213,6 +232,7 @@ def env(tmp_path_factory):
     finally:
         e.channel.close()
         stack.stop()
+        odd.stop()
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -517,3 +537,172 @@ def test_two_replicas_both_serve_and_one_can_go(env):
             assert env.stub.RouteRequest(env.chat(text="s%d" % i), metadata=auth(), timeout=20).content == "You said: s%d" % i
     finally:
         env.start_replica(1)
+
+
+# -- hostile inputs and answers ------------------------------------------------------------------
+# Every field and metadata key a client controls, and every byte the router's answer can carry,
+# gets a faithful status and bounded output (the review of #17). The answers come from
+# `odd_openai.py`, a fake of a hosted API misbehaving.
+
+def call_both(env, req, metadata=None, timeout=20):
+    """(unary error or response, streamed error or responses) for `req`."""
+    metadata = auth() if metadata is None else metadata
+    out = []
+    for streamed in (False, True):
+        try:
+            if streamed:
+                out.append(list(env.stub.StreamingRouteRequest(req, metadata=metadata, timeout=timeout)))
+            else:
+                out.append(env.stub.RouteRequest(req, metadata=metadata, timeout=timeout))
+        except grpc.RpcError as err:
+            out.append(err)
+    return out
+
+
+def assert_bounded(err):
+    """A status a gRPC client reads whole: message and details well within 8 KiB of trailers."""
+    assert len(err.details()) <= 1100, len(err.details())
+    trailers = sum(len(k) + len(v) for k, v in err.trailing_metadata() or ())
+    assert trailers < 6000, trailers
+    assert_error_clean(err)
+
+
+ODD_SUCCESSES = ["odd-not-completion", "odd-no-choices", "odd-no-finish", "odd-gzip", "odd-finish-long"]
+
+
+@pytest.mark.parametrize("model", ODD_SUCCESSES)
+def test_a_success_that_is_not_a_completion_is_an_error_never_ok_and_empty(env, model):
+    for streamed, got in zip(("unary", "stream"), call_both(env, env.chat(model=model))):
+        assert isinstance(got, grpc.RpcError), (model, streamed, got)
+        assert got.code() in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNAVAILABLE), (model, streamed, got.code(), got.details())
+        assert_bounded(got)
+
+
+def test_a_plain_finish_reason_and_absurd_usage_pass_bounded(env):
+    unary, pieces = call_both(env, env.chat(model="odd-finish-custom"))
+    assert (unary.content, unary.finish_reason) == ("odd answer", "eos_token")
+    assert "".join(p.content for p in pieces) == "odd answer" and pieces[-1].finish_reason == "eos_token"
+    resp = env.stub.RouteRequest(env.chat(model="odd-usage"), metadata=auth(), timeout=20)
+    assert resp.content == "odd answer"
+    assert 0 < resp.usage.prompt_tokens <= 2**32 - 1 and resp.usage.total_tokens <= 2**32 - 1, resp.usage
+
+
+def test_a_huge_error_message_is_cut_to_a_status_a_client_can_read(env):
+    for got in call_both(env, env.chat(model="odd-error-huge")):
+        assert isinstance(got, grpc.RpcError), got
+        assert got.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.INTERNAL), (got.code(), got.details()[:200])
+        assert_bounded(got)
+
+
+def test_an_answer_that_stalls_is_cut_short_not_unreachable(env):
+    """The backend goes quiet mid-answer; the router's idle timeout (1 s) ends it."""
+    for got in call_both(env, env.chat(model="odd-stall")):
+        assert isinstance(got, grpc.RpcError), got
+        assert got.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED), (got.code(), got.details())
+        assert "cannot be reached" not in got.details(), got.details()
+        assert_bounded(got)
+    # A deadline the client set that passes first is DEADLINE_EXCEEDED, streamed or not.
+    for got in call_both(env, env.chat(model="odd-stall"), timeout=0.5):
+        assert got.code() == grpc.StatusCode.DEADLINE_EXCEEDED, (got.code(), got.details())
+
+
+BAD_FIELDS = [
+    # (request fields, the field the BadRequest names)
+    ({"model": "chat\n"}, "model"),
+    ({"model": "chat\u202e"}, "model"),
+    ({"model": "c" * 300}, "model"),
+    ({"provider": "acme\x00", "model": "writer"}, "provider"),
+    ({"provider": "p" * 300, "model": "writer"}, "model"),
+]
+
+
+@pytest.mark.parametrize("fields,field", BAD_FIELDS)
+def test_names_a_client_controls_are_checked_naming_the_field_and_not_echoed(env, fields, field):
+    req = env.pb.GenerationRequest(messages=[env.pb.Message(role="user", content="x")], **fields)
+    for got in call_both(env, req):
+        assert got.code() == grpc.StatusCode.INVALID_ARGUMENT, (got.code(), got.details())
+        bad = error_details_pb2.BadRequest()
+        status = rpc_status.from_call(got)
+        assert any(d.Unpack(bad) for d in status.details if d.Is(error_details_pb2.BadRequest.DESCRIPTOR))
+        assert bad.field_violations[0].field == field
+        assert len(got.details()) < 200 and fields["model"][:50] not in got.details()
+
+
+def test_other_client_values_get_faithful_statuses(env):
+    # A provider the router does not know: the model does not exist.
+    for got in call_both(env, env.pb.GenerationRequest(provider="nobody", model="writer", prompt="x")):
+        assert got.code() == grpc.StatusCode.NOT_FOUND, (got.code(), got.details())
+    # The largest max_tokens there is reaches the backend as it is.
+    env.clear_upstream()
+    resp = env.stub.RouteRequest(env.chat(max_tokens=2**32 - 1), metadata=auth(), timeout=20)
+    assert resp.content == "You said: hi"
+    assert env.upstream_requests()[0]["body"]["max_tokens"] == 2**32 - 1
+    # A role the OpenAI API does not have: the router's 400.
+    req = env.pb.GenerationRequest(model="chat", messages=[env.pb.Message(role="wizard\x01" * 100, content="x")])
+    for got in call_both(env, req):
+        assert got.code() == grpc.StatusCode.INVALID_ARGUMENT, (got.code(), got.details())
+        assert_bounded(got)
+    # 10 000 messages are a conversation like any other.
+    many = env.pb.GenerationRequest(model="chat", messages=[env.pb.Message(role="user", content="m%d" % i) for i in range(10_000)])
+    assert env.stub.RouteRequest(many, metadata=auth(), timeout=30).content == "You said: m9999"
+    # An extra parameter this API sets itself, whatever its value.
+    extra = struct_pb2.Struct()
+    extra.update({"stream": False})
+    for got in call_both(env, env.chat(parameters=env.pb.Parameters(extra=extra))):
+        assert got.code() == grpc.StatusCode.INVALID_ARGUMENT, (got.code(), got.details())
+
+
+def test_a_request_over_the_size_limit_is_resource_exhausted_on_both_routes(env):
+    """gRPC's conventions: a message larger than the configured limit is RESOURCE_EXHAUSTED."""
+    big = env.chat(text="x" * (1024 * 1024 + 100))  # the OpenAI listener takes 1 MiB bodies
+    for got in call_both(env, big):
+        assert got.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, (got.code(), got.details())
+        assert "larger than the router takes" in got.details(), got.details()
+    # Under the message limit, but its OpenAI request (JSON, escaped) is over the body limit.
+    escaped = env.chat(text="\x01" * (300 * 1024))
+    for got in call_both(env, escaped):
+        assert got.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, (got.code(), got.details())
+    r = httpx.post("http://%s/v1/route" % env.target, headers={"authorization": "Bearer " + KEY},
+                   json={"model": "chat", "messages": [{"role": "user", "content": "x" * (1024 * 1024 + 100)}]}, timeout=20)
+    assert r.headers["content-type"].startswith("application/json"), (r.status_code, r.headers, r.text[:300])
+    assert r.json()["code"] == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0], (r.status_code, r.text[:300])
+
+
+def test_metadata_a_client_controls(env):
+    # A key that is not one, however long (within what HTTP/2 takes): UNAUTHENTICATED.
+    for got in call_both(env, env.chat(), metadata=(("authorization", "Bearer " + "k" * 8000),)):
+        assert got.code() == grpc.StatusCode.UNAUTHENTICATED, (got.code(), got.details())
+        assert "k" * 100 not in got.details()
+    # A trace context that is not one is passed on, for Envoy to ignore.
+    resp = env.stub.RouteRequest(env.chat(), metadata=auth() + (("traceparent", "garbage"),), timeout=20)
+    assert resp.content == "You said: hi"
+
+
+JSON_MISTAKES = [
+    b"{not json",
+    b'{"model": "chat", "messages": [{"role": "user", "content": "x"}], "max_tokens": -1}',
+    b'{"model": "chat", "messages": [{"role": "user", "content": "x"}], "parameters": {"extra": 5}}',
+    b'{"model": "chat", "messages": "not a list"}',
+    b'{"model": "chat", "no_such_field": 1}',
+]
+
+
+@pytest.mark.parametrize("body", JSON_MISTAKES, ids=range(len(JSON_MISTAKES)))
+def test_json_the_transcoder_cannot_read_is_a_google_rpc_status(env, body):
+    r = httpx.post("http://%s/v1/route" % env.target, content=body, timeout=20,
+                   headers={"authorization": "Bearer " + KEY, "content-type": "application/json"})
+    assert r.status_code == 400, (r.status_code, r.text)
+    assert r.headers["content-type"].startswith("application/json"), (r.headers, r.text)
+    status = r.json()
+    assert status["code"] == grpc.StatusCode.INVALID_ARGUMENT.value[0] and status["message"], status
+
+
+def test_envoys_own_answers_to_json_clients_are_google_rpc_statuses_and_grpc_ones_stay_grpc(env):
+    r = httpx.post("http://%s/v1/nowhere" % env.target, json={}, timeout=20)
+    assert r.status_code == 404 and r.headers["content-type"].startswith("application/json"), (r.status_code, r.headers, r.text)
+    assert r.json()["code"] == grpc.StatusCode.NOT_FOUND.value[0]
+    # A gRPC client's local reply is still a gRPC status (not JSON in its message).
+    call = env.channel.unary_unary("/no.such.Service/Call", request_serializer=lambda b: b, response_deserializer=lambda b: b)
+    with pytest.raises(grpc.RpcError) as e:
+        call(b"", timeout=5)
+    assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED and not e.value.details().startswith("{"), e.value.details()

@@ -1,7 +1,8 @@
 //! The Envoy pieces of `[grpc_api]`: a listener for gRPC clients (HTTP/2 cleartext, and HTTP/1.1
 //! or 2 for the same calls as JSON), whose `grpc_json_transcoder` filter turns `POST /v1/route`
 //! and `POST /v1/route:stream` into the gRPC calls (the descriptor set embedded, streams sent
-//! back as server-sent events, errors as `google.rpc.Status` JSON), and whose routes send only
+//! back as server-sent events, errors as `google.rpc.Status` JSON, Envoy's own answers to JSON
+//! clients too: see [`local_replies`]), and whose routes send only
 //! the client API, its health service and, when on, server reflection to the cluster of sidecar
 //! replicas: round robin over those whose gRPC health check (`airouter.v1.Router`) passes.
 //!
@@ -16,6 +17,7 @@ use airouter_core::config::{GrpcApi, Plan};
 use base64::Engine;
 use serde_json::{json, Value};
 
+use super::local_replies::cel_filter;
 use super::{duration_ms, socket};
 use crate::grpc_api::{transcoder_descriptor_set, SERVICE_NAME};
 
@@ -77,6 +79,7 @@ pub(super) fn listener(plan: &Plan, api: &GrpcApi, buffer_limit: u64) -> Value {
             "name": "envoy.filters.http.router",
             "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" }
         }],
+        "local_reply_config": local_replies(),
         "stream_idle_timeout": duration_ms(l.stream_idle_timeout_ms),
         "common_http_protocol_options": { "idle_timeout": duration_ms(l.idle_timeout_ms) }
     });
@@ -119,6 +122,62 @@ fn transcoder() -> Value {
             "request_validation_options": { "reject_unknown_query_parameters": true }
         }
     })
+}
+
+/// The gRPC code (`google.rpc.Code`) of the HTTP statuses Envoy answers itself with on this
+/// listener (the transcoder's 400 for JSON it cannot read, 404 for a path it does not serve, 413
+/// for a body over the buffer limit, 503 with no replica up, ...), by gRPC's conventions: a size
+/// limit is `RESOURCE_EXHAUSTED` (8), like the sidecar's own. Any other status is `UNKNOWN` (2).
+const LOCAL_REPLY_CODES: [(u8, &str); 9] = [
+    (3, "400"),
+    (16, "401"),
+    (7, "403"),
+    (5, "404"),
+    (12, "405, 501"),
+    (4, "408, 504"),
+    (8, "413, 429, 431, 507"),
+    (13, "500"),
+    (14, "502, 503"),
+];
+
+/// The message of Envoy's 404 to a JSON client (Envoy's own has no body): what this listener
+/// serves.
+const NOT_FOUND_MESSAGE: &str =
+    "no such route: HTTP/JSON clients POST /v1/route or /v1/route:stream";
+
+/// CEL: the request is a JSON client's: the transcoder took it (it adds
+/// `x-envoy-original-method`), or it is not gRPC at all.
+const JSON_CLIENT: &str = "('x-envoy-original-method' in request.headers || \
+    !('content-type' in request.headers && request.headers['content-type'].startsWith('application/grpc')))";
+
+/// Envoy's own answers to HTTP/JSON clients as `google.rpc.Status` JSON (`{"code": 3, "message":
+/// "..."}`, `application/json`), the shape the transcoder gives the sidecar's refusals, with the
+/// HTTP status kept: the HCM's `local_reply_config`, one mapper per gRPC code. A gRPC client's
+/// local replies stay Envoy's trailers-only gRPC answers.
+fn local_replies() -> Value {
+    let status_body = |code: u8| {
+        json!({
+            "json_format": { "code": code, "message": "%LOCAL_REPLY_BODY%" },
+            "content_type": "application/json"
+        })
+    };
+    let mut mappers: Vec<Value> = LOCAL_REPLY_CODES
+        .iter()
+        .map(|&(code, statuses)| {
+            let filter = format!("response.code in [{statuses}] && {JSON_CLIENT}");
+            let mut mapper = json!({
+                "filter": cel_filter(&filter),
+                "body_format_override": status_body(code)
+            });
+            if code == 5 {
+                mapper["body"] = json!({ "inline_string": NOT_FOUND_MESSAGE });
+            }
+            mapper
+        })
+        .collect();
+    mappers
+        .push(json!({ "filter": cel_filter(JSON_CLIENT), "body_format_override": status_body(2) }));
+    json!({ "mappers": mappers })
 }
 
 /// The sidecar replicas (HTTP/2), round robin, each checked with the gRPC health service.

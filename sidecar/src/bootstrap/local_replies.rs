@@ -39,7 +39,7 @@ fn anthropic_client() -> String {
     format!("'{ANTHROPIC_FRONT_FILTER_STATE}' in filter_state")
 }
 
-fn cel_filter(expression: &str) -> Value {
+pub(super) fn cel_filter(expression: &str) -> Value {
     json!({ "extension_filter": {
         "name": "envoy.access_loggers.extension_filters.cel",
         "typed_config": {

@@ -11,11 +11,13 @@
 //! - `response`: the OpenAI answer (JSON, or SSE events cut by the core's framer) → messages;
 //! - `status`: an HTTP error answer → the gRPC status (the mapping is in its doc);
 //! - `deadline`: the call's `grpc-timeout`;
+//! - `limits`: tonic's message-size refusals as `RESOURCE_EXHAUSTED`;
 //! - `service`: the `Router` service tying them together, unary and streamed.
 //!
 //! The sidecar keeps no state between calls, so any number of replicas can serve behind Envoy.
 
 mod deadline;
+mod limits;
 mod request;
 mod response;
 mod service;
@@ -84,7 +86,9 @@ pub async fn add_to(
         .set_serving::<proto::router_server::RouterServer<RouterApi>>()
         .await;
     let mut router = router
-        .add_service(RouterApi::new(&api.openai, listener.idle_timeout_ms).into_server(max_request))
+        .add_service(
+            RouterApi::new(&api.openai, listener.idle_timeout_ms, max_request).into_server(),
+        )
         .add_service(health);
     if api.reflection {
         let sets = || {

@@ -2,14 +2,20 @@
 //! for `messages`, a legacy completion for `prompt`, with `model` (prefixed by `provider/` when a
 //! provider is given), `max_tokens`, the typed parameters and the `extra` ones; streamed calls
 //! ask for `stream` and for usage at the end (`stream_options.include_usage`). What cannot make
-//! a valid request is refused here as `INVALID_ARGUMENT`, naming the field.
+//! a valid request is refused here as `INVALID_ARGUMENT`, naming the field: among them a
+//! provider or model with control or invisible formatting characters, or a name longer than the
+//! router takes (the filter's own checks, made here so the field is named and nothing of the
+//! name is echoed). A request whose OpenAI body would be over the listener's limit is
+//! `RESOURCE_EXHAUSTED`.
 
 use prost_types::value::Kind;
 use serde_json::{Map, Number, Value};
 use tonic::Status;
 
 use super::proto::{GenerationRequest, Parameters};
-use super::status::invalid_argument;
+use airouter_core::flow::target_request::{is_format_char, MAX_MODEL_NAME_BYTES};
+
+use super::status::{invalid_argument, request_too_large};
 
 /// Which OpenAI API a call becomes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +43,20 @@ pub struct OpenAiRequest {
     pub body: Vec<u8>,
 }
 
+impl OpenAiRequest {
+    /// The request if its body is at most `max_bytes` (the OpenAI listener's body limit, which
+    /// would answer a larger one 413), else `RESOURCE_EXHAUSTED`.
+    pub fn within(self, max_bytes: usize) -> Result<Self, Status> {
+        if self.body.len() > max_bytes {
+            return Err(request_too_large(
+                "the OpenAI request this call becomes",
+                max_bytes,
+            ));
+        }
+        Ok(self)
+    }
+}
+
 /// Request fields this API sets itself, which `parameters.extra` may not.
 const OWN_FIELDS: [&str; 14] = [
     "model",
@@ -60,11 +80,27 @@ pub fn build(req: &GenerationRequest, stream: bool) -> Result<OpenAiRequest, Sta
     if req.model.is_empty() {
         return Err(invalid_argument("model", "model is required"));
     }
+    for (field, value) in [("provider", &req.provider), ("model", &req.model)] {
+        if value.chars().any(|c| c.is_control() || is_format_char(c)) {
+            return Err(invalid_argument(
+                field,
+                "must not contain control or invisible formatting characters",
+            ));
+        }
+    }
     let model = if req.provider.is_empty() {
         req.model.clone()
     } else {
         format!("{}/{}", req.provider, req.model)
     };
+    if model.len() > MAX_MODEL_NAME_BYTES {
+        return Err(invalid_argument(
+            "model",
+            &format!(
+                "the model name (with its provider) is longer than {MAX_MODEL_NAME_BYTES} bytes"
+            ),
+        ));
+    }
     let mut body = Map::new();
     body.insert("model".into(), Value::String(model));
     let api = match (req.messages.is_empty(), req.prompt.is_empty()) {

@@ -20,6 +20,7 @@ use tonic::{Request, Response, Status};
 
 use airouter_core::config::url::BaseUrl;
 
+use super::limits::SizeLimits;
 use super::proto::router_server::{Router, RouterServer};
 use super::proto::{GenerationRequest, GenerationResponse};
 use super::request::{self, OpenAiRequest};
@@ -33,27 +34,34 @@ const STREAM_BUFFER: usize = 16;
 /// The service: a client of Envoy's OpenAI listener, nothing else (no state between calls).
 pub struct RouterApi {
     upstream: Upstream,
+    /// The OpenAI listener's body limit, in bytes: a larger OpenAI request is refused here.
+    max_request_bytes: usize,
 }
 
 impl RouterApi {
-    /// The service calling the OpenAI listener at `openai` (see [`Upstream::new`]).
-    pub fn new(openai: &BaseUrl, listener_idle_ms: u64) -> Self {
+    /// The service calling the OpenAI listener at `openai` (see [`Upstream::new`]), whose body
+    /// limit is `max_request_bytes`.
+    pub fn new(openai: &BaseUrl, listener_idle_ms: u64, max_request_bytes: usize) -> Self {
         RouterApi {
             upstream: Upstream::new(openai, listener_idle_ms),
+            max_request_bytes,
         }
     }
 
-    /// The service as tonic serves it, taking requests up to `max_request_bytes` (the OpenAI
-    /// listener's body limit: a larger call could not be sent on anyway) and sending answers up
-    /// to what the sidecar reads whole.
-    pub fn into_server(self, max_request_bytes: usize) -> RouterServer<RouterApi> {
-        RouterServer::new(self)
-            .max_decoding_message_size(max_request_bytes)
-            .max_encoding_message_size(upstream::MAX_ANSWER_BYTES)
+    /// The service as tonic serves it, taking request messages up to the OpenAI listener's body
+    /// limit (a larger call could not be sent on anyway; the OpenAI request a smaller one
+    /// becomes is checked too) and sending answers up to what the sidecar reads whole; a
+    /// message over either is `RESOURCE_EXHAUSTED` ([`SizeLimits`]).
+    pub fn into_server(self) -> SizeLimits<RouterServer<RouterApi>> {
+        let limit = self.max_request_bytes;
+        let server = RouterServer::new(self)
+            .max_decoding_message_size(limit)
+            .max_encoding_message_size(upstream::MAX_ANSWER_BYTES);
+        SizeLimits::new(server, limit)
     }
 
-    /// Sends the call's request; the listener's response if it is a success, else the status
-    /// its answer maps to.
+    /// Sends the call's request; the listener's response if it is a success (and not compressed:
+    /// `INTERNAL`), else the status its answer maps to.
     async fn answer(
         &self,
         openai: OpenAiRequest,
@@ -62,6 +70,11 @@ impl RouterApi {
     ) -> Result<HttpResponse<Incoming>, Status> {
         let resp = self.upstream.send(openai, metadata, stream).await?;
         if resp.status().is_success() {
+            if is_encoded(&resp) {
+                return Err(status::unreadable_answer(
+                    "it is compressed, which the sidecar did not ask for",
+                ));
+            }
             return Ok(resp);
         }
         let code = resp.status().as_u16();
@@ -81,7 +94,7 @@ impl Router for RouterApi {
         call: Request<GenerationRequest>,
     ) -> Result<Response<GenerationResponse>, Status> {
         let until = deadline::of(call.metadata());
-        let openai = request::build(call.get_ref(), false)?;
+        let openai = request::build(call.get_ref(), false)?.within(self.max_request_bytes)?;
         let work = async {
             let resp = self.answer(openai, call.metadata(), false).await?;
             response::whole(&upstream::read_all(resp).await?)
@@ -96,7 +109,7 @@ impl Router for RouterApi {
         call: Request<GenerationRequest>,
     ) -> Result<Response<ResponseStream>, Status> {
         let until = deadline::of(call.metadata());
-        let openai = request::build(call.get_ref(), true)?;
+        let openai = request::build(call.get_ref(), true)?.within(self.max_request_bytes)?;
         let resp = deadline::within(until, self.answer(openai, call.metadata(), true)).await?;
         if !is_event_stream(&resp) {
             // Answered whole after all: its text, then its end.
@@ -112,6 +125,15 @@ impl Router for RouterApi {
         tokio::spawn(relay(resp, tx, until));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
+}
+
+/// Whether `resp` has a content coding (`gzip`, ...): the request asked for none, so its body is
+/// not the text it should be.
+fn is_encoded(resp: &HttpResponse<Incoming>) -> bool {
+    resp.headers()
+        .get(hyper::header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| !v.trim().is_empty() && !v.trim().eq_ignore_ascii_case("identity"))
 }
 
 /// Whether `resp` is server-sent events (else a whole answer).
@@ -159,7 +181,7 @@ async fn relay(
             Some(Err(e)) => {
                 tracing::warn!("grpc_api: the OpenAI listener broke off a stream: {e}");
                 reader.abandon();
-                vec![Err(status::listener_unavailable())]
+                vec![Err(status::answer_cut_short())]
             }
             None => reader.finish().into_iter().collect(),
         };

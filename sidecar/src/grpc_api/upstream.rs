@@ -18,7 +18,7 @@ use tonic::metadata::MetadataMap;
 use tonic::Status;
 
 use super::request::OpenAiRequest;
-use super::status::listener_unavailable;
+use super::status::{answer_cut_short, listener_unavailable, no_answer};
 
 /// Call metadata passed on as request headers: the credentials, the trace context.
 const FORWARDED: [&str; 3] = ["authorization", "traceparent", "tracestate"];
@@ -58,7 +58,7 @@ impl Upstream {
     }
 
     /// Sends `req` with what `metadata` carries for it; the response once its headers arrive.
-    /// `UNAVAILABLE` when the listener cannot be reached.
+    /// `UNAVAILABLE` when the listener cannot be reached, or closes the connection unanswered.
     pub async fn send(
         &self,
         req: OpenAiRequest,
@@ -88,7 +88,11 @@ impl Upstream {
                 "grpc_api: the OpenAI listener at {} did not answer: {e}",
                 self.authority
             );
-            listener_unavailable()
+            if e.is_connect() {
+                listener_unavailable()
+            } else {
+                no_answer()
+            }
         })
     }
 }
@@ -105,7 +109,7 @@ pub async fn read_all(response: Response<Incoming>) -> Result<Bytes, Status> {
         )),
         Err(e) => {
             tracing::warn!("grpc_api: the OpenAI listener broke off an answer: {e}");
-            Err(listener_unavailable())
+            Err(answer_cut_short())
         }
     }
 }

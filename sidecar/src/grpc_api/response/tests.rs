@@ -34,9 +34,81 @@ fn a_whole_chat_answer_and_a_whole_completion() {
     assert_eq!(r.usage, None);
     let refusal = br#"{"model":"m","choices":[{"index":0,"message":{"content":null,"refusal":"I can't."},"finish_reason":"stop"}]}"#;
     assert_eq!(whole(refusal).unwrap().content, "I can't.");
-    let huge = br#"{"model":"m","choices":[],"usage":{"prompt_tokens":18446744073709551615,"completion_tokens":0,"total_tokens":18446744073709551615}}"#;
-    assert_eq!(whole(huge).unwrap().usage.unwrap().total_tokens, u32::MAX);
+    let huge = br#"{"model":"m","choices":[{"index":0,"message":{"content":"x"},"finish_reason":"stop"}],"usage":{"prompt_tokens":18446744073709551615,"completion_tokens":1e300,"total_tokens":100000000000000000000000000000}}"#;
+    let usage = whole(huge).unwrap().usage.unwrap();
+    assert_eq!(
+        (
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            usage.total_tokens
+        ),
+        (u32::MAX, u32::MAX, u32::MAX)
+    );
+    let floats = br#"{"model":"m","choices":[{"index":0,"text":"x","finish_reason":"stop"}],"usage":{"prompt_tokens":5.0,"completion_tokens":null}}"#;
+    let usage = whole(floats).unwrap().usage.unwrap();
+    assert_eq!((usage.prompt_tokens, usage.completion_tokens), (5, 0));
     assert_eq!(whole(b"<html>").unwrap_err().code(), Code::Internal);
+}
+
+#[test]
+fn a_success_that_is_not_a_completion_is_internal_never_ok_and_empty() {
+    let long_reason = format!(
+        r#"{{"model":"m","choices":[{{"index":0,"text":"x","finish_reason":"{}"}}]}}"#,
+        "x".repeat(MAX_FINISH_REASON_BYTES + 1)
+    );
+    let long_model = format!(
+        r#"{{"model":"{}","choices":[{{"index":0,"text":"x","finish_reason":"stop"}}]}}"#,
+        "m".repeat(MAX_MODEL_NAME_BYTES + 1)
+    );
+    let bad: [&[u8]; 10] = [
+        br#"{"foo":"bar"}"#,
+        br#"{"model":"m","choices":[]}"#,
+        br#"{"model":"m","choices":[{"index":1,"text":"x","finish_reason":"stop"}]}"#,
+        br#"{"model":"m","choices":[{"index":0,"text":"x"}]}"#,
+        br#"{"model":"m","choices":[{"index":0,"text":"x","finish_reason":"st
+op"}]}"#,
+        br#"{"model":"m","choices":[{"index":0,"text":"x","finish_reason":"stop"}]}"#,
+        br#"{"model":"m","choices":[{"index":0,"text":"x","finish_reason":"stop"}],"usage":{"prompt_tokens":-1}}"#,
+        b"\x1f\x8b\x08\x00\x00\x00\x00\x00",
+        long_reason.as_bytes(),
+        long_model.as_bytes(),
+    ];
+    for body in bad {
+        let err = whole(body).unwrap_err();
+        assert_eq!(
+            err.code(),
+            Code::Internal,
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+        assert!(err
+            .message()
+            .starts_with("the router's answer could not be read: "));
+        assert!(err.message().len() < 120, "{}", err.message());
+    }
+    // A finish reason OpenAI does not name, but plain: passed on.
+    let custom = br#"{"model":"m","choices":[{"index":0,"text":"x","finish_reason":"eos_token"}]}"#;
+    assert_eq!(whole(custom).unwrap().finish_reason, "eos_token");
+}
+
+#[test]
+fn a_stream_without_a_choice_or_a_finish_reason_ends_internal() {
+    let no_choice =
+        b"data: {\"model\":\"m\",\"choices\":[]}\n\ndata: {\"foo\":1}\n\ndata: [DONE]\n\n";
+    let out = read_all(&mut StreamReader::default(), &[no_choice]);
+    assert_eq!(out.len(), 1);
+    let err = out[0].as_ref().unwrap_err();
+    assert_eq!(err.code(), Code::Internal);
+    assert!(err.message().contains("no choice"), "{}", err.message());
+    let no_finish = b"data: {\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"}}]}\n\ndata: [DONE]\n\n";
+    let out = read_all(&mut StreamReader::default(), &[no_finish]);
+    assert_eq!(out.len(), 2);
+    assert_eq!(out[0].as_ref().unwrap().content, "x");
+    assert_eq!(out[1].as_ref().unwrap_err().code(), Code::Internal);
+    let weird_finish = b"data: {\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"STOP NOW\"}]}\n\ndata: [DONE]\n\n";
+    let out = read_all(&mut StreamReader::default(), &[weird_finish]);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].as_ref().unwrap_err().code(), Code::Internal);
 }
 
 const CHAT_STREAM: &str = concat!(

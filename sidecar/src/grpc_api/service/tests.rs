@@ -36,7 +36,7 @@ fn chat() -> Request<GenerationRequest> {
 
 fn api(port: u16) -> RouterApi {
     let url = airouter_core::config::url::parse(&format!("http://127.0.0.1:{port}")).unwrap();
-    RouterApi::new(&url, 60_000)
+    RouterApi::new(&url, 60_000, 1 << 20)
 }
 
 /// Reads one request (head and content-length body) from `sock`.

@@ -17,7 +17,8 @@ fn every_status_the_router_answers_has_its_code() {
         (405, Code::Unimplemented),
         (408, Code::DeadlineExceeded),
         (409, Code::Aborted),
-        (413, Code::InvalidArgument),
+        (413, Code::ResourceExhausted),
+        (431, Code::ResourceExhausted),
         (422, Code::InvalidArgument),
         (429, Code::ResourceExhausted),
         (499, Code::Cancelled),
@@ -150,4 +151,38 @@ fn reasons_are_upper_snake_case() {
     assert_eq!(reason("invalid_api_key"), "INVALID_API_KEY");
     assert_eq!(reason("weird code!"), "WEIRDCODE");
     assert_eq!(reason(&"a".repeat(100)).len(), 63);
+}
+
+#[test]
+fn what_the_answer_puts_in_a_status_is_bounded() {
+    let long = format!("é\u{1b}[31m\n{}", "m".repeat(100_000));
+    let body = serde_json::to_vec(&serde_json::json!({"error": {
+        "message": long, "type": "t".repeat(5000), "param": "p".repeat(5000), "code": "x".repeat(5000)
+    }}))
+    .unwrap();
+    for s in [
+        from_http(400, &HeaderMap::new(), &body),
+        from_stream_error(&serde_json::from_slice::<Envelope>(&body).unwrap().error),
+    ] {
+        assert!(
+            s.message().len() <= MAX_MESSAGE_BYTES,
+            "{}",
+            s.message().len()
+        );
+        assert!(s.message().starts_with("é [31m m") && s.message().ends_with("..."));
+        // The details hold the message again, then the ErrorInfo.
+        assert!(
+            s.details().len() < 2 * MAX_MESSAGE_BYTES,
+            "{}",
+            s.details().len()
+        );
+    }
+    // Fields of other types than OpenAI's are absent, and the error stays an error.
+    let odd = br#"{"error": {"message": 5, "type": ["x"], "param": {"a": 1}, "code": null}}"#;
+    let e = serde_json::from_slice::<Envelope>(odd).unwrap().error;
+    assert!(e.message.is_none() && e.kind.is_none() && e.param.is_none());
+    assert_eq!(
+        from_http(400, &HeaderMap::new(), odd).message(),
+        "the router answered with HTTP status 400"
+    );
 }
