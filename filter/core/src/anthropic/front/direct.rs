@@ -1,7 +1,8 @@
 //! A Messages request served by Anthropic backends as it came (no round trip through chat, so
 //! thinking, signatures, `cache_control`, `top_k` and prefills reach the backend and come
 //! back): the few fields the router itself reads checked, and the answer's stream watched
-//! after the flow renamed it: its usage read, an error event (which the flow writes in
+//! after the flow renamed it: its usage read, each event written as Anthropic writes them
+//! (`event: TYPE`, one `data:` line, LF line ends), an error event (which the flow writes in
 //! OpenAI's envelope) put back into Anthropic's shape, and a stream that ends before
 //! `message_stop` ended with an `error` event, so the SDK raises rather than returning half
 //! an answer.
@@ -193,7 +194,23 @@ fn pass(
         counts.update(&usage);
         *counted = true;
     }
-    out.extend_from_slice(event);
+    match value.get("type").and_then(Value::as_str) {
+        // Written as Anthropic writes its events, whatever line ends, byte order mark or
+        // data lines the backend used (all valid SSE, not all read by every client).
+        Some(kind) if !kind.is_empty() && kind.bytes().all(|b| b.is_ascii_graphic()) => {
+            out.extend_from_slice(b"event: ");
+            out.extend_from_slice(kind.as_bytes());
+            out.extend_from_slice(b"\ndata: ");
+            // A line break in JSON data lies between tokens (strings escape theirs): a space
+            // reads the same.
+            out.extend(
+                data.iter()
+                    .map(|b| if matches!(b, b'\n' | b'\r') { b' ' } else { *b }),
+            );
+            out.extend_from_slice(b"\n\n");
+        }
+        _ => out.extend_from_slice(event),
+    }
 }
 
 /// One of Anthropic's error types, or `api_error`.

@@ -138,3 +138,14 @@ fn a_whole_answer_is_counted_with_its_cache() {
     assert_eq!(message_tokens(br#"{"type":"message"}"#), None);
     assert_eq!(message_tokens(b"nope"), None);
 }
+
+#[test]
+fn events_are_written_as_anthropic_writes_them() {
+    let odd = "\u{feff}event: message_start\r\ndata: {\"type\":\"message_start\",\r\ndata:  \"message\":{\"usage\":{\"input_tokens\":2}}}\r\r: keep\r\rdata: {\"type\":\"message_stop\"}\r\n\r\n";
+    let (out, tokens) = run(&[odd.as_bytes()]);
+    assert_eq!(
+        out,
+        "event: message_start\ndata: {\"type\":\"message_start\",  \"message\":{\"usage\":{\"input_tokens\":2}}}\n\n: keep\r\revent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"
+    );
+    assert_eq!(tokens, Some(2));
+}
