@@ -144,10 +144,37 @@ fn anthropic_fallback(lo: u16, hi: u16, kind: &str, what: &str) -> Value {
     })
 }
 
+/// Envoy's `response.code_details` for a response body over the buffer it was held in.
+const RESPONSE_TOO_LARGE: &str = "response_payload_too_large";
+
+/// The mappers for a backend's answer over the buffer the filter holds it in to rewrite it:
+/// Envoy answers 500, as if the router had failed; the client gets a 502 naming the cause.
+fn response_too_large(max_body_bytes: u64) -> [Value; 2] {
+    let openai = envelope(
+        &format!(
+            "The backend's answer is larger than the router holds to rewrite it ({max_body_bytes} bytes)."
+        ),
+        "server_error",
+        None,
+        Some("backend_response_too_large"),
+    );
+    let (_, anthropic) = anthropic_error(502, &openai);
+    let details = format!("response.code_details == '{RESPONSE_TOO_LARGE}'");
+    let mut to_anthropic = mapper(
+        cel_filter(&format!("{details} && {}", anthropic_client())),
+        &anthropic,
+    );
+    let mut to_openai = mapper(cel_filter(&details), &openai);
+    to_anthropic["status_code"] = json!(502);
+    to_openai["status_code"] = json!(502);
+    [to_anthropic, to_openai]
+}
+
 /// The listener's `local_reply_config`; `first` are mappers that take precedence (the global
 /// rate limiter's).
 pub fn config(max_body_bytes: u64, first: Vec<Value>) -> Value {
     let mut mappers = first;
+    mappers.extend(response_too_large(max_body_bytes));
     for status in STATUSES {
         if let Some(body) = body_for(status, max_body_bytes) {
             let (_, body) = anthropic_error(status, &body);
@@ -207,6 +234,8 @@ mod tests {
         let config = config(10, Vec::new());
         let mappers = config["mappers"].as_array().unwrap();
         let anthropic = STATUSES.len() + 2;
+        // After the two for an answer over the buffer.
+        let mappers = &mappers[2..];
         for (i, m) in mappers.iter().enumerate() {
             let expr = m["filter"]["extension_filter"]["typed_config"]["expression"]
                 .as_str()

@@ -126,6 +126,7 @@ pub(super) fn check_request(
     let api = match Front::of_path(path) {
         Front::OpenAi => Api::from_client_path(path),
         Front::Messages | Front::CountTokens => Some(Api::Chat),
+        Front::Unserved => None,
     };
     let Some(api) = api else {
         return Err(ApiError::unknown_url(method, path));

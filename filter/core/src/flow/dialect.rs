@@ -5,6 +5,7 @@
 //!
 //! Today: Anthropic's Messages API (`kind = "anthropic"`), see [`crate::anthropic::backend`].
 
+use super::front::Direct;
 use crate::anthropic::backend::{self as anthropic, ChunkStream, RequestOptions};
 use crate::config::{Backend, BackendKind};
 use crate::errors::ApiError;
@@ -39,7 +40,7 @@ pub(super) enum Answer {
     Stream(Box<ChunkStream>),
     /// A JSON body (a message, or an error of `status`), translated whole at its end. For a
     /// `direct` request (see `front.rs`), a success is checked and passed on as it is.
-    Whole { status: u16, direct: bool },
+    Whole { status: u16, direct: Option<Direct> },
     /// Nothing to translate (no body, or a direct request's stream).
     Untouched,
 }
@@ -56,7 +57,7 @@ impl Answer {
         host: &mut dyn Host,
         end_of_stream: bool,
         usage_chunk: bool,
-        direct: bool,
+        direct: Option<Direct>,
     ) -> Answer {
         let resp = Headers::Response;
         let mut status = host
@@ -78,7 +79,7 @@ impl Answer {
             .header(resp, "content-encoding")
             .is_some_and(|e| !e.trim().eq_ignore_ascii_case("identity"));
         let stream = !encoded && ctype.starts_with("text/event-stream");
-        let answer = if status < 300 && stream && direct {
+        let answer = if status < 300 && stream && direct.is_some() {
             return Answer::Untouched;
         } else if status < 300 && stream {
             let stream = ChunkStream::new(host.now_ms() / 1000);
@@ -128,8 +129,10 @@ impl Answer {
             Answer::Whole { status, .. } if *status >= 300 => {
                 anthropic::openai_error(*status, chunk).1
             }
-            Answer::Whole { direct: true, .. } if anthropic::is_answer(chunk) => chunk.to_vec(),
-            Answer::Whole { direct: false, .. } => {
+            Answer::Whole {
+                direct: Some(d), ..
+            } if anthropic::is_answer(chunk, *d == Direct::CountTokens) => chunk.to_vec(),
+            Answer::Whole { direct: None, .. } => {
                 match anthropic::chat_completion(chunk, host.now_ms() / 1000) {
                     Some(completion) => completion,
                     None => unreadable(host),

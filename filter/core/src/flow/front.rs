@@ -30,6 +30,9 @@ pub enum Front {
     Messages,
     /// Anthropic's token counting (`POST /v1/messages/count_tokens`).
     CountTokens,
+    /// Another path of Anthropic's API under `/v1/messages/` (message batches, ...): not
+    /// served, and refused in Anthropic's shape.
+    Unserved,
 }
 
 impl Front {
@@ -38,6 +41,7 @@ impl Front {
         match path {
             MESSAGES_PATH => Front::Messages,
             COUNT_TOKENS_PATH => Front::CountTokens,
+            _ if path.starts_with("/v1/messages/") => Front::Unserved,
             _ => Front::OpenAi,
         }
     }
@@ -88,7 +92,7 @@ impl Direct {
         match Front::of_path(path) {
             Front::Messages => Some(Direct::Messages),
             Front::CountTokens => Some(Direct::CountTokens),
-            Front::OpenAi => None,
+            Front::OpenAi | Front::Unserved => None,
         }
     }
 }
@@ -115,7 +119,13 @@ pub(super) fn prepare(
     let req = Headers::Request;
     let body = host.body(req, body_size).unwrap_or_default();
     let counting = front == Front::CountTokens;
-    let model = crate::json_body::find_model(&body).ok().map(|m| m.name);
+    let model = match crate::json_body::find_model(&body) {
+        Ok(m) => Some(m.name),
+        // A body whose model cannot be told for sure is refused as any request is; a Messages
+        // request is checked again as it is made a chat request.
+        Err(e) if counting => return Err(e),
+        Err(_) => None,
+    };
     if model
         .as_deref()
         .is_some_and(|m| served_by_anthropic(plan, m))
@@ -256,7 +266,7 @@ impl Answer {
         match direct {
             Some(_) if stream => {
                 host.set_header(resp, "content-length", None);
-                Answer::Direct(Box::default())
+                Answer::Direct(Box::new(DirectStream::new(input_tokens)))
             }
             Some(d) if status < 300 => Answer::DirectWhole {
                 counted: d == Direct::Messages,
@@ -311,6 +321,10 @@ impl Answer {
                     out.extend(stream.finish());
                 }
                 let tokens = end_of_stream.then(|| stream.tokens()).flatten();
+                if tokens.is_some_and(|(_, estimated)| estimated) {
+                    host.count(crate::metrics::USAGE_ESTIMATED);
+                }
+                let tokens = tokens.map(|(n, _)| n);
                 if out != chunk && !host.replace_body(resp, chunk.len(), &out) {
                     host.log_warn("could not pass on an answer to an Anthropic client");
                 }

@@ -94,7 +94,7 @@ impl Response {
         if speaks_anthropic {
             // The backend was asked for usage when the client asked or its key has a budget.
             let usage_chunk = routed.stream_estimate.is_some();
-            let direct = routed.direct.is_some();
+            let direct = routed.direct;
             self.dialect = Some(Answer::at_headers(host, end_of_stream, usage_chunk, direct));
         }
         let resp = Headers::Response;
@@ -313,6 +313,16 @@ fn mode_for(
                 let err = ApiError::with_status(
                     502,
                     "The backend streamed its answer, which the request did not ask for.".into(),
+                    Some("bad_backend_response"),
+                );
+                host.set_header(resp, ":status", Some("502"));
+                ResponseMode::Replaced(err)
+            }
+            BodyKind::Json if routed.expects_stream => {
+                // The client reads an event stream; a whole body would pass as an empty one.
+                let err = ApiError::with_status(
+                    502,
+                    "The backend answered whole, where the request asked for a stream.".into(),
                     Some("bad_backend_response"),
                 );
                 host.set_header(resp, ":status", Some("502"));

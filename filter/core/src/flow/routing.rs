@@ -48,6 +48,9 @@ pub(super) struct Routed {
     /// The request did not ask for a stream, and its API answers such requests whole: a
     /// backend's event stream is then no answer the client can read.
     pub expects_whole: bool,
+    /// The request asked for a stream (`stream: true`): a backend's whole JSON answer is then
+    /// no answer the client can read.
+    pub expects_stream: bool,
 }
 
 /// A request as read from its whole body: the bytes, where the model name is, and the name.
@@ -178,6 +181,8 @@ pub(super) fn route(
         stream_estimate,
         direct,
         expects_whole: expects_whole(api, body),
+        expects_stream: matches!(api, Api::Chat | Api::Completions | Api::Responses)
+            && crate::json_body::asks_stream(body),
     })
 }
 

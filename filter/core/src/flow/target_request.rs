@@ -153,10 +153,14 @@ pub fn apply_headers(
                 .map(str::to_string);
             host.set_header(req, "authorization", None);
             host.set_header(req, "x-api-key", key.as_deref());
+            // The client's own `anthropic-*` headers (beta features, which change the answer's
+            // shape, an organization, browser access) are not the backend's business: only the
+            // configured API version goes.
+            for name in host.header_names_with_prefix(req, "anthropic-") {
+                host.set_header(req, &name, None);
+            }
             let version = backend.anthropic.as_ref().map(|a| a.version.as_str());
             host.set_header(req, ANTHROPIC_VERSION_HEADER, version);
-            // Beta features change the answer's shape, which the translation must know.
-            host.set_header(req, "anthropic-beta", None);
         }
         BackendKind::Triton => {
             set_credentials(host, &Credential::None);

@@ -242,7 +242,7 @@ impl UpstreamFlow {
     pub fn on_response_headers(&mut self, host: &mut dyn Host, end_of_stream: bool) -> Action {
         let backend = self.backend_index.and_then(|i| self.plan.backends.get(i));
         if backend.is_some_and(|b| b.kind == BackendKind::Anthropic) {
-            let (usage_chunk, direct) = (self.usage_chunk, self.direct.is_some());
+            let (usage_chunk, direct) = (self.usage_chunk, self.direct);
             self.answer = Some(Answer::at_headers(host, end_of_stream, usage_chunk, direct));
         }
         // A whole answer is translated at its end, which may change its status: held till then.

@@ -34,9 +34,13 @@ impl NameRewriter {
             }
             let Some((end, escaped)) = string_end_noting_escapes(input, at) else {
                 // A string cut by the fragment's end: JSON strings never span lines, so this is
-                // malformed input; leave it as it is.
+                // malformed input. The rest is renamed as plain text, so that no name in it
+                // passes unread.
                 state.expect_model_value = false;
-                break;
+                out.extend_from_slice(input.get(copied..at).unwrap_or(&[]));
+                let rest = input.get(at..).unwrap_or(&[]);
+                let renamed = self.rename_words(rest, &self.client_text, out);
+                return changed || renamed;
             };
             let content = input.get(at + 1..end).unwrap_or(&[]);
             // Names standing as words before this string were outside strings: skipped.

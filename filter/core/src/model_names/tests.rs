@@ -274,3 +274,19 @@ fn same_names_only_touch_model_keys() {
     let r = NameRewriter::new("same", "same");
     assert_eq!(r.rewrite_document(br#"{"a":"same"}"#), None);
 }
+
+#[test]
+fn a_malformed_fragment_has_its_rest_renamed_as_text() {
+    let r = NameRewriter::new("my-model", "backend/llama-3");
+    let mut out = Vec::new();
+    let changed = r.rewrite_fragment(
+        &mut ScanState::default(),
+        br#"{"a":"ok","b":"cut at backend/llama-3 10.0.0.5"#,
+        &mut out,
+    );
+    assert!(changed);
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        r#"{"a":"ok","b":"cut at my-model 10.0.0.5"#
+    );
+}

@@ -172,10 +172,10 @@ pub fn chat_completion(message: &[u8], created: u64) -> Option<Vec<u8>> {
 }
 
 /// Whether `body` is an answer the Messages API sends with a success: a message
-/// (`"type": "message"` with a `content` array) or a token count (`input_tokens`, a whole
-/// number). A request sent as its Anthropic client wrote it gets its answer as it is, once
-/// checked so.
-pub fn is_answer(body: &[u8]) -> bool {
+/// (`"type": "message"` with a `content` array), or for token counting (`count_tokens`) a
+/// count (`input_tokens`, a whole number, and no `type`). A request sent as its Anthropic
+/// client wrote it gets its answer as it is, once checked so.
+pub fn is_answer(body: &[u8], count_tokens: bool) -> bool {
     #[derive(Deserialize)]
     struct Answer<'a> {
         #[serde(borrow, rename = "type")]
@@ -184,10 +184,8 @@ pub fn is_answer(body: &[u8]) -> bool {
         input_tokens: Option<u64>,
     }
     match serde_json::from_slice::<Answer<'_>>(body) {
-        Ok(a) => {
-            (a.kind.as_deref() == Some("message") && a.content.is_some())
-                || (a.kind.is_none() && a.input_tokens.is_some())
-        }
+        Ok(a) if count_tokens => a.kind.is_none() && a.input_tokens.is_some(),
+        Ok(a) => a.kind.as_deref() == Some("message") && a.content.is_some(),
         Err(_) => false,
     }
 }

@@ -78,26 +78,43 @@ pub fn message_tokens(body: &[u8]) -> Option<u64> {
 #[derive(Debug, Default)]
 pub struct DirectStream {
     framer: SseFramer,
+    state: State,
+}
+
+/// What the events so far told.
+#[derive(Debug, Default)]
+struct State {
     counts: Counts,
     /// A `usage` was seen.
     counted: bool,
+    /// A `message_delta` with a `stop_reason` was seen: the answer is complete.
+    stopped: bool,
     /// `message_stop` or an `error` went out: nothing follows.
     ended: bool,
+    /// For a stream that reports no usage: the prompt's estimate, and the streamed text's.
+    input_estimate: u64,
+    output_estimate: u64,
 }
 
 impl DirectStream {
+    /// A stream whose request's prompt was estimated at `input_estimate` tokens (charged, with
+    /// an estimate of the streamed text, when the stream reports no usage).
+    pub fn new(input_estimate: u64) -> Self {
+        DirectStream {
+            framer: SseFramer::default(),
+            state: State {
+                input_estimate,
+                ..State::default()
+            },
+        }
+    }
+
     /// The whole events `chunk` completes, as the client gets them.
     pub fn feed(&mut self, chunk: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(chunk.len());
-        let Self {
-            framer,
-            counts,
-            counted,
-            ended,
-        } = self;
-        framer.push(chunk, &mut |event| {
-            pass(event, counts, counted, ended, &mut out);
-        });
+        let state = &mut self.state;
+        self.framer
+            .push(chunk, &mut |event| state.pass(event, &mut out));
         out
     }
 
@@ -109,107 +126,133 @@ impl DirectStream {
         // An event the stream did not end with its blank line: passed only when whole (its
         // data parses), else dropped rather than glued to the error that follows.
         if serde_json::from_slice::<serde::de::IgnoredAny>(&event_data(&rest)).is_ok() {
-            let Self {
-                counts,
-                counted,
-                ended,
-                ..
-            } = self;
-            pass(&rest, counts, counted, ended, &mut out);
-            if !out.ends_with(b"\n\n") && !out.is_empty() {
-                out.extend_from_slice(b"\n\n");
-            }
+            self.state.pass(&rest, &mut out);
         }
-        if !self.ended {
-            fail(
+        if !self.state.ended {
+            self.state.fail(
                 "api_error",
                 "The stream was cut short: the backend's answer ended before it was complete.",
                 &mut out,
             );
-            self.ended = true;
         }
         out
     }
 
-    /// The tokens the stream reported so far, when it reported any.
-    pub fn tokens(&self) -> Option<u64> {
-        self.counted.then(|| self.counts.usage().total_tokens())
+    /// The tokens the stream came to: what it reported, else (once it ended) the prompt's and
+    /// the streamed text's estimates, with `true` for an estimate.
+    pub fn tokens(&self) -> Option<(u64, bool)> {
+        let s = &self.state;
+        if s.counted {
+            return Some((s.counts.usage().total_tokens(), false));
+        }
+        s.ended
+            .then(|| (s.input_estimate.saturating_add(s.output_estimate), true))
     }
 }
 
-/// One event: read for usage and its end, and passed on (an error in Anthropic's shape).
-fn pass(
-    event: &[u8],
-    counts: &mut Counts,
-    counted: &mut bool,
-    ended: &mut bool,
-    out: &mut Vec<u8>,
-) {
-    if *ended {
-        return;
-    }
-    let data = event_data(event);
-    let Ok(value) = serde_json::from_slice::<Value>(&data) else {
-        // Comments (keep-alives) and anything without JSON data pass as they are.
-        out.extend_from_slice(event);
-        return;
-    };
-    if let Some(err) = value.get("error").filter(|e| e.is_object()) {
-        // The flow wrote it in OpenAI's envelope; Anthropic's own errors have the same member.
-        let (kind, message) = match err.get("type").and_then(Value::as_str) {
-            Some(kind) if kind.ends_with("_error") => (
-                anthropic_kind(kind),
-                err.get("message")
-                    .and_then(Value::as_str)
-                    .unwrap_or("The backend failed while answering.")
-                    .to_string(),
-            ),
-            _ => stream_error(err),
-        };
-        fail(kind, &message, out);
-        *ended = true;
-        return;
-    }
-    if value.get("type").and_then(Value::as_str) == Some("error") {
-        // The router's own ending of a stream whose event was over its limit.
-        let message = value.get("message").and_then(Value::as_str);
-        fail(
-            "api_error",
-            message.unwrap_or("The backend failed while answering."),
-            out,
-        );
-        *ended = true;
-        return;
-    }
-    let usage = match value.get("type").and_then(Value::as_str) {
-        Some("message_start") => value.pointer("/message/usage"),
-        Some("message_delta") => value.get("usage"),
-        Some("message_stop") => {
-            *ended = true;
-            None
+impl State {
+    /// One event: read for usage and its end, and passed on (an error in Anthropic's shape).
+    fn pass(&mut self, event: &[u8], out: &mut Vec<u8>) {
+        if self.ended {
+            return;
         }
-        _ => None,
-    };
-    if let Some(usage) = usage.and_then(|u| AnthropicUsage::deserialize(u).ok()) {
-        counts.update(&usage);
-        *counted = true;
-    }
-    match value.get("type").and_then(Value::as_str) {
-        // Written as Anthropic writes its events, whatever line ends, byte order mark or
-        // data lines the backend used (all valid SSE, not all read by every client).
-        Some(kind) if !kind.is_empty() && kind.bytes().all(|b| b.is_ascii_graphic()) => {
-            out.extend_from_slice(b"event: ");
-            out.extend_from_slice(kind.as_bytes());
-            out.extend_from_slice(b"\ndata: ");
-            // A line break in JSON data lies between tokens (strings escape theirs): a space
-            // reads the same.
-            out.extend(
-                data.iter()
-                    .map(|b| if matches!(b, b'\n' | b'\r') { b' ' } else { *b }),
+        let data = event_data(event);
+        if data.is_empty() {
+            // Comments (keep-alives) and events without data pass as they are.
+            out.extend_from_slice(event);
+            return;
+        }
+        let Ok(value) = serde_json::from_slice::<Value>(&data) else {
+            // Not Anthropic's: neither passed on (its text was never checked for names) nor
+            // skipped (the answer would lack it).
+            return self.fail(
+                "api_error",
+                "The backend sent a stream event that could not be read.",
+                out,
             );
-            out.extend_from_slice(b"\n\n");
+        };
+        if let Some(err) = value.get("error").filter(|e| e.is_object()) {
+            // The flow wrote it in OpenAI's envelope; Anthropic's own errors have the same member.
+            let (kind, message) = match err.get("type").and_then(Value::as_str) {
+                Some(kind) if kind.ends_with("_error") => (
+                    anthropic_kind(kind),
+                    err.get("message")
+                        .and_then(Value::as_str)
+                        .unwrap_or("The backend failed while answering.")
+                        .to_string(),
+                ),
+                _ => stream_error(err),
+            };
+            return self.fail(kind, &message, out);
         }
-        _ => out.extend_from_slice(event),
+        let kind = value.get("type").and_then(Value::as_str).unwrap_or("");
+        let usage = match kind {
+            "error" => {
+                // The router's own ending of a stream whose event was over its limit.
+                let message = value.get("message").and_then(Value::as_str);
+                let message = message.unwrap_or("The backend failed while answering.");
+                return self.fail("api_error", message, out);
+            }
+            "message_start" => value.pointer("/message/usage"),
+            "message_delta" => {
+                self.stopped |= value
+                    .pointer("/delta/stop_reason")
+                    .is_some_and(|r| r.is_string());
+                value.get("usage")
+            }
+            "content_block_delta" if !self.counted => {
+                let delta = value.get("delta");
+                let text = ["text", "thinking", "partial_json"]
+                    .iter()
+                    .find_map(|k| delta.and_then(|d| d.get(*k)).and_then(Value::as_str));
+                if let Some(text) = text {
+                    let more = crate::token_estimate::estimate(text.as_bytes());
+                    self.output_estimate = self.output_estimate.saturating_add(more);
+                }
+                None
+            }
+            "message_stop" if !self.stopped => {
+                return self.fail(
+                    "api_error",
+                    "The stream was cut short: the backend's answer ended without a stop reason.",
+                    out,
+                );
+            }
+            "message_stop" => {
+                self.ended = true;
+                None
+            }
+            _ => None,
+        };
+        if let Some(usage) = usage.and_then(|u| AnthropicUsage::deserialize(u).ok()) {
+            self.counts.update(&usage);
+            self.counted = true;
+        }
+        if kind.is_empty() || !kind.bytes().all(|b| b.is_ascii_graphic()) {
+            out.extend_from_slice(event);
+            return;
+        }
+        // Written as Anthropic writes its events, whatever line ends, byte order mark or data
+        // lines the backend used (all valid SSE, not all read by every client).
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(kind.as_bytes());
+        out.extend_from_slice(b"\ndata: ");
+        // A line break in JSON data lies between tokens (strings escape theirs): a space reads
+        // the same.
+        out.extend(
+            data.iter()
+                .map(|b| if matches!(b, b'\n' | b'\r') { b' ' } else { *b }),
+        );
+        out.extend_from_slice(b"\n\n");
+    }
+
+    /// Ends the stream with an `error` event.
+    fn fail(&mut self, kind: &str, message: &str, out: &mut Vec<u8>) {
+        Event::Error {
+            error: ErrorObject { kind, message },
+        }
+        .write(out);
+        self.ended = true;
     }
 }
 
@@ -231,13 +274,6 @@ fn anthropic_kind(kind: &str) -> &'static str {
         .find(|k| **k == kind)
         .copied()
         .unwrap_or("api_error")
-}
-
-fn fail(kind: &str, message: &str, out: &mut Vec<u8>) {
-    Event::Error {
-        error: ErrorObject { kind, message },
-    }
-    .write(out);
 }
 
 #[cfg(test)]

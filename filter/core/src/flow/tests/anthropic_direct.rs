@@ -280,3 +280,65 @@ fn a_failover_across_anthropic_backends_sends_each_attempt_as_sent() {
         Some("/v1/chat/completions")
     );
 }
+
+#[test]
+fn what_the_client_cannot_count_on_is_refused_in_anthropics_shape() {
+    // A count that is not a count.
+    let mut f = HttpFlow::new(plan());
+    let ask = br#"{"model":"claude","messages":[{"role":"user","content":"q"}]}"#;
+    let mut h = send(
+        &mut f,
+        request("POST", "/v1/messages/count_tokens", Some("sk-alice"), ask),
+    );
+    let out = respond(
+        &mut f,
+        &mut h,
+        "200",
+        "application/json",
+        &[br#"{"type":"message","content":[]}"#],
+    );
+    assert_eq!(header_of_resp(&h, ":status").as_deref(), Some("502"));
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&out).unwrap()["type"],
+        "error"
+    );
+    // A count request whose model is ambiguous.
+    let ask = br#"{"model":"claude","model":"other","messages":[]}"#;
+    let h = send(
+        &mut HttpFlow::new(plan()),
+        request("POST", "/v1/messages/count_tokens", Some("sk-alice"), ask),
+    );
+    let (status, e) = error_of(&h);
+    assert_eq!((status, e["type"].as_str()), (400, Some("error")), "{e}");
+    // A path of Anthropic's API the router does not serve.
+    let h = send(
+        &mut HttpFlow::new(plan()),
+        request("POST", "/v1/messages/batches", Some("sk-alice"), b"{}"),
+    );
+    let (status, e) = error_of(&h);
+    assert_eq!(
+        (status, e["error"]["type"].as_str()),
+        (404, Some("not_found_error")),
+        "{e}"
+    );
+    // Client headers of Anthropic's API do not reach the backend; its version is the router's.
+    let mut f = HttpFlow::new(plan());
+    let ask = br#"{"model":"claude","max_tokens":5,"messages":[]}"#;
+    let mut h = request("POST", "/v1/messages", Some("sk-alice"), ask);
+    h.req
+        .push(("anthropic-organization-id".into(), "org-x".into()));
+    h.req.push((
+        "anthropic-dangerous-direct-browser-access".into(),
+        "true".into(),
+    ));
+    let h = send(&mut f, h);
+    assert_eq!(header_of(&h, "anthropic-organization-id"), None);
+    assert_eq!(
+        header_of(&h, "anthropic-dangerous-direct-browser-access"),
+        None
+    );
+    assert_eq!(
+        header_of(&h, "anthropic-version").as_deref(),
+        Some("2023-06-01")
+    );
+}

@@ -301,3 +301,20 @@ fn a_stream_to_a_request_that_asked_for_none_is_a_502() {
         Some("application/json")
     );
 }
+
+/// A backend that answers whole where the request asked for a stream: the client reads events,
+/// so it gets a 502 rather than an empty stream.
+#[test]
+fn a_whole_answer_to_a_request_that_asked_for_a_stream_is_a_502() {
+    let (mut f, mut h) = routed_streaming();
+    let out = respond(
+        &mut f,
+        &mut h,
+        "200",
+        "application/json",
+        &[br#"{"model":"qwen2-0.5b","choices":[]}"#],
+    );
+    assert_eq!(header_of_resp(&h, ":status").as_deref(), Some("502"));
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["error"]["code"], "bad_backend_response");
+}

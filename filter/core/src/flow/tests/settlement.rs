@@ -263,7 +263,7 @@ fn a_budgeted_key_is_charged_whatever_the_stream_reports() {
     );
     f.on_log(&mut h);
     assert_eq!(h.counter(metrics::USAGE_ESTIMATED), 0);
-    let (_, mut f, mut h) = budgeted(1000, body);
+    let (_, mut f, mut h) = budgeted(1000, plain);
     let reply = br#"{"model":"qwen2-0.5b","usage":{"total_tokens":1e30}}"#;
     respond(&mut f, &mut h, "200", "application/json", &[reply]);
     f.on_log(&mut h);

@@ -9,13 +9,13 @@ event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason
 event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
 
 fn run(chunks: &[&[u8]]) -> (String, Option<u64>) {
-    let mut s = DirectStream::default();
+    let mut s = DirectStream::new(7);
     let mut out = Vec::new();
     for c in chunks {
         out.extend(s.feed(c));
     }
     out.extend(s.finish());
-    (String::from_utf8(out).unwrap(), s.tokens())
+    (String::from_utf8(out).unwrap(), s.tokens().map(|(n, _)| n))
 }
 
 #[test]
@@ -141,11 +141,56 @@ fn a_whole_answer_is_counted_with_its_cache() {
 
 #[test]
 fn events_are_written_as_anthropic_writes_them() {
-    let odd = "\u{feff}event: message_start\r\ndata: {\"type\":\"message_start\",\r\ndata:  \"message\":{\"usage\":{\"input_tokens\":2}}}\r\r: keep\r\rdata: {\"type\":\"message_stop\"}\r\n\r\n";
+    let odd = "\u{feff}event: message_start\r\ndata: {\"type\":\"message_start\",\r\ndata:  \"message\":{\"usage\":{\"input_tokens\":2}}}\r\r: keep\r\rdata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"}}\r\rdata: {\"type\":\"message_stop\"}\r\n\r\n";
     let (out, tokens) = run(&[odd.as_bytes()]);
     assert_eq!(
         out,
-        "event: message_start\ndata: {\"type\":\"message_start\",  \"message\":{\"usage\":{\"input_tokens\":2}}}\n\n: keep\r\revent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"
+        "event: message_start\ndata: {\"type\":\"message_start\",  \"message\":{\"usage\":{\"input_tokens\":2}}}\n\n: keep\r\revent: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"
     );
     assert_eq!(tokens, Some(2));
+}
+
+#[test]
+fn what_cannot_be_read_ends_the_stream_with_an_error() {
+    // Data that is not JSON (its text was never checked for names): not passed on.
+    let start = STREAM.split("event: content_block_start").next().unwrap();
+    let bad = "event: content_block_delta\ndata: {not json at backend-x 10.0.0.5:80\n\n";
+    let (out, _) = run(&[start.as_bytes(), bad.as_bytes(), STREAM.as_bytes()]);
+    assert!(
+        !out.contains("10.0.0.5") && !out.contains("not json"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with(
+            "\"message\":\"The backend sent a stream event that could not be read.\"}}\n\n"
+        ),
+        "{out}"
+    );
+    // `message_stop` before any stop reason: the answer is not complete.
+    let (out, _) = run(&[
+        start.as_bytes(),
+        b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+    ]);
+    assert!(
+        out.ends_with("ended without a stop reason.\"}}\n\n"),
+        "{out}"
+    );
+    assert!(!out.contains("event: message_stop"), "{out}");
+}
+
+#[test]
+fn a_stream_without_usage_is_charged_its_estimate() {
+    let text = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"content\":[]}}\n\n\
+event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hello there\"}}\n\n\
+event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"}}\n\n\
+event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+    let mut s = DirectStream::new(7);
+    let mut out = s.feed(text.as_bytes());
+    assert_eq!(s.tokens(), Some((7 + 2, true)));
+    out.extend(s.finish());
+    assert_eq!(String::from_utf8(out).unwrap(), text);
+    // Not before it ended.
+    let mut s = DirectStream::new(7);
+    s.feed(&text.as_bytes()[..100]);
+    assert_eq!(s.tokens(), None);
 }
