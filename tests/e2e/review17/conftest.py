@@ -23,7 +23,9 @@ OAI_KEY = "sk-oai-backend-SECRET-1234"
 SCEN = ["normal", "crlf", "tool", "badtool", "thinking", "errmid", "529", "429", "400", "401", "413", "html",
         "trunc", "truncjson", "nostop", "noevent", "unknown", "hang", "huge", "big", "jsonct", "ssenon", "cache",
         "500text", "redirect", "gzip", "notmsg", "err200", "empty", "refusal", "pause", "maxtok", "ctx", "errct",
-        "hugeusage"]
+        "hugeusage", "ctstr", "ctobj", "cthtml", "ctsse", "ctgzip", "cterr", "ctneg", "after", "cronly", "errthen",
+        "multidata", "evname", "streamusage", "negusage", "ctjson", "ctplain", "gzipsse", "nullmsg", "arrmsg", "idname",
+        "escname", "dupkey", "stopnodelta", "badjsonev", "datanoev", "negin", "bigjson", "nousage", "ctypes", "twostart"]
 
 CONFIG = """
 [listener]

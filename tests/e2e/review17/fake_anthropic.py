@@ -172,6 +172,15 @@ class FakeAnthropic:
 
     def answer(self, conn, req):
         path = req["path"].split("?")[0]
+        if path == "/__requests":
+            self.requests.pop()
+            out = [{"method": r["method"], "path": r["path"], "headers": r["headers"], "body": r["body"].decode("latin-1")} for r in self.requests]
+            send(conn, 200, json.dumps(out).encode())
+            return True
+        if path == "/__clear":
+            self.requests.clear()
+            send(conn, 200, b"{}")
+            return True
         if req["method"] == "GET" and path.endswith("/models"):
             send(conn, 200, json.dumps({"data": self.models, "has_more": False, "first_id": "ant-one", "last_id": "x"}).encode())
             return True
@@ -183,6 +192,9 @@ class FakeAnthropic:
         model = b.get("model", "")
         stream = bool(b.get("stream"))
         if path.endswith("/count_tokens"):
+            ct = getattr(self, "ct_" + model.replace("-", "_").replace(".", "_"), None)
+            if ct is not None:
+                return ct(conn, model, b)
             send(conn, 200, json.dumps({"input_tokens": 42}).encode())
             return True
         h = getattr(self, "m_" + model.replace("-", "_").replace(".", "_"), None)
@@ -419,3 +431,186 @@ class FakeAnthropic:
         usage = {"input_tokens": 2 ** 64 + 5, "output_tokens": -5}
         send(conn, 200, json.dumps(message(model, [{"type": "text", "text": "u"}], usage=usage)).encode())
         return True
+
+    # ---- review17b scenarios ---------------------------------------------------------------
+    def ct_secret_ctstr(self, conn, model, b):
+        send(conn, 200, json.dumps({"input_tokens": "many at secret-ctstr", "extra": "http://10.1.2.3:9/"}).encode())
+        return True
+
+    def ct_secret_ctobj(self, conn, model, b):
+        send(conn, 200, json.dumps({"type": "message", "model": model, "id": "msg_01SECRETID", "content": []}).encode())
+        return True
+
+    def ct_secret_cthtml(self, conn, model, b):
+        send(conn, 200, b"<html>count at 10.0.0.1 secret-cthtml</html>", ctype="text/html")
+        return True
+
+    def ct_secret_ctsse(self, conn, model, b):
+        return send_stream(conn, text_stream(model))
+
+    def ct_secret_ctgzip(self, conn, model, b):
+        send(conn, 200, gzip.compress(json.dumps({"input_tokens": 5, "m": model}).encode()), extra=[("content-encoding", "gzip")])
+        return True
+
+    def ct_secret_cterr(self, conn, model, b):
+        send(conn, 500, b"count_tokens failed on gpu-node-3 10.0.0.5:8000 secret-cterr", ctype="text/plain")
+        return True
+
+    def ct_secret_ctneg(self, conn, model, b):
+        send(conn, 200, json.dumps({"input_tokens": -3}).encode())
+        return True
+
+    def m_secret_after(self, conn, model, b, stream):
+        # events after message_stop: more text, a second message
+        out = text_stream(model, text="first")
+        out += ev("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "INJECTED AFTER STOP"}})
+        out += text_stream(model, text="second message")
+        return send_stream(conn, out)
+
+    def m_secret_cronly(self, conn, model, b, stream):
+        out = text_stream(model, text="cr only").replace(b"\n", b"\r")
+        return send_stream(conn, out, split=3)
+
+    def m_secret_errthen(self, conn, model, b, stream):
+        out = ev("message_start", msg_start(model))
+        out += ev("error", err("overloaded_error", "Overloaded"))
+        out += ev("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})
+        out += ev("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "AFTER ERROR"}})
+        out += ev("content_block_stop", {"type": "content_block_stop", "index": 0})
+        out += ev("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 5}})
+        out += ev("message_stop", {"type": "message_stop"})
+        return send_stream(conn, out)
+
+    def m_secret_multidata(self, conn, model, b, stream):
+        # valid SSE: one event's data split over two data: lines, plus id:/retry: lines
+        out = ev("message_start", msg_start(model))
+        d = json.dumps({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})
+        out += ("event: content_block_start\nid: secret-multidata-1\nretry: 1000\ndata: %s\ndata: %s\n\n" % (d[:20], d[20:])).encode()
+        out += ev("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "multi"}})
+        out += ev("content_block_stop", {"type": "content_block_stop", "index": 0})
+        out += ev("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 5}})
+        out += ev("message_stop", {"type": "message_stop"})
+        return send_stream(conn, out)
+
+    def m_secret_evname(self, conn, model, b, stream):
+        out = ev("message_start", msg_start(model))
+        out += ev("secret-evname-event", {"type": "secret-evname-event", "host": "gpu-node-3"})
+        out += text_stream(model, text="x")[len(ev("message_start", msg_start(model))):]
+        return send_stream(conn, out)
+
+    def m_secret_streamusage(self, conn, model, b, stream):
+        usage = {"input_tokens": 50000, "output_tokens": 1}
+        out = ev("message_start", msg_start(model, usage))
+        out += ev("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})
+        out += ev("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "u"}})
+        out += ev("content_block_stop", {"type": "content_block_stop", "index": 0})
+        out += ev("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 60000}})
+        out += ev("message_stop", {"type": "message_stop"})
+        if stream:
+            return send_stream(conn, out)
+        send(conn, 200, json.dumps(message(model, [{"type": "text", "text": "u"}], usage={"input_tokens": 50000, "output_tokens": 60000})).encode())
+        return True
+
+    def m_secret_negusage(self, conn, model, b, stream):
+        out = ev("message_start", msg_start(model, {"input_tokens": -100000, "output_tokens": 1}))
+        out += ev("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})
+        out += ev("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "u"}})
+        out += ev("content_block_stop", {"type": "content_block_stop", "index": 0})
+        out += ev("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 1.5e300}})
+        out += ev("message_stop", {"type": "message_stop"})
+        return send_stream(conn, out)
+
+    def m_secret_ctjson(self, conn, model, b, stream):
+        # streaming answer labelled application/json
+        return send_stream(conn, text_stream(model), ctype="application/json")
+
+    def m_secret_ctplain(self, conn, model, b, stream):
+        return send_stream(conn, text_stream(model), ctype="text/plain")
+
+    def m_secret_gzipsse(self, conn, model, b, stream):
+        return send_stream(conn, gzip.compress(text_stream(model)), extra=[("content-encoding", "gzip")])
+
+    def m_secret_nullmsg(self, conn, model, b, stream):
+        send(conn, 200, b"null")
+        return True
+
+    def m_secret_arrmsg(self, conn, model, b, stream):
+        send(conn, 200, json.dumps([message(model, [{"type": "text", "text": "x"}])]).encode())
+        return True
+
+    def m_secret_idname(self, conn, model, b, stream):
+        m = message(model, [{"type": "text", "text": "SECRET-IDNAME upper"}])
+        m["id"] = "msg_" + model
+        m["container"] = {"id": "cnt_10.0.0.5:8000", "host": "http://internal.example/x"}
+        send(conn, 200, json.dumps(m).encode(), extra=[("content-type", "application/json; model=secret-idname"),
+                                                      ("x-secret-idname", "1")])
+        return True
+
+    def m_secret_escname(self, conn, model, b, stream):
+        body = json.dumps(message(model, [{"type": "text", "text": "x"}])).replace('"' + model + '"', '"secret\\u002descname"')
+        body = body.replace('"text": "x"', '"text": "by SECRET\\u002DESCNAME"')
+        send(conn, 200, body.encode())
+        return True
+
+    def m_secret_dupkey(self, conn, model, b, stream):
+        # duplicate "model" key in the backend's JSON answer: first the client name, last the secret one
+        body = '{"id":"msg_1","type":"message","role":"assistant","model":"x","model":"secret-dupkey","content":[{"type":"text","text":"d"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":1,"output_tokens":1}}'
+        send(conn, 200, body.encode())
+        return True
+
+    def m_secret_stopnodelta(self, conn, model, b, stream):
+        # message_stop while a content block is still open and no message_delta
+        out = ev("message_start", msg_start(model))
+        out += ev("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})
+        out += ev("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "half"}})
+        out += ev("message_stop", {"type": "message_stop"})
+        return send_stream(conn, out)
+
+    def m_secret_badjsonev(self, conn, model, b, stream):
+        out = ev("message_start", msg_start(model))
+        out += b"event: content_block_delta\ndata: {not json at secret-badjsonev 10.0.0.5:80\n\n"
+        out += text_stream(model, text="after")[len(ev("message_start", msg_start(model))):]
+        return send_stream(conn, out)
+
+    def m_secret_datanoev(self, conn, model, b, stream):
+        # data-only events (no event: line) as some compatible servers write
+        out = text_stream(model, text="noevline")
+        out = b"\n".join(l for l in out.split(b"\n") if not l.startswith(b"event:"))
+        return send_stream(conn, out)
+
+    def m_secret_negin(self, conn, model, b, stream):
+        usage = {"input_tokens": -50000, "output_tokens": 1}
+        if stream:
+            out = ev("message_start", msg_start(model, usage))
+            out += ev("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})
+            out += ev("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "n"}})
+            out += ev("content_block_stop", {"type": "content_block_stop", "index": 0})
+            out += ev("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 1}})
+            out += ev("message_stop", {"type": "message_stop"})
+            return send_stream(conn, out)
+        send(conn, 200, json.dumps(message(model, [{"type": "text", "text": "n"}], usage=usage)).encode())
+        return True
+
+    def m_secret_bigjson(self, conn, model, b, stream):
+        send(conn, 200, json.dumps(message(model, [{"type": "text", "text": "J" * (2 * 1024 * 1024)}])).encode())
+        return True
+
+    def m_secret_nousage(self, conn, model, b, stream):
+        out = text_stream(model, text="no usage here at all")
+        out = out.replace(b', "usage": {"output_tokens": 9}', b"")
+        out = out.replace(b', "usage": {"input_tokens": 11, "output_tokens": 1}', b"")
+        if stream:
+            return send_stream(conn, out)
+        m = message(model, [{"type": "text", "text": "x"}]); del m["usage"]
+        send(conn, 200, json.dumps(m).encode())
+        return True
+
+    def m_secret_ctypes(self, conn, model, b, stream):
+        return send_stream(conn, text_stream(model, text="typed"), ctype="text/event-stream; charset=utf-8; model=secret-ctypes")
+
+    def m_secret_twostart(self, conn, model, b, stream):
+        # a second message_start mid-stream, with different usage
+        out = ev("message_start", msg_start(model))
+        out += ev("message_start", msg_start(model, {"input_tokens": 999999, "output_tokens": 1}))
+        out += text_stream(model, text="t")[len(ev("message_start", msg_start(model))):]
+        return send_stream(conn, out)
