@@ -13,6 +13,7 @@ mod secret;
 mod session_log;
 mod sidecar;
 mod target;
+mod tracing;
 mod triton;
 
 pub use backend::{Anthropic, Backend, DEFAULT_ANTHROPIC_VERSION};
@@ -26,6 +27,7 @@ pub use secret::{Credential, Secret};
 pub use session_log::{Capture, SessionLog};
 pub use sidecar::Sidecar;
 pub use target::Target;
+pub use tracing::Tracing;
 pub use triton::{TemplateSource, TritonModel, BUILTIN_TEMPLATES};
 
 use crate::auth::KeyRing;
@@ -56,6 +58,8 @@ pub struct Plan {
     pub session_log: Option<SessionLog>,
     /// The gRPC client API; `None`: not served.
     pub grpc_api: Option<GrpcApi>,
+    /// OpenTelemetry tracing; `None`: nothing is traced.
+    pub tracing: Option<Tracing>,
     /// Environment variables named by `api_key_env` that were not set when the plan was built.
     pub missing_env: Vec<String>,
     /// Counter names for every key, model and backend.

@@ -504,3 +504,44 @@ fn the_json_form_is_checked_like_toml() {
     let e = first_error(r#"{"listener": null}"#);
     assert!(e.message.starts_with("listener: null"), "{e}");
 }
+
+#[test]
+fn tracing_is_off_unless_configured_and_takes_its_defaults() {
+    assert!(load(GOOD).unwrap().tracing.is_none());
+    let plan = load(&format!(
+        "{GOOD}\n[tracing]\nendpoint = \"otel-collector:4317\"\n"
+    ))
+    .unwrap();
+    let t = plan.tracing.unwrap();
+    assert_eq!(
+        (t.endpoint.host.as_str(), t.endpoint.port),
+        ("otel-collector", 4317)
+    );
+    assert_eq!(t.service_name, "airouter");
+    assert_eq!(t.sidecar_service_name(), "airouter-sidecar");
+    assert!((t.sampling_percent - 100.0).abs() < f64::EPSILON);
+    // Tracing alone brings no sidecar: Envoy exports its spans itself.
+    assert!(plan.sidecar.is_none());
+}
+
+#[test]
+fn tracing_mistakes_are_refused_with_line_and_key() {
+    for (text, key) in [
+        ("endpoint = \"http://collector:4317/v1/traces\"", "tracing.endpoint"),
+        ("endpoint = \"collector\"", "tracing.endpoint"),
+        (
+            "endpoint = \"c:4317\"\nservice_name = \"my service\"",
+            "tracing.service_name",
+        ),
+        ("endpoint = \"c:4317\"\nsampling = 100.5", "tracing.sampling"),
+        ("endpoint = \"c:4317\"\nsampling = -1.0", "tracing.sampling"),
+        ("endpoint = \"c:4317\"\nheaders = {}", ""),
+    ] {
+        let e = first_error(&format!("[tracing]\n{text}\n"));
+        let line = text.lines().count() + 1;
+        assert_eq!(e.line, line, "{text}: {e}");
+        if !key.is_empty() {
+            assert_eq!(e.key, key, "{text}: {e}");
+        }
+    }
+}
