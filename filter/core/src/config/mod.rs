@@ -41,7 +41,8 @@ pub use error::{ConfigError, ConfigErrors};
 pub use plan::{
     Admin, Anthropic, Backend, Capture, Classifier, Credential, Discovery, Enrich, GlobalLimits,
     Listener, Model, ModelTarget, Plan, Route, Router, Secret, SessionLog, Sidecar, Target,
-    TemplateSource, Tracing, TritonModel, BUILTIN_TEMPLATES, DEFAULT_ANTHROPIC_VERSION, DEFAULT_OWNED_BY,
+    Telemetry, TemplateSource, Tracing, TritonModel, BUILTIN_TEMPLATES, DEFAULT_ANTHROPIC_VERSION,
+    DEFAULT_OWNED_BY,
 };
 pub use plan::{Endpoint, GrpcApi};
 pub use prompts::MAX_PROMPT_BYTES;
@@ -175,6 +176,13 @@ pub fn compile_with(file: &str, text: &str, sources: &Sources) -> Result<Plan, C
         session_log,
         grpc_api,
         tracing,
+        telemetry: raw
+            .telemetry
+            .as_ref()
+            .map_or_else(Telemetry::default, |t| Telemetry {
+                metrics: t.metrics,
+                access_log: t.access_log,
+            }),
         missing_env,
         metric_names,
         routers,

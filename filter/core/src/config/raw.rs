@@ -32,7 +32,7 @@ pub use routers::{
 };
 pub use session_log::{Capture, RawSessionLog};
 pub use sidecar::{RawSidecar, DEFAULT_GRPC_PORT};
-pub use tracing::RawTracing;
+pub use tracing::{RawTelemetry, RawTracing};
 pub use triton::{RawTritonModel, StreamText, TritonFamily};
 
 use std::collections::BTreeMap;
@@ -133,4 +133,8 @@ pub struct RawConfig {
     /// OTLP/gRPC. Without this section nothing is traced.
     #[serde(default, deserialize_with = "separately")]
     pub tracing: Option<RawTracing>,
+    /// The GenAI measurements of each routed request: histograms in Envoy's stats and fields
+    /// in its JSON access log. Without this section neither is taken.
+    #[serde(default, deserialize_with = "separately")]
+    pub telemetry: Option<RawTelemetry>,
 }

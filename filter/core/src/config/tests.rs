@@ -527,13 +527,19 @@ fn tracing_is_off_unless_configured_and_takes_its_defaults() {
 #[test]
 fn tracing_mistakes_are_refused_with_line_and_key() {
     for (text, key) in [
-        ("endpoint = \"http://collector:4317/v1/traces\"", "tracing.endpoint"),
+        (
+            "endpoint = \"http://collector:4317/v1/traces\"",
+            "tracing.endpoint",
+        ),
         ("endpoint = \"collector\"", "tracing.endpoint"),
         (
             "endpoint = \"c:4317\"\nservice_name = \"my service\"",
             "tracing.service_name",
         ),
-        ("endpoint = \"c:4317\"\nsampling = 100.5", "tracing.sampling"),
+        (
+            "endpoint = \"c:4317\"\nsampling = 100.5",
+            "tracing.sampling",
+        ),
         ("endpoint = \"c:4317\"\nsampling = -1.0", "tracing.sampling"),
         ("endpoint = \"c:4317\"\nheaders = {}", ""),
     ] {
@@ -544,4 +550,16 @@ fn tracing_mistakes_are_refused_with_line_and_key() {
             assert_eq!(e.key, key, "{text}: {e}");
         }
     }
+}
+
+#[test]
+fn telemetry_is_off_by_default_and_the_section_turns_each_part_on() {
+    let off = load(GOOD).unwrap();
+    assert!(!off.measures_gen_ai());
+    let on = load(&format!("{GOOD}\n[telemetry]\n")).unwrap();
+    assert!(on.telemetry.metrics && on.telemetry.access_log && on.measures_gen_ai());
+    let part = load(&format!("{GOOD}\n[telemetry]\nmetrics = false\n")).unwrap();
+    assert!(!part.telemetry.metrics && part.telemetry.access_log);
+    let traced = load(&format!("{GOOD}\n[tracing]\nendpoint = \"c:4317\"\n")).unwrap();
+    assert!(traced.measures_gen_ai() && !traced.telemetry.metrics);
 }

@@ -5,7 +5,7 @@
 //! handed to Envoy).
 
 use super::front::{self, Front};
-use super::{client, session, HttpFlow};
+use super::{client, session, telemetry, HttpFlow};
 use crate::host::{Action, Host};
 
 impl HttpFlow {
@@ -29,6 +29,9 @@ impl HttpFlow {
                 model,
                 tokens,
             ));
+        }
+        if end_of_stream {
+            self.end_telemetry(host);
         }
         action
     }
@@ -64,6 +67,7 @@ impl HttpFlow {
             let succeeded = self.response.succeeded;
             self.settlement
                 .settle_estimate(host, key, routed.estimate, succeeded);
+            self.end_telemetry(host);
         }
         action
     }
@@ -71,6 +75,7 @@ impl HttpFlow {
     /// The stream is over (Envoy's access-log callback), ended well or cut short by the client:
     /// what was not charged yet is, and the session record is handed to Envoy.
     pub fn on_log(&mut self, host: &mut dyn Host) {
+        self.end_telemetry(host);
         if let Some(mut s) = self.session.take() {
             if let Some(request) = &self.router {
                 // A router's request that ended before its route took it (the client left
@@ -99,5 +104,14 @@ impl HttpFlow {
         let charged = self.response.succeeded || !self.response.started;
         self.settlement
             .settle_estimate(host, key, routed.estimate, charged);
+    }
+
+    /// The response has ended (or the stream is over): its GenAI telemetry is taken, once
+    /// (`telemetry.rs`).
+    fn end_telemetry(&mut self, host: &mut dyn Host) {
+        if let (Some(m), Some(routed)) = (&mut self.telemetry, &self.routed) {
+            let key = client(&self.plan, self.key).map(|(_, k)| k.name.as_str());
+            telemetry::finish(m, host, &self.plan, routed, &self.response, key);
+        }
     }
 }

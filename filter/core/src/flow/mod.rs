@@ -57,6 +57,7 @@ mod session;
 mod settlement;
 pub mod target_request;
 mod targets;
+mod telemetry;
 mod upstream;
 
 use std::rc::Rc;
@@ -109,6 +110,8 @@ pub struct HttpFlow {
     front: Front,
     front_input_tokens: u64,
     front_answer: Option<front::Answer>,
+    /// The request's GenAI telemetry, with `[tracing]` or `[telemetry]`.
+    telemetry: Option<telemetry::Measured>,
 }
 
 impl HttpFlow {
@@ -134,6 +137,7 @@ impl HttpFlow {
             front: Front::OpenAi,
             front_input_tokens: 0,
             front_answer: None,
+            telemetry: None,
         }
     }
 
@@ -162,6 +166,7 @@ impl HttpFlow {
             return answered;
         }
         self.session = session::start(&plan, host);
+        self.telemetry = telemetry::start(&plan, host);
         self.front = Front::of_path(line.path());
         self.response.front = self.front;
         if let Some(answered) = local::admin(host, &plan, &line) {
@@ -263,6 +268,9 @@ impl HttpFlow {
                 if let Some(s) = &mut self.session {
                     session::routed(s, host, &plan, api, &routed);
                     self.response.transcript = Some(s.transcript());
+                }
+                if let Some(m) = &mut self.telemetry {
+                    telemetry::routed(m, api, &mut self.response);
                 }
                 self.routed = Some(routed);
                 Action::Continue

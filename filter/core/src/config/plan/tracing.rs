@@ -22,3 +22,12 @@ impl Tracing {
         format!("{}-sidecar", self.service_name)
     }
 }
+
+/// The GenAI measurements of each routed request (`[telemetry]`); all off without the section.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Telemetry {
+    /// Record the GenAI histograms.
+    pub metrics: bool,
+    /// Set the filter state Envoy's JSON access log reads.
+    pub access_log: bool,
+}

@@ -30,3 +30,25 @@ fn default_service_name() -> Spanned<String> {
 fn default_sampling() -> Spanned<f64> {
     Spanned::new(0..0, 100.0)
 }
+
+/// `[telemetry]`: the GenAI measurements the filter takes of each routed request. The section
+/// alone turns both on; each can be turned off. Without it (and without `[tracing]`) the filter
+/// reads no clock and sets no filter state for them, so a request costs what it did before.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct RawTelemetry {
+    /// The GenAI histograms in Envoy's stats (`gen_ai.client.token.usage`,
+    /// `gen_ai.server.request.duration`, time to first token, time per output token), tagged
+    /// by configured model, backend and key name (default true).
+    #[serde(default = "yes")]
+    pub metrics: bool,
+    /// The GenAI fields of Envoy's JSON access log: operation, model, backend model, key name,
+    /// tokens, finish reason (default true).
+    #[serde(default = "yes")]
+    pub access_log: bool,
+}
+
+fn yes() -> bool {
+    true
+}
