@@ -67,6 +67,10 @@ impl HttpFlow {
             let succeeded = self.response.succeeded;
             self.settlement
                 .settle_estimate(host, key, routed.estimate, succeeded);
+        }
+        // A stream's `[DONE]` ends it for its client, which may leave at once (the openai SDK
+        // does): Envoy would finish the span before the stream's own end.
+        if end_of_stream || self.response.stream_done() {
             self.end_telemetry(host);
         }
         action

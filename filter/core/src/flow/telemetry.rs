@@ -4,9 +4,10 @@
 //! the facts set as filter state (for Envoy's span and access log) and recorded in the GenAI
 //! histograms. Without those sections none of it runs: no clock, no filter state, no parsing.
 //!
-//! The end is the response body's last callback (or the headers' when no body follows), which
-//! Envoy runs before it finishes the span; the log callback ends it otherwise (a client that
-//! left mid-answer), for the access log only, as Envoy has finished the span by then.
+//! The end is the response body's last callback (or the headers' when no body follows), or the
+//! one that passed a stream's `[DONE]` (its client may leave then), which Envoy runs before it
+//! finishes the span; the log callback ends it otherwise (a client that left mid-answer), for
+//! the access log only, as Envoy has finished the span by then.
 
 use super::response::Response;
 use super::routing::Routed;

@@ -10,11 +10,14 @@
 //! (`gen_ai_server_request_duration_milliseconds`); the buckets are the conventions' seconds
 //! times 1000. Token usage is a count (`{token}`), as the conventions have it.
 //!
-//! Stat names end with the tags, in the order Envoy strips them (each `stats_tags` regex
-//! removes its match from the end): `NAME.gen_ai_operation_name.OP[.gen_ai_token_type.T]
-//! [.key.K].model.M[.backend.B]`, so `/stats/prometheus` shows
-//! `gen_ai_client_token_usage_bucket{gen_ai_operation_name="chat",gen_ai_token_type="input",
-//! key="team-a",model="chat",backend="vllm",le="16"}`.
+//! Stat names carry their tags as `.TAG.VALUE` segments after the metric's name:
+//! `NAME.gen_ai_operation_name.OP[.gen_ai_token_type.T][.key_name.K].gen_ai_request_model.M
+//! [.gen_ai_provider_name.B]`. Envoy matches each `stats_tags` regex against the whole name
+//! (as measured with Envoy 1.40), so each of [`TAGS`] finds its segment anywhere, and
+//! `/stats/prometheus` shows `gen_ai_client_token_usage_bucket{gen_ai_operation_name="chat",
+//! gen_ai_token_type="input",key_name="team-a",gen_ai_request_model="chat",
+//! gen_ai_provider_name="vllm",le="16"}`: the conventions' attribute names, the model being the
+//! configured name or pattern and the provider the backend's configured name.
 
 /// Tokens per request, by type (`gen_ai_token_type` `input` or `output`).
 pub const TOKEN_USAGE: &str = "gen_ai.client.token.usage";
@@ -57,14 +60,27 @@ pub const BUCKETS: [(&str, &[f64]); 4] = [
     ),
 ];
 
-/// The tags these histograms add to [`crate::metrics::TAGS`] (applied after them), named as
-/// OpenTelemetry's Prometheus mapping names the conventions' attributes.
-pub const TAGS: [(&str, &str); 2] = [
-    ("gen_ai_token_type", r"(\.gen_ai_token_type\.([^.]+))$"),
+/// The tags of these histograms, beside [`crate::metrics::TAGS`], each found anywhere in the
+/// name (a segment ends at the next `.` or the name's end). Named as OpenTelemetry's Prometheus
+/// mapping names the conventions' attributes; `key_name` is ours.
+pub const TAGS: [(&str, &str); 5] = [
     (
         "gen_ai_operation_name",
-        r"(\.gen_ai_operation_name\.([^.]+))$",
+        r"(\.gen_ai_operation_name\.([^.]+))(?:\.|$)",
     ),
+    (
+        "gen_ai_token_type",
+        r"(\.gen_ai_token_type\.([^.]+))(?:\.|$)",
+    ),
+    (
+        "gen_ai_request_model",
+        r"(\.gen_ai_request_model\.([^.]+))(?:\.|$)",
+    ),
+    (
+        "gen_ai_provider_name",
+        r"(\.gen_ai_provider_name\.([^.]+))(?:\.|$)",
+    ),
+    ("key_name", r"(\.key_name\.([^.]+))(?:\.|$)"),
 ];
 
 /// One request's tag values: configured names only.
@@ -94,13 +110,13 @@ impl Tags<'_> {
             name.push_str(t);
         }
         if let Some(k) = self.key {
-            name.push_str(".key.");
+            name.push_str(".key_name.");
             name.push_str(&clean(k));
         }
-        name.push_str(".model.");
+        name.push_str(".gen_ai_request_model.");
         name.push_str(&clean(self.model));
         if let Some(b) = self.backend {
-            name.push_str(".backend.");
+            name.push_str(".gen_ai_provider_name.");
             name.push_str(&clean(b));
         }
         name

@@ -56,7 +56,7 @@ fn operations_use_the_conventions_well_known_names() {
 #[test]
 fn a_stream_is_observed_with_configured_names_only() {
     let obs = stream().observations();
-    let tail = ".key.team_a.model.gpt-4o_.backend.openai";
+    let tail = ".key_name.team_a.gen_ai_request_model.gpt-4o_.gen_ai_provider_name.openai";
     assert_eq!(
         obs,
         vec![
@@ -95,7 +95,7 @@ fn an_answer_or_a_failure_has_no_token_timings() {
     assert_eq!(
         answer.observations(),
         vec![(
-            format!("{DURATION}.gen_ai_operation_name.chat.model.gpt-4o_"),
+            format!("{DURATION}.gen_ai_operation_name.chat.gen_ai_request_model.gpt-4o_"),
             500
         )]
     );
@@ -110,25 +110,22 @@ fn an_answer_or_a_failure_has_no_token_timings() {
 }
 
 #[test]
-fn the_stats_tags_strip_every_tag_of_a_full_name() {
-    // Envoy applies the tags in order, each removing its match from the end of what is left.
-    let mut name = stream().observations().remove(0).0;
-    let all = crate::metrics::TAGS.iter().chain(histograms::TAGS.iter());
-    let mut found = Vec::new();
-    for (tag, regex) in all {
-        let marker = regex
-            .trim_start_matches(r"(\.")
-            .split(r"\.(")
-            .next()
-            .unwrap_or_default();
-        let needle = format!(".{marker}.");
-        if let Some(at) = name.rfind(&needle) {
-            if !name[at + needle.len()..].contains('.') {
-                found.push((*tag, name[at + needle.len()..].to_string()));
-                name.truncate(at);
-            }
-        }
+fn each_tag_segment_is_found_anywhere_in_the_name() {
+    // Envoy matches every regex against the whole name; each must find exactly its segment.
+    let name = stream().observations().remove(0).0;
+    for (tag, regex) in histograms::TAGS {
+        let marker = format!(".{tag}.");
+        let at = name
+            .find(&marker)
+            .unwrap_or_else(|| panic!("{tag} in {name}"));
+        let rest = &name[at + marker.len()..];
+        let value = rest.split('.').next().unwrap_or_default();
+        assert!(!value.is_empty(), "{tag}");
+        assert!(regex.starts_with(&format!(r"(\.{tag}\.")), "{regex}");
+        assert!(regex.ends_with(r"(?:\.|$)"), "{regex}");
     }
-    assert_eq!(name, TOKEN);
-    assert_eq!(found.len(), 5, "{found:?}");
+    // None of the counters' end-anchored tags takes a segment of these names.
+    for (tag, _) in crate::metrics::TAGS {
+        assert!(!name.contains(&format!(".{tag}.")), "{tag} in {name}");
+    }
 }
