@@ -1,18 +1,21 @@
 """A real OTLP receiver for the tracing tests: the OpenTelemetry protocol's own gRPC
 `TraceService` (from the official `opentelemetry-proto` package) served with grpcio, and OTLP/HTTP
-(`POST /v1/traces`, protobuf bodies) served with the standard library, both keeping every span
+(`POST /v1/traces`, protobuf or JSON bodies) served with the standard library, both keeping every span
 they are sent. No OpenTelemetry Collector build installs from PyPI, npm or Debian here, so the
 receiver is the protocol's reference definitions behind the reference gRPC server.
 
 Spans are kept as plain dicts: trace and span ids in hex, the parent span id, name, kind,
 the resource's `service.name` and the attributes as Python values."""
 
+import base64
+import json
 import threading
 import time
 from concurrent import futures
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import grpc
+from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 
@@ -43,6 +46,23 @@ def _spans(request):
     return out
 
 
+def _parse_http(content_type, body):
+    """An OTLP/HTTP export: protobuf, or the protocol's JSON encoding (ids in hex)."""
+    request = trace_service_pb2.ExportTraceServiceRequest()
+    if "json" not in content_type:
+        request.ParseFromString(body)
+        return request
+    doc = json.loads(body)
+    for rs in doc.get("resourceSpans", doc.get("resource_spans", [])):
+        for ss in rs.get("scopeSpans", rs.get("scope_spans", [])):
+            for span in ss.get("spans", []):
+                for key in ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id"):
+                    if span.get(key):
+                        span[key] = base64.b64encode(bytes.fromhex(span[key])).decode()
+    json_format.ParseDict(doc, request, ignore_unknown_fields=True)
+    return request
+
+
 class OtlpReceiver(trace_service_pb2_grpc.TraceServiceServicer):
     """Collects spans sent over OTLP/gRPC (port `grpc_port`) and OTLP/HTTP (port `http_port`)."""
 
@@ -59,9 +79,7 @@ class OtlpReceiver(trace_service_pb2_grpc.TraceServiceServicer):
             class Handler(BaseHTTPRequestHandler):
                 def do_POST(self):  # noqa: N802 - the standard library's name
                     body = self.rfile.read(int(self.headers.get("content-length", "0")))
-                    request = trace_service_pb2.ExportTraceServiceRequest()
-                    request.ParseFromString(body)
-                    receiver._keep(request)
+                    receiver._keep(_parse_http(self.headers.get("content-type", ""), body))
                     reply = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
                     self.send_response(200)
                     self.send_header("content-type", "application/x-protobuf")
