@@ -11,9 +11,11 @@
 //! names and configured backend names only; never a key. Sampling follows the parent's
 //! decision (Envoy's, per `[tracing] sampling`); a request without a parent is traced.
 //!
-//! Without `[tracing]` nothing here runs and the trace context passes through unchanged.
+//! Without `[tracing]` nothing here runs and the trace context passes through unchanged (the
+//! process-wide provider stays OpenTelemetry's no-op one).
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use airouter_core::config::Tracing;
 use opentelemetry::global::{self, BoxedSpan};
@@ -24,9 +26,18 @@ use opentelemetry_otlp::{SpanExporter, WithExportConfig};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::Resource;
+use tonic::metadata::MetadataMap;
 
 /// The instrumentation scope of the sidecar's spans.
 const SCOPE: &str = "airouter-sidecar";
+
+/// Set once [`start`] has installed the exporter: spans are made only then.
+static EXPORTING: OnceLock<()> = OnceLock::new();
+
+/// Whether the sidecar exports spans (`[tracing]`).
+pub fn exporting() -> bool {
+    EXPORTING.get().is_some()
+}
 
 /// Starts exporting the sidecar's spans. Must run inside the Tokio runtime (tonic's channel
 /// is made there); the returned provider flushes what is left when shut down.
@@ -45,6 +56,7 @@ pub fn start(t: &Tracing) -> Result<SdkTracerProvider, String> {
         .with_resource(resource)
         .build();
     global::set_tracer_provider(provider.clone());
+    let _ = EXPORTING.set(());
     Ok(provider)
 }
 
@@ -66,13 +78,21 @@ impl ServerSpan {
     /// A span named `name` continuing the trace context `incoming` looks up (a header or
     /// metadata map), with `attributes`.
     pub fn start(incoming: &dyn Extractor, name: String, attributes: Vec<KeyValue>) -> Self {
+        Self::start_with(&global::tracer(SCOPE), incoming, name, attributes)
+    }
+
+    fn start_with(
+        tracer: &global::BoxedTracer,
+        incoming: &dyn Extractor,
+        name: String,
+        attributes: Vec<KeyValue>,
+    ) -> Self {
         let parent = TraceContextPropagator::new().extract(&Wrap(incoming));
-        let tracer = global::tracer(SCOPE);
         let span: BoxedSpan = tracer
             .span_builder(name)
             .with_kind(SpanKind::Server)
             .with_attributes(attributes)
-            .start_with_context(&tracer, &parent);
+            .start_with_context(tracer, &parent);
         ServerSpan {
             cx: parent.with_span(span),
         }
@@ -98,6 +118,66 @@ impl ServerSpan {
             span.set_attribute(KeyValue::new("error.type", status.to_string()));
             span.set_status(Status::error(format!("HTTP {status}")));
         }
+    }
+}
+
+impl ServerSpan {
+    /// Notes a gRPC call's status code (0: OK; any other marks the span failed).
+    pub fn rpc_status(&self, code: i32) {
+        let span = self.cx.span();
+        span.set_attribute(KeyValue::new("rpc.grpc.status_code", i64::from(code)));
+        if code != 0 {
+            span.set_attribute(KeyValue::new("error.type", code.to_string()));
+            span.set_status(Status::error(format!("gRPC status {code}")));
+        }
+    }
+
+    /// `metadata` with this span's trace context in place of the caller's, to send on.
+    pub fn onto(&self, metadata: &MetadataMap) -> MetadataMap {
+        let mut out = metadata.clone();
+        let (parent, state) = self.context_headers();
+        for (key, value) in [("traceparent", parent), ("tracestate", state)] {
+            out.remove(key);
+            if let Some(v) = value.and_then(|v| v.parse().ok()) {
+                out.insert(key, v);
+            }
+        }
+        out
+    }
+}
+
+/// A call of the gRPC client API: its span (when exporting) for `operation` on `model`, and the
+/// metadata to send on (the span's trace context, or the caller's unchanged).
+pub fn call_span(
+    metadata: &MetadataMap,
+    operation: &str,
+    model: &str,
+) -> (Option<ServerSpan>, MetadataMap) {
+    if !exporting() {
+        return (None, metadata.clone());
+    }
+    let mut attributes = gen_ai_attributes(operation, model, "airouter");
+    attributes.push(KeyValue::new("rpc.system", "grpc"));
+    let span = ServerSpan::start(&Metadata(metadata), span_name(operation, model), attributes);
+    let forwarded = span.onto(metadata);
+    (Some(span), forwarded)
+}
+
+/// gRPC call metadata as the propagator reads it.
+pub struct Metadata<'a>(pub &'a MetadataMap);
+
+impl Extractor for Metadata<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+    fn keys(&self) -> Vec<&str> {
+        self.0
+            .keys()
+            .filter_map(|k| match k {
+                tonic::metadata::KeyRef::Ascii(k) => Some(k.as_str()),
+                tonic::metadata::KeyRef::Binary(_) => None,
+            })
+            .collect()
     }
 }
 
@@ -155,12 +235,14 @@ mod tests {
 
     #[test]
     fn a_span_continues_the_incoming_trace_and_names_itself_the_parent() {
+        // A provider of this test's own: the global one stays a no-op for the other tests.
         let provider = SdkTracerProvider::builder().build();
-        global::set_tracer_provider(provider);
+        let tracer = global::BoxedTracer::new(Box::new(provider.tracer(SCOPE)));
         let mut headers = hyper::HeaderMap::new();
         let incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
         headers.insert("traceparent", incoming.parse().unwrap());
-        let span = ServerSpan::start(
+        let span = ServerSpan::start_with(
+            &tracer,
             &Headers(&headers),
             span_name("chat", "llama"),
             gen_ai_attributes("chat", "llama", "triton"),
@@ -175,5 +257,15 @@ mod tests {
         assert!(parent.ends_with("-01"), "{parent}");
         assert!(!parent.contains("00f067aa0ba902b7"), "{parent}");
         span.answered(200);
+        let mut metadata = MetadataMap::new();
+        metadata.insert("traceparent", incoming.parse().unwrap());
+        metadata.insert("authorization", "Bearer k".parse().unwrap());
+        let sent = span.onto(&metadata);
+        assert_eq!(sent.get("traceparent").unwrap().to_str().unwrap(), parent);
+        assert_eq!(sent.get("authorization").unwrap(), "Bearer k");
+        // Without [tracing] nothing is made and the caller's context passes unchanged.
+        let (none, same) = call_span(&metadata, "chat", "m");
+        assert!(none.is_none());
+        assert_eq!(same.get("traceparent").unwrap().to_str().unwrap(), incoming);
     }
 }

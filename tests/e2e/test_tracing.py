@@ -6,14 +6,19 @@ over OTLP/HTTP), all exporting to one real OTLP receiver (`otlp_receiver.py`: th
 
 Checked: the trace id the client chose is on Envoy's span, the sidecar's and Triton's, each a
 child of the one before (client → Envoy → sidecar → Triton), streamed and not; the spans carry the
-GenAI attributes with client-visible names and no key.
+GenAI attributes with client-visible names and no key. A call of the gRPC client API makes one
+trace too: Envoy's gRPC listener → the sidecar's call span → Envoy's OpenAI listener → the
+sidecar's Triton span → Triton.
 """
 
 import secrets
 
+import grpc
+
 import openai
 import pytest
 
+from grpc_stubs import compile_stubs
 from otlp_receiver import OtlpReceiver
 from stack import ROOT, Stack, free_port
 
@@ -47,6 +52,9 @@ triton = {{ family = "vllm", template = "chatml", max_tokens = 16, eos_token = "
 name = "tracer"
 key = "{key}"
 
+[grpc_api]
+port = {grpc_api}
+
 [tracing]
 endpoint = "127.0.0.1:{otlp}"
 service_name = "router"
@@ -56,7 +64,7 @@ service_name = "router"
 @pytest.fixture(scope="module")
 def traced(tmp_path_factory):
     work = tmp_path_factory.mktemp("tracing")
-    ports = {k: free_port() for k in ("port", "admin", "sidecar", "sidecar_grpc", "grpc", "otlp", "otlp_http")}
+    ports = {k: free_port() for k in ("port", "admin", "sidecar", "sidecar_grpc", "grpc", "otlp", "otlp_http", "grpc_api")}
     receiver = OtlpReceiver(ports["otlp"], ports["otlp_http"]).start()
     stack = Stack(work)
     config = work / "airouter.toml"
@@ -120,3 +128,36 @@ def test_one_trace_spans_client_envoy_sidecar_and_triton(traced, stream):
     assert sidecar["attributes"]["gen_ai.request.model"] == "traced-chat"
     assert sidecar["attributes"]["http.response.status_code"] == 200
     assert all(KEY not in str(s) for s in spans)
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["call", "streamed-call"])
+def test_a_grpc_api_call_is_one_trace_through_both_listeners(traced, tmp_path, streamed):
+    stack, ports, receiver = traced
+    pb, pb_grpc = compile_stubs(tmp_path)
+    stub = pb_grpc.RouterStub(grpc.insecure_channel("127.0.0.1:%d" % ports["grpc_api"]))
+    trace_id = secrets.token_hex(16)
+    metadata = [("authorization", "Bearer " + KEY),
+                ("traceparent", "00-%s-%s-01" % (trace_id, secrets.token_hex(8)))]
+    req = pb.GenerationRequest(model="traced-chat", messages=[pb.Message(role="user", content="grpc traced")])
+    if streamed:
+        assert list(stub.StreamingRouteRequest(req, metadata=metadata, timeout=60))
+    else:
+        assert stub.RouteRequest(req, metadata=metadata, timeout=60).model == "traced-chat"
+
+    def complete(spans):
+        ours = [s for s in spans if s["trace_id"] == trace_id]
+        return sum(s["service"] == "router" for s in ours) >= 2 and sum(
+            s["service"] == "router-sidecar" for s in ours) >= 2 and any(s["service"] == "triton" for s in ours)
+
+    spans = [s for s in receiver.wait_for(complete, timeout=30) if s["trace_id"] == trace_id]
+    assert complete(spans), (spans, stack.logs())
+    by_id = {s["span_id"]: s for s in spans}
+    envoy_openai = next(s for s in spans if s["service"] == "router" and "gen_ai.request.model" in s["attributes"])
+    # Up from the OpenAI listener's span: the sidecar's call span, then Envoy's gRPC listener.
+    call = by_id[envoy_openai["parent_span_id"]]
+    assert call["service"] == "router-sidecar" and call["attributes"]["rpc.system"] == "grpc", call
+    assert call["attributes"]["rpc.grpc.status_code"] == 0
+    grpc_listener = by_id[call["parent_span_id"]]
+    assert grpc_listener["service"] == "router", grpc_listener
+    # Down from it: the sidecar's Triton span.
+    assert any(s["service"] == "router-sidecar" and s["parent_span_id"] == envoy_openai["span_id"] for s in spans)

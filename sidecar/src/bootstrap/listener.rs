@@ -48,7 +48,7 @@ pub(super) fn listener(
         "common_http_protocol_options": { "idle_timeout": duration_ms(l.idle_timeout_ms) }
     });
     if let Some(t) = &plan.tracing {
-        hcm["tracing"] = super::tracing::hcm_tracing(t);
+        hcm["tracing"] = super::tracing::hcm_tracing(t, true);
     }
     if l.request_headers_timeout_ms > 0 {
         hcm["request_headers_timeout"] = json!(duration_ms(l.request_headers_timeout_ms));

@@ -12,10 +12,14 @@ use airouter_core::contract;
 use airouter_core::telemetry::{histograms, span};
 use serde_json::{json, Map, Value};
 
-/// The HCM `tracing` block of the OpenAI listener.
-pub fn hcm_tracing(t: &Tracing) -> Value {
+/// The HCM `tracing` block of a listener: with `gen_ai`, the filter's GenAI attributes (the
+/// OpenAI listener); without, Envoy's own (the gRPC client API's listener, which the filter
+/// does not run on: its span is the parent of the sidecar's, whose request makes the OpenAI
+/// listener's span).
+pub fn hcm_tracing(t: &Tracing, gen_ai: bool) -> Value {
     let custom_tags: Vec<Value> = span::SPAN_ATTRIBUTES
         .iter()
+        .filter(|_| gen_ai)
         .map(|(tag, property)| json!({ "tag": tag, "value": span::format_of(property) }))
         .collect();
     json!({
