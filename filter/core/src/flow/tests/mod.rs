@@ -17,4 +17,5 @@ mod session_sequence;
 mod settlement;
 mod stream_usage;
 mod targets;
+mod telemetry;
 mod upstream;
