@@ -232,6 +232,7 @@ impl Extractor for Headers<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use opentelemetry::trace::TracerProvider as _;
 
     #[test]
     fn a_span_continues_the_incoming_trace_and_names_itself_the_parent() {
