@@ -17,7 +17,10 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
+use airouter_core::api::Api;
 use airouter_core::config::Tracing;
+use airouter_core::telemetry::operation_name;
+use http_body_util::BodyExt;
 use opentelemetry::global::{self, BoxedSpan};
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer as _};
@@ -27,6 +30,8 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::Resource;
 use tonic::metadata::MetadataMap;
+
+use crate::serve::Body;
 
 /// The instrumentation scope of the sidecar's spans.
 const SCOPE: &str = "airouter-sidecar";
@@ -122,6 +127,18 @@ impl ServerSpan {
 }
 
 impl ServerSpan {
+    /// `response` with this span kept alive by its body, so the span ends with the body (a
+    /// stream's last event, or a client that left).
+    pub fn hold(self, response: hyper::Response<Body>) -> hyper::Response<Body> {
+        response.map(|body| {
+            body.map_frame(move |frame| {
+                let _ = &self;
+                frame
+            })
+            .boxed()
+        })
+    }
+
     /// Notes a gRPC call's status code (0: OK; any other marks the span failed).
     pub fn rpc_status(&self, code: i32) {
         let span = self.cx.span();
@@ -144,6 +161,25 @@ impl ServerSpan {
         }
         out
     }
+}
+
+/// A Triton model's request from Envoy: its span (when exporting) for `api` on the
+/// client-visible `model`, served by the Triton backend `backend`.
+pub fn request_span(
+    headers: &hyper::HeaderMap,
+    api: Api,
+    model: &str,
+    backend: &str,
+) -> Option<ServerSpan> {
+    if !exporting() {
+        return None;
+    }
+    let op = operation_name(api);
+    Some(ServerSpan::start(
+        &Headers(headers),
+        span_name(op, model),
+        gen_ai_attributes(op, model, backend),
+    ))
 }
 
 /// A call of the gRPC client API: its span (when exporting) for `operation` on `model`, and the

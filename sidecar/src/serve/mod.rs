@@ -18,7 +18,6 @@ use airouter_core::contract::{
     CLIENT_MODEL_HEADER, SIDECAR_SECRET_HEADER, TRITON_BACKEND_HEADER, TRITON_MODEL_HEADER,
 };
 use airouter_core::errors::ApiError;
-use airouter_core::telemetry::operation_name;
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
@@ -285,14 +284,7 @@ async fn route(state: &State, req: Request<Incoming>) -> Result<Response<Body>, 
         tracestate: header(&req, "tracestate").map(str::to_string),
     };
     // With `[tracing]`, the sidecar's span continues Envoy's and is Triton's parent.
-    let span = state.plan.tracing.is_some().then(|| {
-        let op = operation_name(api);
-        otel::ServerSpan::start(
-            &otel::Headers(req.headers()),
-            otel::span_name(op, &client_model),
-            otel::gen_ai_attributes(op, &client_model, &backend_name),
-        )
-    });
+    let span = otel::request_span(req.headers(), api, &client_model, &backend_name);
     if let Some(span) = &span {
         (trace.traceparent, trace.tracestate) = span.context_headers();
     }
@@ -310,19 +302,13 @@ async fn route(state: &State, req: Request<Incoming>) -> Result<Response<Body>, 
     match answered {
         Ok(response) => {
             span.answered(response.status().as_u16());
-            // The span ends with the body (a stream's last event, or a client that left).
-            Ok(response.map(|body| body.map_frame(move |f| keep(&span, f)).boxed()))
+            Ok(span.hold(response))
         }
         Err(err) => {
             span.answered(err.status);
             Err(err)
         }
     }
-}
-
-/// Passes a frame on, keeping `_span` alive as long as the body is.
-fn keep<F>(_span: &otel::ServerSpan, frame: F) -> F {
-    frame
 }
 
 /// What the filter told the sidecar about a request, checked to name a Triton target.
