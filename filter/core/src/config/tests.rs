@@ -563,3 +563,18 @@ fn telemetry_is_off_by_default_and_the_section_turns_each_part_on() {
     let traced = load(&format!("{GOOD}\n[tracing]\nendpoint = \"c:4317\"\n")).unwrap();
     assert!(traced.measures_gen_ai() && !traced.telemetry.metrics);
 }
+
+#[test]
+fn tracing_and_telemetry_take_the_json_form_too() {
+    // As Istio passes it from a google.protobuf.Struct: every number a double.
+    let plan = load(
+        r#"{"listener": {"port": 8080.0},
+            "tracing": {"endpoint": "otel-collector:4317", "sampling": 10.0},
+            "telemetry": {"access_log": false}}"#,
+    )
+    .unwrap();
+    let t = plan.tracing.unwrap();
+    assert_eq!(t.endpoint.port, 4317);
+    assert!((t.sampling_percent - 10.0).abs() < f64::EPSILON);
+    assert!(plan.telemetry.metrics && !plan.telemetry.access_log);
+}
