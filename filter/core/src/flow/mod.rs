@@ -19,6 +19,10 @@
 //!    its client left had told by then, or the admission estimate), and with `[session_log]`
 //!    the request's record is finished and handed to Envoy (`session.rs`, [`crate::session`]).
 //!
+//! With `[tracing]` or `[telemetry]`, `telemetry.rs` notes the request's start at step 1 and
+//! takes its GenAI facts when the response ends (step 4, or a stream's `[DONE]`), or at step 5
+//! (see [`crate::telemetry`]).
+//!
 //! A failover model's requests also pass [`UpstreamFlow`] (`upstream.rs`), the upstream filter
 //! of the model's aggregate cluster: it runs once per attempt and rewrites the request for the
 //! target Envoy picked.
@@ -37,7 +41,8 @@
 //! The files import one another one way only (this one composes them; only `answer.rs` and
 //! `held.rs`, which extend [`HttpFlow`], import it): `local` → `admission`, `target_request`,
 //! `front`; `admission` → `settlement`, `front`; `routing` → `settlement`, `targets`,
-//! `target_request`, `dialect`; `response_body` → `response`, `routing`; `response` →
+//! `target_request`, `dialect`; `telemetry` → `response`, `routing`; `response_body` →
+//! `response`, `routing`; `response` →
 //! `routing`, `targets`, `local`, `dialect`, `front`; `upstream` → `targets`,
 //! `target_request`, `dialect`.
 
