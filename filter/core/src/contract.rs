@@ -132,7 +132,8 @@ pub const SESSION_PROPERTY: &str = "airouter_session";
 /// [`SESSION_PROPERTY`] as Envoy's config names it.
 pub const SESSION_FILTER_STATE: &str = "wasm.airouter_session";
 /// Request filter state where a failover model's upstream filter notes each attempt for the
-/// session record, one line per attempt: `backend\tmodel`, then `\tstatus` once it answered.
+/// session record and the GenAI telemetry (the access log shows it as is), one line per
+/// attempt: `backend\tmodel`, then `\tstatus` once it answered.
 pub const SESSION_ATTEMPTS_PROPERTY: &str = "airouter_attempts";
 /// The `log_name` of Envoy's gRPC access logger carrying session records: the sidecar keeps
 /// only the records of streams that name it.

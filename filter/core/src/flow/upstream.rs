@@ -290,8 +290,9 @@ fn fail_closed(host: &mut dyn Host) -> Action {
     Action::Continue
 }
 
-/// Adds `parts` to the attempts noted for the session record and the telemetry ([`SESSION_ATTEMPTS_PROPERTY`]):
-/// a new line for a new attempt (starting with its backend), the status after it.
+/// Adds `parts` to the attempts noted for the session record and the telemetry
+/// ([`SESSION_ATTEMPTS_PROPERTY`]): a new line for a new attempt (starting with its backend),
+/// the status after it.
 fn note_attempt(host: &mut dyn Host, parts: &[&str]) {
     let mut noted = host
         .property(&[SESSION_ATTEMPTS_PROPERTY])
