@@ -160,9 +160,9 @@ class Stack:
         wait_http("http://127.0.0.1:%d/v1/models" % port, timeout=60, proc=proc, log=log)
         return proc
 
-    def start_triton(self, model_repository, grpc_port, name="triton", models=None):
+    def start_triton(self, model_repository, grpc_port, name="triton", models=None, extra_args=()):
         """The real Triton server on CPU with a Python-backend model repository (all its models,
-        or only `models`)."""
+        or only `models`), with `extra_args` on its command line (its trace settings, say)."""
         http_port = free_port()
         env = dict(os.environ)
         # The Python backend's stub must load this interpreter's libpython and see its packages.
@@ -181,6 +181,7 @@ class Stack:
                 "--log-verbose", "0", "--exit-timeout-secs", "3"]
         if models:
             argv += ["--model-control-mode", "explicit"] + ["--load-model=%s" % m for m in models]
+        argv += list(extra_args)
         proc, log = self._spawn(name, argv, env)
         wait_http("http://127.0.0.1:%d/v2/health/ready" % http_port, timeout=90, proc=proc, log=log)
         return proc

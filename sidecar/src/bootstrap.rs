@@ -9,7 +9,8 @@
 //! client timeouts, access log), `routes`, `clusters` (one per backend), `failover` (aggregate
 //! clusters and their retrying routes), `wasm_filter` (the filter's entry and configuration),
 //! `global_limits`, `session_log` (the access logger carrying session records to the sidecar),
-//! `grpc_api` (the gRPC client API's listener and sidecar replicas), [`local_replies`] and
+//! `grpc_api` (the gRPC client API's listener and sidecar replicas), `tracing` (Envoy's
+//! OpenTelemetry tracer, the GenAI histograms' buckets and access-log fields), [`local_replies`] and
 //! [`plugin_config`] (the TOML Envoy holds).
 
 use std::path::Path;
@@ -17,6 +18,7 @@ use std::path::Path;
 use airouter_core::config::Plan;
 use airouter_core::contract;
 use airouter_core::metrics;
+use airouter_core::telemetry::histograms;
 use serde_json::{json, Value};
 
 mod clusters;
@@ -28,6 +30,7 @@ pub mod local_replies;
 pub mod plugin_config;
 mod routes;
 mod session_log;
+mod tracing;
 mod wasm_filter;
 
 /// Headroom over the body limit for Envoy's per-connection buffers (headers, framing).
@@ -93,6 +96,9 @@ pub fn parts(plan: &Plan, toml_text: &str, wasm: &Path, ca_file: &Path) -> Parts
     if let (Some(log), Some(sidecar)) = (&plan.session_log, &plan.sidecar) {
         clusters.push(session_log::cluster(log, sidecar));
     }
+    if let Some(t) = &plan.tracing {
+        clusters.push(tracing::cluster(t));
+    }
     let mut more_listeners = Vec::new();
     if let Some(api) = &plan.grpc_api {
         clusters.push(grpc_api::cluster(api));
@@ -110,10 +116,21 @@ pub fn parts(plan: &Plan, toml_text: &str, wasm: &Path, ca_file: &Path) -> Parts
         buffer_limit,
     );
 
+    let gen_ai_tags = plan
+        .telemetry
+        .metrics
+        .then_some(histograms::TAGS.iter())
+        .into_iter()
+        .flatten();
     let stats_tags: Vec<Value> = metrics::TAGS
         .iter()
+        .chain(gen_ai_tags)
         .map(|(tag, regex)| json!({ "tag_name": tag, "regex": regex }))
         .collect();
+    let mut stats_config = json!({ "stats_tags": stats_tags, "use_all_default_tags": true });
+    if plan.telemetry.metrics {
+        stats_config["histogram_bucket_settings"] = json!(tracing::histogram_buckets());
+    }
     Parts {
         listener,
         more_listeners,
@@ -125,7 +142,7 @@ pub fn parts(plan: &Plan, toml_text: &str, wasm: &Path, ca_file: &Path) -> Parts
         }),
         overload_manager: overload_manager(plan.listener.max_connections),
         // The filter's counters carry backend, model and key names as tags.
-        stats_config: json!({ "stats_tags": stats_tags, "use_all_default_tags": true }),
+        stats_config,
     }
 }
 

@@ -1,6 +1,6 @@
 //! AI Router's native side: the Envoy bootstrap renderer, and the sidecar that serves Triton
 //! models to OpenAI clients (templates, translators, the KServe v2 client, the HTTP server) and
-//! the gRPC client API (`grpc_api`).
+//! the gRPC client API (`grpc_api`), and its own OpenTelemetry spans (`otel`).
 
 pub mod bootstrap;
 pub mod config_files;
@@ -9,6 +9,7 @@ mod golden;
 pub mod grpc_api;
 pub mod istio;
 pub mod kserve;
+pub mod otel;
 pub mod ratelimit;
 pub mod serve;
 pub mod session_log;

@@ -29,6 +29,7 @@ use airouter_sidecar::bootstrap::plugin_config::{self, PluginConfig};
 use airouter_sidecar::config_files::{self, ConfigFiles};
 use airouter_sidecar::grpc_api;
 use airouter_sidecar::istio;
+use airouter_sidecar::otel;
 use airouter_sidecar::ratelimit::service::Limiter;
 use airouter_sidecar::ratelimit::store::Store;
 use airouter_sidecar::serve::{self, State};
@@ -336,7 +337,12 @@ fn serve_sidecar(file: &str) -> Result<(), String> {
     let mut session_writer = None;
     let writer_slot = &mut session_writer;
     let served = runtime.block_on(async move {
-        // The gRPC clients need the runtime, so the state is built inside it.
+        // The gRPC clients need the runtime, so the state is built inside it (and the span
+        // exporter, a gRPC client too).
+        let spans = match &plan.tracing {
+            Some(t) => Some(otel::start(t).map_err(|e| format!("{file}: {e}"))?),
+            None => None,
+        };
         let grpc = grpc_services(file, &plan, &dir).await?;
         let session_stats = grpc.session_stats.clone();
         *writer_slot = grpc.session_writer.zip(session_stats.clone());
@@ -373,6 +379,13 @@ fn serve_sidecar(file: &str) -> Result<(), String> {
         }
         if let Some(task) = grpc_task {
             task.abort();
+        }
+        if let Some(provider) = spans {
+            // Sends the spans still batched; the exporter's channel needs the runtime.
+            let flushed = tokio::task::spawn_blocking(move || provider.shutdown()).await;
+            if let Ok(Err(e)) = flushed {
+                tracing::warn!("spans not all exported: {e}");
+            }
         }
         Ok(())
     });

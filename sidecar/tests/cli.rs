@@ -195,8 +195,8 @@ fn the_example_renders_its_golden_bootstrap() {
     check_rendered_bootstrap("examples/airouter.toml", "example.json");
 }
 
-/// TLS, health checks, every listener timeout, a three-target failover and [global_limits]:
-/// the parts the example does not use.
+/// TLS, health checks, every listener timeout, a three-target failover, [global_limits],
+/// [tracing] and [telemetry]: the parts the example does not use.
 #[test]
 fn a_config_using_every_bootstrap_feature_renders_its_golden_bootstrap() {
     check_rendered_bootstrap(

@@ -139,11 +139,44 @@ pub const SESSION_PROPERTY: &str = "airouter_session";
 /// [`SESSION_PROPERTY`] as Envoy's config names it.
 pub const SESSION_FILTER_STATE: &str = "wasm.airouter_session";
 /// Request filter state where a failover model's upstream filter notes each attempt for the
-/// session record, one line per attempt: `backend\tmodel`, then `\tstatus` once it answered.
+/// session record and the GenAI telemetry (the access log shows it as is), one line per
+/// attempt: `backend\tmodel`, then `\tstatus` once it answered.
 pub const SESSION_ATTEMPTS_PROPERTY: &str = "airouter_attempts";
 /// The `log_name` of Envoy's gRPC access logger carrying session records: the sidecar keeps
 /// only the records of streams that name it.
 pub const SESSION_LOG_NAME: &str = "airouter_session";
+
+// ---------------------------------------------------------------- telemetry
+
+/// Filter state the listener filter sets for a routed request's GenAI facts (`[tracing]`,
+/// `[telemetry] access_log`), read by Envoy's tracer (the span's custom tags) and its JSON
+/// access log as `%FILTER_STATE(wasm.NAME:PLAIN)%`. Set when the response has ended, before
+/// Envoy finishes the span (which it does before the filter's log callback), or at that
+/// callback when the client left first. Values are plain text; none ever holds a key.
+/// The OpenTelemetry GenAI operation (`chat`, `text_completion`, `embeddings`, ...).
+pub const OPERATION_PROPERTY: &str = "airouter_operation";
+/// The model as the client named it and got it back.
+pub const MODEL_PROPERTY: &str = "airouter_model";
+/// The backend (its configured name) that answered; for failover, the last attempt's.
+pub const BACKEND_PROPERTY: &str = "airouter_backend";
+/// The model name that backend was sent.
+pub const BACKEND_MODEL_PROPERTY: &str = "airouter_backend_model";
+/// The client key's configured name (never the key).
+pub const KEY_NAME_PROPERTY: &str = "airouter_key_name";
+/// Input (prompt) tokens the backend reported.
+pub const INPUT_TOKENS_PROPERTY: &str = "airouter_input_tokens";
+/// Output (completion) tokens the backend reported.
+pub const OUTPUT_TOKENS_PROPERTY: &str = "airouter_output_tokens";
+/// Why the answer ended (`stop`, `length`, ...), as the response said.
+pub const FINISH_REASON_PROPERTY: &str = "airouter_finish_reason";
+
+/// A filter-state property as Envoy's configuration names it ([`FILTER_STATE_PREFIX`] + name).
+pub fn filter_state(property: &str) -> String {
+    format!("{FILTER_STATE_PREFIX}{property}")
+}
+
+/// The cluster of the OTLP/gRPC receiver Envoy's tracer exports to (`[tracing]`).
+pub const TRACING_CLUSTER: &str = "airouter_otlp";
 
 // ---------------------------------------------------------------- global rate limits
 

@@ -90,6 +90,11 @@ pub trait Host {
     fn count(&mut self, metric: &str) {
         self.add(metric, 1);
     }
+    /// Records `value` in the histogram `metric` (named by [`crate::telemetry::histograms`]),
+    /// defining it on first use. A host without histograms ignores it.
+    fn record(&mut self, metric: &str, value: u64) {
+        let _ = (metric, value);
+    }
     /// Sets request-scoped filter state (`wasm.<name>` in Envoy), read by other filters.
     fn set_property(&mut self, name: &str, value: &[u8]);
     /// Makes Envoy pick the request's route again, after filter state it matches on changed

@@ -20,7 +20,8 @@
 //! - shared: [`config`] (the compiled plan), [`contract`] (the wire names shared with Envoy's
 //!   config and the sidecar), [`host`] (the seam), [`limits`] and [`global_limits`] (rate limits
 //!   and token budgets), [`metrics`] (counter names), [`errors`] (OpenAI's error envelope),
-//!   [`session`] (the per-request session record), [`text`] (cheap string building).
+//!   [`session`] (the per-request session record), [`telemetry`] (the GenAI span attributes,
+//!   access-log fields and histograms), [`text`] (cheap string building).
 
 pub mod admin;
 pub mod anthropic;
@@ -49,6 +50,7 @@ pub mod response_headers;
 pub mod router;
 pub mod session;
 pub mod sse;
+pub mod telemetry;
 #[cfg(test)]
 mod test_json;
 pub mod text;

@@ -79,6 +79,7 @@ extern "C" {
         return_id: *mut u32,
     ) -> u32;
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
+    fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
     fn proxy_get_metric(metric_id: u32, return_value: *mut u64) -> u32;
     fn proxy_get_shared_data(
         key_data: *const u8,
@@ -251,6 +252,22 @@ pub fn define_counter(name: &str) -> Option<u32> {
     // SAFETY: the name is a live string; the out-pointer is a valid local.
     let status = unsafe { proxy_define_metric(0, name.as_ptr(), name.len(), &mut id) };
     (status == OK).then_some(id)
+}
+
+/// Defines a histogram; its id, or `None` when the host refused.
+pub fn define_histogram(name: &str) -> Option<u32> {
+    let mut id = 0u32;
+    // SAFETY: the name is a live string; the out-pointer is a valid local.
+    let status = unsafe { proxy_define_metric(2, name.as_ptr(), name.len(), &mut id) };
+    (status == OK).then_some(id)
+}
+
+/// Records one value in a histogram.
+pub fn record(id: u32, value: u64) {
+    // SAFETY: plain values only.
+    unsafe {
+        proxy_record_metric(id, value);
+    }
 }
 
 pub fn increment(id: u32, n: u64) {

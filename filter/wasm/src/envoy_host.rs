@@ -15,6 +15,20 @@ thread_local! {
     /// once per VM (one VM per worker) and kept. Looked up several times per request, so the
     /// hash is Fx rather than SipHash: the names are the operator's, not a client's.
     static COUNTERS: RefCell<FxHashMap<String, u32>> = RefCell::new(FxHashMap::default());
+    /// Histogram ids by name, likewise.
+    static HISTOGRAMS: RefCell<FxHashMap<String, u32>> = RefCell::new(FxHashMap::default());
+}
+
+/// The id of a histogram, defining it on first use.
+fn histogram_id(name: &str) -> Option<u32> {
+    HISTOGRAMS.with(|h| {
+        if let Some(id) = h.borrow().get(name) {
+            return Some(*id);
+        }
+        let id = abi::define_histogram(name)?;
+        h.borrow_mut().insert(name.to_string(), id);
+        Some(id)
+    })
 }
 
 /// The id of a counter, defining it on first use.
@@ -171,6 +185,12 @@ impl Host for EnvoyHost<'_> {
     fn add(&mut self, metric: &str, n: u64) {
         if let Some(id) = counter_id(metric) {
             abi::increment(id, n);
+        }
+    }
+
+    fn record(&mut self, metric: &str, value: u64) {
+        if let Some(id) = histogram_id(metric) {
+            abi::record(id, value);
         }
     }
 

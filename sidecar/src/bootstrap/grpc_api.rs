@@ -83,6 +83,9 @@ pub(super) fn listener(plan: &Plan, api: &GrpcApi, buffer_limit: u64) -> Value {
         "stream_idle_timeout": duration_ms(l.stream_idle_timeout_ms),
         "common_http_protocol_options": { "idle_timeout": duration_ms(l.idle_timeout_ms) }
     });
+    if let Some(t) = &plan.tracing {
+        hcm["tracing"] = super::tracing::hcm_tracing(t, false);
+    }
     if l.request_headers_timeout_ms > 0 {
         hcm["request_headers_timeout"] = json!(duration_ms(l.request_headers_timeout_ms));
     }

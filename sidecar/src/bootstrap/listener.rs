@@ -1,6 +1,8 @@
 //! The listener OpenAI clients connect to: its HTTP connection manager with the given filter
 //! chain and routes, the client timeouts of `[listener]`, OpenAI-shaped local replies, a JSON
-//! access log on stdout and, with `[session_log]`, the gRPC access log of session records.
+//! access log on stdout (with the filter's GenAI fields under `[telemetry]`), Envoy's
+//! OpenTelemetry tracer with `[tracing]`, and with `[session_log]` the gRPC access log of
+//! session records.
 
 use airouter_core::config::Plan;
 use airouter_core::contract;
@@ -19,7 +21,14 @@ pub(super) fn listener(
     buffer_limit: u64,
 ) -> Value {
     let virtual_host = json!({ "name": "airouter", "domains": ["*"], "routes": routes });
-    let mut access_logs = vec![access_log()];
+    let mut log = access_log();
+    if let Some(fields) = log
+        .pointer_mut("/typed_config/log_format/json_format")
+        .and_then(Value::as_object_mut)
+    {
+        super::tracing::access_log_fields(plan, fields);
+    }
+    let mut access_logs = vec![log];
     if plan.session_log.is_some() {
         access_logs.push(super::session_log::access_log());
     }
@@ -38,6 +47,9 @@ pub(super) fn listener(
         "stream_idle_timeout": duration_ms(l.stream_idle_timeout_ms),
         "common_http_protocol_options": { "idle_timeout": duration_ms(l.idle_timeout_ms) }
     });
+    if let Some(t) = &plan.tracing {
+        hcm["tracing"] = super::tracing::hcm_tracing(t, true);
+    }
     if l.request_headers_timeout_ms > 0 {
         hcm["request_headers_timeout"] = json!(duration_ms(l.request_headers_timeout_ms));
     }

@@ -6,6 +6,9 @@
 //! 429, ...) is the call's status rather than a stream that ends at once. Its events are then
 //! relayed by a task that stops, dropping the upstream response and so closing its connection,
 //! as soon as the client goes away or the deadline passes.
+//!
+//! With `[tracing]` each call has a span of the sidecar's (`crate::otel`), continuing the
+//! caller's trace context, which the OpenAI request carries on instead; it ends with the call.
 
 use std::pin::Pin;
 
@@ -18,15 +21,18 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
+use airouter_core::api::Api;
 use airouter_core::config::url::BaseUrl;
+use airouter_core::telemetry::operation_name;
 
 use super::limits::SizeLimits;
 use super::proto::router_server::{Router, RouterServer};
 use super::proto::{GenerationRequest, GenerationResponse};
-use super::request::{self, OpenAiRequest};
+use super::request::{self, OpenAiApi, OpenAiRequest};
 use super::response::{self, StreamReader};
 use super::upstream::{self, Upstream};
 use super::{deadline, status};
+use crate::otel;
 
 /// Responses of a streamed call waiting to be sent, at most.
 const STREAM_BUFFER: usize = 16;
@@ -95,11 +101,16 @@ impl Router for RouterApi {
     ) -> Result<Response<GenerationResponse>, Status> {
         let until = deadline::of(call.metadata());
         let openai = request::build(call.get_ref(), false)?.within(self.max_request_bytes)?;
+        let (span, metadata) = traced(&call, &openai);
         let work = async {
-            let resp = self.answer(openai, call.metadata(), false).await?;
+            let resp = self.answer(openai, &metadata, false).await?;
             response::whole(&upstream::read_all(resp).await?)
         };
-        deadline::within(until, work).await.map(Response::new)
+        let answered = deadline::within(until, work).await;
+        if let Some(span) = span {
+            span.rpc_status(answered.as_ref().err().map_or(0, |s| s.code() as i32));
+        }
+        answered.map(Response::new)
     }
 
     type StreamingRouteRequestStream = ResponseStream;
@@ -110,7 +121,14 @@ impl Router for RouterApi {
     ) -> Result<Response<ResponseStream>, Status> {
         let until = deadline::of(call.metadata());
         let openai = request::build(call.get_ref(), true)?.within(self.max_request_bytes)?;
-        let resp = deadline::within(until, self.answer(openai, call.metadata(), true)).await?;
+        let (span, metadata) = traced(&call, &openai);
+        let resp = deadline::within(until, self.answer(openai, &metadata, true)).await;
+        if let Some(span) = &span {
+            // The call's status as its answer starts (a stream broken off later ends in an
+            // error the span does not show).
+            span.rpc_status(resp.as_ref().err().map_or(0, |s| s.code() as i32));
+        }
+        let resp = resp?;
         if !is_event_stream(&resp) {
             // Answered whole after all: its text, then its end.
             let whole = deadline::within(until, async {
@@ -122,7 +140,11 @@ impl Router for RouterApi {
             return Ok(Response::new(Box::pin(tokio_stream::iter(items))));
         }
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        tokio::spawn(relay(resp, tx, until));
+        tokio::spawn(async move {
+            relay(resp, tx, until).await;
+            // The call's span ends with its stream.
+            drop(span);
+        });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }
@@ -134,6 +156,19 @@ fn is_encoded(resp: &HttpResponse<Incoming>) -> bool {
         .get(hyper::header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| !v.trim().is_empty() && !v.trim().eq_ignore_ascii_case("identity"))
+}
+
+/// The call's span (with `[tracing]`) and the metadata to send on with its trace context.
+fn traced(
+    call: &Request<GenerationRequest>,
+    openai: &OpenAiRequest,
+) -> (Option<otel::ServerSpan>, tonic::metadata::MetadataMap) {
+    let api = match openai.api {
+        OpenAiApi::Chat => Api::Chat,
+        OpenAiApi::Completions => Api::Completions,
+    };
+    let operation = operation_name(api);
+    otel::call_span(call.metadata(), operation, &call.get_ref().model)
 }
 
 /// Whether `resp` is server-sent events (else a whole answer).

@@ -14,7 +14,7 @@
 //!   by filter state, in every virtual host of the gateway port's route configuration;
 //! - `LISTENER` and `NETWORK_FILTER` `MERGE`: the listener's buffer limit, the connection
 //!   manager's client timeouts, the local replies in OpenAI's envelope, the session log's access
-//!   logger;
+//!   logger, with `[tracing]` the GenAI span attributes (custom tags) on Istio's tracer's span;
 //! - with `[global_limits]`, `HTTP_FILTER` `INSERT_BEFORE` the router of the global rate limit
 //!   filters.
 
@@ -112,7 +112,12 @@ pub(super) fn envoy_filter(plan: &Plan, parts: &Parts, o: &Options) -> Result<Va
             }}
         }),
     ];
-    for c in &parts.clusters {
+    // Istio's own tracer exports the gateway's spans: the bootstrap's OTLP cluster is not sent.
+    let clusters = parts
+        .clusters
+        .iter()
+        .filter(|c| c["name"] != contract::TRACING_CLUSTER);
+    for c in clusters {
         patches.push(json!({
             "applyTo": "CLUSTER",
             "match": { "context": "GATEWAY" },
@@ -149,6 +154,12 @@ pub(super) fn envoy_filter(plan: &Plan, parts: &Parts, o: &Options) -> Result<Va
     // log's) are the filter's.
     if let Some(logs) = hcm["access_log"].as_array().filter(|l| l.len() > 1) {
         settings["access_log"] = json!(logs[1..]);
+    }
+    // With `[tracing]`, the filter's GenAI attributes on the span of the tracer Istio configures
+    // (its mesh's OpenTelemetry provider): the custom tags only, Istio's provider and sampling
+    // stay.
+    if let Some(tags) = hcm["tracing"].get("custom_tags") {
+        settings["tracing"] = json!({ "custom_tags": tags });
     }
     patches.push(json!({
         "applyTo": "NETWORK_FILTER",

@@ -241,3 +241,23 @@ fn the_stream_is_yaml_documents() {
     assert!(out.starts_with("# f.toml"));
     assert_eq!(out.lines().filter(|l| *l == "---").count(), 2);
 }
+
+#[test]
+fn with_tracing_the_gateway_span_gets_the_gen_ai_attributes_and_istio_keeps_its_tracer() {
+    let text = format!("{TEXT}\n[tracing]\nendpoint = \"otel-collector.observability:4317\"\n");
+    let docs = render(plan(&text), &text, &options(&[])).unwrap();
+    let patches = docs[1]["spec"]["configPatches"].as_array().unwrap();
+    let hcm = patches
+        .iter()
+        .find(|p| p["applyTo"] == "NETWORK_FILTER")
+        .map(|p| &p["patch"]["value"]["typed_config"])
+        .unwrap();
+    let tags = hcm["tracing"]["custom_tags"].as_array().unwrap();
+    assert!(tags.iter().any(|t| t["tag"] == "gen_ai.request.model"));
+    // Istio's provider and sampling stay; its own tracer exports.
+    assert!(hcm["tracing"]["provider"].is_null());
+    assert!(hcm["tracing"]["random_sampling"].is_null());
+    assert!(!patches
+        .iter()
+        .any(|p| p["patch"]["value"]["name"] == contract::TRACING_CLUSTER));
+}

@@ -28,6 +28,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
+use crate::otel;
 use crate::templates::ChatTemplate;
 use crate::translate::kserve_request;
 use crate::translate::openai_response;
@@ -277,11 +278,60 @@ async fn route(state: &State, req: Request<Incoming>) -> Result<Response<Body>, 
     let backend_name = instructed(TRITON_BACKEND_HEADER)?;
     let triton_model = instructed(TRITON_MODEL_HEADER)?;
     let client_model = instructed(CLIENT_MODEL_HEADER)?;
-    let trace = TraceContext {
+    let mut trace = TraceContext {
         request_id: header(&req, "x-request-id").unwrap_or_default().to_string(),
         traceparent: header(&req, "traceparent").map(str::to_string),
         tracestate: header(&req, "tracestate").map(str::to_string),
     };
+    // With `[tracing]`, the sidecar's span continues Envoy's and is Triton's parent.
+    let span = otel::request_span(req.headers(), api, &client_model, &backend_name);
+    if let Some(span) = &span {
+        (trace.traceparent, trace.tracestate) = span.context_headers();
+    }
+    let instructions = Instructions {
+        api,
+        backend_name,
+        triton_model,
+        client_model,
+        trace,
+    };
+    let answered = serve_target(state, req, instructions).await;
+    let Some(span) = span else {
+        return answered;
+    };
+    match answered {
+        Ok(response) => {
+            span.answered(response.status().as_u16());
+            Ok(span.hold(response))
+        }
+        Err(err) => {
+            span.answered(err.status);
+            Err(err)
+        }
+    }
+}
+
+/// What the filter told the sidecar about a request, checked to name a Triton target.
+struct Instructions {
+    api: Api,
+    backend_name: String,
+    triton_model: String,
+    client_model: String,
+    trace: TraceContext,
+}
+
+async fn serve_target(
+    state: &State,
+    req: Request<Incoming>,
+    instructions: Instructions,
+) -> Result<Response<Body>, ApiError> {
+    let Instructions {
+        api,
+        backend_name,
+        triton_model,
+        client_model,
+        trace,
+    } = instructions;
     let target = state
         .plan
         .resolve(api, &client_model)

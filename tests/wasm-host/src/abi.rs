@@ -284,6 +284,21 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> Result<()> {
     )?;
     linker.func_wrap(
         "env",
+        "proxy_record_metric",
+        |mut c: Caller<'_, HostState>, id: i32, value: i64| -> Result<i32> {
+            c.data_mut().called("proxy_record_metric");
+            match c.data_mut().metrics.get_mut(id as usize) {
+                Some((_, v)) => {
+                    // A histogram keeps its last value here: enough to see what was recorded.
+                    *v = value as u64;
+                    Ok(OK)
+                }
+                None => Ok(NOT_FOUND),
+            }
+        },
+    )?;
+    linker.func_wrap(
+        "env",
         "proxy_get_metric",
         |mut c: Caller<'_, HostState>, id: i32, out: i32| -> Result<i32> {
             c.data_mut().called("proxy_get_metric");

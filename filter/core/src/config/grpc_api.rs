@@ -122,7 +122,7 @@ fn sidecar_list(
 }
 
 /// `host:port` (`[v6]:port` for IPv6), the port written out.
-fn endpoint(text: &str) -> Result<Endpoint, String> {
+pub(super) fn endpoint(text: &str) -> Result<Endpoint, String> {
     let has_port = text.rsplit_once(':').is_some_and(|(host, p)| {
         !p.is_empty()
             && p.bytes().all(|b| b.is_ascii_digit())

@@ -3,7 +3,7 @@
 //!
 //! [`compile`] parses the text into [`raw`]'s serde shapes (unknown keys refused, spans kept),
 //! then checks each section in a file of its own (`listener`, `admin`, `backends`, `models` with
-//! `triton`, `keys`, `global_limits`, `session_log`, `discovery`, `sidecar`, `grpc_api`,
+//! `triton`, `keys`, `global_limits`, `session_log`, `discovery`, `sidecar`, `grpc_api`, `tracing`,
 //! `routers` with `routes` and `prompts`). What a file refers to outside its text (environment
 //! variables, prompt files, time zones) is looked up through [`Sources`]: [`compile`] gives the
 //! environment only, as the filter has it; [`compile_with`] gives more, as the sidecar does. Every problem found is reported, not only the
@@ -32,6 +32,7 @@ mod routes;
 mod session_log;
 mod sidecar;
 mod sources;
+mod tracing;
 mod triton;
 pub mod url;
 
@@ -40,7 +41,8 @@ pub use error::{ConfigError, ConfigErrors};
 pub use plan::{
     Admin, Anthropic, Backend, Capture, Classifier, Credential, Discovery, Enrich, GlobalLimits,
     Listener, Model, ModelTarget, Plan, Route, Router, Secret, SessionLog, Sidecar, Target,
-    TemplateSource, TritonModel, BUILTIN_TEMPLATES, DEFAULT_ANTHROPIC_VERSION, DEFAULT_OWNED_BY,
+    Telemetry, TemplateSource, Tracing, TritonModel, BUILTIN_TEMPLATES, DEFAULT_ANTHROPIC_VERSION,
+    DEFAULT_OWNED_BY,
 };
 pub use plan::{Endpoint, GrpcApi};
 pub use prompts::MAX_PROMPT_BYTES;
@@ -100,6 +102,10 @@ pub fn compile_with(file: &str, text: &str, sources: &Sources) -> Result<Plan, C
         .session_log
         .as_ref()
         .and_then(|s| session_log::compile_session_log(&loc, s, &mut errs));
+    let tracing = raw
+        .tracing
+        .as_ref()
+        .and_then(|t| tracing::compile_tracing(&loc, t, &mut errs));
     let discovery = raw
         .discovery
         .as_ref()
@@ -169,6 +175,14 @@ pub fn compile_with(file: &str, text: &str, sources: &Sources) -> Result<Plan, C
         global_limits,
         session_log,
         grpc_api,
+        tracing,
+        telemetry: raw
+            .telemetry
+            .as_ref()
+            .map_or_else(Telemetry::default, |t| Telemetry {
+                metrics: t.metrics,
+                access_log: t.access_log,
+            }),
         missing_env,
         metric_names,
         routers,

@@ -13,6 +13,7 @@ mod secret;
 mod session_log;
 mod sidecar;
 mod target;
+mod tracing;
 mod triton;
 
 pub use backend::{Anthropic, Backend, DEFAULT_ANTHROPIC_VERSION};
@@ -26,6 +27,7 @@ pub use secret::{Credential, Secret};
 pub use session_log::{Capture, SessionLog};
 pub use sidecar::Sidecar;
 pub use target::Target;
+pub use tracing::{Telemetry, Tracing};
 pub use triton::{TemplateSource, TritonModel, BUILTIN_TEMPLATES};
 
 use crate::auth::KeyRing;
@@ -56,6 +58,10 @@ pub struct Plan {
     pub session_log: Option<SessionLog>,
     /// The gRPC client API; `None`: not served.
     pub grpc_api: Option<GrpcApi>,
+    /// OpenTelemetry tracing; `None`: nothing is traced.
+    pub tracing: Option<Tracing>,
+    /// The GenAI measurements (`[telemetry]`); all off by default.
+    pub telemetry: Telemetry,
     /// Environment variables named by `api_key_env` that were not set when the plan was built.
     pub missing_env: Vec<String>,
     /// Counter names for every key, model and backend.
@@ -67,6 +73,12 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Whether routed requests are measured for telemetry: their GenAI facts gathered as the
+    /// response passes (`[telemetry]` or `[tracing]`).
+    pub fn measures_gen_ai(&self) -> bool {
+        self.tracing.is_some() || self.telemetry.metrics || self.telemetry.access_log
+    }
+
     /// The router whose virtual model is `name`, serving `api`.
     pub fn router(&self, api: crate::api::Api, name: &str) -> Option<&Router> {
         self.routers

@@ -13,6 +13,7 @@ mod models;
 mod routers;
 mod session_log;
 mod sidecar;
+mod tracing;
 mod triton;
 
 pub use admin::RawAdmin;
@@ -31,6 +32,7 @@ pub use routers::{
 };
 pub use session_log::{Capture, RawSessionLog};
 pub use sidecar::{RawSidecar, DEFAULT_GRPC_PORT};
+pub use tracing::{RawTelemetry, RawTracing};
 pub use triton::{RawTritonModel, StreamText, TritonFamily};
 
 use std::collections::BTreeMap;
@@ -126,4 +128,13 @@ pub struct RawConfig {
     /// it, each call sent through the OpenAI listener. Without this section there is none.
     #[serde(default, deserialize_with = "separately")]
     pub grpc_api: Option<RawGrpcApi>,
+    /// OpenTelemetry tracing: Envoy's tracer on the OpenAI listener (its span carrying the
+    /// GenAI attributes the filter sets) and the sidecar's own spans, both exported over
+    /// OTLP/gRPC. Without this section nothing is traced.
+    #[serde(default, deserialize_with = "separately")]
+    pub tracing: Option<RawTracing>,
+    /// The GenAI measurements of each routed request: histograms in Envoy's stats and fields
+    /// in its JSON access log. Without this section neither is taken.
+    #[serde(default, deserialize_with = "separately")]
+    pub telemetry: Option<RawTelemetry>,
 }

@@ -504,3 +504,77 @@ fn the_json_form_is_checked_like_toml() {
     let e = first_error(r#"{"listener": null}"#);
     assert!(e.message.starts_with("listener: null"), "{e}");
 }
+
+#[test]
+fn tracing_is_off_unless_configured_and_takes_its_defaults() {
+    assert!(load(GOOD).unwrap().tracing.is_none());
+    let plan = load(&format!(
+        "{GOOD}\n[tracing]\nendpoint = \"otel-collector:4317\"\n"
+    ))
+    .unwrap();
+    let t = plan.tracing.unwrap();
+    assert_eq!(
+        (t.endpoint.host.as_str(), t.endpoint.port),
+        ("otel-collector", 4317)
+    );
+    assert_eq!(t.service_name, "airouter");
+    assert_eq!(t.sidecar_service_name(), "airouter-sidecar");
+    assert!((t.sampling_percent - 100.0).abs() < f64::EPSILON);
+    // Tracing alone brings no sidecar: Envoy exports its spans itself.
+    assert!(plan.sidecar.is_none());
+}
+
+#[test]
+fn tracing_mistakes_are_refused_with_line_and_key() {
+    for (text, key) in [
+        (
+            "endpoint = \"http://collector:4317/v1/traces\"",
+            "tracing.endpoint",
+        ),
+        ("endpoint = \"collector\"", "tracing.endpoint"),
+        (
+            "endpoint = \"c:4317\"\nservice_name = \"my service\"",
+            "tracing.service_name",
+        ),
+        (
+            "endpoint = \"c:4317\"\nsampling = 100.5",
+            "tracing.sampling",
+        ),
+        ("endpoint = \"c:4317\"\nsampling = -1.0", "tracing.sampling"),
+        ("endpoint = \"c:4317\"\nheaders = {}", ""),
+    ] {
+        let e = first_error(&format!("[tracing]\n{text}\n"));
+        let line = text.lines().count() + 1;
+        assert_eq!(e.line, line, "{text}: {e}");
+        if !key.is_empty() {
+            assert_eq!(e.key, key, "{text}: {e}");
+        }
+    }
+}
+
+#[test]
+fn telemetry_is_off_by_default_and_the_section_turns_each_part_on() {
+    let off = load(GOOD).unwrap();
+    assert!(!off.measures_gen_ai());
+    let on = load(&format!("{GOOD}\n[telemetry]\n")).unwrap();
+    assert!(on.telemetry.metrics && on.telemetry.access_log && on.measures_gen_ai());
+    let part = load(&format!("{GOOD}\n[telemetry]\nmetrics = false\n")).unwrap();
+    assert!(!part.telemetry.metrics && part.telemetry.access_log);
+    let traced = load(&format!("{GOOD}\n[tracing]\nendpoint = \"c:4317\"\n")).unwrap();
+    assert!(traced.measures_gen_ai() && !traced.telemetry.metrics);
+}
+
+#[test]
+fn tracing_and_telemetry_take_the_json_form_too() {
+    // As Istio passes it from a google.protobuf.Struct: every number a double.
+    let plan = load(
+        r#"{"listener": {"port": 8080.0},
+            "tracing": {"endpoint": "otel-collector:4317", "sampling": 10.0},
+            "telemetry": {"access_log": false}}"#,
+    )
+    .unwrap();
+    let t = plan.tracing.unwrap();
+    assert_eq!(t.endpoint.port, 4317);
+    assert!((t.sampling_percent - 10.0).abs() < f64::EPSILON);
+    assert!(plan.telemetry.metrics && !plan.telemetry.access_log);
+}

@@ -5,7 +5,7 @@
 //! handed to Envoy).
 
 use super::front;
-use super::{client, session, HttpFlow};
+use super::{client, session, telemetry, HttpFlow};
 use crate::host::{Action, Host};
 
 impl HttpFlow {
@@ -30,6 +30,9 @@ impl HttpFlow {
                 tokens,
                 routed.direct,
             ));
+        }
+        if end_of_stream {
+            self.end_telemetry(host);
         }
         action
     }
@@ -67,12 +70,18 @@ impl HttpFlow {
             self.settlement
                 .settle_estimate(host, key, routed.estimate, succeeded);
         }
+        // A stream's `[DONE]` ends it for its client, which may leave at once (the openai SDK
+        // does): Envoy would finish the span before the stream's own end.
+        if end_of_stream || self.response.stream_done() {
+            self.end_telemetry(host);
+        }
         action
     }
 
     /// The stream is over (Envoy's access-log callback), ended well or cut short by the client:
     /// what was not charged yet is, and the session record is handed to Envoy.
     pub fn on_log(&mut self, host: &mut dyn Host) {
+        self.end_telemetry(host);
         if let Some(mut s) = self.session.take() {
             if let Some(request) = &self.router {
                 // A router's request that ended before its route took it (the client left
@@ -101,5 +110,14 @@ impl HttpFlow {
         let charged = self.response.succeeded || !self.response.started;
         self.settlement
             .settle_estimate(host, key, routed.estimate, charged);
+    }
+
+    /// The response has ended (or the stream is over): its GenAI telemetry is taken, once
+    /// (`telemetry.rs`).
+    fn end_telemetry(&mut self, host: &mut dyn Host) {
+        if let (Some(m), Some(routed)) = (&mut self.telemetry, &self.routed) {
+            let key = client(&self.plan, self.key).map(|(_, k)| k.name.as_str());
+            telemetry::finish(m, host, &self.plan, routed, &self.response, key);
+        }
     }
 }

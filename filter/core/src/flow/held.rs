@@ -7,7 +7,7 @@ use std::rc::Rc;
 use super::admission::RequestLine;
 use super::router_request::Step;
 use super::routing::{ReadRequest, ViaRouter};
-use super::{client, local, routing, session, target_request, HttpFlow, WHOLE_BODY};
+use super::{client, local, routing, session, target_request, telemetry, HttpFlow, WHOLE_BODY};
 use crate::api::Api;
 use crate::config::Plan;
 use crate::errors::ApiError;
@@ -122,6 +122,9 @@ impl HttpFlow {
                         s.routing(&request.decision);
                     }
                     self.response.transcript = Some(s.transcript());
+                }
+                if let Some(m) = &mut self.telemetry {
+                    telemetry::routed(m, api, &mut self.response);
                 }
                 self.routed = Some(routed);
                 if held && !host.resume_request() {

@@ -19,6 +19,10 @@
 //!    its client left had told by then, or the admission estimate), and with `[session_log]`
 //!    the request's record is finished and handed to Envoy (`session.rs`, [`crate::session`]).
 //!
+//! With `[tracing]` or `[telemetry]`, `telemetry.rs` notes the request's start at step 1 and
+//! takes its GenAI facts when the response ends (step 4, or a stream's `[DONE]`), or at step 5
+//! (see [`crate::telemetry`]).
+//!
 //! A failover model's requests also pass [`UpstreamFlow`] (`upstream.rs`), the upstream filter
 //! of the model's aggregate cluster: it runs once per attempt and rewrites the request for the
 //! target Envoy picked.
@@ -37,7 +41,8 @@
 //! The files import one another one way only (this one composes them; only `answer.rs` and
 //! `held.rs`, which extend [`HttpFlow`], import it): `local` → `admission`, `target_request`,
 //! `front`; `admission` → `settlement`, `front`; `routing` → `settlement`, `targets`,
-//! `target_request`, `dialect`; `response_body` → `response`, `routing`; `response` →
+//! `target_request`, `dialect`; `telemetry` → `response`, `routing`; `response_body` →
+//! `response`, `routing`; `response` →
 //! `routing`, `targets`, `local`, `dialect`, `front`; `upstream` → `targets`,
 //! `target_request`, `dialect`.
 
@@ -57,6 +62,7 @@ mod session;
 mod settlement;
 pub mod target_request;
 mod targets;
+mod telemetry;
 mod upstream;
 
 use std::rc::Rc;
@@ -109,6 +115,8 @@ pub struct HttpFlow {
     front: Front,
     front_input_tokens: u64,
     front_answer: Option<front::Answer>,
+    /// The request's GenAI telemetry, with `[tracing]` or `[telemetry]`.
+    telemetry: Option<telemetry::Measured>,
 }
 
 impl HttpFlow {
@@ -134,6 +142,7 @@ impl HttpFlow {
             front: Front::OpenAi,
             front_input_tokens: 0,
             front_answer: None,
+            telemetry: None,
         }
     }
 
@@ -162,6 +171,7 @@ impl HttpFlow {
             return answered;
         }
         self.session = session::start(&plan, host);
+        self.telemetry = telemetry::start(&plan, host);
         self.front = Front::of_path(line.path());
         self.response.front = self.front;
         if self.front.is_anthropic() {
@@ -270,6 +280,9 @@ impl HttpFlow {
                 if let Some(s) = &mut self.session {
                     session::routed(s, host, &plan, api, &routed);
                     self.response.transcript = Some(s.transcript());
+                }
+                if let Some(m) = &mut self.telemetry {
+                    telemetry::routed(m, api, &mut self.response);
                 }
                 self.routed = Some(routed);
                 Action::Continue

@@ -194,6 +194,11 @@ impl Response {
         }
     }
 
+    /// The response is a stream that has sent its `[DONE]`.
+    pub(super) fn stream_done(&self) -> bool {
+        matches!(&self.mode, ResponseMode::Sse(rewriter) if rewriter.saw_done())
+    }
+
     /// The response is a stream.
     pub(super) fn is_stream(&self) -> bool {
         matches!(self.mode, ResponseMode::Sse(_))

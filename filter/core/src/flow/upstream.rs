@@ -169,7 +169,8 @@ impl UpstreamFlow {
             let now = host.now_ms();
             crate::limits::charge(host, &backend.name, 1, limit, now);
         }
-        if plan.session_log.is_some() {
+        // The session record and the GenAI telemetry name the backend that answered.
+        if plan.session_log.is_some() || plan.measures_gen_ai() {
             note_attempt(host, &[&backend.name, "\t", &backend_model]);
         }
         self.backend = Some(crate::limits::target_key(&backend.name, state_name));
@@ -257,7 +258,8 @@ impl UpstreamFlow {
                 .map_or(0, |b| b.max_cooldown_ms);
             targets::start_cooldown(host, backend, max_ms);
         }
-        if let (Some(status), Some(_)) = (status, &self.plan.session_log) {
+        let notes = self.plan.session_log.is_some() || self.plan.measures_gen_ai();
+        if let (Some(status), true) = (status, notes) {
             note_attempt(host, &["\t", &status.to_string()]);
         }
         let failed = status.is_some_and(|s| s >= 500);
@@ -304,8 +306,9 @@ fn fail_closed(host: &mut dyn Host) -> Action {
     Action::Continue
 }
 
-/// Adds `parts` to the attempts noted for the session record ([`SESSION_ATTEMPTS_PROPERTY`]):
-/// a new line for a new attempt (starting with its backend), the status after it.
+/// Adds `parts` to the attempts noted for the session record and the telemetry
+/// ([`SESSION_ATTEMPTS_PROPERTY`]): a new line for a new attempt (starting with its backend),
+/// the status after it.
 fn note_attempt(host: &mut dyn Host, parts: &[&str]) {
     let mut noted = host
         .property(&[SESSION_ATTEMPTS_PROPERTY])

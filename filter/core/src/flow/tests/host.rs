@@ -28,6 +28,8 @@ pub(super) struct FakeHost {
     pub(super) races: std::collections::VecDeque<(String, Vec<u8>)>,
     pub(super) now: u64,
     pub(super) counters: HashMap<String, u64>,
+    /// Histogram values recorded, in order: name and value.
+    pub(super) histograms: Vec<(String, u64)>,
     /// Filter state set by the flow.
     pub(super) state: HashMap<String, String>,
     /// Times the flow asked Envoy to pick the route again.
@@ -147,6 +149,9 @@ impl Host for FakeHost {
     }
     fn shared_get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
         self.shared.get(key).cloned()
+    }
+    fn record(&mut self, metric: &str, value: u64) {
+        self.histograms.push((metric.to_string(), value));
     }
     fn set_property(&mut self, name: &str, value: &[u8]) {
         self.state.insert(

@@ -18,4 +18,5 @@ mod session_sequence;
 mod settlement;
 mod stream_usage;
 mod targets;
+mod telemetry;
 mod upstream;
