@@ -173,14 +173,19 @@ const SSE: &str = "data: {\"model\":\"llama-3-8b-backend\",\"choices\":[{\"delta
 const SSE_OUT: &str = "data: {\"model\":\"chat\",\"choices\":[{\"delta\":{\"content\":\"\u{1f600}\u{4e16}\"}}]}\r\n\r\ndata: {\"model\":\"chat\",\"usage\":null}\n\ndata: [DONE]\n\n";
 
 fn routed(f: &mut Filter) -> i32 {
+    routed_with(f, br#"{"model":"chat","stream":true}"#)
+}
+
+/// A request that asked for no stream (answered whole), routed.
+fn routed_whole(f: &mut Filter) -> i32 {
+    routed_with(f, br#"{"model":"chat"}"#)
+}
+
+fn routed_with(f: &mut Filter, body: &[u8]) -> i32 {
     let ctx = f.new_stream().unwrap();
     f.request_headers(ctx, &post("/v1/chat/completions"), false)
         .unwrap();
-    assert_eq!(
-        f.request_body(ctx, br#"{"model":"chat","stream":true}"#, true)
-            .unwrap(),
-        CONTINUE
-    );
+    assert_eq!(f.request_body(ctx, body, true).unwrap(), CONTINUE);
     ctx
 }
 
@@ -207,7 +212,7 @@ fn sse_is_rewritten_identically_at_every_split_point() {
 #[test]
 fn json_response_is_buffered_and_renamed() {
     let mut f = filter();
-    let ctx = routed(&mut f);
+    let ctx = routed_whole(&mut f);
     let held = f
         .response_headers(
             ctx,
