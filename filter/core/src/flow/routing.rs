@@ -169,6 +169,7 @@ pub(super) fn route(
     }
     let names: Vec<&str> = backend_models.iter().map(String::as_str).collect();
     let names = NameRewriter::with_backends(&target.client_name, &names);
+    let (expects_whole, expects_stream) = answer_shape(api, body);
     Ok(Routed {
         names,
         backend_models,
@@ -180,19 +181,22 @@ pub(super) fn route(
         estimate,
         stream_estimate,
         direct,
-        expects_whole: expects_whole(api, body),
-        expects_stream: matches!(api, Api::Chat | Api::Completions | Api::Responses)
-            && crate::json_body::asks_stream(body),
+        expects_whole,
+        expects_stream,
     })
 }
 
-/// Whether a request of `api` with `body` is answered whole (not as an event stream): the
-/// APIs that stream only when asked (`stream: true`), and those that never stream.
-fn expects_whole(api: Api, body: &[u8]) -> bool {
+/// How a request of `api` with `body` is answered: whole (not as an event stream), and as a
+/// stream. The APIs that stream only when asked (`stream: true`) are one or the other; those
+/// that never stream are answered whole; the others (audio, images) are not judged.
+fn answer_shape(api: Api, body: &[u8]) -> (bool, bool) {
     match api {
-        Api::Chat | Api::Completions | Api::Responses => !crate::json_body::asks_stream(body),
-        Api::Embeddings | Api::Moderations => true,
-        _ => false,
+        Api::Chat | Api::Completions | Api::Responses => {
+            let stream = crate::json_body::asks_stream(body);
+            (!stream, stream)
+        }
+        Api::Embeddings | Api::Moderations => (true, false),
+        _ => (false, false),
     }
 }
 

@@ -12,6 +12,7 @@
 //! 1, `messages` an array, `stream` a boolean.
 
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::errors::stream_error;
@@ -24,38 +25,52 @@ use crate::sse::{event_data, SseFramer};
 /// counting request when `count_tokens`. Whether it asks for a stream. A 400
 /// `invalid_request_error` naming the field otherwise.
 pub fn check_direct(body: &[u8], count_tokens: bool) -> Result<bool, FrontError> {
+    /// The fields read, left unparsed (the rest of the body is the backend's to read).
+    #[derive(Deserialize)]
+    struct Top<'a> {
+        #[serde(borrow)]
+        model: Option<&'a RawValue>,
+        #[serde(borrow)]
+        messages: Option<&'a RawValue>,
+        #[serde(borrow)]
+        max_tokens: Option<&'a RawValue>,
+        #[serde(borrow)]
+        stream: Option<&'a RawValue>,
+    }
     if body.trim_ascii_start().first() != Some(&b'{') {
         return Err(FrontError::invalid(
             "The request body must be a JSON object.",
         ));
     }
-    let top: serde_json::Map<String, Value> = serde_json::from_slice(body)
+    let top: Top<'_> = serde_json::from_slice(body)
         .map_err(|e| FrontError::invalid(format!("The request body is not valid JSON: {e}")))?;
-    match top.get("model") {
-        Some(Value::String(_)) => {}
-        None | Some(Value::Null) => return Err(FrontError::invalid("model: Field required")),
+    let first = |v: &RawValue| v.get().as_bytes().first().copied();
+    match top.model.map(first) {
+        Some(Some(b'"')) => {}
+        None => return Err(FrontError::invalid("model: Field required")),
         Some(_) => return Err(FrontError::invalid("model: must be a string")),
     }
-    match top.get("messages") {
-        Some(Value::Array(_)) => {}
-        None | Some(Value::Null) => return Err(FrontError::invalid("messages: Field required")),
+    match top.messages.map(first) {
+        Some(Some(b'[')) => {}
+        None => return Err(FrontError::invalid("messages: Field required")),
         Some(_) => return Err(FrontError::invalid("messages: must be an array")),
     }
     if count_tokens {
         return Ok(false);
     }
-    match top.get("max_tokens") {
-        None | Some(Value::Null) => return Err(FrontError::invalid("max_tokens: Field required")),
-        Some(v) if v.as_u64().is_some_and(|n| n >= 1) => {}
+    match top.max_tokens.map(|v| v.get().parse::<u64>()) {
+        None => return Err(FrontError::invalid("max_tokens: Field required")),
+        Some(Ok(n)) if n >= 1 => {}
         Some(_) => {
             return Err(FrontError::invalid(
                 "max_tokens: must be an integer of at least 1",
             ))
         }
     }
-    match top.get("stream") {
-        None | Some(Value::Null) => Ok(false),
-        Some(Value::Bool(b)) => Ok(*b),
+    match top.stream.map(RawValue::get) {
+        None => Ok(false),
+        Some("true") => Ok(true),
+        Some("false") => Ok(false),
         Some(_) => Err(FrontError::invalid("stream: must be a boolean")),
     }
 }
