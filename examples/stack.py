@@ -22,6 +22,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 AIROUTER = ROOT / "target" / "release" / "airouter"
 WASM = ROOT / "target" / "wasm32-wasip1" / "release" / "airouter_filter.wasm"
+NATIVE = ROOT / "target" / "native" / "libairouter_native.so"
+# Which build of the filter Envoy runs: the proxy-wasm module (`wasm`, the default) or the dynamic
+# module (`native`). `make test` runs the end-to-end suite once with each.
+FILTER = os.environ.get("AIROUTER_FILTER", "wasm")
+if FILTER not in ("wasm", "native"):
+    raise RuntimeError("AIROUTER_FILTER is wasm or native, not %r" % FILTER)
+# The arguments of `airouter envoy` and `airouter reload` choosing that build.
+FILTER_ARGS = ["--filter", FILTER, "--wasm", str(WASM), "--native", str(NATIVE)]
 DEMO_BACKEND = ROOT / "examples" / "demo_backend.py"
 DEMO_ANTHROPIC = ROOT / "examples" / "demo_anthropic.py"
 
@@ -201,7 +209,7 @@ class Stack:
         """Rewrites the watched listener and cluster files from a changed config. (Backend keys
         written in the file reach Envoy through its environment, read only at start.)"""
         env_file = self.workdir / "reload.env"
-        out = subprocess.run([str(AIROUTER), "reload", str(config_path), "--wasm", str(WASM), "--xds-dir", str(self.xds_dir),
+        out = subprocess.run([str(AIROUTER), "reload", str(config_path), *FILTER_ARGS, "--xds-dir", str(self.xds_dir),
                               "--env-file", str(env_file)],
                              capture_output=True, text=True, check=False)
         if out.returncode != 0:
@@ -212,7 +220,7 @@ class Stack:
         `.json`, mode 0600) the environment variables carrying backend keys written in the file:
         `env_of(bootstrap)` reads them back."""
         bootstrap = self.workdir / name
-        out = subprocess.run([str(AIROUTER), "envoy", str(config_path), "--wasm", str(WASM),
+        out = subprocess.run([str(AIROUTER), "envoy", str(config_path), *FILTER_ARGS,
                               "--env-file", str(bootstrap.with_suffix(".env")), *extra],
                              capture_output=True, text=True, check=False)
         if out.returncode != 0:

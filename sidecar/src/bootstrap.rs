@@ -7,7 +7,8 @@
 //!
 //! [`parts`] assembles the pieces, each rendered in its own file: `listener` (connection manager,
 //! client timeouts, access log), `routes`, `clusters` (one per backend), `failover` (aggregate
-//! clusters and their retrying routes), `wasm_filter` (the filter's entry and configuration),
+//! clusters and their retrying routes), `wasm_filter` and `native_filter` (the filter's entry and
+//! configuration, as a proxy-wasm or a dynamic module: [`FilterModule`]),
 //! `global_limits`, `session_log` (the access logger carrying session records to the sidecar),
 //! `grpc_api` (the gRPC client API's listener and sidecar replicas), [`local_replies`] and
 //! [`plugin_config`] (the TOML Envoy holds).
@@ -25,10 +26,33 @@ mod global_limits;
 mod grpc_api;
 mod listener;
 pub mod local_replies;
+mod native_filter;
 pub mod plugin_config;
 mod routes;
 mod session_log;
 mod wasm_filter;
+
+/// Which build of the filter Envoy runs, and the file Envoy loads it from.
+#[derive(Debug, Clone, Copy)]
+pub enum FilterModule<'a> {
+    /// The proxy-wasm module (`airouter_filter.wasm`), run by Envoy's v8.
+    Wasm(&'a Path),
+    /// The dynamic module (`libairouter_native.so`), loaded into Envoy's process.
+    Native(&'a Path),
+}
+
+impl FilterModule<'_> {
+    /// The filter's `http_filters` entry, as the listener's filter (`root_id`
+    /// [`contract::ROOT_ID`]) or a failover cluster's upstream filter.
+    fn http_filter(&self, plan: &Plan, toml_text: &str, root_id: &str) -> Value {
+        match self {
+            FilterModule::Wasm(path) => wasm_filter::http_filter(plan, toml_text, path, root_id),
+            FilterModule::Native(path) => {
+                native_filter::http_filter(plan, toml_text, path, root_id)
+            }
+        }
+    }
+}
 
 /// Headroom over the body limit for Envoy's per-connection buffers (headers, framing).
 const BUFFER_HEADROOM: u64 = 64 * 1024;
@@ -68,7 +92,7 @@ fn overload_manager(max_connections: u64) -> Value {
 
 /// Everything Envoy needs for `plan`. `toml_text` is the filter's configuration as Envoy will hold
 /// it: [`plugin_config::sanitize`]'s text, whose plan `plan` is.
-pub fn parts(plan: &Plan, toml_text: &str, wasm: &Path, ca_file: &Path) -> Parts {
+pub fn parts(plan: &Plan, toml_text: &str, filter: FilterModule<'_>, ca_file: &Path) -> Parts {
     let buffer_limit = plan.listener.max_body_bytes + BUFFER_HEADROOM;
     let mut clusters: Vec<Value> = plan
         .backends
@@ -76,14 +100,9 @@ pub fn parts(plan: &Plan, toml_text: &str, wasm: &Path, ca_file: &Path) -> Parts
         .map(|b| clusters::cluster(plan, b, buffer_limit, ca_file))
         .collect();
     for (i, first) in failover::failovers(plan) {
-        clusters.push(failover::cluster(plan, toml_text, wasm, i, first));
+        clusters.push(failover::cluster(plan, toml_text, filter, i, first));
     }
-    let mut http_filters = vec![wasm_filter::http_filter(
-        plan,
-        toml_text,
-        wasm,
-        contract::ROOT_ID,
-    )];
+    let mut http_filters = vec![filter.http_filter(plan, toml_text, contract::ROOT_ID)];
     let mut first_mappers = Vec::new();
     if let (Some(g), Some(sidecar)) = (&plan.global_limits, &plan.sidecar) {
         http_filters.extend(global_limits::http_filters(g));
