@@ -369,7 +369,8 @@ pub fn body_size(filter: FilterPtr, body_type: u32) -> usize {
 /// Appends the bytes of one of the four bodies to `out`; `false` when it is not there.
 pub fn read_body(filter: FilterPtr, body_type: u32, out: &mut Vec<u8>) -> bool {
     // SAFETY: plain values.
-    let count = unsafe { envoy_dynamic_module_callback_http_get_body_chunks_size(filter, body_type) };
+    let count =
+        unsafe { envoy_dynamic_module_callback_http_get_body_chunks_size(filter, body_type) };
     if count == 0 {
         return body_size(filter, body_type) == 0;
     }
@@ -396,7 +397,9 @@ pub fn drain_body(filter: FilterPtr, body_type: u32, bytes: usize) -> bool {
 /// Appends `data` to a body; `false` when it is not there.
 pub fn append_body(filter: FilterPtr, body_type: u32, data: &[u8]) -> bool {
     // SAFETY: the buffer describes a live slice for the duration of the call.
-    unsafe { envoy_dynamic_module_callback_http_append_body(filter, body_type, ModuleBuffer::of(data)) }
+    unsafe {
+        envoy_dynamic_module_callback_http_append_body(filter, body_type, ModuleBuffer::of(data))
+    }
 }
 
 /// A string of metadata `source` under namespace `ns`, key `key`, copied.
@@ -449,7 +452,11 @@ pub fn attribute_string(filter: FilterPtr, attribute: u32) -> Option<Vec<u8>> {
     let mut result = EnvoyBuffer::EMPTY;
     // SAFETY: the out-pointer is a valid local.
     let found = unsafe {
-        envoy_dynamic_module_callback_http_filter_get_attribute_string(filter, attribute, &mut result)
+        envoy_dynamic_module_callback_http_filter_get_attribute_string(
+            filter,
+            attribute,
+            &mut result,
+        )
     };
     // SAFETY: Envoy filled `result` with a buffer valid for the current event hook.
     found.then(|| unsafe { result.to_vec() })

@@ -36,6 +36,10 @@ struct Filter {
     failed: bool,
 }
 
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a filter is one boxed allocation per stream; boxing the listener's flow would add one"
+)]
 enum Flow {
     Listener(HttpFlow),
     Upstream(UpstreamFlow),
@@ -70,27 +74,37 @@ fn with_filter(
     }
     // SAFETY: as above, the configuration outlives the filter.
     let config = unsafe { &*filter.config };
-    let outcome = catch_unwind(AssertUnwindSafe(|| {
-        let mut host = NativeHost::new(envoy, config, in_body);
-        f(&mut filter.flow, &mut host)
-    }));
-    outcome.unwrap_or_else(|_| {
-        log_panic(hook);
-        filter.failed = true;
-        let answered = catch_unwind(AssertUnwindSafe(|| {
-            let err = ApiError::internal("the filter failed on this request");
-            let mut host = NativeHost::new(envoy, config, None);
-            host.send_response(
-                err.status,
-                &[("content-type", "application/json")],
-                &err.body(),
-            );
-        }));
-        if answered.is_err() {
-            log_panic("the panic's reply");
-        }
-        STOP
-    })
+    let flow = &mut filter.flow;
+    let failed = &mut filter.failed;
+    guard(
+        || f(flow, &mut NativeHost::new(envoy, config, in_body)),
+        || {
+            log_panic(hook);
+            *failed = true;
+            let replied = catch_unwind(AssertUnwindSafe(|| {
+                fail_request(&mut NativeHost::new(envoy, config, None))
+            }));
+            if replied.is_err() {
+                log_panic("the panic's reply");
+            }
+            STOP
+        },
+    )
+}
+
+/// Runs `f`; when it panics, `recover` says what to tell Envoy instead.
+fn guard<T>(f: impl FnOnce() -> T, recover: impl FnOnce() -> T) -> T {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| recover())
+}
+
+/// Answers a request whose flow panicked: a 500 in OpenAI's error envelope.
+fn fail_request(host: &mut dyn Host) {
+    let err = ApiError::internal("the filter failed on this request");
+    host.send_response(
+        err.status,
+        &[("content-type", "application/json")],
+        &err.body(),
+    );
 }
 
 /// The size of `m`'s body so far (buffered, then the chunk of this hook).
@@ -315,7 +329,13 @@ fn answer(
     }
     // SAFETY: Envoy's arrays are valid for the duration of the hook that handed them over.
     let (headers, body, body_len) = unsafe {
-        abi::callout_answer(headers, headers_size, chunks, chunks_size, CALL_RESPONSE_MAX_BYTES)
+        abi::callout_answer(
+            headers,
+            headers_size,
+            chunks,
+            chunks_size,
+            CALL_RESPONSE_MAX_BYTES,
+        )
     };
     let status = headers
         .iter()
@@ -439,4 +459,27 @@ extern "C" fn envoy_dynamic_module_on_http_filter_downstream_below_write_buffer_
     _envoy: FilterPtr,
     _module: *const c_void,
 ) {
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_the_recovery_and_a_return_passes_through() {
+        let silent = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let mut recovered = false;
+        let status = guard(
+            || -> u32 { panic!("boom") },
+            || {
+                recovered = true;
+                STOP
+            },
+        );
+        std::panic::set_hook(silent);
+        assert_eq!(status, STOP);
+        assert!(recovered);
+        assert_eq!(guard(|| CONTINUE, || STOP), CONTINUE);
+    }
 }

@@ -133,7 +133,9 @@ impl Host for NativeHost<'_> {
                 abi::attribute_string(self.envoy, abi::ATTRIBUTE_RESPONSE_CODE_DETAILS)
             }
             [name] => abi::filter_state(self.envoy, &format!("{FILTER_STATE_PREFIX}{name}")),
-            [.., ns, key] if path.len() == BACKEND_METADATA_PATH.len() && *ns == METADATA_NAMESPACE => {
+            [.., ns, key]
+                if path.len() == BACKEND_METADATA_PATH.len() && *ns == METADATA_NAMESPACE =>
+            {
                 (path == BACKEND_METADATA_PATH)
                     .then(|| abi::metadata_string(self.envoy, abi::METADATA_HOST, ns, key))
                     .flatten()

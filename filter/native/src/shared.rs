@@ -55,7 +55,11 @@ mod tests {
     fn a_stale_token_conflicts_and_a_fresh_one_writes() {
         let key = "test/shared/cas";
         assert_eq!(get(key), None);
-        assert_eq!(set(key, b"1", 7), SharedWrite::Written, "a new key takes any token");
+        assert_eq!(
+            set(key, b"1", 7),
+            SharedWrite::Written,
+            "a new key takes any token"
+        );
         let (value, cas) = get(key).unwrap();
         assert_eq!(value, b"1");
         assert_ne!(cas, 0);
@@ -77,7 +81,8 @@ mod tests {
                         loop {
                             let (v, cas) = get(key).unwrap();
                             let n: u64 = String::from_utf8(v).unwrap().parse().unwrap();
-                            if set(key, (n + 1).to_string().as_bytes(), cas) == SharedWrite::Written {
+                            if set(key, (n + 1).to_string().as_bytes(), cas) == SharedWrite::Written
+                            {
                                 break;
                             }
                         }
