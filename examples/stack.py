@@ -30,6 +30,20 @@ if FILTER not in ("wasm", "native"):
     raise RuntimeError("AIROUTER_FILTER is wasm or native, not %r" % FILTER)
 # The arguments of `airouter envoy` and `airouter reload` choosing that build.
 FILTER_ARGS = ["--filter", FILTER, "--wasm", str(WASM), "--native", str(NATIVE)]
+# The `typed_config` types of the filter's entry in a bootstrap, for each build.
+WASM_FILTER_TYPE = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"
+NATIVE_FILTER_TYPE = "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter"
+
+
+def filter_configuration(typed_config):
+    """Where the filter's configuration text sits in its entry's `typed_config`, for either build:
+    `(holder, key)` with `holder[key]` the text (`None` for another filter's entry)."""
+    kind = typed_config.get("@type")
+    if kind == WASM_FILTER_TYPE:
+        return typed_config["config"]["configuration"], "value"
+    if kind == NATIVE_FILTER_TYPE:
+        return typed_config["filter_config"]["value"], "configuration"
+    return None
 DEMO_BACKEND = ROOT / "examples" / "demo_backend.py"
 DEMO_ANTHROPIC = ROOT / "examples" / "demo_anthropic.py"
 

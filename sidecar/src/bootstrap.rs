@@ -75,6 +75,26 @@ pub struct Parts {
     admin: Value,
     stats_config: Value,
     overload_manager: Value,
+    /// Runtime flags the filter's build needs (`layered_runtime`), if any.
+    runtime: Option<Value>,
+}
+
+/// The runtime flags of the dynamic module: Envoy 1.40 strips a dynamic module's metrics
+/// namespace from Prometheus names, as it does the wasm build's `wasmcustom.`, only under this
+/// flag, so that `wasmcustom.airouter_*` is `airouter_*` there with either build.
+fn native_runtime() -> Value {
+    json!({ "layers": [{
+        "name": "airouter_native",
+        "static_layer": { "envoy.reloadable_features.dynamic_modules_strip_custom_stat_prefix": true }
+    }]})
+}
+
+/// `doc` with the parts' runtime flags, if any.
+fn with_runtime(mut doc: Value, runtime: &Option<Value>) -> Value {
+    if let (Some(runtime), Some(obj)) = (runtime, doc.as_object_mut()) {
+        obj.insert("layered_runtime".into(), runtime.clone());
+    }
+    doc
 }
 
 /// The client connection limit: Envoy's `global_downstream_max_connections` monitor counts
@@ -145,6 +165,7 @@ pub fn parts(plan: &Plan, toml_text: &str, filter: FilterModule<'_>, ca_file: &P
         overload_manager: overload_manager(plan.listener.max_connections),
         // The filter's counters carry backend, model and key names as tags.
         stats_config: json!({ "stats_tags": stats_tags, "use_all_default_tags": true }),
+        runtime: matches!(filter, FilterModule::Native(_)).then(native_runtime),
     }
 }
 
@@ -152,12 +173,13 @@ pub fn parts(plan: &Plan, toml_text: &str, filter: FilterModule<'_>, ca_file: &P
 pub fn render(p: Parts) -> Value {
     let mut listeners = vec![p.listener];
     listeners.extend(p.more_listeners);
-    json!({
+    let doc = json!({
         "admin": p.admin,
         "stats_config": p.stats_config,
         "overload_manager": p.overload_manager,
         "static_resources": { "listeners": listeners, "clusters": p.clusters }
-    })
+    });
+    with_runtime(doc, &p.runtime)
 }
 
 /// The files a dynamic bootstrap watches, named in it.
@@ -177,13 +199,14 @@ pub fn render_dynamic(parts: &Parts, xds_dir: &Path) -> Value {
             "resource_api_version": "V3"
         })
     };
-    json!({
+    let doc = json!({
         "node": { "id": "airouter", "cluster": "airouter" },
         "admin": parts.admin,
         "stats_config": parts.stats_config,
         "overload_manager": parts.overload_manager,
         "dynamic_resources": { "lds_config": source(LDS_FILE), "cds_config": source(CDS_FILE) }
-    })
+    });
+    with_runtime(doc, &parts.runtime)
 }
 
 /// The discovery responses Envoy reads from the watched files.

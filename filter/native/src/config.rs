@@ -12,7 +12,7 @@
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use airouter_core::auth::KnownKeys;
@@ -22,7 +22,7 @@ use airouter_core::metrics;
 use rustc_hash::FxHashMap;
 use serde::Deserialize;
 
-use crate::abi::{self, ConfigPtr};
+use crate::abi::{self, ConfigPtr, FilterPtr};
 
 /// The JSON Envoy hands over as `filter_config`.
 #[derive(Deserialize)]
@@ -31,10 +31,11 @@ struct Wire {
     configuration: String,
 }
 
-/// A counter of this configuration: Envoy's id, and the process-wide value the core reads back
-/// ([`airouter_core::host::Host::counter`]; the ABI has no read of a counter).
+/// A counter of this configuration: Envoy's id (the listener filter's configuration only), and
+/// the process-wide value the core reads back ([`airouter_core::host::Host::counter`]; the ABI has
+/// no read of a counter).
 struct Counter {
-    id: usize,
+    id: Option<usize>,
     value: Arc<AtomicU64>,
 }
 
@@ -66,6 +67,14 @@ static LIVE: Mutex<Option<HashSet<u64>>> = Mutex::new(None);
 /// Counter values by stat name, shared by every configuration (Envoy's counter of a name is one
 /// counter whatever defined it).
 static VALUES: Mutex<Option<FxHashMap<String, Arc<AtomicU64>>>> = Mutex::new(None);
+/// Counts made by upstream filters, not yet handed to Envoy. Envoy scopes a filter's stats to
+/// where it runs, so an upstream filter's own counters would be per cluster
+/// (`cluster.NAME.wasmcustom.*`), where the wasm build's are the listener's (`wasmcustom.*`): the
+/// listener's filter hands them over at its next hook (for a failover request, before its client
+/// sees the response's headers or end).
+static PENDING: Mutex<Option<FxHashMap<String, u64>>> = Mutex::new(None);
+/// Whether [`PENDING`] holds anything (one atomic read per listener hook when it does not).
+static PENDING_ANY: AtomicBool = AtomicBool::new(false);
 
 thread_local! {
     static PLANS: RefCell<FxHashMap<u64, WorkerPlan>> = RefCell::new(FxHashMap::default());
@@ -121,13 +130,17 @@ impl FilterConfig {
         })?;
         let plan = compile_text(&wire.name, &wire.configuration)?;
         // Stats are defined now, so they exist (at 0) before any request: Envoy refuses new ones
-        // once the configuration is made.
+        // once the configuration is made. Only the listener's filter defines them (see PENDING).
         let counters = metrics::all(&plan.metric_names)
             .into_iter()
-            .filter_map(|name| {
-                let id = abi::define_counter(envoy, &name)?;
+            .map(|name| {
+                let id = if upstream {
+                    None
+                } else {
+                    abi::define_counter(envoy, &name)
+                };
                 let value = value_of(&name);
-                Some((name, Counter { id, value }))
+                (name, Counter { id, value })
             })
             .collect();
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
@@ -176,10 +189,49 @@ impl FilterConfig {
         })
     }
 
-    /// Envoy's id of counter `name` and its process-wide value; `None` for a name the plan
-    /// does not define.
-    pub fn counter(&self, name: &str) -> Option<(usize, &AtomicU64)> {
-        self.counters.get(name).map(|c| (c.id, c.value.as_ref()))
+    /// Adds `n` to counter `name` (a name the plan does not define counts nothing): in Envoy
+    /// through `envoy`'s filter when it is the listener's, later when an upstream filter's.
+    pub fn count(&self, envoy: FilterPtr, name: &str, n: u64) {
+        let Some(counter) = self.counters.get(name) else {
+            return;
+        };
+        counter.value.fetch_add(n, Ordering::Relaxed);
+        match counter.id {
+            Some(id) => abi::increment_counter(envoy, id, n),
+            None if self.upstream => {
+                let mut guard = PENDING.lock().unwrap_or_else(PoisonError::into_inner);
+                *guard
+                    .get_or_insert_with(FxHashMap::default)
+                    .entry(name.to_string())
+                    .or_default() += n;
+                PENDING_ANY.store(true, Ordering::Release);
+            }
+            None => {}
+        }
+    }
+
+    /// Hands the upstream filters' counts to Envoy through `envoy`, a listener filter's.
+    pub fn flush_upstream_counts(&self, envoy: FilterPtr) {
+        if self.upstream || !PENDING_ANY.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let pending = PENDING
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+            .unwrap_or_default();
+        for (name, n) in pending {
+            if let Some(id) = self.counters.get(&name).and_then(|c| c.id) {
+                abi::increment_counter(envoy, id, n);
+            }
+        }
+    }
+
+    /// Counter `name`'s value, summed over workers and filters (0 for an unknown name).
+    pub fn counter_value(&self, name: &str) -> u64 {
+        self.counters
+            .get(name)
+            .map_or(0, |c| c.value.load(Ordering::Relaxed))
     }
 
     /// This configuration's id (its scheduled events name it).

@@ -6,7 +6,6 @@
 
 use std::borrow::Cow;
 use std::cell::Cell;
-use std::sync::atomic::Ordering;
 
 use airouter_core::contract::{
     BACKEND_METADATA_PATH, FILTER_STATE_PREFIX, LOCAL_REPLY_DETAILS, METADATA_NAMESPACE,
@@ -29,7 +28,10 @@ pub struct NativeHost<'a> {
 }
 
 impl<'a> NativeHost<'a> {
+    /// The host of one hook; a listener filter's first hands Envoy what upstream filters
+    /// counted since the last.
     pub fn new(envoy: FilterPtr, config: &'a FilterConfig, in_body: Option<Headers>) -> Self {
+        config.flush_upstream_counts(envoy);
         NativeHost {
             envoy,
             config,
@@ -167,10 +169,7 @@ impl Host for NativeHost<'_> {
     }
 
     fn add(&mut self, metric: &str, n: u64) {
-        if let Some((id, value)) = self.config.counter(metric) {
-            abi::increment_counter(self.envoy, id, n);
-            value.fetch_add(n, Ordering::Relaxed);
-        }
+        self.config.count(self.envoy, metric, n);
     }
 
     fn set_property(&mut self, name: &str, value: &[u8]) {
@@ -185,9 +184,7 @@ impl Host for NativeHost<'_> {
     }
 
     fn counter(&self, metric: &str) -> u64 {
-        self.config
-            .counter(metric)
-            .map_or(0, |(_, value)| value.load(Ordering::Relaxed))
+        self.config.counter_value(metric)
     }
 
     fn http_call(&mut self, call: &CallOut<'_>) -> Option<u32> {
