@@ -212,7 +212,10 @@ impl FilterConfig {
 
     /// Hands the upstream filters' counts to Envoy through `envoy`, a listener filter's.
     pub fn flush_upstream_counts(&self, envoy: FilterPtr) {
-        if self.upstream || !PENDING_ANY.swap(false, Ordering::AcqRel) {
+        if self.upstream
+            || !PENDING_ANY.load(Ordering::Acquire)
+            || !PENDING_ANY.swap(false, Ordering::AcqRel)
+        {
             return;
         }
         let pending = PENDING
