@@ -9,7 +9,7 @@ NATIVE   := target/native/libairouter_native.so
 AIROUTER := target/release/airouter
 CARGO    ?= cargo
 
-.PHONY: run test bench bench-llm bench-tools build wasm native sidecar venv llm wasm-target redis lint deny-tools unit e2e mesh \
+.PHONY: run test bench bench-llm bench-tools build wasm native native-probe sidecar venv llm wasm-target redis lint deny-tools unit e2e mesh \
         schema clean fuzz fuzz-quick fuzz-tools soak
 
 run: venv llm build
@@ -31,6 +31,13 @@ wasm: wasm-target
 # that unwinds (the `native` profile), so a panic fails one request instead of Envoy.
 native:
 	$(CARGO) build --profile native -p airouter-native
+
+# Test only: the dynamic module with its panic probe (a debug build, copied aside so no other
+# build overwrites it), for tests/e2e/test_native_panic.py.
+native-probe:
+	$(CARGO) build -p airouter-native --features panic-probe
+	mkdir -p target/native-probe
+	cp target/debug/libairouter_native.so target/native-probe/libairouter_native.so
 
 sidecar:
 	$(CARGO) build --release -p airouter-sidecar
@@ -94,7 +101,7 @@ unit: wasm llm
 
 # End-to-end: real Envoy + the filter, driven by the openai SDK; the whole suite (the adversarial
 # one included) once with each build of the filter: identical behaviour is the contract.
-e2e: venv llm build redis
+e2e: venv llm build native-probe redis
 	AIROUTER_FILTER=wasm $(PY) -m pytest tests/e2e -q -p no:cacheprovider
 	AIROUTER_FILTER=native $(PY) -m pytest tests/e2e -q -p no:cacheprovider
 

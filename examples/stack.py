@@ -23,6 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 AIROUTER = ROOT / "target" / "release" / "airouter"
 WASM = ROOT / "target" / "wasm32-wasip1" / "release" / "airouter_filter.wasm"
 NATIVE = ROOT / "target" / "native" / "libairouter_native.so"
+# The dynamic module with its test-only panic probe (`make native-probe`).
+NATIVE_PROBE = ROOT / "target" / "native-probe" / "libairouter_native.so"
 # Which build of the filter Envoy runs: the proxy-wasm module (`wasm`, the default) or the dynamic
 # module (`native`). `make test` runs the end-to-end suite once with each.
 FILTER = os.environ.get("AIROUTER_FILTER", "wasm")
@@ -272,18 +274,19 @@ class Stack:
                 time.sleep(0.1)
         raise RuntimeError("redis-server did not start:\n" + tail(log))
 
-    def start_envoy(self, config_path, env_extra=None, concurrency=2, xds_dir=None, name="envoy"):
+    def start_envoy(self, config_path, env_extra=None, concurrency=2, xds_dir=None, name="envoy", extra=()):
         """Envoy on the rendered config (validated first); with `xds_dir`, its listener and
-        clusters come from files there, which `reload` rewrites. `name` tells several apart."""
+        clusters come from files there, which `reload` rewrites. `name` tells several apart;
+        `extra` are more arguments of `airouter envoy` (later ones win)."""
         env = dict(os.environ, **(env_extra or {}))
-        bootstrap = self.render(config_path, name + ".json")
+        bootstrap = self.render(config_path, name + ".json", list(extra))
         env.update(self.env_of(bootstrap))
         code, output = self.validate(bootstrap, env)
         if code != 0:
             raise RuntimeError("envoy --mode validate refused the rendered config:\n" + output[-4000:])
         if xds_dir is not None:
             self.xds_dir = Path(xds_dir)
-            bootstrap = self.render(config_path, "envoy-dynamic.json", ["--xds-dir", str(xds_dir)])
+            bootstrap = self.render(config_path, "envoy-dynamic.json", ["--xds-dir", str(xds_dir), *extra])
         doc = json.loads(bootstrap.read_text())
         admin = doc["admin"]["address"]["socket_address"]
         argv = [envoy_binary(), "-c", str(bootstrap), "--disable-hot-restart", "--concurrency", str(concurrency),

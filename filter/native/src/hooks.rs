@@ -77,7 +77,11 @@ fn with_filter(
     let flow = &mut filter.flow;
     let failed = &mut filter.failed;
     guard(
-        || f(flow, &mut NativeHost::new(envoy, config, in_body)),
+        || {
+            #[cfg(feature = "panic-probe")]
+            crate::probe::maybe_panic(envoy, hook);
+            f(flow, &mut NativeHost::new(envoy, config, in_body))
+        },
         || {
             log_panic(hook);
             *failed = true;
@@ -204,7 +208,7 @@ extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
     module: *const c_void,
     end_of_stream: bool,
 ) -> u32 {
-    with_filter(envoy, module, "request headers", None, |flow, host| {
+    with_filter(envoy, module, "request_headers", None, |flow, host| {
         status(match flow {
             Flow::Listener(f) => f.on_request_headers(host, end_of_stream),
             Flow::Upstream(f) => f.on_request_headers(host, end_of_stream),
@@ -219,7 +223,7 @@ extern "C" fn envoy_dynamic_module_on_http_filter_request_body(
     end_of_stream: bool,
 ) -> u32 {
     let m = Headers::Request;
-    with_filter(envoy, module, "request body", Some(m), |flow, host| {
+    with_filter(envoy, module, "request_body", Some(m), |flow, host| {
         let size = body_size(envoy, m);
         status(match flow {
             Flow::Listener(f) => f.on_request_body(host, size, end_of_stream),
@@ -234,7 +238,7 @@ extern "C" fn envoy_dynamic_module_on_http_filter_request_trailers(
     envoy: FilterPtr,
     module: *const c_void,
 ) -> u32 {
-    with_filter(envoy, module, "request trailers", None, |flow, host| {
+    with_filter(envoy, module, "request_trailers", None, |flow, host| {
         status(match flow {
             Flow::Listener(f) => f.on_request_trailers(host),
             Flow::Upstream(f) => f.on_request_trailers(host),
@@ -248,7 +252,7 @@ extern "C" fn envoy_dynamic_module_on_http_filter_response_headers(
     module: *const c_void,
     end_of_stream: bool,
 ) -> u32 {
-    with_filter(envoy, module, "response headers", None, |flow, host| {
+    with_filter(envoy, module, "response_headers", None, |flow, host| {
         status(match flow {
             Flow::Listener(f) => f.on_response_headers(host, end_of_stream),
             Flow::Upstream(f) => f.on_response_headers(host, end_of_stream),
@@ -263,7 +267,7 @@ extern "C" fn envoy_dynamic_module_on_http_filter_response_body(
     end_of_stream: bool,
 ) -> u32 {
     let m = Headers::Response;
-    with_filter(envoy, module, "response body", Some(m), |flow, host| {
+    with_filter(envoy, module, "response_body", Some(m), |flow, host| {
         let size = body_size(envoy, m);
         status(match flow {
             Flow::Listener(f) => f.on_response_body(host, size, end_of_stream),
@@ -287,7 +291,7 @@ extern "C" fn envoy_dynamic_module_on_http_filter_stream_complete(
     envoy: FilterPtr,
     module: *const c_void,
 ) {
-    with_filter(envoy, module, "stream end", None, |flow, host| {
+    with_filter(envoy, module, "stream_complete", None, |flow, host| {
         if let Flow::Listener(f) = flow {
             f.on_log(host);
         }
@@ -308,7 +312,7 @@ extern "C" fn envoy_dynamic_module_on_http_filter_http_callout_done(
     chunks_size: usize,
 ) {
     let response = answer(result, headers, headers_size, chunks, chunks_size);
-    with_filter(envoy, module, "a call-out's answer", None, |flow, host| {
+    with_filter(envoy, module, "http_callout_done", None, |flow, host| {
         if let (Flow::Listener(f), Ok(token)) = (flow, u32::try_from(callout_id)) {
             f.on_http_call_response(host, token, response);
         }

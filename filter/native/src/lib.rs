@@ -10,10 +10,13 @@
 //! - `host`: the core's `Host` over the ABI.
 //! - `shared`: data shared by every worker, with proxy-wasm's compare-and-swap semantics.
 //! - `root`: the model discovery's timer and fetches, on Envoy's main thread.
+//! - `probe` (test-only feature `panic-probe`): a panic on request, for the end-to-end suite.
 
 mod abi;
 mod config;
 mod hooks;
 mod host;
+#[cfg(feature = "panic-probe")]
+mod probe;
 mod root;
 mod shared;
