@@ -5,10 +5,11 @@
 VENV     ?= .venv
 PY       := $(VENV)/bin/python
 WASM     := target/wasm32-wasip1/release/airouter_filter.wasm
+NATIVE   := target/native/libairouter_native.so
 AIROUTER := target/release/airouter
 CARGO    ?= cargo
 
-.PHONY: run test bench bench-llm bench-tools build wasm sidecar venv llm wasm-target redis lint deny-tools unit e2e mesh \
+.PHONY: run test bench bench-llm bench-tools build wasm native native-probe sidecar venv llm wasm-target redis lint deny-tools unit e2e mesh \
         schema clean fuzz fuzz-quick fuzz-tools soak
 
 run: venv llm build
@@ -16,7 +17,7 @@ run: venv llm build
 
 test: lint unit fuzz-quick e2e mesh
 
-build: wasm sidecar
+build: wasm native sidecar
 
 # rust-toolchain.toml pins the toolchain (and names this target); this adds the target where the
 # toolchain came without it.
@@ -25,6 +26,18 @@ wasm-target:
 
 wasm: wasm-target
 	$(CARGO) build --target wasm32-wasip1 --release -p airouter-filter
+
+# The same filter as an Envoy dynamic module (`airouter envoy --filter native`): a release build
+# that unwinds (the `native` profile), so a panic fails one request instead of Envoy.
+native:
+	$(CARGO) build --profile native -p airouter-native
+
+# Test only: the dynamic module with its panic probe (a debug build, copied aside so no other
+# build overwrites it), for tests/e2e/test_native_panic.py.
+native-probe:
+	$(CARGO) build -p airouter-native --features panic-probe
+	mkdir -p target/native-probe
+	cp target/debug/libairouter_native.so target/native-probe/libairouter_native.so
 
 sidecar:
 	$(CARGO) build --release -p airouter-sidecar
@@ -86,9 +99,11 @@ lint: wasm-target deny-tools
 unit: wasm llm
 	$(CARGO) test --workspace
 
-# End-to-end: real Envoy + the filter, driven by the openai SDK.
-e2e: venv llm build redis
-	$(PY) -m pytest tests/e2e -q -p no:cacheprovider
+# End-to-end: real Envoy + the filter, driven by the openai SDK; the whole suite (the adversarial
+# one included) once with each build of the filter: identical behaviour is the contract.
+e2e: venv llm build native-probe redis
+	AIROUTER_FILTER=wasm $(PY) -m pytest tests/e2e -q -p no:cacheprovider
+	AIROUTER_FILTER=native $(PY) -m pytest tests/e2e -q -p no:cacheprovider
 
 # The mesh deployment, offline and in seconds: the compose demo and its Dockerfiles, the Istio and
 # Envoy Gateway manifests `airouter istio` / `airouter envoy-gateway` render (their Envoy parts

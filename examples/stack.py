@@ -22,6 +22,30 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 AIROUTER = ROOT / "target" / "release" / "airouter"
 WASM = ROOT / "target" / "wasm32-wasip1" / "release" / "airouter_filter.wasm"
+NATIVE = ROOT / "target" / "native" / "libairouter_native.so"
+# The dynamic module with its test-only panic probe (`make native-probe`).
+NATIVE_PROBE = ROOT / "target" / "native-probe" / "libairouter_native.so"
+# Which build of the filter Envoy runs: the proxy-wasm module (`wasm`, the default) or the dynamic
+# module (`native`). `make test` runs the end-to-end suite once with each.
+FILTER = os.environ.get("AIROUTER_FILTER", "wasm")
+if FILTER not in ("wasm", "native"):
+    raise RuntimeError("AIROUTER_FILTER is wasm or native, not %r" % FILTER)
+# The arguments of `airouter envoy` and `airouter reload` choosing that build.
+FILTER_ARGS = ["--filter", FILTER, "--wasm", str(WASM), "--native", str(NATIVE)]
+# The `typed_config` types of the filter's entry in a bootstrap, for each build.
+WASM_FILTER_TYPE = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"
+NATIVE_FILTER_TYPE = "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter"
+
+
+def filter_configuration(typed_config):
+    """Where the filter's configuration text sits in its entry's `typed_config`, for either build:
+    `(holder, key)` with `holder[key]` the text (`None` for another filter's entry)."""
+    kind = typed_config.get("@type")
+    if kind == WASM_FILTER_TYPE:
+        return typed_config["config"]["configuration"], "value"
+    if kind == NATIVE_FILTER_TYPE:
+        return typed_config["filter_config"]["value"], "configuration"
+    return None
 DEMO_BACKEND = ROOT / "examples" / "demo_backend.py"
 DEMO_ANTHROPIC = ROOT / "examples" / "demo_anthropic.py"
 
@@ -202,7 +226,7 @@ class Stack:
         """Rewrites the watched listener and cluster files from a changed config. (Backend keys
         written in the file reach Envoy through its environment, read only at start.)"""
         env_file = self.workdir / "reload.env"
-        out = subprocess.run([str(AIROUTER), "reload", str(config_path), "--wasm", str(WASM), "--xds-dir", str(self.xds_dir),
+        out = subprocess.run([str(AIROUTER), "reload", str(config_path), *FILTER_ARGS, "--xds-dir", str(self.xds_dir),
                               "--env-file", str(env_file)],
                              capture_output=True, text=True, check=False)
         if out.returncode != 0:
@@ -213,7 +237,7 @@ class Stack:
         `.json`, mode 0600) the environment variables carrying backend keys written in the file:
         `env_of(bootstrap)` reads them back."""
         bootstrap = self.workdir / name
-        out = subprocess.run([str(AIROUTER), "envoy", str(config_path), "--wasm", str(WASM),
+        out = subprocess.run([str(AIROUTER), "envoy", str(config_path), *FILTER_ARGS,
                               "--env-file", str(bootstrap.with_suffix(".env")), *extra],
                              capture_output=True, text=True, check=False)
         if out.returncode != 0:
@@ -251,18 +275,19 @@ class Stack:
                 time.sleep(0.1)
         raise RuntimeError("redis-server did not start:\n" + tail(log))
 
-    def start_envoy(self, config_path, env_extra=None, concurrency=2, xds_dir=None, name="envoy"):
+    def start_envoy(self, config_path, env_extra=None, concurrency=2, xds_dir=None, name="envoy", extra=()):
         """Envoy on the rendered config (validated first); with `xds_dir`, its listener and
-        clusters come from files there, which `reload` rewrites. `name` tells several apart."""
+        clusters come from files there, which `reload` rewrites. `name` tells several apart;
+        `extra` are more arguments of `airouter envoy` (later ones win)."""
         env = dict(os.environ, **(env_extra or {}))
-        bootstrap = self.render(config_path, name + ".json")
+        bootstrap = self.render(config_path, name + ".json", list(extra))
         env.update(self.env_of(bootstrap))
         code, output = self.validate(bootstrap, env)
         if code != 0:
             raise RuntimeError("envoy --mode validate refused the rendered config:\n" + output[-4000:])
         if xds_dir is not None:
             self.xds_dir = Path(xds_dir)
-            bootstrap = self.render(config_path, "envoy-dynamic.json", ["--xds-dir", str(xds_dir)])
+            bootstrap = self.render(config_path, "envoy-dynamic.json", ["--xds-dir", str(xds_dir), *extra])
         doc = json.loads(bootstrap.read_text())
         admin = doc["admin"]["address"]["socket_address"]
         argv = [envoy_binary(), "-c", str(bootstrap), "--disable-hot-restart", "--concurrency", str(concurrency),

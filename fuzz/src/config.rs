@@ -25,7 +25,7 @@ fn render(plan: &Plan, text: &str) -> Value {
     bootstrap::render(bootstrap::parts(
         plan,
         text,
-        Path::new("/airouter.wasm"),
+        bootstrap::FilterModule::Wasm(Path::new("/airouter.wasm")),
         Path::new("/ca.pem"),
     ))
 }

@@ -7,7 +7,8 @@
 //!
 //! [`parts`] assembles the pieces, each rendered in its own file: `listener` (connection manager,
 //! client timeouts, access log), `routes`, `clusters` (one per backend), `failover` (aggregate
-//! clusters and their retrying routes), `wasm_filter` (the filter's entry and configuration),
+//! clusters and their retrying routes), `wasm_filter` and `native_filter` (the filter's entry and
+//! configuration, as a proxy-wasm or a dynamic module: [`FilterModule`]),
 //! `global_limits`, `session_log` (the access logger carrying session records to the sidecar),
 //! `grpc_api` (the gRPC client API's listener and sidecar replicas), `tracing` (Envoy's
 //! OpenTelemetry tracer, the GenAI histograms' buckets and access-log fields), [`local_replies`] and
@@ -27,11 +28,34 @@ mod global_limits;
 mod grpc_api;
 mod listener;
 pub mod local_replies;
+mod native_filter;
 pub mod plugin_config;
 mod routes;
 mod session_log;
 mod tracing;
 mod wasm_filter;
+
+/// Which build of the filter Envoy runs, and the file Envoy loads it from.
+#[derive(Debug, Clone, Copy)]
+pub enum FilterModule<'a> {
+    /// The proxy-wasm module (`airouter_filter.wasm`), run by Envoy's v8.
+    Wasm(&'a Path),
+    /// The dynamic module (`libairouter_native.so`), loaded into Envoy's process.
+    Native(&'a Path),
+}
+
+impl FilterModule<'_> {
+    /// The filter's `http_filters` entry, as the listener's filter (`root_id`
+    /// [`contract::ROOT_ID`]) or a failover cluster's upstream filter.
+    fn http_filter(&self, plan: &Plan, toml_text: &str, root_id: &str) -> Value {
+        match self {
+            FilterModule::Wasm(path) => wasm_filter::http_filter(plan, toml_text, path, root_id),
+            FilterModule::Native(path) => {
+                native_filter::http_filter(plan, toml_text, path, root_id)
+            }
+        }
+    }
+}
 
 /// Headroom over the body limit for Envoy's per-connection buffers (headers, framing).
 const BUFFER_HEADROOM: u64 = 64 * 1024;
@@ -54,6 +78,26 @@ pub struct Parts {
     admin: Value,
     stats_config: Value,
     overload_manager: Value,
+    /// Runtime flags the filter's build needs (`layered_runtime`), if any.
+    runtime: Option<Value>,
+}
+
+/// The runtime flags of the dynamic module: Envoy 1.40 strips a dynamic module's metrics
+/// namespace from Prometheus names, as it does the wasm build's `wasmcustom.`, only under this
+/// flag, so that `wasmcustom.airouter_*` is `airouter_*` there with either build.
+fn native_runtime() -> Value {
+    json!({ "layers": [{
+        "name": "airouter_native",
+        "static_layer": { "envoy.reloadable_features.dynamic_modules_strip_custom_stat_prefix": true }
+    }]})
+}
+
+/// `doc` with the parts' runtime flags, if any.
+fn with_runtime(mut doc: Value, runtime: &Option<Value>) -> Value {
+    if let (Some(runtime), Some(obj)) = (runtime, doc.as_object_mut()) {
+        obj.insert("layered_runtime".into(), runtime.clone());
+    }
+    doc
 }
 
 /// The client connection limit: Envoy's `global_downstream_max_connections` monitor counts
@@ -71,7 +115,7 @@ fn overload_manager(max_connections: u64) -> Value {
 
 /// Everything Envoy needs for `plan`. `toml_text` is the filter's configuration as Envoy will hold
 /// it: [`plugin_config::sanitize`]'s text, whose plan `plan` is.
-pub fn parts(plan: &Plan, toml_text: &str, wasm: &Path, ca_file: &Path) -> Parts {
+pub fn parts(plan: &Plan, toml_text: &str, filter: FilterModule<'_>, ca_file: &Path) -> Parts {
     let buffer_limit = plan.listener.max_body_bytes + BUFFER_HEADROOM;
     let mut clusters: Vec<Value> = plan
         .backends
@@ -79,14 +123,9 @@ pub fn parts(plan: &Plan, toml_text: &str, wasm: &Path, ca_file: &Path) -> Parts
         .map(|b| clusters::cluster(plan, b, buffer_limit, ca_file))
         .collect();
     for (i, first) in failover::failovers(plan) {
-        clusters.push(failover::cluster(plan, toml_text, wasm, i, first));
+        clusters.push(failover::cluster(plan, toml_text, filter, i, first));
     }
-    let mut http_filters = vec![wasm_filter::http_filter(
-        plan,
-        toml_text,
-        wasm,
-        contract::ROOT_ID,
-    )];
+    let mut http_filters = vec![filter.http_filter(plan, toml_text, contract::ROOT_ID)];
     let mut first_mappers = Vec::new();
     if let (Some(g), Some(sidecar)) = (&plan.global_limits, &plan.sidecar) {
         http_filters.extend(global_limits::http_filters(g));
@@ -143,6 +182,7 @@ pub fn parts(plan: &Plan, toml_text: &str, wasm: &Path, ca_file: &Path) -> Parts
         overload_manager: overload_manager(plan.listener.max_connections),
         // The filter's counters carry backend, model and key names as tags.
         stats_config,
+        runtime: matches!(filter, FilterModule::Native(_)).then(native_runtime),
     }
 }
 
@@ -150,12 +190,13 @@ pub fn parts(plan: &Plan, toml_text: &str, wasm: &Path, ca_file: &Path) -> Parts
 pub fn render(p: Parts) -> Value {
     let mut listeners = vec![p.listener];
     listeners.extend(p.more_listeners);
-    json!({
+    let doc = json!({
         "admin": p.admin,
         "stats_config": p.stats_config,
         "overload_manager": p.overload_manager,
         "static_resources": { "listeners": listeners, "clusters": p.clusters }
-    })
+    });
+    with_runtime(doc, &p.runtime)
 }
 
 /// The files a dynamic bootstrap watches, named in it.
@@ -175,13 +216,14 @@ pub fn render_dynamic(parts: &Parts, xds_dir: &Path) -> Value {
             "resource_api_version": "V3"
         })
     };
-    json!({
+    let doc = json!({
         "node": { "id": "airouter", "cluster": "airouter" },
         "admin": parts.admin,
         "stats_config": parts.stats_config,
         "overload_manager": parts.overload_manager,
         "dynamic_resources": { "lds_config": source(LDS_FILE), "cds_config": source(CDS_FILE) }
-    })
+    });
+    with_runtime(doc, &parts.runtime)
 }
 
 /// The discovery responses Envoy reads from the watched files.

@@ -1,11 +1,12 @@
 //! `airouter`: AI Router's command-line tool and sidecar service.
 //!
 //! - `airouter check FILE` validates an `airouter.toml` (chat templates included).
-//! - `airouter envoy FILE [--wasm PATH] [--ca-file PATH] [--xds-dir DIR] [--env-file PATH]`
-//!   prints a complete Envoy bootstrap; with `--xds-dir`, one whose listener and clusters come
+//! - `airouter envoy FILE [--filter wasm|native] [--wasm PATH] [--native PATH] [--ca-file PATH]
+//!   [--xds-dir DIR] [--env-file PATH]` prints a complete Envoy bootstrap running the filter as a
+//!   proxy-wasm module (the default) or as a dynamic module (`--filter native`); with `--xds-dir`, one whose listener and clusters come
 //!   from files in DIR. No secret is written into it: backend keys written in FILE go to Envoy
 //!   through its environment, and `--env-file` writes those variables (mode 0600).
-//! - `airouter reload FILE --xds-dir DIR [--wasm PATH] [--ca-file PATH] [--env-file PATH]`
+//! - `airouter reload FILE --xds-dir DIR [--filter ...] [--wasm PATH] [--ca-file PATH] [--env-file PATH]`
 //!   rewrites those files from a changed FILE: Envoy picks them up without a restart, in-flight
 //!   streams finish.
 //! - `airouter istio FILE --wasm-image URL [...]` prints the Istio manifests running the filter
@@ -37,12 +38,13 @@ use airouter_sidecar::session_log;
 
 const USAGE: &str = "usage:
   airouter check FILE
-  airouter envoy FILE [--wasm PATH] [--ca-file PATH] [--xds-dir DIR] [--env-file PATH] [--plugin-config toml|json]
-                [--listen-address ADDR]
+  airouter envoy FILE [--filter wasm|native] [--wasm PATH] [--native PATH] [--ca-file PATH] [--xds-dir DIR]
+                [--env-file PATH] [--plugin-config toml|json] [--listen-address ADDR]
   airouter istio FILE --wasm-image oci://REF [--namespace NS] [--wasm-sha256 HEX] [--sidecar-image IMAGE]
                       [--selector KEY=VALUE] [--api traffic-extension|wasm-plugin] [--ca-file PATH]
   airouter envoy-gateway FILE --wasm-image oci://REF [--namespace NS] [--gateway NAME] [--wasm-sha256 HEX]
-  airouter reload FILE --xds-dir DIR [--wasm PATH] [--ca-file PATH] [--env-file PATH]
+  airouter reload FILE --xds-dir DIR [--filter wasm|native] [--wasm PATH] [--native PATH] [--ca-file PATH]
+                  [--env-file PATH]
   airouter serve FILE
   airouter schema";
 
@@ -122,12 +124,13 @@ fn run(args: &[String]) -> Result<(), String> {
                 "json" => airouter_sidecar::istio::plugin_config(&rendered.text)?.to_string(),
                 other => return Err(format!("--plugin-config takes toml or json, not {other}")),
             };
-            let parts = bootstrap::parts(
-                &for_envoy,
-                &plugin_text,
-                &absolute(&opts.wasm)?,
-                &opts.ca_file,
-            );
+            let module = absolute(opts.module())?;
+            let filter = match opts.filter.as_str() {
+                "wasm" => bootstrap::FilterModule::Wasm(&module),
+                "native" => bootstrap::FilterModule::Native(&module),
+                other => return Err(format!("--filter takes wasm or native, not {other}")),
+            };
+            let parts = bootstrap::parts(&for_envoy, &plugin_text, filter, &opts.ca_file);
             let doc = match (&opts.xds_dir, cmd) {
                 (Some(dir), _) => {
                     write_discovery_files(&parts, dir)?;
@@ -243,7 +246,11 @@ fn write_env_file(file: &str, path: &Path, env: &[(String, Secret)]) -> Result<(
 }
 
 struct EnvoyOptions {
+    /// `wasm` (the proxy-wasm module, run by v8) or `native` (the dynamic module).
+    filter: String,
     wasm: PathBuf,
+    /// The dynamic module's file (`--filter native`).
+    native: PathBuf,
     ca_file: PathBuf,
     xds_dir: Option<PathBuf>,
     env_file: Option<PathBuf>,
@@ -256,7 +263,9 @@ struct EnvoyOptions {
 impl EnvoyOptions {
     fn parse(args: &[String]) -> Result<Self, String> {
         let mut opts = EnvoyOptions {
+            filter: "wasm".into(),
             wasm: PathBuf::from("target/wasm32-wasip1/release/airouter_filter.wasm"),
+            native: PathBuf::from("target/native/libairouter_native.so"),
             ca_file: PathBuf::from("/etc/ssl/certs/ca-certificates.crt"),
             xds_dir: None,
             env_file: None,
@@ -267,7 +276,9 @@ impl EnvoyOptions {
         while let Some(flag) = rest.next() {
             let value = PathBuf::from(rest.next().ok_or(USAGE)?);
             match flag.as_str() {
+                "--filter" => opts.filter = value.display().to_string(),
                 "--wasm" => opts.wasm = value,
+                "--native" => opts.native = value,
                 "--ca-file" => opts.ca_file = value,
                 "--xds-dir" => opts.xds_dir = Some(value),
                 "--env-file" => opts.env_file = Some(value),
@@ -277,6 +288,15 @@ impl EnvoyOptions {
             }
         }
         Ok(opts)
+    }
+
+    /// The file of the build `--filter` chose.
+    fn module(&self) -> &Path {
+        if self.filter == "native" {
+            &self.native
+        } else {
+            &self.wasm
+        }
     }
 }
 

@@ -170,6 +170,54 @@ fn envoy_renders_clusters_routes_and_the_filter() {
 /// The whole bootstrap `airouter envoy` prints for `config`, compared with `golden/envoy/<name>`.
 /// The paths in it are fixed: the config as given (relative to the repository), and the `.wasm`
 /// and CA file named on the command line.
+#[test]
+fn envoy_with_filter_native_renders_the_dynamic_module_in_both_places() {
+    let out = airouter(&[
+        "envoy",
+        "examples/airouter.toml",
+        "--filter",
+        "native",
+        "--native",
+        "/opt/libairouter_native.so",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let hcm =
+        &doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
+    let listener = &hcm["http_filters"][0];
+    let failover = doc["static_resources"]["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "airouter_failover_6_0")
+        .unwrap();
+    let upstream = &failover["typed_extension_protocol_options"]
+        ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]["http_filters"][0];
+    for (filter, name) in [(listener, "airouter"), (upstream, "airouter-upstream")] {
+        assert_eq!(filter["name"], "envoy.filters.http.dynamic_modules");
+        let config = &filter["typed_config"];
+        assert_eq!(config["filter_name"], name);
+        assert_eq!(
+            config["dynamic_module_config"]["module"]["local"]["filename"],
+            "/opt/libairouter_native.so"
+        );
+        assert_eq!(config["dynamic_module_config"]["do_not_close"], true);
+        let value = &config["filter_config"]["value"];
+        assert_eq!(value["name"], "examples/airouter.toml");
+        assert!(value["configuration"]
+            .as_str()
+            .unwrap()
+            .contains("[listener]"));
+    }
+    let bad = airouter(&["envoy", "examples/airouter.toml", "--filter", "lua"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--filter takes wasm or native, not lua"));
+}
+
 fn check_rendered_bootstrap(config: &str, name: &str) {
     let out = airouter(&[
         "envoy",

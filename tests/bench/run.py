@@ -11,6 +11,9 @@ Variants (all proxies on CPU 0, the upstream and load generators on CPU 1):
              key, an alias (client model -> backend model), the body rewrite and token counting
   airouter-limits
              the same with per-Envoy limits on the key (requests and tokens per minute)
+  airouter-native
+             `airouter` with the filter as an Envoy dynamic module (`--filter native`) instead of
+             the wasm module: the same configuration, no VM
   litellm    LiteLLM proxy (PyPI), one worker, the same alias
   nginx      nginx (Debian) as a reverse proxy, one worker
 
@@ -43,7 +46,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 FLOOR_WASM = ROOT / "target" / "wasm32-wasip1" / "release" / "airouter_bench_floor.wasm"
 sys.path.insert(0, str(ROOT / "examples"))
-from stack import AIROUTER, WASM, Stack, envoy_binary, free_port, wait_http  # noqa: E402
+from stack import AIROUTER, NATIVE, WASM, Stack, envoy_binary, free_port, wait_http  # noqa: E402
 
 import real_model  # noqa: E402
 
@@ -61,9 +64,9 @@ BENCH_VENV = ROOT / ".bench-venv"
 PROXY_CPU, LOAD_CPU = "0", "1"
 
 CLIENT_MODEL, BACKEND_MODEL = "gpt-4o-mini", "llama-3.1-8b-instruct"
-VARIANTS = ("direct", "envoy", "wasm-floor", "airouter", "airouter-limits", "litellm", "nginx")
+VARIANTS = ("direct", "envoy", "wasm-floor", "airouter", "airouter-limits", "airouter-native", "litellm", "nginx")
 # The load-shape sweep (and its plot) compares the proxies, not the filter's variants.
-SWEPT = ("direct", "envoy", "airouter", "litellm", "nginx")
+SWEPT = ("direct", "envoy", "airouter", "airouter-native", "litellm", "nginx")
 # Limits far above what the bench offers: their bookkeeping is measured, never a refusal.
 LIMITS = "requests_per_minute = 2000000000\ntokens_per_minute = 2000000000"
 
@@ -196,7 +199,7 @@ http {
         self.pids[name] = proc.pid
         self.ports[name] = port
 
-    def start_airouter(self, name="airouter", limits="", wasm=WASM):
+    def start_airouter(self, name="airouter", limits="", wasm=WASM, native=False):
         port, admin = free_port(), free_port()
         toml = self.work / (name + ".toml")
         toml.write_text("""
@@ -225,7 +228,8 @@ name = "bench"
 key = "sk-bench"
 %s
 """ % (port, admin, self.upstream, self.upstream, CLIENT_MODEL, BACKEND_MODEL, CLIENT_MODEL, BACKEND_MODEL, limits))
-        out = subprocess.run([str(AIROUTER), "envoy", str(toml), "--wasm", str(wasm)], capture_output=True, text=True, check=True)
+        build = ["--filter", "native", "--native", str(NATIVE)] if native else ["--wasm", str(wasm)]
+        out = subprocess.run([str(AIROUTER), "envoy", str(toml), *build], capture_output=True, text=True, check=True)
         boot = json.loads(out.stdout)
         # Access logging is an operator's choice that plain Envoy is not paying for here either.
         hcm = boot["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
@@ -615,6 +619,7 @@ def main():
         bench.start_airouter()
         bench.start_airouter("airouter-limits", LIMITS)
         bench.start_airouter("wasm-floor", wasm=FLOOR_WASM)
+        bench.start_airouter("airouter-native", native=True)
         bench.start_nginx_proxy()
         bench.start_litellm()
         variants = [v for v in VARIANTS if v in bench.ports]
@@ -793,7 +798,9 @@ def write_report(results, sweep, ttft, micro, steals, real=None):
     if side and direct:
         target("Sidecar time to first token within 1 ms of direct gRPC", side - direct <= 1.0,
                "%.2f vs %.2f ms (medians of 50, Triton on CPU, Python clients on both sides)" % (side, direct))
-    rounds = [name for name in ("envoy", "wasm-floor", "airouter") if results.get(name, {}).get("cpu")]
+    native_targets(results, target, undecided)
+    rounds = [name for name in ("envoy", "wasm-floor", "airouter", "airouter-native")
+              if results.get(name, {}).get("cpu")]
     if rounds:
         lines += ["", "Noise gauge, CPU µs per request in each round (the hypervisor's steal of the proxy's "
                   "core during that round's saturation runs in brackets):", "",
@@ -860,6 +867,38 @@ def write_report(results, sweep, ttft, micro, steals, real=None):
               "Tool installs and builds come first and are not timed.%s" % took, ""]
     (ROOT / "BENCHMARKS.md").write_text("\n".join(lines))
     print("\n".join(lines))
+
+
+def native_targets(results, target, undecided):
+    """Issue 19's targets for the dynamic module, each judged in every round against plain Envoy."""
+    name = "airouter-native"
+    n, env = results.get(name, {}), results.get("envoy", {})
+    if not n.get("cpu"):
+        target("Native: CPU per request ≤ 1.10× plain Envoy and ≤ +12 µs", None, "the native build did not run")
+        return
+    checks = (
+        ("Native: CPU per request ≤ 1.10× plain Envoy and ≤ +12 µs", "cpu",
+         lambda x, y: x / y <= 1.10 and x - y <= 12,
+         lambda: "%.2f×, %+.1f µs (medians %.1f vs %.1f µs)" % (
+             paired(results, name, "cpu", lambda x, y: x / y), paired(results, name, "cpu", lambda x, y: x - y),
+             med(n["cpu"]), med(env.get("cpu", [])))),
+        ("Native: saturation ≥ 90% of plain Envoy", "rps", lambda x, y: x / y >= 0.9,
+         lambda: "%.0f%% (medians %.0f vs %.0f req/s)" % (
+             100 * paired(results, name, "rps", lambda x, y: x / y), med(n["rps"]), med(env.get("rps", [])))),
+        ("Native: p99 at %d/s within 0.2 ms of plain Envoy" % RATE, "p99", lambda x, y: x - y <= 0.2,
+         lambda: "%+.2f ms (medians %.2f vs %.2f ms)" % (
+             paired(results, name, "p99", lambda x, y: x - y), med(n["p99"]), med(env.get("p99", [])))),
+    )
+    for text, key, ok, detail in checks:
+        verdicts = per_round(results, name, key, ok)
+        if not verdicts:
+            continue
+        target(text, agreed(verdicts), detail())
+        if agreed(verdicts) == DISAGREE:
+            undecided.append("native %s (%s)" % (key, ", ".join("met" if v else "not met" for v in verdicts)))
+    if n.get("rss") and env.get("rss"):
+        target("Native: memory ≤ plain Envoy + 5 MB", n["rss"] <= env["rss"] + 5,
+               "%.1f vs %.1f MB" % (n["rss"], env["rss"]))
 
 
 def make_plot(sweep, path):

@@ -18,7 +18,7 @@ import uuid
 import pytest
 
 from raw_upstream import RawUpstream
-from stack import AIROUTER, WASM, Stack, envoy_binary, free_port
+from stack import AIROUTER, WASM, Stack, envoy_binary, filter_configuration, free_port
 
 CLIENT_KEY = "sk-client-literal-5ecret"
 ADMIN_KEY = "sk-admin-literal-5ecret"
@@ -214,9 +214,9 @@ def test_the_filters_start_up_log_shows_no_url_credentials(edge):
     stack, _, _, _, config = edge
     # A plugin configuration `airouter envoy` would refuse, handed to Envoy by hand.
     bootstrap = json.loads(stack.render(config, "hand-edited.json").read_text())
-    wasm = bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"][0]
-    value = wasm["typed_config"]["config"]["configuration"]["value"]
-    wasm["typed_config"]["config"]["configuration"]["value"] = value.replace(
+    entry = bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"][0]
+    holder, key = filter_configuration(entry["typed_config"])
+    holder[key] = holder[key].replace(
         'url = "http://127.0.0.1:', 'url = "http://operator:url-pa55word@127.0.0.1:', 1)
     path = stack.workdir / "hand-edited.json"
     path.write_text(json.dumps(bootstrap))

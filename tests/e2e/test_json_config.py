@@ -12,7 +12,7 @@ import pytest
 from openai import OpenAI
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
-from stack import Stack, envoy_binary, free_port, wait_http  # noqa: E402
+from stack import Stack, envoy_binary, filter_configuration, free_port, wait_http  # noqa: E402
 
 KEY = "sk-json-client"
 PROVIDER_KEY = "sk-json-provider"
@@ -57,10 +57,12 @@ key = "{key}"
 
 
 def wasm_configurations(node):
-    """Every wasm filter's `configuration` value in a rendered bootstrap."""
+    """Every AI Router filter's configuration text in a rendered bootstrap (either build)."""
     if isinstance(node, dict):
-        if node.get("@type") == "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm":
-            yield node["config"]["configuration"]["value"]
+        slot = filter_configuration(node)
+        if slot is not None:
+            holder, key = slot
+            yield holder[key]
         for v in node.values():
             yield from wasm_configurations(v)
     elif isinstance(node, list):

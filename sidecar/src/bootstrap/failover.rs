@@ -3,14 +3,12 @@
 //! as its upstream filter, so each attempt is rewritten for its own target, and the route whose
 //! retry policy walks those priorities.
 
-use std::path::Path;
-
 use airouter_core::config::{Backend, Model, Plan};
 use airouter_core::contract;
 use serde_json::{json, Value};
 
 use super::routes::picked_by_filter;
-use super::{duration_ms, wasm_filter};
+use super::{duration_ms, FilterModule};
 
 /// (model index, first target) of every failover the filter may route to: a model's targets
 /// from each position that leaves at least two (the filter skips targets at their limit).
@@ -89,7 +87,7 @@ pub(super) fn route(plan: &Plan, index: usize, first: usize) -> Value {
 pub(super) fn cluster(
     plan: &Plan,
     toml_text: &str,
-    wasm: &Path,
+    filter: FilterModule<'_>,
     index: usize,
     first: usize,
 ) -> Value {
@@ -113,7 +111,7 @@ pub(super) fn cluster(
                 "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
                 "explicit_http_config": { "http_protocol_options": {} },
                 "http_filters": [
-                    wasm_filter::http_filter(plan, toml_text, wasm, contract::UPSTREAM_ROOT_ID),
+                    filter.http_filter(plan, toml_text, contract::UPSTREAM_ROOT_ID),
                     {
                         "name": "envoy.filters.http.upstream_codec",
                         "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec" }

@@ -31,6 +31,8 @@ mod workload;
 
 use std::path::PathBuf;
 
+use crate::bootstrap::FilterModule;
+
 use airouter_core::config::{json, Plan};
 use serde_json::{json, Value};
 
@@ -171,8 +173,12 @@ pub fn render(mut plan: Plan, toml_text: &str, o: &Options) -> Result<Vec<Value>
     if let Some(s) = plan.sidecar.as_mut() {
         s.address.clone_from(&sidecar_host);
     }
-    let parts =
-        crate::bootstrap::parts(&plan, toml_text, &PathBuf::from("unused.wasm"), &o.ca_file);
+    let parts = crate::bootstrap::parts(
+        &plan,
+        toml_text,
+        FilterModule::Wasm(&PathBuf::from("unused.wasm")),
+        &o.ca_file,
+    );
     let mut docs = vec![
         extension::extension(&plan, &config, o),
         envoy_filter::envoy_filter(&plan, &parts, o)?,

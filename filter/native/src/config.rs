@@ -1,0 +1,252 @@
+//! One filter configuration (`envoy.filters.http.dynamic_modules` entry): the listener's filter or
+//! a failover cluster's upstream filter, told apart by `filter_name` (the wasm build's root ids,
+//! [`ROOT_ID`] and [`UPSTREAM_ROOT_ID`]). Envoy creates it on its main thread; its filters run on
+//! the workers. The configuration text is compiled into a plan once here, so a bad file fails
+//! Envoy's load with the same errors as the wasm build; each worker thread then compiles its own
+//! plan from the same text on its first request (the core's plan is single-threaded, as it is in
+//! the wasm build's one VM per worker), so a worker's requests never contend for it.
+//!
+//! `filter_config` is a `google.protobuf.Struct`, which Envoy hands over as JSON:
+//! `{"name": <file name for messages>, "configuration": <airouter.toml text>}`.
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use airouter_core::auth::KnownKeys;
+use airouter_core::config::{compile, Plan};
+use airouter_core::contract::{ROOT_ID, UPSTREAM_ROOT_ID};
+use airouter_core::metrics;
+use rustc_hash::FxHashMap;
+use serde::Deserialize;
+
+use crate::abi::{self, ConfigPtr, FilterPtr};
+
+/// The JSON Envoy hands over as `filter_config`.
+#[derive(Deserialize)]
+struct Wire {
+    name: String,
+    configuration: String,
+}
+
+/// A counter of this configuration: Envoy's id (the listener filter's configuration only), and
+/// the process-wide value the core reads back ([`airouter_core::host::Host::counter`]; the ABI has
+/// no read of a counter).
+struct Counter {
+    id: Option<usize>,
+    value: Arc<AtomicU64>,
+}
+
+/// A filter configuration, shared by every worker's filters (read-only after creation).
+pub struct FilterConfig {
+    /// Tells this configuration's per-worker plans apart from a former one's.
+    id: u64,
+    /// The per-attempt upstream filter rather than the listener's.
+    pub upstream: bool,
+    file: String,
+    text: String,
+    counters: FxHashMap<String, Counter>,
+    /// The model discovery's timer (listener filter with `[discovery]` only), stopped when
+    /// the configuration is dropped.
+    _discovery: Option<crate::root::Timer>,
+}
+
+/// A worker's compiled plan for one configuration.
+#[derive(Clone)]
+pub struct WorkerPlan {
+    pub plan: Rc<Plan>,
+    /// Client keys matched so far under this plan, on this worker.
+    pub known_keys: Rc<KnownKeys>,
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+/// The ids of configurations not yet destroyed.
+static LIVE: Mutex<Option<HashSet<u64>>> = Mutex::new(None);
+/// Counter values by stat name, shared by every configuration (Envoy's counter of a name is one
+/// counter whatever defined it).
+static VALUES: Mutex<Option<FxHashMap<String, Arc<AtomicU64>>>> = Mutex::new(None);
+/// Counts made by upstream filters, not yet handed to Envoy. Envoy scopes a filter's stats to
+/// where it runs, so an upstream filter's own counters would be per cluster
+/// (`cluster.NAME.wasmcustom.*`), where the wasm build's are the listener's (`wasmcustom.*`): the
+/// listener's filter hands them over at its next hook (for a failover request, before its client
+/// sees the response's headers or end).
+static PENDING: Mutex<Option<FxHashMap<String, u64>>> = Mutex::new(None);
+/// Whether [`PENDING`] holds anything (one atomic read per listener hook when it does not).
+static PENDING_ANY: AtomicBool = AtomicBool::new(false);
+
+thread_local! {
+    static PLANS: RefCell<FxHashMap<u64, WorkerPlan>> = RefCell::new(FxHashMap::default());
+}
+
+fn value_of(name: &str) -> Arc<AtomicU64> {
+    let mut guard = VALUES.lock().unwrap_or_else(PoisonError::into_inner);
+    let values = guard.get_or_insert_with(FxHashMap::default);
+    Arc::clone(values.entry(name.to_string()).or_default())
+}
+
+fn live(f: impl FnOnce(&mut HashSet<u64>)) {
+    let mut guard = LIVE.lock().unwrap_or_else(PoisonError::into_inner);
+    f(guard.get_or_insert_with(HashSet::new));
+}
+
+fn is_live(id: u64) -> bool {
+    let mut alive = false;
+    live(|set| alive = set.contains(&id));
+    alive
+}
+
+/// Compiles `text` (named `file` in messages) with the process's environment.
+fn compile_text(file: &str, text: &str) -> Result<Plan, Vec<String>> {
+    match compile(file, text, &|name| std::env::var(name).ok()) {
+        Ok(plan) if !plan.missing_env.is_empty() => Err(vec![format!(
+            "{file}: environment variables not set for Envoy: {}",
+            plan.missing_env.join(", ")
+        )]),
+        Ok(plan) => Ok(plan),
+        Err(errors) => Err(errors.0.iter().map(|e| format!("{e}")).collect()),
+    }
+}
+
+impl FilterConfig {
+    /// The configuration Envoy asked for by `name` with `config`, or the messages saying why it
+    /// is refused (Envoy then refuses the listener or cluster: at start, Envoy does not start).
+    pub fn new(envoy: ConfigPtr, name: &[u8], config: &[u8]) -> Result<Self, Vec<String>> {
+        let upstream = match name {
+            n if n == ROOT_ID.as_bytes() => false,
+            n if n == UPSTREAM_ROOT_ID.as_bytes() => true,
+            other => {
+                return Err(vec![format!(
+                    "unknown filter_name {:?} (expected {ROOT_ID:?} or {UPSTREAM_ROOT_ID:?})",
+                    String::from_utf8_lossy(other)
+                )])
+            }
+        };
+        let wire: Wire = serde_json::from_slice(config).map_err(|e| {
+            vec![format!(
+                "filter_config: expected {{\"name\": ..., \"configuration\": ...}}: {e}"
+            )]
+        })?;
+        let plan = compile_text(&wire.name, &wire.configuration)?;
+        // Stats are defined now, so they exist (at 0) before any request: Envoy refuses new ones
+        // once the configuration is made. Only the listener's filter defines them (see PENDING).
+        let counters = metrics::all(&plan.metric_names)
+            .into_iter()
+            .map(|name| {
+                let id = if upstream {
+                    None
+                } else {
+                    abi::define_counter(envoy, &name)
+                };
+                let value = value_of(&name);
+                (name, Counter { id, value })
+            })
+            .collect();
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        live(|set| {
+            set.insert(id);
+        });
+        let _discovery = if upstream {
+            None
+        } else {
+            crate::root::Timer::start(envoy, id, plan)
+        };
+        Ok(FilterConfig {
+            id,
+            upstream,
+            file: wire.name,
+            text: wire.configuration,
+            counters,
+            _discovery,
+        })
+    }
+
+    /// This thread's plan for this configuration, compiled on first use; `None` only if the
+    /// text stopped compiling (an environment variable removed since Envoy started).
+    pub fn worker_plan(&self) -> Option<WorkerPlan> {
+        PLANS.with(|plans| {
+            if let Some(found) = plans.borrow().get(&self.id) {
+                return Some(found.clone());
+            }
+            let plan = match compile_text(&self.file, &self.text) {
+                Ok(plan) => plan,
+                Err(errors) => {
+                    for e in errors {
+                        abi::log(abi::LOG_ERROR, &e);
+                    }
+                    return None;
+                }
+            };
+            let made = WorkerPlan {
+                plan: Rc::new(plan),
+                known_keys: Rc::default(),
+            };
+            let mut plans = plans.borrow_mut();
+            plans.retain(|id, _| is_live(*id));
+            plans.insert(self.id, made.clone());
+            Some(made)
+        })
+    }
+
+    /// Adds `n` to counter `name` (a name the plan does not define counts nothing): in Envoy
+    /// through `envoy`'s filter when it is the listener's, later when an upstream filter's.
+    pub fn count(&self, envoy: FilterPtr, name: &str, n: u64) {
+        let Some(counter) = self.counters.get(name) else {
+            return;
+        };
+        counter.value.fetch_add(n, Ordering::Relaxed);
+        match counter.id {
+            Some(id) => abi::increment_counter(envoy, id, n),
+            None if self.upstream => {
+                let mut guard = PENDING.lock().unwrap_or_else(PoisonError::into_inner);
+                *guard
+                    .get_or_insert_with(FxHashMap::default)
+                    .entry(name.to_string())
+                    .or_default() += n;
+                PENDING_ANY.store(true, Ordering::Release);
+            }
+            None => {}
+        }
+    }
+
+    /// Hands the upstream filters' counts to Envoy through `envoy`, a listener filter's.
+    pub fn flush_upstream_counts(&self, envoy: FilterPtr) {
+        if self.upstream
+            || !PENDING_ANY.load(Ordering::Acquire)
+            || !PENDING_ANY.swap(false, Ordering::AcqRel)
+        {
+            return;
+        }
+        let pending = PENDING
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+            .unwrap_or_default();
+        for (name, n) in pending {
+            if let Some(id) = self.counters.get(&name).and_then(|c| c.id) {
+                abi::increment_counter(envoy, id, n);
+            }
+        }
+    }
+
+    /// Counter `name`'s value, summed over workers and filters (0 for an unknown name).
+    pub fn counter_value(&self, name: &str) -> u64 {
+        self.counters
+            .get(name)
+            .map_or(0, |c| c.value.load(Ordering::Relaxed))
+    }
+
+    /// This configuration's id (its scheduled events name it).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+}
+
+impl Drop for FilterConfig {
+    fn drop(&mut self) {
+        live(|set| {
+            set.remove(&self.id);
+        });
+    }
+}
