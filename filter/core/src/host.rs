@@ -2,6 +2,8 @@
 
 use std::borrow::Cow;
 
+use crate::telemetry::histograms::Series;
+
 /// Header maps a callback can touch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Headers {
@@ -90,10 +92,10 @@ pub trait Host {
     fn count(&mut self, metric: &str) {
         self.add(metric, 1);
     }
-    /// Records `value` in the histogram `metric` (named by [`crate::telemetry::histograms`]),
-    /// defining it on first use. A host without histograms ignores it.
-    fn record(&mut self, metric: &str, value: u64) {
-        let _ = (metric, value);
+    /// Records `value` in a histogram series ([`crate::telemetry::histograms`]: the metric and
+    /// its labels). A host without histograms ignores it.
+    fn record(&mut self, series: &Series, value: u64) {
+        let _ = (series, value);
     }
     /// Sets request-scoped filter state (`wasm.<name>` in Envoy), read by other filters.
     fn set_property(&mut self, name: &str, value: &[u8]);

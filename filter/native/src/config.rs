@@ -19,6 +19,7 @@ use airouter_core::auth::KnownKeys;
 use airouter_core::config::{compile, Plan};
 use airouter_core::contract::{ROOT_ID, UPSTREAM_ROOT_ID};
 use airouter_core::metrics;
+use airouter_core::telemetry::histograms::{self, Series};
 use rustc_hash::FxHashMap;
 use serde::Deserialize;
 
@@ -48,6 +49,9 @@ pub struct FilterConfig {
     file: String,
     text: String,
     counters: FxHashMap<String, Counter>,
+    /// The GenAI histograms (listener filter with `[telemetry] metrics` only): one labelled
+    /// histogram per metric and label list ([`histograms::label_sets`]), with Envoy's id.
+    histograms: Vec<(&'static str, Vec<&'static str>, usize)>,
     /// The model discovery's timer (listener filter with `[discovery]` only), stopped when
     /// the configuration is dropped.
     _discovery: Option<crate::root::Timer>,
@@ -143,6 +147,11 @@ impl FilterConfig {
                 (name, Counter { id, value })
             })
             .collect();
+        let histograms = if upstream || !plan.telemetry.metrics {
+            Vec::new()
+        } else {
+            define_histograms(envoy)
+        };
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         live(|set| {
             set.insert(id);
@@ -158,6 +167,7 @@ impl FilterConfig {
             file: wire.name,
             text: wire.configuration,
             counters,
+            histograms,
             _discovery,
         })
     }
@@ -210,6 +220,22 @@ impl FilterConfig {
         }
     }
 
+    /// Records `value` in `series` through `envoy`'s filter (nothing when the series' histogram
+    /// is not defined: metrics off, or an upstream filter's configuration).
+    pub fn record(&self, envoy: FilterPtr, series: &Series, value: u64) {
+        let names = series.label_names();
+        let found = self
+            .histograms
+            .iter()
+            .find(|(metric, labels, _)| *metric == series.metric && *labels == names);
+        if let Some((_, _, id)) = found {
+            let values: Vec<&str> = series.labels.iter().map(|(_, v)| v.as_str()).collect();
+            if !abi::record_histogram(envoy, *id, &values, value) {
+                abi::log(abi::LOG_WARN, "could not record a histogram value");
+            }
+        }
+    }
+
     /// Hands the upstream filters' counts to Envoy through `envoy`, a listener filter's.
     pub fn flush_upstream_counts(&self, envoy: FilterPtr) {
         if self.upstream
@@ -241,6 +267,25 @@ impl FilterConfig {
     pub fn id(&self) -> u64 {
         self.id
     }
+}
+
+/// Defines every GenAI histogram with each label list its series can have; Envoy names each
+/// series as the wasm build's plain stat names are spelled ([`Series::stat_name`]), so both
+/// builds give the same stats, tags and buckets.
+fn define_histograms(envoy: ConfigPtr) -> Vec<(&'static str, Vec<&'static str>, usize)> {
+    let mut out = Vec::new();
+    for (metric, _) in histograms::BUCKETS {
+        for labels in histograms::label_sets(metric) {
+            match abi::define_histogram(envoy, metric, &labels) {
+                Some(id) => out.push((metric, labels, id)),
+                None => abi::log(
+                    abi::LOG_WARN,
+                    &format!("could not define histogram {metric}"),
+                ),
+            }
+        }
+    }
+    out
 }
 
 impl Drop for FilterConfig {

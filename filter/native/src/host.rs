@@ -11,6 +11,7 @@ use airouter_core::contract::{
     BACKEND_METADATA_PATH, FILTER_STATE_PREFIX, LOCAL_REPLY_DETAILS, METADATA_NAMESPACE,
 };
 use airouter_core::host::{CallOut, Headers, Host, SharedWrite};
+use airouter_core::telemetry::histograms::Series;
 
 use crate::abi::{self, FilterPtr};
 use crate::config::FilterConfig;
@@ -170,6 +171,10 @@ impl Host for NativeHost<'_> {
 
     fn add(&mut self, metric: &str, n: u64) {
         self.config.count(self.envoy, metric, n);
+    }
+
+    fn record(&mut self, series: &Series, value: u64) {
+        self.config.record(self.envoy, series, value);
     }
 
     fn set_property(&mut self, name: &str, value: &[u8]) {

@@ -5,6 +5,7 @@ use std::cell::{Cell, RefCell};
 
 use crate::header_snapshot::HeaderSnapshot;
 use airouter_core::host::{CallOut, Headers, Host, SharedWrite};
+use airouter_core::telemetry::histograms::Series;
 
 use rustc_hash::FxHashMap;
 
@@ -188,8 +189,8 @@ impl Host for EnvoyHost<'_> {
         }
     }
 
-    fn record(&mut self, metric: &str, value: u64) {
-        if let Some(id) = histogram_id(metric) {
+    fn record(&mut self, series: &Series, value: u64) {
+        if let Some(id) = histogram_id(&series.stat_name()) {
             abi::record(id, value);
         }
     }

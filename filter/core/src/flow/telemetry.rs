@@ -85,8 +85,8 @@ pub(super) fn finish(
         }
     }
     if plan.telemetry.metrics {
-        for (name, value) in exchange.observations() {
-            host.record(&name, value);
+        for (series, value) in exchange.observations() {
+            host.record(&series, value);
         }
     }
 }

@@ -92,34 +92,92 @@ pub struct Tags<'a> {
     pub key: Option<&'a str>,
 }
 
+/// One histogram series: the metric and its labels (name, cleaned value), in the order the stat
+/// name spells them. A host with labelled histograms (the dynamic module's) records it under its
+/// labels; one with plain names (proxy-wasm) under [`Series::stat_name`]. Both give Envoy the same
+/// stat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Series {
+    /// One of the four metrics above.
+    pub metric: &'static str,
+    /// `(label, value)` pairs: `gen_ai_operation_name`, then `gen_ai_token_type` (token usage
+    /// only), `key_name` (with a key), `gen_ai_request_model`, `gen_ai_provider_name` (with a
+    /// backend).
+    pub labels: Vec<(&'static str, String)>,
+}
+
+impl Series {
+    /// The stat name: `METRIC.LABEL.VALUE...`, labels in order (what [`TAGS`] take apart).
+    pub fn stat_name(&self) -> String {
+        let mut name = self.metric.to_string();
+        for (label, value) in &self.labels {
+            name.push('.');
+            name.push_str(label);
+            name.push('.');
+            name.push_str(value);
+        }
+        name
+    }
+
+    /// The label names, in order.
+    pub fn label_names(&self) -> Vec<&'static str> {
+        self.labels.iter().map(|(l, _)| *l).collect()
+    }
+}
+
+/// Every label list a series of `metric` can have, in order (a key and a backend are optional):
+/// what a host that defines labelled histograms up front defines.
+pub fn label_sets(metric: &str) -> Vec<Vec<&'static str>> {
+    let mut sets = Vec::with_capacity(4);
+    for key in [false, true] {
+        for backend in [false, true] {
+            let mut labels = vec![OPERATION];
+            if metric == TOKEN_USAGE {
+                labels.push(TOKEN_TYPE);
+            }
+            if key {
+                labels.push(KEY);
+            }
+            labels.push(MODEL);
+            if backend {
+                labels.push(PROVIDER);
+            }
+            sets.push(labels);
+        }
+    }
+    sets
+}
+
+const OPERATION: &str = "gen_ai_operation_name";
+const TOKEN_TYPE: &str = "gen_ai_token_type";
+const KEY: &str = "key_name";
+const MODEL: &str = "gen_ai_request_model";
+const PROVIDER: &str = "gen_ai_provider_name";
+
 impl Tags<'_> {
-    /// The stat name of histogram `metric` with these tags.
-    pub fn name(&self, metric: &str) -> String {
+    /// The series of histogram `metric` with these tags.
+    pub fn series(&self, metric: &'static str) -> Series {
         self.with(metric, None)
     }
 
-    /// The stat name of [`TOKEN_USAGE`] for tokens of type `kind` (`input` or `output`).
-    pub fn token_usage(&self, kind: &str) -> String {
+    /// The series of [`TOKEN_USAGE`] for tokens of type `kind` (`input` or `output`).
+    pub fn token_usage(&self, kind: &str) -> Series {
         self.with(TOKEN_USAGE, Some(kind))
     }
 
-    fn with(&self, metric: &str, token_type: Option<&str>) -> String {
-        let mut name = format!("{metric}.gen_ai_operation_name.{}", clean(self.operation));
+    fn with(&self, metric: &'static str, token_type: Option<&str>) -> Series {
+        let mut labels = vec![(OPERATION, clean(self.operation))];
         if let Some(t) = token_type {
-            name.push_str(".gen_ai_token_type.");
-            name.push_str(t);
+            labels.push((TOKEN_TYPE, clean(t)));
         }
         if let Some(k) = self.key {
-            name.push_str(".key_name.");
-            name.push_str(&clean(k));
+            labels.push((KEY, clean(k)));
         }
-        name.push_str(".gen_ai_request_model.");
-        name.push_str(&clean(self.model));
+        labels.push((MODEL, clean(self.model)));
         if let Some(b) = self.backend {
-            name.push_str(".gen_ai_provider_name.");
-            name.push_str(&clean(b));
+            labels.push((PROVIDER, clean(b)));
         }
-        name
+        Series { metric, labels }
     }
 }
 

@@ -97,11 +97,11 @@ impl Exchange<'_> {
         out
     }
 
-    /// The histogram values to record, as (stat name, value) pairs, per
+    /// The histogram values to record, as (series, value) pairs, per
     /// [`histograms`]: token usage by type when reported; the request's duration; for a
     /// successful stream, the time to its first token and, with more than one output token,
     /// the time per output token after the first.
-    pub fn observations(&self) -> Vec<(String, u64)> {
+    pub fn observations(&self) -> Vec<(histograms::Series, u64)> {
         let op = self.api.map_or("other", operation_name);
         let tags = histograms::Tags {
             operation: op,
@@ -116,17 +116,17 @@ impl Exchange<'_> {
             }
         }
         let duration = self.end_ms.saturating_sub(self.start_ms);
-        out.push((tags.name(histograms::REQUEST_DURATION), duration));
+        out.push((tags.series(histograms::REQUEST_DURATION), duration));
         let first = self
             .first_token_ms
             .filter(|_| self.succeeded && self.streamed);
         if let Some(first) = first {
             let ttft = first.saturating_sub(self.start_ms);
-            out.push((tags.name(histograms::TIME_TO_FIRST_TOKEN), ttft));
+            out.push((tags.series(histograms::TIME_TO_FIRST_TOKEN), ttft));
             if let Some(n) = self.output_tokens.filter(|n| *n > 1) {
                 let after = self.end_ms.saturating_sub(first);
                 out.push((
-                    tags.name(histograms::TIME_PER_OUTPUT_TOKEN),
+                    tags.series(histograms::TIME_PER_OUTPUT_TOKEN),
                     after / (n - 1),
                 ));
             }

@@ -55,7 +55,7 @@ fn operations_use_the_conventions_well_known_names() {
 
 #[test]
 fn a_stream_is_observed_with_configured_names_only() {
-    let obs = stream().observations();
+    let obs = named(stream().observations());
     let tail = ".key_name.team_a.gen_ai_request_model.gpt-4o_.gen_ai_provider_name.openai";
     assert_eq!(
         obs,
@@ -93,7 +93,7 @@ fn an_answer_or_a_failure_has_no_token_timings() {
         ..stream()
     };
     assert_eq!(
-        answer.observations(),
+        named(answer.observations()),
         vec![(
             format!("{DURATION}.gen_ai_operation_name.chat.gen_ai_request_model.gpt-4o_"),
             500
@@ -103,8 +103,7 @@ fn an_answer_or_a_failure_has_no_token_timings() {
         succeeded: false,
         ..stream()
     };
-    assert!(failed
-        .observations()
+    assert!(named(failed.observations())
         .iter()
         .all(|(n, _)| !n.starts_with(TTFT)));
 }
@@ -112,7 +111,7 @@ fn an_answer_or_a_failure_has_no_token_timings() {
 #[test]
 fn each_tag_segment_is_found_anywhere_in_the_name() {
     // Envoy matches every regex against the whole name; each must find exactly its segment.
-    let name = stream().observations().remove(0).0;
+    let name = stream().observations().remove(0).0.stat_name();
     for (tag, regex) in histograms::TAGS {
         let marker = format!(".{tag}.");
         let at = name
@@ -127,5 +126,25 @@ fn each_tag_segment_is_found_anywhere_in_the_name() {
     // None of the counters' end-anchored tags takes a segment of these names.
     for (tag, _) in crate::metrics::TAGS {
         assert!(!name.contains(&format!(".{tag}.")), "{tag} in {name}");
+    }
+}
+
+/// Observations with their series spelled as stat names.
+fn named(obs: Vec<(histograms::Series, u64)>) -> Vec<(String, u64)> {
+    obs.into_iter().map(|(s, v)| (s.stat_name(), v)).collect()
+}
+
+#[test]
+fn every_series_has_one_of_its_metrics_label_sets() {
+    for (series, _) in stream().observations() {
+        assert!(histograms::label_sets(series.metric).contains(&series.label_names()));
+    }
+    let bare = Exchange {
+        key: None,
+        backend: None,
+        ..stream()
+    };
+    for (series, _) in bare.observations() {
+        assert!(histograms::label_sets(series.metric).contains(&series.label_names()));
     }
 }

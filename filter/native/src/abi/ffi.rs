@@ -98,6 +98,20 @@ extern "C" {
         label_values_length: usize,
         value: u64,
     ) -> u32;
+    pub(super) fn envoy_dynamic_module_callback_http_filter_config_define_histogram(
+        config: ConfigPtr,
+        name: ModuleBuffer,
+        label_names: *mut ModuleBuffer,
+        label_names_length: usize,
+        histogram_id: *mut usize,
+    ) -> u32;
+    pub(super) fn envoy_dynamic_module_callback_http_filter_record_histogram_value(
+        filter: FilterPtr,
+        id: usize,
+        label_values: *mut ModuleBuffer,
+        label_values_length: usize,
+        value: u64,
+    ) -> u32;
     pub(super) fn envoy_dynamic_module_callback_http_filter_http_callout(
         filter: FilterPtr,
         callout_id: *mut u64,

@@ -103,6 +103,49 @@ pub fn increment_counter(filter: FilterPtr, id: usize, n: u64) {
     }
 }
 
+/// Defines a histogram whose series are told apart by `labels` (at configuration time only, as
+/// counters); its id. Envoy names a series `NAMESPACE.NAME.LABEL.VALUE...`, labels in this order,
+/// and tags it with each label.
+pub fn define_histogram(config: ConfigPtr, name: &str, labels: &[&str]) -> Option<usize> {
+    let mut names: Vec<ModuleBuffer> = labels
+        .iter()
+        .map(|l| ModuleBuffer::of(l.as_bytes()))
+        .collect();
+    let mut id = 0usize;
+    // SAFETY: the name and label names are live strings for the duration of the call; the
+    // out-pointer is a valid local.
+    let result = unsafe {
+        envoy_dynamic_module_callback_http_filter_config_define_histogram(
+            config,
+            ModuleBuffer::of(name.as_bytes()),
+            names.as_mut_ptr(),
+            names.len(),
+            &mut id,
+        )
+    };
+    (result == METRICS_SUCCESS).then_some(id)
+}
+
+/// Records `value` in the series of histogram `id` with these label values (one per label the
+/// histogram was defined with, in order); `false` when Envoy refused.
+pub fn record_histogram(filter: FilterPtr, id: usize, values: &[&str], value: u64) -> bool {
+    let mut values: Vec<ModuleBuffer> = values
+        .iter()
+        .map(|v| ModuleBuffer::of(v.as_bytes()))
+        .collect();
+    // SAFETY: the label values are live strings for the duration of the call.
+    let result = unsafe {
+        envoy_dynamic_module_callback_http_filter_record_histogram_value(
+            filter,
+            id,
+            values.as_mut_ptr(),
+            values.len(),
+            value,
+        )
+    };
+    result == METRICS_SUCCESS
+}
+
 /// Sends an HTTP call-out from a request's filter; its id, or `None` when Envoy refused it.
 pub fn http_callout(
     filter: FilterPtr,

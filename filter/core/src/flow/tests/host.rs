@@ -10,6 +10,7 @@ use crate::config::{compile, Plan};
 use crate::contract::ROUTE_PROPERTY;
 use crate::flow::HttpFlow;
 use crate::host::{Action, Headers, Host};
+use crate::telemetry::histograms::Series;
 
 /// A local reply: status, headers, body.
 pub(super) type Sent = (u16, Vec<(String, String)>, Vec<u8>);
@@ -150,8 +151,8 @@ impl Host for FakeHost {
     fn shared_get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
         self.shared.get(key).cloned()
     }
-    fn record(&mut self, metric: &str, value: u64) {
-        self.histograms.push((metric.to_string(), value));
+    fn record(&mut self, series: &Series, value: u64) {
+        self.histograms.push((series.stat_name(), value));
     }
     fn set_property(&mut self, name: &str, value: &[u8]) {
         self.state.insert(
