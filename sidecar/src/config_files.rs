@@ -77,6 +77,7 @@ pub fn compile_file(
         env,
         read_file: &read,
         time_zone: &zone_transitions,
+        plain_secrets: true,
     };
     compile_with(file, text, &sources)
 }

@@ -187,6 +187,7 @@ fn plan_for_envoy(file: &str, plan: &Plan, text: &str) -> Result<(Plan, PluginCo
         env: &none,
         read_file: &read_file,
         time_zone: &config_files::zone_transitions,
+        plain_secrets: true,
     };
     let rendered = plugin_config::sanitize(text, &sources).map_err(|e| format!("{file}: {e}"))?;
     let env = |name: &str| {

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use airouter_core::auth::KnownKeys;
-use airouter_core::config::{compile, Plan};
+use airouter_core::config::{compile_in_envoy, Plan};
 use airouter_core::contract::{ROOT_ID, UPSTREAM_ROOT_ID};
 use airouter_core::metrics;
 use airouter_core::telemetry::histograms::{self, Series};
@@ -103,7 +103,7 @@ fn is_live(id: u64) -> bool {
 
 /// Compiles `text` (named `file` in messages) with the process's environment.
 fn compile_text(file: &str, text: &str) -> Result<Plan, Vec<String>> {
-    match compile(file, text, &|name| std::env::var(name).ok()) {
+    match compile_in_envoy(file, text, &|name| std::env::var(name).ok()) {
         Ok(plan) if !plan.missing_env.is_empty() => Err(vec![format!(
             "{file}: environment variables not set for Envoy: {}",
             plan.missing_env.join(", ")

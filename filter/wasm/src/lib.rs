@@ -15,7 +15,7 @@ mod root_host;
 use std::rc::Rc;
 
 use airouter_core::auth::KnownKeys;
-use airouter_core::config::{compile, Plan};
+use airouter_core::config::{compile_in_envoy, Plan};
 use airouter_core::contract::UPSTREAM_ROOT_ID;
 use airouter_core::discovery::{self, Discoverer};
 use airouter_core::flow::HttpFlow;
@@ -112,7 +112,7 @@ impl RootContext for Root {
             );
             return false;
         };
-        match compile(&file, &text, &|name| std::env::var(name).ok()) {
+        match compile_in_envoy(&file, &text, &|name| std::env::var(name).ok()) {
             Ok(plan) if !plan.missing_env.is_empty() => {
                 let vars = plan.missing_env.join(", ");
                 abi::log(

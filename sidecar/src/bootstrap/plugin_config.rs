@@ -45,7 +45,9 @@ const HEADER: &str = "# Rendered by `airouter envoy`: client keys as SHA-256 dig
 /// `sources`) for Envoy. Fails on a backend key that no environment can carry (a line break or
 /// NUL in it), and on a file or zone that can no longer be looked up (naming its key).
 pub fn sanitize(text: &str, sources: &Sources) -> Result<PluginConfig, String> {
-    let mut doc: Table = toml::from_str(text).map_err(|e| e.message().to_string())?;
+    // The JSON form compiles as the TOML it maps to; Envoy gets that TOML either way.
+    let text = airouter_core::config::json::toml_text(text)?;
+    let mut doc: Table = toml::from_str(&text).map_err(|e| e.message().to_string())?;
     inline_router_files(&mut doc, sources)?;
     for section in ["keys", "admin_keys"] {
         let entries = doc.get_mut(section).and_then(Value::as_array_mut);
@@ -382,6 +384,7 @@ redis = "redis://:redis-secret@10.0.0.7:6379/0"
             env: &|_| None,
             read_file: &read,
             time_zone: &crate::config_files::zone_transitions,
+            plain_secrets: true,
         };
         let text = include_str!("../../../examples/airouter.toml");
         let p = sanitize(text, &sources).unwrap();
@@ -434,6 +437,7 @@ enrich = { model = "chat", template_file = "prompts/enrich.md" }
             env: &none,
             read_file: &read,
             time_zone: &crate::config_files::zone_transitions,
+            plain_secrets: true,
         };
         let original =
             airouter_core::config::compile_with("a.toml", WITH_ROUTER, &sources).unwrap();

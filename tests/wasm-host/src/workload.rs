@@ -16,7 +16,7 @@ apis = ["chat"]
 target = { backend = "local", model = "llama-3.1-8b-instruct" }
 [[keys]]
 name = "bench"
-key = "sk-bench"
+sha256 = "c00397de4384b5bbaf14c02fe1ec7020d28d1eeab6a722c576c84b6678c41c29"
 "#;
 
 pub const REQUEST_HEADERS: [(&str, &str); 7] = [

@@ -14,14 +14,14 @@ const CONFIG: &str = r#"
 [backends.hosted]
 kind = "openai"
 url = "https://api.example.com/openai/v1"
-api_key = "sk-hosted"
+api_key_env = "HOSTED_KEY"
 [[models]]
 name = "hosted-*"
 apis = ["chat"]
 target = { backend = "hosted" }
 [[keys]]
 name = "t"
-key = "sk-t"
+sha256 = "12ccad2ae47ed66bd36c79cd9207e9fcc7240fee258112de2c0591b173b09be6"
 [discovery]
 interval_ms = 1000
 timeout_ms = 500
@@ -51,7 +51,7 @@ fn model_ids(f: &mut Filter) -> Vec<String> {
 
 #[test]
 fn a_tick_fetches_and_the_list_shows_the_answer() {
-    let mut f = Filter::load(CONFIG, &[]).unwrap();
+    let mut f = Filter::load(CONFIG, &[("HOSTED_KEY", "sk-hosted")]).unwrap();
     assert!(f.configured, "{:?}", f.state().logs);
     assert_eq!(f.state().tick_period_ms, Some(500));
     assert!(model_ids(&mut f).is_empty());
@@ -79,7 +79,7 @@ fn a_tick_fetches_and_the_list_shows_the_answer() {
 #[test]
 fn without_discovery_no_timer_is_set() {
     let config = CONFIG.split("[discovery]").next().unwrap();
-    let f = Filter::load(config, &[]).unwrap();
+    let f = Filter::load(config, &[("HOSTED_KEY", "sk-hosted")]).unwrap();
     assert!(f.configured);
     assert_eq!(f.state().tick_period_ms, None);
 }

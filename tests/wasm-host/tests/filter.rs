@@ -26,7 +26,7 @@ apis = ["chat"]
 target = { backend = "hosted", model = "gpt-big-2024" }
 [[keys]]
 name = "t"
-key = "sk-t"
+sha256 = "12ccad2ae47ed66bd36c79cd9207e9fcc7240fee258112de2c0591b173b09be6"
 "#;
 
 fn filter() -> Filter {

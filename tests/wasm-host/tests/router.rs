@@ -16,7 +16,7 @@ url = "http://127.0.0.1:8000/v1"
 [backends.cloud]
 kind = "openai"
 url = "https://cloud.example/v1"
-api_key = "sk-cloud"
+api_key_env = "CLOUD_KEY"
 [[models]]
 name = "local-chat"
 apis = ["chat"]
@@ -44,7 +44,7 @@ label = "COMPLEX"
 model = "cloud-chat"
 [[keys]]
 name = "t"
-key = "sk-t"
+sha256 = "12ccad2ae47ed66bd36c79cd9207e9fcc7240fee258112de2c0591b173b09be6"
 "#;
 
 const REQUEST: &[u8] =
@@ -72,7 +72,7 @@ fn answer(label: &str) -> Vec<u8> {
 
 #[test]
 fn the_classifiers_answer_reaches_the_request_that_asked() {
-    let mut f = Filter::load(CONFIG, &[]).unwrap();
+    let mut f = Filter::load(CONFIG, &[("CLOUD_KEY", "sk-cloud")]).unwrap();
     assert!(f.configured, "{:?}", f.state().logs);
     held_request(&mut f);
     let call = f.state().http_calls.last().cloned().unwrap();
@@ -94,7 +94,7 @@ fn the_classifiers_answer_reaches_the_request_that_asked() {
 
 #[test]
 fn an_answer_for_a_stream_that_is_gone_is_dropped() {
-    let mut f = Filter::load(CONFIG, &[]).unwrap();
+    let mut f = Filter::load(CONFIG, &[("CLOUD_KEY", "sk-cloud")]).unwrap();
     let ctx = held_request(&mut f);
     let token = f.state().http_calls.last().unwrap().token;
     f.end_stream(ctx).unwrap();

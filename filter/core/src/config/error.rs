@@ -78,20 +78,96 @@ impl Locator<'_> {
         }
     }
 
-    /// A TOML syntax or type error; the key is the text the parser pointed at when it is one.
+    /// A TOML syntax or type error, with the dotted key written where the parser pointed (the
+    /// enclosing table's path and the line's key, [`Locator::key_at`]).
     pub fn toml_error(&self, err: &toml::de::Error) -> ConfigError {
         let span = err.span().unwrap_or(0..0);
-        let pointed = self.text.get(span.clone()).unwrap_or("").trim();
-        let key = if !pointed.is_empty()
-            && pointed.len() <= 64
-            && pointed
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
-        {
-            pointed.to_string()
-        } else {
-            String::new()
-        };
+        let key = self.key_at(span.start).unwrap_or_default();
         self.error(span, key, err.message().trim().to_string())
     }
+
+    /// The dotted key written at byte `offset` of a TOML text, spelled as errors spell keys
+    /// (`models[1].target.backend`): the last table header before it, each array of tables
+    /// indexed by how many of its entries came before, then the key of `key = value` on the
+    /// offset's line. `None` at the top level outside any `key = value` (or a key too odd to
+    /// spell).
+    pub fn key_at(&self, offset: usize) -> Option<String> {
+        let before = self.text.get(..offset.min(self.text.len()))?;
+        let line_start = before.rfind('\n').map_or(0, |nl| nl + 1);
+        let mut arrays: Vec<(String, usize)> = Vec::new();
+        let mut table = String::new();
+        for line in self.text.get(..line_start)?.lines() {
+            if let Some(path) = header(line.trim(), &mut arrays) {
+                table = path;
+            }
+        }
+        let line = self.text.get(line_start..)?.lines().next().unwrap_or("");
+        if let Some(path) = header(line.trim(), &mut arrays) {
+            return Some(path);
+        }
+        let column = offset.saturating_sub(line_start);
+        let key = line
+            .get(..column.min(line.len()))
+            .and_then(|upto| upto.find('='))
+            .or_else(|| line.find('='))
+            .and_then(|eq| line.get(..eq))
+            .map(|k| segments(k.trim()).join("."))
+            .filter(|k| !k.is_empty() && k.len() <= 128);
+        match key {
+            None => (!table.is_empty()).then_some(table),
+            Some(k) if table.is_empty() => Some(k),
+            Some(k) => Some(format!("{table}.{k}")),
+        }
+    }
+}
+
+/// A table header's path (`[a.b]` or `[[a.b]]`, counting the latter in `arrays`), or `None` for
+/// any other line.
+fn header(line: &str, arrays: &mut Vec<(String, usize)>) -> Option<String> {
+    let (inner, is_array) = if let Some(rest) = line.strip_prefix("[[") {
+        (rest.split("]]").next()?, true)
+    } else if let Some(rest) = line.strip_prefix('[') {
+        (rest.split(']').next()?, false)
+    } else {
+        return None;
+    };
+    let segs = segments(inner.trim());
+    let raw = segs.join(".");
+    if is_array {
+        match arrays.iter_mut().find(|(name, _)| *name == raw) {
+            Some((_, n)) => *n += 1,
+            None => arrays.push((raw, 1)),
+        }
+    }
+    let mut path = String::new();
+    let mut so_far = String::new();
+    for seg in segs {
+        if !so_far.is_empty() {
+            so_far.push('.');
+            path.push('.');
+        }
+        so_far.push_str(&seg);
+        path.push_str(&seg);
+        if let Some((_, n)) = arrays.iter().find(|(name, _)| *name == so_far) {
+            path.push_str(&format!("[{}]", n.saturating_sub(1)));
+        }
+    }
+    Some(path)
+}
+
+/// The segments of a dotted TOML key, quotes removed (`a."b.c"` is `a`, `b.c`).
+fn segments(key: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut quote: Option<char> = None;
+    for c in key.chars() {
+        match (quote, c) {
+            (None, '"' | '\'') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, '.') => out.push(std::mem::take(&mut current).trim().to_string()),
+            _ => current.push(c),
+        }
+    }
+    out.push(current.trim().to_string());
+    out
 }

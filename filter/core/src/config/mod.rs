@@ -21,6 +21,7 @@ mod error;
 mod global_limits;
 mod grpc_api;
 pub mod json;
+mod json_index;
 mod keys;
 mod listener;
 mod models;
@@ -29,6 +30,7 @@ mod prompts;
 pub mod raw;
 mod routers;
 mod routes;
+mod secrets;
 mod session_log;
 mod sidecar;
 mod sources;
@@ -65,19 +67,58 @@ pub fn compile(
     compile_with(file, text, &Sources::env_only(env))
 }
 
+/// [`compile`] as the filter inside Envoy does it: the same, with plain secrets refused
+/// ([`secrets`]: Envoy's `/config_dump` shows the configuration).
+pub fn compile_in_envoy(
+    file: &str,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Plan, ConfigErrors> {
+    compile_with(file, text, &Sources::in_envoy(env))
+}
+
 /// [`compile`], looking up what the file refers to through `sources`.
+///
+/// The JSON form ([`json`]) compiles as the TOML document it maps to; its errors are reported at
+/// the JSON file's own line and column (the key's, or its nearest written ancestor's), and a key
+/// written twice in one object is refused, as TOML refuses it.
 pub fn compile_with(file: &str, text: &str, sources: &Sources) -> Result<Plan, ConfigErrors> {
-    let env = sources.env;
-    let text = json::toml_text(text).map_err(|message| {
-        let loc = Locator { file, text };
-        ConfigErrors(vec![loc.error(0..0, "", message)])
+    if !json::is_json(text) {
+        return compile_toml(file, text, sources);
+    }
+    let json_loc = Locator { file, text };
+    let toml = json::toml_text(text).map_err(|message| {
+        let mut error = json_loc.error(0..0, "", message);
+        if let Err(e) = serde_json::from_str::<serde_json::Value>(text) {
+            (error.line, error.column) = (e.line(), e.column());
+        }
+        ConfigErrors(vec![error])
     })?;
-    let text = text.as_ref();
+    let index = json_index::index(text).map_err(|dup| {
+        let at = dup.offset..dup.offset;
+        ConfigErrors(vec![json_loc.error(at, dup.path, "duplicate key")])
+    })?;
+    compile_toml(file, &toml, sources).map_err(|ConfigErrors(errors)| {
+        let relocated = errors.into_iter().map(|mut e| {
+            let at = index.offset_of(&e.key).unwrap_or(0);
+            (e.line, e.column) = json_loc.line_col(at);
+            e
+        });
+        ConfigErrors(relocated.collect())
+    })
+}
+
+/// [`compile_with`] of a TOML document.
+fn compile_toml(file: &str, text: &str, sources: &Sources) -> Result<Plan, ConfigErrors> {
+    let env = sources.env;
     let loc = Locator { file, text };
     let raw: RawConfig =
         toml::from_str(text).map_err(|e| ConfigErrors(vec![loc.toml_error(&e)]))?;
     let mut errs = Vec::new();
     let mut missing_env = Vec::new();
+    if !sources.plain_secrets {
+        secrets::refuse_plain_secrets(&loc, &raw, &mut errs);
+    }
 
     // The order of the checks is the order of the errors reported.
     let listener = listener::compile_listener(&loc, &raw.listener, &mut errs);
@@ -190,5 +231,7 @@ pub fn compile_with(file: &str, text: &str, sources: &Sources) -> Result<Plan, C
     })
 }
 
+#[cfg(test)]
+mod form_tests;
 #[cfg(test)]
 mod tests;

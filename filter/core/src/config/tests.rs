@@ -130,7 +130,7 @@ target = { backend = "b" }
 fn unknown_keys_are_refused_with_line_and_key() {
     let e = first_error("[listener]\nport = 8080\nprot = 1\n");
     assert_eq!((e.file.as_str(), e.line), ("airouter.toml", 3));
-    assert_eq!(e.key, "prot");
+    assert_eq!(e.key, "listener.prot");
     assert!(e.message.contains("unknown field"), "{e}");
 }
 
@@ -174,7 +174,7 @@ fn bad_patterns_and_values_are_refused() {
     let base = "[backends.a]\nkind = \"openai\"\nurl = \"http://a\"\n";
     let cases = [
         ("[[models]]\nname = \"gpt-[45]\"\napis = [\"chat\"]\ntarget = { backend = \"a\" }\n", "models[0].name", 5),
-        ("[[models]]\nname = \"m\"\napis = [\"chatt\"]\ntarget = { backend = \"a\" }\n", "", 6),
+        ("[[models]]\nname = \"m\"\napis = [\"chatt\"]\ntarget = { backend = \"a\" }\n", "models[0].apis", 6),
         ("[[models]]\nname = \"m\"\napis = []\ntarget = { backend = \"a\" }\n", "models[0].apis", 6),
         ("[[models]]\nname = \"m*\"\napis = [\"chat\"]\ntarget = { backend = \"a\" }\ndefault = true\n", "models[0].default", 8),
         ("[[keys]]\nname = \"k\"\nkey = \"x\"\nmodels = [\"{a,b}\"]\n", "keys[0].models[0]", 7),
@@ -297,6 +297,7 @@ fn the_shipped_example_compiles() {
         env: &|_| None,
         read_file: &read,
         time_zone: &zone,
+        plain_secrets: true,
     };
     let text = include_str!("../../../../examples/airouter.toml");
     let plan = compile_with("examples/airouter.toml", text, &sources).unwrap();

@@ -101,6 +101,7 @@ fn load(text: &str) -> Result<Plan, Vec<ConfigError>> {
         env: &env,
         read_file: &files,
         time_zone: &zones,
+        plain_secrets: true,
     };
     compile_with("airouter.toml", text, &sources).map_err(|e| e.0)
 }
@@ -341,7 +342,7 @@ fn every_mistake_names_file_line_and_key() {
         (
             "time_zone = \"Asia/Kolkata\"",
             "time_zone_x = 1",
-            "time_zone_x".to_string(),
+            "routers[0].routes[1].time_zone_x".to_string(),
             "unknown field",
         ),
         (
