@@ -208,3 +208,34 @@ def test_the_json_access_log_names_route_models_key_usage_and_attempts(stack):
     assert sturdy["failover_attempts"].splitlines()[0].startswith("dead\tdead-chat")
     assert sturdy["attempts"] == 2
     assert all(KEY not in json.dumps(l) for l in lines)
+
+
+def test_at_sampling_zero_a_client_header_forces_no_trace(tmp_path):
+    """A client cannot make Envoy trace what the operator's sampling leaves out: neither
+    `x-client-trace-id` (Envoy's `client_sampling`, 100% by default, is rendered as 0) nor a
+    `traceparent` marked sampled (#18 review, O1/O2). A request whose trace the sampling does
+    pick shows that the receiver and the stack work."""
+    ports = {k: free_port() for k in ("port", "admin", "a", "dead", "otlp")}
+    receiver = OtlpReceiver(ports["otlp"]).start()
+    s = Stack(tmp_path)
+    try:
+        s.start_backend("demo", ports["a"])
+        config = tmp_path / "airouter.toml"
+        config.write_text(CONFIG.format(key=KEY, **ports).replace(
+            'service_name = "airouter-test"', 'service_name = "airouter-test"\nsampling = 0'))
+        s.start_envoy(config)
+        forced = secrets.token_hex(16)
+        parent = secrets.token_hex(16)
+        for headers in ({"x-client-trace-id": forced},
+                        {"traceparent": "00-%s-%s-01" % (parent, secrets.token_hex(8))}):
+            client(ports).chat.completions.create(
+                model="chat", messages=[{"role": "user", "content": "hi"}], extra_headers=headers)
+        # Envoy flushes spans every 5 s: wait for two flushes, then nothing may have come.
+        time.sleep(11)
+        spans = receiver.wait_for(lambda sp: True, timeout=1.0) or []
+        assert not [x for x in spans if x["trace_id"] == parent], spans
+        assert not [x for x in spans if forced in str(x["attributes"])], spans
+        assert not spans, spans
+    finally:
+        s.stop()
+        receiver.stop()

@@ -35,6 +35,9 @@ pub fn hcm_tracing(t: &Tracing, gen_ai: bool) -> Value {
             }
         },
         "random_sampling": { "value": t.sampling_percent },
+        // A client's `x-client-trace-id` would force a trace (Envoy's default is 100%): only the
+        // operator's sampling and a client's `traceparent` flag decide.
+        "client_sampling": { "value": 0 },
         "spawn_upstream_span": false,
         "custom_tags": custom_tags
     })
