@@ -10,7 +10,8 @@
 //! - an `EnvoyFilter` (`envoy_filter`) for what those cannot express: the filter's
 //!   `allow_on_headers_stop_iteration` (without it a request whose body the filter reads stalls),
 //!   the per-attempt upstream filter, the backend and failover clusters, the routes matching the
-//!   filter state, and the connection manager's client limits and OpenAI-shaped local replies;
+//!   filter state, the connection manager's client limits and OpenAI-shaped local replies, and
+//!   the bootstrap's stats tags and histogram buckets (a `BOOTSTRAP` patch);
 //! - a `Gateway` and `VirtualService` on the listener's port (`gateway`);
 //! - a `ServiceEntry` and `DestinationRule` per hosted (`https`) backend (`egress`);
 //! - the sidecar (`airouter serve`) as a `Deployment` and `Service` when the file needs it
