@@ -20,9 +20,8 @@
 //! - `BOOTSTRAP` `MERGE` of the bootstrap's `stats_config` (see [`super::stats_config`]): the
 //!   `stats_tags` of the filter's counters and GenAI histograms and the histograms' buckets, which
 //!   Istio's own bootstrap lacks. Istio applies a `BOOTSTRAP` patch when its agent fetches the
-//!   proxy's bootstrap from istiod, which it does with `BOOTSTRAP_XDS_AGENT` set in the proxy's
-//!   `proxyMetadata` (the annotation [`super::BOOTSTRAP_XDS_AGENT_ANNOTATION`]), at the proxy's
-//!   start.
+//!   proxy's bootstrap from istiod, which it does with [`super::BOOTSTRAP_XDS_AGENT`] set, at
+//!   the proxy's start.
 
 use airouter_core::config::Plan;
 use airouter_core::contract;

@@ -51,12 +51,11 @@ pub const KEYS_SECRET: &str = "airouter-keys";
 /// The Secret holding `airouter.toml` and the files it names, for the sidecar.
 pub const CONFIG_SECRET: &str = "airouter-config";
 
-/// The gateway pod's annotation (Istio's `ProxyConfig` as JSON) that makes Istio's agent fetch
-/// the proxy's bootstrap from istiod, which then applies the `EnvoyFilter`'s `BOOTSTRAP` patch.
-pub const BOOTSTRAP_XDS_AGENT_ANNOTATION: (&str, &str) = (
-    "proxy.istio.io/config",
-    r#"{"proxyMetadata":{"BOOTSTRAP_XDS_AGENT":"true"}}"#,
-);
+/// The environment variable of Istio's agent (`pilot-agent`, read at its start) that, `true`,
+/// makes it fetch the proxy's bootstrap from istiod, which then applies the `EnvoyFilter`'s
+/// `BOOTSTRAP` patch. Set on the gateway's `istio-proxy` container, or as `proxyMetadata` in the
+/// pod's `proxy.istio.io/config` annotation, which Istio's injection turns into that variable.
+pub const BOOTSTRAP_XDS_AGENT: &str = "BOOTSTRAP_XDS_AGENT";
 
 /// Which Istio API places the filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -234,9 +233,8 @@ pub fn command(
         );
     }
     let docs = if cmd == "istio" {
-        let (name, value) = BOOTSTRAP_XDS_AGENT_ANNOTATION;
         eprintln!(
-            "{file}: the gateway's pods need the annotation {name}: '{value}' (the EnvoyFilter's BOOTSTRAP patch: the filter's stats tags and histogram buckets); restart them after applying"
+            "{file}: the gateway's proxy needs {BOOTSTRAP_XDS_AGENT}=true in its environment for the EnvoyFilter's BOOTSTRAP patch (the filter's stats tags and histogram buckets), read when it starts"
         );
         render(plan, toml_text, o)?
     } else {
