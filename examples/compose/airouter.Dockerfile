@@ -24,10 +24,11 @@ RUN groupadd --system --gid 10001 airouter \
 COPY --from=build /src/target/release/airouter /usr/local/bin/airouter
 COPY --from=build /src/target/wasm32-wasip1/release/airouter_filter.wasm /usr/local/lib/airouter/airouter_filter.wasm
 # Writable by the non-root user, for named volumes mounted there (a new volume takes the
-# directory's owner): the rendered Envoy configuration, and the demo's session records
-# (examples/airouter.toml writes them to ../.run/sessions, beside examples/ in /app).
-RUN mkdir -p /var/lib/airouter /app/.run \
- && chown 10001:10001 /var/lib/airouter /app/.run
+# directory's owner): the rendered Envoy configuration, the demo's session records
+# (examples/airouter.toml writes them to ../.run/sessions, beside examples/ in /app), and the
+# copy of examples/ compose.yaml's `render` makes with [tracing] added.
+RUN mkdir -p /var/lib/airouter /app/.run /app/examples \
+ && chown 10001:10001 /var/lib/airouter /app/.run /app/examples
 USER 10001:10001
 # The sidecar's HTTP port and gRPC port in examples/airouter.toml ([sidecar] port, grpc_port).
 EXPOSE 8103 8106

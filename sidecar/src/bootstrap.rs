@@ -76,7 +76,9 @@ pub struct Parts {
     pub more_listeners: Vec<Value>,
     pub clusters: Vec<Value>,
     admin: Value,
-    stats_config: Value,
+    /// `stats_config`: the tags of the filter's counters and GenAI histograms
+    /// (`stats_tags`), and with `[telemetry] metrics` the histograms' buckets.
+    pub stats_config: Value,
     overload_manager: Value,
     /// Runtime flags the filter's build needs (`layered_runtime`), if any.
     runtime: Option<Value>,

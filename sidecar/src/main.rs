@@ -11,7 +11,7 @@
 //!   streams finish.
 //! - `airouter istio FILE --wasm-image URL [...]` prints the Istio manifests running the filter
 //!   (see [`airouter_sidecar::istio`]); `airouter envoy-gateway FILE --wasm-image URL
-//!   [--gateway NAME]` the Envoy Gateway `EnvoyExtensionPolicy`.
+//!   [--gateway NAME]` the Envoy Gateway `EnvoyExtensionPolicy` and `EnvoyProxy`.
 //! - `airouter envoy FILE --plugin-config json` writes the filter's configuration in its JSON
 //!   form, as Istio and Envoy Gateway pass it; `--listen-address ADDR` binds the listener and the
 //!   admin port there instead of the file's addresses (a container publishes ports from

@@ -10,7 +10,11 @@ render, as JSON Schemas written from the APIs' own definitions, for versions doc
   DestinationRule (ClientTLSSettings.TLSmode, PortTrafficPolicy).
 - Envoy Gateway v1.5, envoyproxy/gateway: `api/v1alpha1/wasm_types.go` and the generated
   `gateway.envoyproxy.io_envoyextensionpolicies.yaml` (EnvoyExtensionPolicy, Wasm,
-  WasmCodeSource, ImageWasmCodeSource).
+  WasmCodeSource, ImageWasmCodeSource); `api/v1alpha1/envoyproxy_types.go` (EnvoyProxy's
+  ProxyBootstrap, BootstrapType) and `envoyproxy_tracing_types.go` (ProxyTracing,
+  TracingProvider, the `BackendRef`s of BackendCluster, gateway-api's Fraction), with one field
+  of a later release: ProxyTracing's `tags` (envoyproxy/gateway#7828, after v1.6), whose values
+  are Envoy substitution formats.
 
 Each object admits only the fields listed here (`additionalProperties: false`), so a field the
 renderer writes that the API does not define, a misspelt one or a wrong enum value fails the test.
@@ -177,6 +181,35 @@ ENVOY_EXTENSION_POLICY = obj({
 })
 
 
+# Envoy Gateway: EnvoyProxy (the parts the renderer writes, with the API's CEL rules on them)
+TRACING_PROVIDER = obj({
+    "type": enum("OpenTelemetry", "Zipkin", "Datadog"),
+    "backendRefs": array(obj({"group": STRING, "kind": STRING, "name": STRING, "namespace": STRING, "port": PORT},
+                             ["name"]), maxItems=16),
+    "host": STRING,
+    "port": {"type": "integer", "minimum": 0},
+    "zipkin": {"type": "object"},
+}, ["type"])
+TRACING_PROVIDER["anyOf"] = [{"required": ["host"]}, {"required": ["backendRefs"]}]
+PROXY_TRACING = obj({
+    "samplingRate": {"type": "integer", "minimum": 0, "maximum": 100},
+    "samplingFraction": obj({"numerator": {"type": "integer", "minimum": 0},
+                             "denominator": {"type": "integer", "minimum": 1}}, ["numerator"]),
+    "customTags": {"type": "object"},
+    "tags": {"type": "object", "additionalProperties": STRING},
+    "provider": TRACING_PROVIDER,
+}, ["provider"])
+PROXY_TRACING["not"] = {"required": ["samplingRate", "samplingFraction"]}
+ENVOY_PROXY = obj({
+    "bootstrap": obj({"type": enum("Merge", "Replace", "JSONPatch"), "value": STRING,
+                      "jsonPatches": array({"type": "object"})}),
+    "telemetry": obj({"accessLog": {"type": "object"}, "tracing": PROXY_TRACING, "metrics": {"type": "object"}}),
+    "provider": {"type": "object"},
+    "logging": {"type": "object"},
+    "concurrency": INT,
+})
+
+
 def document(api_version, kind, spec):
     return obj({"apiVersion": {"const": api_version}, "kind": {"const": kind}, "metadata": METADATA, "spec": spec},
                ["apiVersion", "kind", "metadata", "spec"])
@@ -191,6 +224,7 @@ SCHEMAS = {
     ("networking.istio.io/v1", "ServiceEntry"): SERVICE_ENTRY,
     ("networking.istio.io/v1", "DestinationRule"): DESTINATION_RULE,
     ("gateway.envoyproxy.io/v1alpha1", "EnvoyExtensionPolicy"): ENVOY_EXTENSION_POLICY,
+    ("gateway.envoyproxy.io/v1alpha1", "EnvoyProxy"): ENVOY_PROXY,
 }
 
 

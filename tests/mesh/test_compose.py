@@ -1,7 +1,8 @@
 """examples/compose/: the compose file against the Compose Specification's JSON Schema (the copy
 check-jsonschema vendors, pinned by its version in tests/requirements.txt), and what the compose
 file and its Dockerfiles name checked against the repository and against what `make run` runs
-(examples/run_demo.py, examples/stack.py): files, images, ports, commands. No Docker needed."""
+(examples/run_demo.py, examples/stack.py): files, images, ports, commands; the OpenTelemetry
+Collector's configuration against the `[tracing]` the containers' config gets. No Docker needed."""
 
 import ast
 import json
@@ -89,7 +90,7 @@ def test_envoy_runs_as_make_run_runs_it_on_the_ports_of_the_config(compose):
 def test_the_demo_backends_are_run_demos_by_name_in_envoys_network(compose):
     names = [name for name, _ in run_demo.backends(None)]
     services = compose["services"]
-    assert set(services) == {*names, "models", "render", "envoy", "sidecar", "redis"}
+    assert set(services) == {*names, "models", "render", "envoy", "sidecar", "redis", "otel-collector"}
     for name in names:
         assert services[name]["command"] == [name], name
         assert services[name]["network_mode"] == "service:envoy"
@@ -137,3 +138,46 @@ def test_the_demo_image_installs_what_make_run_installs():
     assert [s["value"] for s in steps if s["instruction"] == "USER"][-1] not in ("0", "root")
     entry = json.loads(next(s["value"] for s in steps if s["instruction"] == "ENTRYPOINT"))
     assert (ROOT / entry[-1]).is_file()
+
+
+def traced_config():
+    """The config the containers share: examples/airouter.toml with compose/tracing.toml
+    appended, as the `render` service writes it."""
+    return tomllib.loads((ROOT / "examples" / "airouter.toml").read_text() + "\n"
+                         + (COMPOSE_DIR / "tracing.toml").read_text())
+
+
+def test_the_containers_share_the_demo_config_with_tracing_added(compose):
+    services = compose["services"]
+    render = services["render"]
+    command = render["command"][0]
+    source = next(v.split(":")[1] for v in render["volumes"] if v.startswith("../../examples:"))
+    # A copy of examples/ (the files the config names stay beside it) in the `config` volume,
+    # with the tracing section appended to its airouter.toml, which Envoy's bootstrap and the
+    # sidecar are made from.
+    assert "cp -R %s/. /app/examples/" % source in command
+    assert "cat /app/examples/compose/tracing.toml >> /app/examples/airouter.toml" in command
+    assert "config:/app/examples" in render["volumes"]
+    assert "config:/app/examples:ro" in services["sidecar"]["volumes"]
+    # The demo file has no [tracing] of its own (the appended one would repeat it).
+    assert "tracing" not in CONFIG
+    assert traced_config()["listener"] == CONFIG["listener"]
+    # The image makes /app/examples the non-root user's, as a new volume mounted there takes it.
+    steps = dockerfile("airouter.Dockerfile")
+    runs = " ".join(s["value"] for s in steps if s["instruction"] == "RUN")
+    assert "/app/examples" in runs.split("chown", 1)[1]
+
+
+def test_the_collector_receives_what_the_config_traces_to(compose):
+    collector = compose["services"]["otel-collector"]
+    assert re.fullmatch(r"otel/opentelemetry-collector:\d+\.\d+\.\d+", collector["image"])
+    assert collector["network_mode"] == "service:envoy"
+    config_path = collector["command"][0].removeprefix("--config=")
+    mounted = {v.split(":")[1]: v.split(":")[0] for v in collector["volumes"]}
+    assert mounted[config_path] == "./otel-collector.yaml"
+    config = yaml.safe_load((COMPOSE_DIR / "otel-collector.yaml").read_text())
+    tracing = traced_config()["tracing"]
+    assert config["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"] == tracing["endpoint"]
+    assert "debug" in config["exporters"]
+    assert config["service"]["pipelines"]["traces"] == {"receivers": ["otlp"], "exporters": ["debug"]}
+    assert tracing["sampling"] == 100.0

@@ -63,7 +63,9 @@ def test_every_object_has_the_fields_its_api_defines(istio):
     _, _, all_features = istio_for(ALL_FEATURES)
     older, _ = render("istio", "--api", "wasm-plugin")
     gateway, _ = render("envoy-gateway", "--gateway", "ai-gateway")
-    everything = docs + all_features + list(yaml.safe_load_all(older)) + list(yaml.safe_load_all(gateway))
+    gateway_all_features, _ = render("envoy-gateway", config=ALL_FEATURES)
+    everything = (docs + all_features + list(yaml.safe_load_all(older)) + list(yaml.safe_load_all(gateway))
+                  + list(yaml.safe_load_all(gateway_all_features)))
     checked = set()
     for doc in filter(None, everything):
         schema = schema_for(doc)
@@ -73,7 +75,8 @@ def test_every_object_has_the_fields_its_api_defines(istio):
             jsonschema.validate(doc, schema)
         checked.add(doc["kind"])
     assert checked >= {"TrafficExtension", "WasmPlugin", "EnvoyFilter", "Gateway", "VirtualService",
-                       "ServiceEntry", "DestinationRule", "Deployment", "Service", "EnvoyExtensionPolicy"}
+                       "ServiceEntry", "DestinationRule", "Deployment", "Service", "EnvoyExtensionPolicy",
+                       "EnvoyProxy"}
 
 
 def test_a_misspelt_field_would_be_caught(istio):
@@ -181,3 +184,25 @@ def test_the_sidecar_runs_from_secrets_as_a_non_root_workload(istio):
                   if p["patch"]["value"]["name"] == "airouter_backend_demo-triton")
     address = triton["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
     assert address["socket_address"]["address"] == "airouter-sidecar.ai.svc.cluster.local"
+
+
+def test_envoy_gateway_traces_with_the_span_attributes_of_the_rendered_bootstrap():
+    text, stderr = render("envoy-gateway", "--namespace", "ai", config=ALL_FEATURES)
+    proxy = next(d for d in yaml.safe_load_all(text) if d and d["kind"] == "EnvoyProxy")
+    assert "spec.infrastructure.parametersRef" in stderr
+    tracing = proxy["spec"]["telemetry"]["tracing"]
+    bootstrap = subprocess.run([str(AIROUTER), "envoy", str(ALL_FEATURES), "--wasm", str(WASM)],
+                               capture_output=True, text=True, check=True).stdout
+    hcm = json.loads(bootstrap)["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    assert tracing["tags"] == {t["tag"]: t["value"] for t in hcm["tracing"]["custom_tags"]}
+    assert tracing["samplingRate"] == hcm["tracing"]["random_sampling"]["value"]
+    merged = yaml.safe_load(proxy["spec"]["bootstrap"]["value"])
+    stats = json.loads(bootstrap)["stats_config"]
+    assert merged["stats_config"]["stats_tags"] == stats["stats_tags"]
+    assert merged["stats_config"]["histogram_bucket_settings"] == stats["histogram_bucket_settings"]
+
+
+def test_istio_needs_the_bootstrap_from_istiod_for_its_bootstrap_patch(istio):
+    _, stderr, docs = istio
+    assert patches(docs, "BOOTSTRAP")[0]["patch"]["operation"] == "MERGE"
+    assert "BOOTSTRAP_XDS_AGENT=true" in stderr

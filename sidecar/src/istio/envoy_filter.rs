@@ -16,14 +16,19 @@
 //!   manager's client timeouts, the local replies in OpenAI's envelope, the session log's access
 //!   logger, with `[tracing]` the GenAI span attributes (custom tags) on Istio's tracer's span;
 //! - with `[global_limits]`, `HTTP_FILTER` `INSERT_BEFORE` the router of the global rate limit
-//!   filters.
+//!   filters;
+//! - `BOOTSTRAP` `MERGE` of the bootstrap's `stats_config` (see [`super::stats_config`]): the
+//!   `stats_tags` of the filter's counters and GenAI histograms and the histograms' buckets, which
+//!   Istio's own bootstrap lacks. Istio applies a `BOOTSTRAP` patch when its agent fetches the
+//!   proxy's bootstrap from istiod, which it does with [`super::BOOTSTRAP_XDS_AGENT`] set, at
+//!   the proxy's start.
 
 use airouter_core::config::Plan;
 use airouter_core::contract;
 use serde_json::{json, Value};
 
 use super::extension::ecds_name;
-use super::{metadata, Options, NAME};
+use super::{metadata, stats_config, Options, NAME};
 use crate::bootstrap::Parts;
 
 const WASM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
@@ -180,6 +185,11 @@ pub(super) fn envoy_filter(plan: &Plan, parts: &Parts, o: &Options) -> Result<Va
             "patch": { "operation": "INSERT_BEFORE", "value": f }
         }));
     }
+    // A protobuf merge, as istiod applies it: both lists are appended to Istio's own.
+    patches.push(json!({
+        "applyTo": "BOOTSTRAP",
+        "patch": { "operation": "MERGE", "value": { "stats_config": stats_config(parts) } }
+    }));
     let (key, value) = (&o.selector.0, &o.selector.1);
     Ok(json!({
         "apiVersion": "networking.istio.io/v1alpha3",

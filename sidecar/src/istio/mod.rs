@@ -10,13 +10,15 @@
 //! - an `EnvoyFilter` (`envoy_filter`) for what those cannot express: the filter's
 //!   `allow_on_headers_stop_iteration` (without it a request whose body the filter reads stalls),
 //!   the per-attempt upstream filter, the backend and failover clusters, the routes matching the
-//!   filter state, and the connection manager's client limits and OpenAI-shaped local replies;
+//!   filter state, the connection manager's client limits and OpenAI-shaped local replies, and
+//!   the bootstrap's stats tags and histogram buckets (a `BOOTSTRAP` patch);
 //! - a `Gateway` and `VirtualService` on the listener's port (`gateway`);
 //! - a `ServiceEntry` and `DestinationRule` per hosted (`https`) backend (`egress`);
 //! - the sidecar (`airouter serve`) as a `Deployment` and `Service` when the file needs it
 //!   (`workload`).
 //!
-//! For Envoy Gateway, an `EnvoyExtensionPolicy` (`envoy_gateway`).
+//! For Envoy Gateway, an `EnvoyExtensionPolicy` (`envoy_gateway`) and an `EnvoyProxy`
+//! (`envoy_proxy`: the stats tags and histogram buckets, and with `[tracing]` the tracer).
 //!
 //! Secrets never enter a manifest: backend keys reach the gateway's Envoy through its environment
 //! (filled from a Kubernetes Secret the operator creates), the sidecar reads its file and keys
@@ -25,18 +27,20 @@
 mod egress;
 mod envoy_filter;
 mod envoy_gateway;
+mod envoy_proxy;
 mod extension;
 mod gateway;
 mod workload;
 
 use std::path::PathBuf;
 
-use crate::bootstrap::FilterModule;
+use crate::bootstrap::{FilterModule, Parts};
 
 use airouter_core::config::{json, Plan};
 use serde_json::{json, Value};
 
 pub use envoy_gateway::envoy_extension_policy;
+pub use envoy_proxy::envoy_proxy;
 
 /// The name every rendered object starts with, and the plugin's name in Envoy.
 pub const NAME: &str = "airouter";
@@ -46,6 +50,12 @@ pub const SIDECAR_SERVICE: &str = "airouter-sidecar";
 pub const KEYS_SECRET: &str = "airouter-keys";
 /// The Secret holding `airouter.toml` and the files it names, for the sidecar.
 pub const CONFIG_SECRET: &str = "airouter-config";
+
+/// The environment variable of Istio's agent (`pilot-agent`, read at its start) that, `true`,
+/// makes it fetch the proxy's bootstrap from istiod, which then applies the `EnvoyFilter`'s
+/// `BOOTSTRAP` patch. Set on the gateway's `istio-proxy` container, or as `proxyMetadata` in the
+/// pod's `proxy.istio.io/config` annotation, which Istio's injection turns into that variable.
+pub const BOOTSTRAP_XDS_AGENT: &str = "BOOTSTRAP_XDS_AGENT";
 
 /// Which Istio API places the filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,6 +160,20 @@ pub fn plugin_config(toml_text: &str) -> Result<Value, String> {
     json::to_json(toml_text).map(Value::Object)
 }
 
+/// What a control plane's proxy needs of the bootstrap's `stats_config` so that
+/// `/stats/prometheus` shows the filter's series as under `airouter envoy`: the `stats_tags` of
+/// its counters and GenAI histograms and, with `[telemetry] metrics`, the histograms'
+/// `histogram_bucket_settings`. Both control planes merge it into their own bootstrap as
+/// protobufs merge, appending to both lists. `use_all_default_tags` is left out: the proxy keeps
+/// its own (Istio turns Envoy's default tags off and names those stats with its own tags).
+fn stats_config(parts: &Parts) -> Value {
+    let mut config = parts.stats_config.clone();
+    if let Some(c) = config.as_object_mut() {
+        c.remove("use_all_default_tags");
+    }
+    config
+}
+
 /// The environment variables the filter reads (backend keys, the sidecar's secret), by name.
 fn env_keys(plan: &Plan) -> Vec<String> {
     let mut keys: Vec<String> = plan
@@ -209,9 +233,25 @@ pub fn command(
         );
     }
     let docs = if cmd == "istio" {
+        eprintln!(
+            "{file}: the gateway's proxy needs {BOOTSTRAP_XDS_AGENT}=true in its environment for the EnvoyFilter's BOOTSTRAP patch (the filter's stats tags and histogram buckets), read when it starts"
+        );
         render(plan, toml_text, o)?
     } else {
-        vec![envoy_extension_policy(toml_text, o)?]
+        eprintln!(
+            "{file}: the Gateway {} names the EnvoyProxy {NAME} in spec.infrastructure.parametersRef (group gateway.envoyproxy.io, kind EnvoyProxy)",
+            o.gateway
+        );
+        let parts = crate::bootstrap::parts(
+            &plan,
+            toml_text,
+            FilterModule::Wasm(&PathBuf::from("unused.wasm")),
+            &o.ca_file,
+        );
+        vec![
+            envoy_extension_policy(toml_text, o)?,
+            envoy_proxy(&plan, &parts, o)?,
+        ]
     };
     yaml_stream(&docs, file)
 }

@@ -261,3 +261,125 @@ fn with_tracing_the_gateway_span_gets_the_gen_ai_attributes_and_istio_keeps_its_
         .iter()
         .any(|p| p["patch"]["value"]["name"] == contract::TRACING_CLUSTER));
 }
+
+/// The `BOOTSTRAP` patch of the `EnvoyFilter`.
+fn bootstrap_patch(docs: &[Value]) -> &Value {
+    docs[1]["spec"]["configPatches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["applyTo"] == "BOOTSTRAP")
+        .unwrap()
+}
+
+#[test]
+fn istio_gets_the_stats_tags_and_buckets_of_the_bootstrap_as_a_bootstrap_merge() {
+    let text = format!("{TEXT}\n[telemetry]\n");
+    let p = plan(&text);
+    let parts = crate::bootstrap::parts(
+        &p,
+        &text,
+        FilterModule::Wasm(&PathBuf::from("unused.wasm")),
+        &PathBuf::from("/ca.pem"),
+    );
+    let docs = render(plan(&text), &text, &options(&[])).unwrap();
+    let patch = bootstrap_patch(&docs);
+    assert_eq!(patch["patch"]["operation"], "MERGE");
+    assert!(patch.get("match").is_none());
+    let stats = &patch["patch"]["value"]["stats_config"];
+    // The bootstrap's own tags and buckets, without overriding Istio's default-tags choice.
+    assert_eq!(stats["stats_tags"], parts.stats_config["stats_tags"]);
+    assert_eq!(
+        stats["histogram_bucket_settings"],
+        parts.stats_config["histogram_bucket_settings"]
+    );
+    assert!(stats["stats_tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["tag_name"] == "gen_ai_request_model"));
+    assert!(stats.get("use_all_default_tags").is_none());
+}
+
+#[test]
+fn without_metrics_the_bootstrap_merge_holds_the_counters_tags_only() {
+    let docs = render(plan(TEXT), TEXT, &options(&[])).unwrap();
+    let stats = &bootstrap_patch(&docs)["patch"]["value"]["stats_config"];
+    let tags: Vec<&str> = stats["stats_tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["tag_name"].as_str().unwrap())
+        .collect();
+    assert!(tags.contains(&"backend") && !tags.contains(&"gen_ai_request_model"));
+    assert!(stats.get("histogram_bucket_settings").is_none());
+}
+
+fn gateway_proxy(text: &str) -> Value {
+    let p = plan(text);
+    let o = options(&["--gateway", "ai-gw"]);
+    let parts = crate::bootstrap::parts(
+        &p,
+        text,
+        FilterModule::Wasm(&PathBuf::from("unused.wasm")),
+        &o.ca_file,
+    );
+    envoy_proxy(&p, &parts, &o).unwrap()
+}
+
+#[test]
+fn envoy_gateway_gets_an_envoy_proxy_merging_the_stats_config_into_its_bootstrap() {
+    let text = format!("{TEXT}\n[telemetry]\n");
+    let proxy = gateway_proxy(&text);
+    assert_eq!(proxy["kind"], "EnvoyProxy");
+    assert_eq!(proxy["metadata"]["name"], NAME);
+    assert_eq!(proxy["spec"]["bootstrap"]["type"], "Merge");
+    let value: Value =
+        serde_json::from_str(proxy["spec"]["bootstrap"]["value"].as_str().unwrap()).unwrap();
+    let buckets = value["stats_config"]["histogram_bucket_settings"]
+        .as_array()
+        .unwrap();
+    assert_eq!(buckets.len(), 4);
+    assert!(value["stats_config"]["stats_tags"].is_array());
+    // No tracing without [tracing].
+    assert!(proxy["spec"]["telemetry"].is_null());
+}
+
+#[test]
+fn with_tracing_envoy_gateway_traces_to_the_endpoint_with_the_gen_ai_tags() {
+    let text = format!(
+        "{TEXT}\n[tracing]\nendpoint = \"otel-collector.observability:4317\"\nsampling = 25.0\n"
+    );
+    let tracing = &gateway_proxy(&text)["spec"]["telemetry"]["tracing"];
+    assert_eq!(tracing["provider"]["type"], "OpenTelemetry");
+    assert_eq!(
+        tracing["provider"]["backendRefs"],
+        json!([{ "name": "otel-collector", "namespace": "observability", "port": 4317 }])
+    );
+    assert_eq!(tracing["samplingRate"], 25);
+    assert_eq!(
+        tracing["tags"]["gen_ai.request.model"],
+        "%FILTER_STATE(wasm.airouter_model:PLAIN)%"
+    );
+    assert_eq!(
+        tracing["tags"].as_object().unwrap().len(),
+        airouter_core::telemetry::span::SPAN_ATTRIBUTES.len()
+    );
+
+    // A host outside the cluster: host and port; a fractional percentage: a fraction.
+    let text = format!("{TEXT}\n[tracing]\nendpoint = \"otlp.example.com:4317\"\nsampling = 0.5\n");
+    let tracing = &gateway_proxy(&text)["spec"]["telemetry"]["tracing"];
+    assert_eq!(tracing["provider"]["host"], "otlp.example.com");
+    assert_eq!(tracing["provider"]["port"], 4317);
+    assert!(tracing["provider"]["backendRefs"].is_null());
+    assert_eq!(
+        tracing["samplingFraction"],
+        json!({ "numerator": 50, "denominator": 10000 })
+    );
+    assert!(tracing["samplingRate"].is_null());
+
+    // A bare Service name is in the gateway's namespace.
+    let text = format!("{TEXT}\n[tracing]\nendpoint = \"otel-collector:4317\"\n");
+    let tracing = &gateway_proxy(&text)["spec"]["telemetry"]["tracing"];
+    assert_eq!(tracing["provider"]["backendRefs"][0]["namespace"], "ai");
+}
