@@ -15,7 +15,7 @@ use airouter_core::telemetry::histograms::Series;
 
 use crate::abi::{self, FilterPtr};
 use crate::config::FilterConfig;
-use crate::root::wall_clock_ms;
+use crate::root::clock_once;
 use crate::shared;
 
 /// Envoy, as seen from one event hook of one filter.
@@ -153,12 +153,7 @@ impl Host for NativeHost<'_> {
     }
 
     fn now_ms(&self) -> u64 {
-        if let Some(now) = self.now.get() {
-            return now;
-        }
-        let now = wall_clock_ms();
-        self.now.set(Some(now));
-        now
+        clock_once(&self.now)
     }
 
     fn shared_get(&self, key: &str) -> Option<(Vec<u8>, u32)> {

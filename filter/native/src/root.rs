@@ -137,14 +137,19 @@ pub fn wall_clock_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// The wall clock read once per hook: `cell` holds the first reading for the rest of it.
+pub fn clock_once(cell: &Cell<Option<u64>>) -> u64 {
+    if let Some(now) = cell.get() {
+        return now;
+    }
+    let now = wall_clock_ms();
+    cell.set(Some(now));
+    now
+}
+
 impl RootHost for MainThread {
     fn now_ms(&self) -> u64 {
-        if let Some(now) = self.now.get() {
-            return now;
-        }
-        let now = wall_clock_ms();
-        self.now.set(Some(now));
-        now
+        clock_once(&self.now)
     }
 
     fn shared_get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
