@@ -52,7 +52,7 @@ fn bad_configuration_is_refused_with_file_line_and_key() {
     let logs: Vec<&str> = f.state().logs.iter().map(|(_, m)| m.as_str()).collect();
     assert!(
         logs.iter()
-            .any(|m| m.contains("airouter.toml:3:1: bogus: unknown field")),
+            .any(|m| m.contains("airouter.toml:3:1: listener.bogus: unknown field")),
         "{logs:?}"
     );
 }
