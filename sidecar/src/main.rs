@@ -40,9 +40,11 @@ const USAGE: &str = "usage:
   airouter check FILE
   airouter envoy FILE [--filter wasm|native] [--wasm PATH] [--native PATH] [--ca-file PATH] [--xds-dir DIR]
                 [--env-file PATH] [--plugin-config toml|json] [--listen-address ADDR]
-  airouter istio FILE --wasm-image oci://REF [--namespace NS] [--wasm-sha256 HEX] [--sidecar-image IMAGE]
-                      [--selector KEY=VALUE] [--api traffic-extension|wasm-plugin] [--ca-file PATH]
-  airouter envoy-gateway FILE --wasm-image oci://REF [--namespace NS] [--gateway NAME] [--wasm-sha256 HEX]
+  airouter istio FILE --wasm-image oci://REF [--namespace NS (istio-system)] [--wasm-sha256 [sha256:]HEX]
+                      [--sidecar-image IMAGE] [--selector KEY=VALUE] [--api traffic-extension|wasm-plugin]
+                      [--ca-file PATH]
+  airouter envoy-gateway FILE --wasm-image oci://REF [--namespace NS (default)] [--gateway NAME (eg)]
+                      [--wasm-sha256 [sha256:]HEX]
   airouter reload FILE --xds-dir DIR [--filter wasm|native] [--wasm PATH] [--native PATH] [--ca-file PATH]
                   [--env-file PATH]
   airouter serve FILE
@@ -61,6 +63,11 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &[String]) -> Result<(), String> {
+    // `airouter --help`, `airouter istio --help`, ...: the usage, on stdout, whatever else is given.
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return Ok(());
+    }
     match args.first().map(String::as_str) {
         Some("check") => {
             let file = args.get(1).ok_or(USAGE)?;
@@ -149,7 +156,7 @@ fn run(args: &[String]) -> Result<(), String> {
         }
         Some(cmd @ ("istio" | "envoy-gateway")) => {
             let file = args.get(1).ok_or(USAGE)?;
-            let opts = istio::Options::parse(args.get(2..).unwrap_or(&[]))
+            let opts = istio::Options::parse_for(cmd, args.get(2..).unwrap_or(&[]))
                 .map_err(|e| format!("{e}\n{USAGE}"))?;
             let text = read(file)?;
             let plan =

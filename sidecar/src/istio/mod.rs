@@ -63,8 +63,9 @@ pub struct Options {
     pub namespace: String,
     /// The module's OCI image (`oci://registry/repo:tag`), as `examples/oci/pack_wasm.py` pushes.
     pub wasm_image: String,
-    /// The image manifest's SHA-256 (64 hex digits, as `examples/oci/pack_wasm.py` prints it),
-    /// which Istio checks the pulled image against when given.
+    /// The image manifest's SHA-256 as 64 lowercase hex digits (`--wasm-sha256` takes them bare
+    /// or as `examples/oci/pack_wasm.py` prints them, `sha256:<hex>`), which Istio and Envoy
+    /// Gateway check the pulled image against when given.
     pub wasm_sha256: Option<String>,
     /// The sidecar's container image (the Dockerfile in `examples/compose/`).
     pub sidecar_image: String,
@@ -78,13 +79,34 @@ pub struct Options {
     pub gateway: String,
 }
 
+/// The namespace `airouter istio` renders into without `--namespace`: Istio's own, where its
+/// ingress gateway runs.
+pub const ISTIO_NAMESPACE: &str = "istio-system";
+/// The namespace `airouter envoy-gateway` renders into without `--namespace`: the one Envoy
+/// Gateway's quickstart puts its `Gateway` (`eg`) in.
+pub const ENVOY_GATEWAY_NAMESPACE: &str = "default";
+
 impl Options {
-    /// Parses `--namespace NS --wasm-image URL [--wasm-sha256 HEX] [--sidecar-image IMAGE]
-    /// [--selector KEY=VALUE] [--api traffic-extension|wasm-plugin] [--ca-file PATH]
-    /// [--gateway NAME]`; `--wasm-image` is required.
+    /// Parses `airouter istio`'s options: `--wasm-image URL [--namespace NS] [--wasm-sha256
+    /// [sha256:]HEX] [--sidecar-image IMAGE] [--selector KEY=VALUE] [--api
+    /// traffic-extension|wasm-plugin] [--ca-file PATH] [--gateway NAME]`; `--wasm-image` is
+    /// required, the namespace defaults to [`ISTIO_NAMESPACE`].
     pub fn parse(args: &[String]) -> Result<Self, String> {
+        Self::parse_in(ISTIO_NAMESPACE, args)
+    }
+
+    /// Parses the options of `airouter CMD` (`istio` or `envoy-gateway`): as [`Options::parse`],
+    /// the namespace defaulting to the command's ([`ENVOY_GATEWAY_NAMESPACE`] for Envoy Gateway).
+    pub fn parse_for(cmd: &str, args: &[String]) -> Result<Self, String> {
+        match cmd {
+            "envoy-gateway" => Self::parse_in(ENVOY_GATEWAY_NAMESPACE, args),
+            _ => Self::parse(args),
+        }
+    }
+
+    fn parse_in(namespace: &str, args: &[String]) -> Result<Self, String> {
         let mut o = Options {
-            namespace: "istio-system".into(),
+            namespace: namespace.into(),
             wasm_image: String::new(),
             wasm_sha256: None,
             sidecar_image: "airouter:latest".into(),
@@ -99,7 +121,7 @@ impl Options {
             match flag.as_str() {
                 "--namespace" => o.namespace = value,
                 "--wasm-image" => o.wasm_image = value,
-                "--wasm-sha256" => o.wasm_sha256 = Some(value),
+                "--wasm-sha256" => o.wasm_sha256 = Some(sha256_hex(&value)?),
                 "--sidecar-image" => o.sidecar_image = value,
                 "--ca-file" => o.ca_file = PathBuf::from(value),
                 "--gateway" => o.gateway = value,
@@ -120,15 +142,6 @@ impl Options {
         if o.wasm_image.is_empty() {
             return Err("--wasm-image oci://REGISTRY/REPO:TAG is required".into());
         }
-        if let Some(h) = &o.wasm_sha256 {
-            if h.len() != 64
-                || !h
-                    .bytes()
-                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-            {
-                return Err("--wasm-sha256 takes 64 lowercase hex digits".into());
-            }
-        }
         Ok(o)
     }
 
@@ -138,6 +151,23 @@ impl Options {
             .strip_prefix("oci://")
             .unwrap_or(&self.wasm_image)
     }
+}
+
+/// The 64 lowercase hex digits of a SHA-256 digest written bare or as an OCI digest
+/// (`sha256:<hex>`, as `examples/oci/pack_wasm.py` prints it); the form both control planes'
+/// `sha256` fields take.
+fn sha256_hex(value: &str) -> Result<String, String> {
+    let hex = value.strip_prefix("sha256:").unwrap_or(value);
+    if hex.len() != 64
+        || !hex
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    {
+        return Err(format!(
+            "--wasm-sha256 takes 64 lowercase hex digits, bare or as sha256:<hex>, not {value}"
+        ));
+    }
+    Ok(hex.to_string())
 }
 
 /// A Kubernetes object's `metadata`.
@@ -211,7 +241,7 @@ pub fn command(
     let docs = if cmd == "istio" {
         render(plan, toml_text, o)?
     } else {
-        vec![envoy_extension_policy(toml_text, o)?]
+        vec![envoy_extension_policy(&plan, toml_text, o)?]
     };
     yaml_stream(&docs, file)
 }

@@ -211,7 +211,7 @@ fn no_sidecar_objects_without_a_sidecar() {
 
 #[test]
 fn envoy_gateway_gets_an_extension_policy_with_the_image_reference() {
-    let p = envoy_extension_policy(TEXT, &options(&["--gateway", "ai-gw"])).unwrap();
+    let p = envoy_extension_policy(&plan(TEXT), TEXT, &options(&["--gateway", "ai-gw"])).unwrap();
     assert_eq!(p["kind"], "EnvoyExtensionPolicy");
     assert_eq!(p["spec"]["targetRefs"][0]["name"], "ai-gw");
     let wasm = &p["spec"]["wasm"][0];
@@ -224,6 +224,40 @@ fn envoy_gateway_gets_an_extension_policy_with_the_image_reference() {
 }
 
 #[test]
+fn envoy_gateway_hands_the_vm_the_key_variables_and_pins_the_digest() {
+    let digest = "b".repeat(64);
+    let o = options(&["--wasm-sha256", &format!("sha256:{digest}")]);
+    let p = envoy_extension_policy(&plan(TEXT), TEXT, &o).unwrap();
+    let wasm = &p["spec"]["wasm"][0];
+    assert_eq!(
+        wasm["env"],
+        json!({ "hostKeys": ["PROVIDER_KEY", "SIDECAR_SECRET"] })
+    );
+    assert_eq!(wasm["code"]["image"]["sha256"], digest);
+    let keyless = "[backends.b]\nkind = \"openai\"\nurl = \"http://10.0.0.5:8000/v1\"\n\n\
+                   [[models]]\nname = \"m\"\napis = [\"chat\"]\ntarget = { backend = \"b\" }\n";
+    let p = envoy_extension_policy(&plan(keyless), keyless, &options(&[])).unwrap();
+    assert!(p["spec"]["wasm"][0]["env"].is_null());
+    assert!(p["spec"]["wasm"][0]["code"]["image"]["sha256"].is_null());
+}
+
+#[test]
+fn each_command_has_its_own_default_namespace() {
+    let args = vec!["--wasm-image".to_string(), "oci://x".to_string()];
+    assert_eq!(Options::parse_for("istio", &args).unwrap().namespace, "istio-system");
+    assert_eq!(Options::parse_for("envoy-gateway", &args).unwrap().namespace, "default");
+}
+
+#[test]
+fn a_digest_is_taken_bare_or_as_pack_wasm_prints_it() {
+    let hex = "0123456789abcdef".repeat(4);
+    let bare = options(&["--wasm-sha256", &hex]);
+    let prefixed = options(&["--wasm-sha256", &format!("sha256:{hex}")]);
+    assert_eq!(bare.wasm_sha256.as_deref(), Some(hex.as_str()));
+    assert_eq!(prefixed.wasm_sha256, bare.wasm_sha256);
+}
+
+#[test]
 fn options_are_checked() {
     assert!(Options::parse(&[]).unwrap_err().contains("--wasm-image"));
     let bad = |a: &[&str]| {
@@ -231,6 +265,7 @@ fn options_are_checked() {
     };
     assert!(bad(&["--wasm-image", "oci://x", "--api", "envoyfilter"]));
     assert!(bad(&["--wasm-image", "oci://x", "--wasm-sha256", "ABC"]));
+    assert!(bad(&["--wasm-image", "oci://x", "--wasm-sha256", "sha512:abc"]));
     assert!(bad(&["--wasm-image", "oci://x", "--selector", "novalue"]));
     assert!(bad(&["--wasm-image"]));
 }
