@@ -14,7 +14,10 @@
 //! - a `Gateway` and `VirtualService` on the listener's port (`gateway`);
 //! - a `ServiceEntry` and `DestinationRule` per hosted (`https`) backend (`egress`);
 //! - the sidecar (`airouter serve`) as a `Deployment` and `Service` when the file needs it
-//!   (`workload`).
+//!   (`workload`), its config Secret mounted so the files the TOML names resolve (`files`).
+//!
+//! The gRPC client API (`[grpc_api]`) is not part of the Istio recipe: its listener, cluster and
+//! the sidecar's way back to the OpenAI listener are left out, and `airouter istio` says so.
 //!
 //! For Envoy Gateway, an `EnvoyExtensionPolicy` (`envoy_gateway`).
 //!
@@ -26,6 +29,7 @@ mod egress;
 mod envoy_filter;
 mod envoy_gateway;
 mod extension;
+mod files;
 mod gateway;
 mod workload;
 
@@ -194,9 +198,21 @@ fn env_keys(plan: &Plan) -> Vec<String> {
 }
 
 /// Every Istio object for `plan`, whose configuration as Envoy holds it is `toml_text` (the
-/// sanitized text `airouter envoy` renders: no secret in it).
-pub fn render(mut plan: Plan, toml_text: &str, o: &Options) -> Result<Vec<Value>, String> {
+/// sanitized text `airouter envoy` renders: no secret in it), for a file naming no other file.
+pub fn render(plan: Plan, toml_text: &str, o: &Options) -> Result<Vec<Value>, String> {
+    render_with_files(plan, toml_text, &files::NamedFiles::default(), o)
+}
+
+/// [`render`] for a file naming the files `named`, which the sidecar's pod mounts beside it.
+pub fn render_with_files(
+    mut plan: Plan,
+    toml_text: &str,
+    named: &files::NamedFiles,
+    o: &Options,
+) -> Result<Vec<Value>, String> {
     let config = plugin_config(toml_text)?;
+    // Not part of the Istio recipe (see the module's doc): no listener, no cluster.
+    plan.grpc_api = None;
     // Inside the cluster Envoy reaches the sidecar through its Service.
     let sidecar_host = format!("{SIDECAR_SERVICE}.{}.svc.cluster.local", o.namespace);
     let sidecar = plan.sidecar.clone();
@@ -216,17 +232,20 @@ pub fn render(mut plan: Plan, toml_text: &str, o: &Options) -> Result<Vec<Value>
     docs.extend(gateway::gateway(&plan, o));
     docs.extend(egress::egress(&plan, o));
     if let Some(s) = &sidecar {
-        docs.extend(workload::sidecar(&plan, s, o));
+        docs.extend(workload::sidecar(&plan, s, named, o)?);
     }
     Ok(docs)
 }
 
 /// `airouter istio` (`cmd` "istio") or `airouter envoy-gateway`: the YAML stream for `plan`, the
-/// file's plan as Envoy holds it (`toml_text`). Names on stderr the environment variables the
-/// proxy needs, which go in the Secret [`KEYS_SECRET`], never in a manifest.
+/// plan of `file` (whose text is `text`) as Envoy holds it (`toml_text`). Names on stderr the
+/// environment variables the proxy needs, which go in the Secret [`KEYS_SECRET`], never in a
+/// manifest; for Istio also how to create the sidecar's config Secret, what the pod needs that
+/// the manifests cannot carry, and that the gRPC client API is not part of the recipe.
 pub fn command(
     cmd: &str,
     file: &str,
+    text: &str,
     plan: Plan,
     toml_text: &str,
     o: &Options,
@@ -239,7 +258,24 @@ pub fn command(
         );
     }
     let docs = if cmd == "istio" {
-        render(plan, toml_text, o)?
+        let mut notes = Vec::new();
+        if plan.grpc_api.is_some() {
+            notes.push(format!("{file}: note: [grpc_api] is not part of the Istio recipe: no listener or cluster is rendered for it (run the gRPC client API with `airouter envoy`)"));
+        }
+        let named = match &plan.sidecar {
+            Some(s) => {
+                let named = files::named(file, text, &plan)?;
+                notes.extend(workload::notes(file, s));
+                notes.extend(files::notes(file, &o.namespace, &named));
+                named
+            }
+            None => files::NamedFiles::default(),
+        };
+        let docs = render_with_files(plan, toml_text, &named, o)?;
+        for n in notes {
+            eprintln!("{n}");
+        }
+        docs
     } else {
         vec![envoy_extension_policy(&plan, toml_text, o)?]
     };

@@ -1,6 +1,7 @@
 //! The Istio and Envoy Gateway manifests: what each object carries, taken from the same Envoy
 //! pieces as the bootstrap, and no secret anywhere.
 
+use super::files;
 use super::*;
 use airouter_core::config::compile;
 use airouter_core::contract;
@@ -244,8 +245,16 @@ fn envoy_gateway_hands_the_vm_the_key_variables_and_pins_the_digest() {
 #[test]
 fn each_command_has_its_own_default_namespace() {
     let args = vec!["--wasm-image".to_string(), "oci://x".to_string()];
-    assert_eq!(Options::parse_for("istio", &args).unwrap().namespace, "istio-system");
-    assert_eq!(Options::parse_for("envoy-gateway", &args).unwrap().namespace, "default");
+    assert_eq!(
+        Options::parse_for("istio", &args).unwrap().namespace,
+        "istio-system"
+    );
+    assert_eq!(
+        Options::parse_for("envoy-gateway", &args)
+            .unwrap()
+            .namespace,
+        "default"
+    );
 }
 
 #[test]
@@ -265,7 +274,12 @@ fn options_are_checked() {
     };
     assert!(bad(&["--wasm-image", "oci://x", "--api", "envoyfilter"]));
     assert!(bad(&["--wasm-image", "oci://x", "--wasm-sha256", "ABC"]));
-    assert!(bad(&["--wasm-image", "oci://x", "--wasm-sha256", "sha512:abc"]));
+    assert!(bad(&[
+        "--wasm-image",
+        "oci://x",
+        "--wasm-sha256",
+        "sha512:abc"
+    ]));
     assert!(bad(&["--wasm-image", "oci://x", "--selector", "novalue"]));
     assert!(bad(&["--wasm-image"]));
 }
@@ -295,4 +309,84 @@ fn with_tracing_the_gateway_span_gets_the_gen_ai_attributes_and_istio_keeps_its_
     assert!(!patches
         .iter()
         .any(|p| p["patch"]["value"]["name"] == contract::TRACING_CLUSTER));
+}
+
+fn deployment_spec(docs: &[Value]) -> &Value {
+    &docs.iter().find(|d| d["kind"] == "Deployment").unwrap()["spec"]["template"]["spec"]
+}
+
+#[test]
+fn the_sidecar_listens_on_every_interface_and_writes_its_sessions_where_the_file_says() {
+    let text = format!("{TEXT}\n[session_log]\ndir = \"../sessions\"\n");
+    let docs = render(plan(&text), &text, &options(&[])).unwrap();
+    let pod = deployment_spec(&docs);
+    let container = &pod["containers"][0];
+    assert_eq!(
+        container["args"],
+        json!([
+            "serve",
+            "/etc/airouter/airouter.toml",
+            "--listen-address",
+            "0.0.0.0"
+        ])
+    );
+    // Relative to the file, which the pod has at /etc/airouter/airouter.toml.
+    let sessions = container["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "sessions")
+        .unwrap();
+    assert_eq!(sessions["mountPath"], "/etc/sessions");
+    assert!(sessions["readOnly"].is_null());
+    assert!(pod["volumes"]
+        .as_array()
+        .unwrap()
+        .contains(&json!({ "name": "sessions", "emptyDir": {} })));
+}
+
+#[test]
+fn a_session_log_inside_the_read_only_config_mount_is_refused() {
+    let text = format!("{TEXT}\n[session_log]\ndir = \"sessions\"\n");
+    let e = render(plan(&text), &text, &options(&[])).unwrap_err();
+    assert!(
+        e.contains("[session_log] dir") && e.contains("/etc/airouter/sessions"),
+        "{e}"
+    );
+}
+
+#[test]
+fn the_config_secret_projects_each_named_file_beside_the_toml() {
+    let named = files::NamedFiles {
+        in_secret: vec![("prompts_a.md".into(), "prompts/a.md".into())],
+        elsewhere: vec![("../m.gguf".into(), "/etc/m.gguf".into())],
+    };
+    let docs = render_with_files(plan(TEXT), TEXT, &named, &options(&[])).unwrap();
+    assert_eq!(
+        deployment_spec(&docs)["volumes"][0]["secret"],
+        json!({ "secretName": CONFIG_SECRET, "items": [
+            { "key": "airouter.toml", "path": "airouter.toml" },
+            { "key": "prompts_a.md", "path": "prompts/a.md" }
+        ]})
+    );
+    let notes = files::notes("conf/airouter.toml", "ai", &named).join("\n");
+    assert!(notes.contains(
+        "kubectl -n ai create secret generic airouter-config --from-file=airouter.toml=conf/airouter.toml --from-file=prompts_a.md=conf/prompts/a.md"
+    ));
+    assert!(
+        notes.contains("../m.gguf cannot be in the Secret") && notes.contains("at /etc/m.gguf")
+    );
+}
+
+#[test]
+fn the_operator_hears_of_a_loopback_address_and_a_missing_secret() {
+    let p = plan("[sidecar]\naddress = \"127.0.0.1\"\n\n[backends.t]\nkind = \"triton\"\nurl = \"grpc://10.0.0.6:8001\"\n\n[[models]]\nname = \"l\"\napis = [\"chat\"]\ntarget = { backend = \"t\", model = \"m\" }\ntriton = { family = \"vllm\", template = \"chatml\" }\n");
+    let notes = workload::notes("f.toml", p.sidecar.as_ref().unwrap()).join("\n");
+    assert!(notes.contains("listens on 0.0.0.0") && notes.contains("127.0.0.1"));
+    assert!(notes.contains("secret_env is not set"));
+    let quiet = plan(TEXT);
+    let s = quiet.sidecar.as_ref().unwrap();
+    assert!(workload::notes("f.toml", s)
+        .iter()
+        .all(|n| !n.contains("secret_env")));
 }
