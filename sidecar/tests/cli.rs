@@ -393,10 +393,21 @@ fn unknown_commands_print_usage() {
 
 #[test]
 fn every_subcommand_prints_its_usage_on_help() {
-    for cmd in ["check", "envoy", "reload", "istio", "envoy-gateway", "serve", "schema"] {
+    for cmd in [
+        "check",
+        "envoy",
+        "reload",
+        "istio",
+        "envoy-gateway",
+        "serve",
+        "schema",
+    ] {
         let out = airouter(&[cmd, "--help"]);
         assert!(out.status.success(), "{cmd}");
-        assert!(String::from_utf8_lossy(&out.stdout).starts_with("usage:"), "{cmd}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).starts_with("usage:"),
+            "{cmd}"
+        );
     }
 }
 
