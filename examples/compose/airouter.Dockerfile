@@ -2,7 +2,7 @@
 # this repository with the toolchain rust-toolchain.toml pins, in a small non-root final image.
 #   docker build -f examples/compose/airouter.Dockerfile -t airouter .
 # The .wasm is at /usr/local/lib/airouter/airouter_filter.wasm, for an Envoy that loads it from a
-# shared volume (compose.yaml) or to pack as an OCI image (examples/oci/pack-wasm.sh).
+# shared volume (compose.yaml) or to pack as an OCI image (examples/oci/pack_wasm.py).
 
 FROM rust:1.95.0-bookworm AS build
 WORKDIR /src

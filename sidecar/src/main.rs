@@ -13,10 +13,11 @@
 //!   (see [`airouter_sidecar::istio`]); `airouter envoy-gateway FILE --wasm-image URL
 //!   [--gateway NAME]` the Envoy Gateway `EnvoyExtensionPolicy` and `EnvoyProxy`.
 //! - `airouter envoy FILE --plugin-config json` writes the filter's configuration in its JSON
-//!   form, as Istio and Envoy Gateway pass it; `--listen-address ADDR` binds the listener and the
-//!   admin port there instead of the file's addresses (a container publishes ports from
+//!   form, as Istio and Envoy Gateway pass it; `--listen-address ADDR` binds the listeners (the
+//!   OpenAI one, the gRPC client API's) and the admin port there instead of the file's addresses (a container publishes ports from
 //!   `0.0.0.0`: `examples/compose/`).
-//! - `airouter serve FILE` runs the sidecar that serves the file's Triton models.
+//! - `airouter serve FILE [--listen-address ADDR]` runs the sidecar that serves the file's Triton
+//!   models (on ADDR instead of `[sidecar] address`: in a pod, `0.0.0.0`).
 //! - `airouter schema` prints the JSON Schema of `airouter.toml`.
 
 use std::path::{Path, PathBuf};
@@ -40,12 +41,14 @@ const USAGE: &str = "usage:
   airouter check FILE
   airouter envoy FILE [--filter wasm|native] [--wasm PATH] [--native PATH] [--ca-file PATH] [--xds-dir DIR]
                 [--env-file PATH] [--plugin-config toml|json] [--listen-address ADDR]
-  airouter istio FILE --wasm-image oci://REF [--namespace NS] [--wasm-sha256 HEX] [--sidecar-image IMAGE]
-                      [--selector KEY=VALUE] [--api traffic-extension|wasm-plugin] [--ca-file PATH]
-  airouter envoy-gateway FILE --wasm-image oci://REF [--namespace NS] [--gateway NAME] [--wasm-sha256 HEX]
+  airouter istio FILE --wasm-image oci://REF [--namespace NS (istio-system)] [--wasm-sha256 [sha256:]HEX]
+                      [--sidecar-image IMAGE] [--selector KEY=VALUE] [--api traffic-extension|wasm-plugin]
+                      [--ca-file PATH]
+  airouter envoy-gateway FILE --wasm-image oci://REF [--namespace NS (default)] [--gateway NAME (eg)]
+                      [--wasm-sha256 [sha256:]HEX]
   airouter reload FILE --xds-dir DIR [--filter wasm|native] [--wasm PATH] [--native PATH] [--ca-file PATH]
                   [--env-file PATH]
-  airouter serve FILE
+  airouter serve FILE [--listen-address ADDR]
   airouter schema";
 
 fn main() -> ExitCode {
@@ -61,6 +64,11 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &[String]) -> Result<(), String> {
+    // `airouter --help`, `airouter istio --help`, ...: the usage, on stdout, whatever else is given.
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return Ok(());
+    }
     match args.first().map(String::as_str) {
         Some("check") => {
             let file = args.get(1).ok_or(USAGE)?;
@@ -100,6 +108,9 @@ fn run(args: &[String]) -> Result<(), String> {
             if let Some(address) = &opts.listen_address {
                 for_envoy.listener.address.clone_from(address);
                 for_envoy.admin.address.clone_from(address);
+                if let Some(api) = for_envoy.grpc_api.as_mut() {
+                    api.address.clone_from(address);
+                }
             }
             for b in &plan.backends {
                 if let Some(var) = &b.key_env {
@@ -149,7 +160,7 @@ fn run(args: &[String]) -> Result<(), String> {
         }
         Some(cmd @ ("istio" | "envoy-gateway")) => {
             let file = args.get(1).ok_or(USAGE)?;
-            let opts = istio::Options::parse(args.get(2..).unwrap_or(&[]))
+            let opts = istio::Options::parse_for(cmd, args.get(2..).unwrap_or(&[]))
                 .map_err(|e| format!("{e}\n{USAGE}"))?;
             let text = read(file)?;
             let plan =
@@ -159,13 +170,18 @@ fn run(args: &[String]) -> Result<(), String> {
             let (for_envoy, rendered) = plan_for_envoy(file, &plan, &text)?;
             print!(
                 "{}",
-                istio::command(cmd, file, for_envoy, &rendered.text, &opts)?
+                istio::command(cmd, file, &text, for_envoy, &rendered.text, &opts)?
             );
             Ok(())
         }
         Some("serve") => {
             let file = args.get(1).ok_or(USAGE)?;
-            serve_sidecar(file)
+            let listen_address = match args.get(2..).unwrap_or(&[]) {
+                [] => None,
+                [flag, address] if flag == "--listen-address" => Some(address.as_str()),
+                _ => return Err(USAGE.to_string()),
+            };
+            serve_sidecar(file, listen_address)
         }
         Some("schema") => {
             let schema = schemars::schema_for!(airouter_core::config::raw::RawConfig);
@@ -329,7 +345,9 @@ fn config_dir(file: &str) -> PathBuf {
         .unwrap_or_default()
 }
 
-fn serve_sidecar(file: &str) -> Result<(), String> {
+/// Runs the sidecar for `file`, on `listen_address` instead of `[sidecar] address` when given
+/// (a pod's: `sidecar/src/istio/workload.rs`).
+fn serve_sidecar(file: &str, listen_address: Option<&str>) -> Result<(), String> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("AIROUTER_LOG")
@@ -337,7 +355,10 @@ fn serve_sidecar(file: &str) -> Result<(), String> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let plan = load(file)?;
+    let mut plan = load(file)?;
+    if let (Some(s), Some(address)) = (plan.sidecar.as_mut(), listen_address) {
+        s.address = address.to_string();
+    }
     let sidecar = plan.sidecar.clone().ok_or_else(|| {
         format!(
             "{file}: no backend has kind = \"triton\" and there is no [global_limits], [session_log] or [grpc_api]; the sidecar has nothing to serve"

@@ -392,6 +392,26 @@ fn unknown_commands_print_usage() {
 }
 
 #[test]
+fn every_subcommand_prints_its_usage_on_help() {
+    for cmd in [
+        "check",
+        "envoy",
+        "reload",
+        "istio",
+        "envoy-gateway",
+        "serve",
+        "schema",
+    ] {
+        let out = airouter(&[cmd, "--help"]);
+        assert!(out.status.success(), "{cmd}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).starts_with("usage:"),
+            "{cmd}"
+        );
+    }
+}
+
+#[test]
 fn envoy_with_an_xds_dir_writes_watched_files_and_reload_rewrites_them() {
     let dir = std::env::temp_dir().join(format!("airouter-xds-{}", std::process::id()));
     let dir_arg = dir.to_str().unwrap();

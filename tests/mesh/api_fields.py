@@ -2,15 +2,19 @@
 render, as JSON Schemas written from the APIs' own definitions, for versions docs/mesh.md names:
 
 - Istio 1.30, istio/api: `extensions/v1alpha1/traffic_extension.proto` (TrafficExtension; its
-  `phase` is the `PluginPhase` enum of `wasm.proto`, as the generated `traffic_extension.pb.go`
-  declares it), `extensions/v1alpha1/wasm.proto` (WasmPlugin, VmConfig, EnvValueSource,
+  `phase` values are `UNSPECIFIED`/`AUTHN`/`AUTHZ`/`STATS` spelt as Istio 1.30's reference and
+  release blog write them, `phase: AUTHN`: the revision typing it `PluginPhase` and the one with
+  a nested `TrafficExtension.ExecutionPhase` both take `AUTHN`; a later revision on istio/api's
+  master moves `ExecutionPhase` to the package, its values then `EXECUTION_PHASE_AUTHN`, which
+  TRAFFIC_EXTENSION_PHASE_NEXT pins for when the docs name that release), `extensions/v1alpha1/wasm.proto` (WasmPlugin, VmConfig, EnvValueSource,
   FailStrategy, PluginType, PullPolicy), `networking/v1alpha3/envoy_filter.proto` (ApplyTo,
   PatchContext, ListenerMatch, RouteConfigurationMatch, Patch.Operation), `networking/v1/`
   Gateway, VirtualService (HTTPDirectResponse), ServiceEntry (Location, Resolution) and
   DestinationRule (ClientTLSSettings.TLSmode, PortTrafficPolicy).
 - Envoy Gateway v1.5, envoyproxy/gateway: `api/v1alpha1/wasm_types.go` and the generated
   `gateway.envoyproxy.io_envoyextensionpolicies.yaml` (EnvoyExtensionPolicy, Wasm,
-  WasmCodeSource, ImageWasmCodeSource); `api/v1alpha1/envoyproxy_types.go` (EnvoyProxy's
+  WasmCodeSource, ImageWasmCodeSource with its `sha256`, WasmEnv with `hostKeys`: the proxy's
+  environment variables handed to the VM); `api/v1alpha1/envoyproxy_types.go` (EnvoyProxy's
   ProxyBootstrap, BootstrapType) and `envoyproxy_tracing_types.go` (ProxyTracing,
   TracingProvider, the `BackendRef`s of BackendCluster, gateway-api's Fraction), with one field
   of a later release: ProxyTracing's `tags` (envoyproxy/gateway#7828, after v1.6), whose values
@@ -47,6 +51,11 @@ WORKLOAD_SELECTOR = obj({"matchLabels": LABELS})
 TARGET_REF = obj({"group": STRING, "kind": STRING, "name": STRING, "namespace": STRING}, ["kind", "name"])
 # wasm.proto: PluginPhase, FailStrategy, PullPolicy, PluginType, VmConfig, EnvVar, TrafficSelector
 PHASE = enum("UNSPECIFIED_PHASE", "AUTHN", "AUTHZ", "STATS")
+# traffic_extension.proto: TrafficExtension.ExecutionPhase (Istio 1.30), and the package-level
+# ExecutionPhase of istio/api's master, not rendered.
+TRAFFIC_EXTENSION_PHASE = enum("UNSPECIFIED", "AUTHN", "AUTHZ", "STATS")
+TRAFFIC_EXTENSION_PHASE_NEXT = enum("EXECUTION_PHASE_UNSPECIFIED", "EXECUTION_PHASE_AUTHN",
+                                    "EXECUTION_PHASE_AUTHZ", "EXECUTION_PHASE_STATS")
 FAIL_STRATEGY = enum("FAIL_CLOSE", "FAIL_OPEN", "FAIL_RELOAD")
 PULL_POLICY = enum("UNSPECIFIED_POLICY", "IfNotPresent", "Always")
 PLUGIN_TYPE = enum("UNSPECIFIED_PLUGIN_TYPE", "HTTP", "NETWORK")
@@ -77,6 +86,7 @@ PLACEMENT = {
 
 TRAFFIC_EXTENSION = obj({
     **PLACEMENT,
+    "phase": TRAFFIC_EXTENSION_PHASE,
     "wasm": obj(WASM_FIELDS, ["url"]),
     "lua": obj({"inlineCode": {"type": "string", "minLength": 1, "maxLength": 65536}}, ["inlineCode"]),
 })
@@ -172,11 +182,12 @@ ENVOY_EXTENSION_POLICY = obj({
         "code": obj({
             "type": enum("HTTP", "Image", "ConfigMap"),
             "http": obj({"url": STRING, "sha256": STRING}, ["url"]),
-            "image": obj({"url": STRING, "pullSecretRef": {"type": "object"}, "sha256": STRING}, ["url"]),
+            "image": obj({"url": STRING, "pullSecretRef": {"type": "object"}, "sha256": SHA256}, ["url"]),
             "pullPolicy": enum("IfNotPresent", "Always"),
         }, ["type"]),
         "config": {},
         "failOpen": {"type": "boolean"},
+        "env": obj({"hostKeys": array({"type": "string", "minLength": 1})}),
     }, ["code"])),
 })
 

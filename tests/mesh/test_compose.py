@@ -7,6 +7,7 @@ Collector's configuration against the `[tracing]` the containers' config gets. N
 import ast
 import json
 import re
+import subprocess
 import sys
 import tomllib
 from importlib import resources
@@ -21,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_DIR = ROOT / "examples" / "compose"
 sys.path.insert(0, str(ROOT / "examples"))
 import run_demo  # noqa: E402
+from stack import AIROUTER, WASM  # noqa: E402
 
 CONFIG = tomllib.loads((ROOT / "examples" / "airouter.toml").read_text())
 
@@ -78,7 +80,8 @@ def test_envoy_runs_as_make_run_runs_it_on_the_ports_of_the_config(compose):
     for flag in ("--disable-hot-restart", "--concurrency 2", "-l warning"):
         assert flag in command
     published = {int(p.split(":")[-1]) for p in envoy["ports"]}
-    assert published == {CONFIG["listener"]["port"], CONFIG["admin"]["port"]}
+    # Every port `make run` serves clients on: the OpenAI listener, the admin, the gRPC client API.
+    assert published == {CONFIG["listener"]["port"], CONFIG["admin"]["port"], CONFIG["grpc_api"]["port"]}
     assert all(p.startswith("127.0.0.1:") for p in envoy["ports"])
     # The key run_demo gives Envoy, under the name the config's api_key_env says.
     assert envoy["environment"] == run_demo.ENVOY_ENV
@@ -181,3 +184,25 @@ def test_the_collector_receives_what_the_config_traces_to(compose):
     assert "debug" in config["exporters"]
     assert config["service"]["pipelines"]["traces"] == {"receivers": ["otlp"], "exporters": ["debug"]}
     assert tracing["sampling"] == 100.0
+
+
+def test_listen_address_binds_every_listener_the_compose_file_publishes(compose):
+    """`--listen-address 0.0.0.0` (the render service's) binds the OpenAI listener, the gRPC client
+    API's and the admin port there, so each published port reaches Envoy."""
+    out = subprocess.run([str(AIROUTER), "envoy", str(ROOT / "examples" / "airouter.toml"), "--wasm", str(WASM),
+                          "--listen-address", "0.0.0.0"], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    bootstrap = json.loads(out.stdout)
+    bound = {l["address"]["socket_address"]["port_value"]: l["address"]["socket_address"]["address"]
+             for l in bootstrap["static_resources"]["listeners"]}
+    bound[bootstrap["admin"]["address"]["socket_address"]["port_value"]] = \
+        bootstrap["admin"]["address"]["socket_address"]["address"]
+    published = {int(p.split(":")[-1]) for p in compose["services"]["envoy"]["ports"]}
+    assert {port: bound.get(port) for port in published} == {port: "0.0.0.0" for port in published}
+
+
+@pytest.mark.parametrize("name", ["compose.yaml", "airouter.Dockerfile", "demo.Dockerfile"])
+def test_every_repository_path_named_in_a_comment_exists(name):
+    text = (COMPOSE_DIR / name).read_text()
+    for path in re.findall(r"\b(?:examples|tests|sidecar|filter)/[\w./-]*\w", text):
+        assert (ROOT / path).exists(), (name, path)

@@ -9,8 +9,10 @@ import copy
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import jsonschema
@@ -175,7 +177,8 @@ def test_the_sidecar_runs_from_secrets_as_a_non_root_workload(istio):
     deployment = next(d for d in docs if d["kind"] == "Deployment")
     pod = deployment["spec"]["template"]["spec"]
     container = pod["containers"][0]
-    assert container["args"] == ["serve", "/etc/airouter/airouter.toml"]
+    # In its pod the sidecar listens on every interface, whatever [sidecar] address says.
+    assert container["args"] == ["serve", "/etc/airouter/airouter.toml", "--listen-address", "0.0.0.0"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["volumes"][0]["secret"]["secretName"] == "airouter-config"
     service = next(d for d in docs if d["kind"] == "Service")
@@ -206,3 +209,102 @@ def test_istio_needs_the_bootstrap_from_istiod_for_its_bootstrap_patch(istio):
     _, stderr, docs = istio
     assert patches(docs, "BOOTSTRAP")[0]["patch"]["operation"] == "MERGE"
     assert "BOOTSTRAP_XDS_AGENT=true" in stderr
+
+
+DIGEST = "8b2b470c57085a8b16b758aaf74d63c256abaac54d8d7c82c2121da2bb136512"
+KEYED = """[listener]
+port = 8080
+
+[backends.hosted]
+kind = "openai"
+url = "https://api.example.com/v1"
+api_key_env = "OPENAI_API_KEY"
+
+[[models]]
+name = "m"
+apis = ["chat"]
+target = { backend = "hosted", model = "gpt-4o" }
+"""
+
+
+def test_envoy_gateway_hands_the_vm_its_keys_pins_the_digest_and_lands_beside_the_quickstart_gateway(tmp_path):
+    config = tmp_path / "keyed.toml"
+    config.write_text(KEYED)
+    text, stderr = render("envoy-gateway", "--gateway", "eg", "--wasm-sha256", "sha256:" + DIGEST, config=config)
+    (policy,) = [d for d in yaml.safe_load_all(text) if d and d["kind"] == "EnvoyExtensionPolicy"]
+    jsonschema.validate(policy, schema_for(policy))
+    wasm = policy["spec"]["wasm"][0]
+    assert wasm["env"] == {"hostKeys": ["OPENAI_API_KEY"]} and "OPENAI_API_KEY" in stderr
+    assert wasm["code"]["image"] == {"url": IMAGE.removeprefix("oci://"), "sha256": DIGEST}
+    # Envoy Gateway's quickstart puts its Gateway `eg` in `default`.
+    assert policy["metadata"]["namespace"] == "default"
+    assert all(d["metadata"]["namespace"] == "gw"
+               for d in yaml.safe_load_all(render("envoy-gateway", "--namespace", "gw")[0]) if d)
+
+
+def test_istio_takes_the_digest_as_pack_wasm_prints_it():
+    _, _, bare = istio_for(CONFIG)
+    text, _ = render("istio", "--wasm-sha256", "sha256:" + DIGEST)
+    extension = next(d for d in yaml.safe_load_all(text) if d and d["kind"] == "TrafficExtension")
+    assert extension["spec"]["wasm"]["sha256"] == DIGEST
+    assert extension["metadata"]["namespace"] == "istio-system"
+    assert bare[0]["spec"]["phase"] == "AUTHN"
+
+
+def test_every_subcommand_prints_its_usage_on_help():
+    for command in ("istio", "envoy-gateway", "envoy", "serve", "check"):
+        out = subprocess.run([str(AIROUTER), command, "--help"], capture_output=True, text=True, check=False)
+        assert out.returncode == 0 and "airouter istio FILE" in out.stdout, (command, out.stderr)
+
+
+def test_the_sidecar_pod_is_reachable_and_the_operator_told_what_it_lacks(istio):
+    _, stderr, docs = istio
+    container = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"][-2:] == ["--listen-address", "0.0.0.0"]
+    # examples/airouter.toml: [sidecar] address = 127.0.0.1 and no secret_env.
+    assert 'not on [sidecar] address = "127.0.0.1"' in stderr
+    assert "[sidecar] secret_env is not set" in stderr
+
+
+def test_the_session_log_gets_a_writable_volume_where_the_sidecar_writes(istio):
+    _, _, docs = istio
+    pod = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]
+    # dir is relative to the file, which the pod has at /etc/airouter/airouter.toml.
+    written = os.path.normpath(os.path.join("/etc/airouter", tomllib.loads(CONFIG.read_text())["session_log"]["dir"]))
+    mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["mountPath"] == written)
+    assert not mount.get("readOnly")
+    assert next(v for v in pod["volumes"] if v["name"] == mount["name"]) == {"name": mount["name"], "emptyDir": {}}
+
+
+def test_the_files_the_file_names_resolve_in_the_pod_as_here(istio, tmp_path):
+    """The config Secret made with the command `airouter istio` prints, projected as the
+    Deployment's volume says, plus what it says the Secret cannot hold at the paths it names: the
+    file checks there (prompts, chat templates) as it does here."""
+    _, stderr, docs = istio
+    command = re.search(r"kubectl .*create secret generic airouter-config .*", stderr).group(0)
+    data = dict(arg.removeprefix("--from-file=").split("=", 1) for arg in shlex.split(command)
+                if arg.startswith("--from-file="))
+    pod = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "config")["secret"]
+    mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "config")["mountPath"]
+    assert {i["key"] for i in volume["items"]} == set(data)
+    root = tmp_path / "pod"
+    for item in volume["items"]:
+        target = root / mount.lstrip("/") / item["path"]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(Path(data[item["key"]]).read_bytes())
+    elsewhere = re.findall(r": (\S+) cannot be in the Secret airouter-config .* must hold it at (\S+)", stderr)
+    assert elsewhere  # the demo's GGUF model, beside the repository
+    for written, there in elsewhere:
+        target = root / there.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.symlink_to((CONFIG.parent / written).resolve())
+    out = subprocess.run([str(AIROUTER), "check", str(root / mount.lstrip("/") / "airouter.toml")],
+                         capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+
+
+def test_the_grpc_client_api_is_said_to_be_outside_the_istio_recipe():
+    _, stderr, docs = istio_for(ALL_FEATURES)
+    assert "[grpc_api] is not part of the Istio recipe" in stderr
+    assert all(p["patch"]["value"]["name"] != "airouter_grpc_api" for p in patches(docs, "CLUSTER"))

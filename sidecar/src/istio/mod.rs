@@ -15,7 +15,10 @@
 //! - a `Gateway` and `VirtualService` on the listener's port (`gateway`);
 //! - a `ServiceEntry` and `DestinationRule` per hosted (`https`) backend (`egress`);
 //! - the sidecar (`airouter serve`) as a `Deployment` and `Service` when the file needs it
-//!   (`workload`).
+//!   (`workload`), its config Secret mounted so the files the TOML names resolve (`files`).
+//!
+//! The gRPC client API (`[grpc_api]`) is not part of the Istio recipe: its listener, cluster and
+//! the sidecar's way back to the OpenAI listener are left out, and `airouter istio` says so.
 //!
 //! For Envoy Gateway, an `EnvoyExtensionPolicy` (`envoy_gateway`) and an `EnvoyProxy`
 //! (`envoy_proxy`: the stats tags and histogram buckets, and with `[tracing]` the tracer).
@@ -29,6 +32,7 @@ mod envoy_filter;
 mod envoy_gateway;
 mod envoy_proxy;
 mod extension;
+mod files;
 mod gateway;
 mod workload;
 
@@ -73,8 +77,9 @@ pub struct Options {
     pub namespace: String,
     /// The module's OCI image (`oci://registry/repo:tag`), as `examples/oci/pack_wasm.py` pushes.
     pub wasm_image: String,
-    /// The image manifest's SHA-256 (64 hex digits, as `examples/oci/pack_wasm.py` prints it),
-    /// which Istio checks the pulled image against when given.
+    /// The image manifest's SHA-256 as 64 lowercase hex digits (`--wasm-sha256` takes them bare
+    /// or as `examples/oci/pack_wasm.py` prints them, `sha256:<hex>`), which Istio and Envoy
+    /// Gateway check the pulled image against when given.
     pub wasm_sha256: Option<String>,
     /// The sidecar's container image (the Dockerfile in `examples/compose/`).
     pub sidecar_image: String,
@@ -88,13 +93,34 @@ pub struct Options {
     pub gateway: String,
 }
 
+/// The namespace `airouter istio` renders into without `--namespace`: Istio's own, where its
+/// ingress gateway runs.
+pub const ISTIO_NAMESPACE: &str = "istio-system";
+/// The namespace `airouter envoy-gateway` renders into without `--namespace`: the one Envoy
+/// Gateway's quickstart puts its `Gateway` (`eg`) in.
+pub const ENVOY_GATEWAY_NAMESPACE: &str = "default";
+
 impl Options {
-    /// Parses `--namespace NS --wasm-image URL [--wasm-sha256 HEX] [--sidecar-image IMAGE]
-    /// [--selector KEY=VALUE] [--api traffic-extension|wasm-plugin] [--ca-file PATH]
-    /// [--gateway NAME]`; `--wasm-image` is required.
+    /// Parses `airouter istio`'s options: `--wasm-image URL [--namespace NS] [--wasm-sha256
+    /// [sha256:]HEX] [--sidecar-image IMAGE] [--selector KEY=VALUE] [--api
+    /// traffic-extension|wasm-plugin] [--ca-file PATH] [--gateway NAME]`; `--wasm-image` is
+    /// required, the namespace defaults to [`ISTIO_NAMESPACE`].
     pub fn parse(args: &[String]) -> Result<Self, String> {
+        Self::parse_in(ISTIO_NAMESPACE, args)
+    }
+
+    /// Parses the options of `airouter CMD` (`istio` or `envoy-gateway`): as [`Options::parse`],
+    /// the namespace defaulting to the command's ([`ENVOY_GATEWAY_NAMESPACE`] for Envoy Gateway).
+    pub fn parse_for(cmd: &str, args: &[String]) -> Result<Self, String> {
+        match cmd {
+            "envoy-gateway" => Self::parse_in(ENVOY_GATEWAY_NAMESPACE, args),
+            _ => Self::parse(args),
+        }
+    }
+
+    fn parse_in(namespace: &str, args: &[String]) -> Result<Self, String> {
         let mut o = Options {
-            namespace: "istio-system".into(),
+            namespace: namespace.into(),
             wasm_image: String::new(),
             wasm_sha256: None,
             sidecar_image: "airouter:latest".into(),
@@ -109,7 +135,7 @@ impl Options {
             match flag.as_str() {
                 "--namespace" => o.namespace = value,
                 "--wasm-image" => o.wasm_image = value,
-                "--wasm-sha256" => o.wasm_sha256 = Some(value),
+                "--wasm-sha256" => o.wasm_sha256 = Some(sha256_hex(&value)?),
                 "--sidecar-image" => o.sidecar_image = value,
                 "--ca-file" => o.ca_file = PathBuf::from(value),
                 "--gateway" => o.gateway = value,
@@ -130,15 +156,6 @@ impl Options {
         if o.wasm_image.is_empty() {
             return Err("--wasm-image oci://REGISTRY/REPO:TAG is required".into());
         }
-        if let Some(h) = &o.wasm_sha256 {
-            if h.len() != 64
-                || !h
-                    .bytes()
-                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-            {
-                return Err("--wasm-sha256 takes 64 lowercase hex digits".into());
-            }
-        }
         Ok(o)
     }
 
@@ -148,6 +165,23 @@ impl Options {
             .strip_prefix("oci://")
             .unwrap_or(&self.wasm_image)
     }
+}
+
+/// The 64 lowercase hex digits of a SHA-256 digest written bare or as an OCI digest
+/// (`sha256:<hex>`, as `examples/oci/pack_wasm.py` prints it); the form both control planes'
+/// `sha256` fields take.
+fn sha256_hex(value: &str) -> Result<String, String> {
+    let hex = value.strip_prefix("sha256:").unwrap_or(value);
+    if hex.len() != 64
+        || !hex
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    {
+        return Err(format!(
+            "--wasm-sha256 takes 64 lowercase hex digits, bare or as sha256:<hex>, not {value}"
+        ));
+    }
+    Ok(hex.to_string())
 }
 
 /// A Kubernetes object's `metadata`.
@@ -188,9 +222,21 @@ fn env_keys(plan: &Plan) -> Vec<String> {
 }
 
 /// Every Istio object for `plan`, whose configuration as Envoy holds it is `toml_text` (the
-/// sanitized text `airouter envoy` renders: no secret in it).
-pub fn render(mut plan: Plan, toml_text: &str, o: &Options) -> Result<Vec<Value>, String> {
+/// sanitized text `airouter envoy` renders: no secret in it), for a file naming no other file.
+pub fn render(plan: Plan, toml_text: &str, o: &Options) -> Result<Vec<Value>, String> {
+    render_with_files(plan, toml_text, &files::NamedFiles::default(), o)
+}
+
+/// [`render`] for a file naming the files `named`, which the sidecar's pod mounts beside it.
+pub fn render_with_files(
+    mut plan: Plan,
+    toml_text: &str,
+    named: &files::NamedFiles,
+    o: &Options,
+) -> Result<Vec<Value>, String> {
     let config = plugin_config(toml_text)?;
+    // Not part of the Istio recipe (see the module's doc): no listener, no cluster.
+    plan.grpc_api = None;
     // Inside the cluster Envoy reaches the sidecar through its Service.
     let sidecar_host = format!("{SIDECAR_SERVICE}.{}.svc.cluster.local", o.namespace);
     let sidecar = plan.sidecar.clone();
@@ -210,17 +256,20 @@ pub fn render(mut plan: Plan, toml_text: &str, o: &Options) -> Result<Vec<Value>
     docs.extend(gateway::gateway(&plan, o));
     docs.extend(egress::egress(&plan, o));
     if let Some(s) = &sidecar {
-        docs.extend(workload::sidecar(&plan, s, o));
+        docs.extend(workload::sidecar(&plan, s, named, o)?);
     }
     Ok(docs)
 }
 
 /// `airouter istio` (`cmd` "istio") or `airouter envoy-gateway`: the YAML stream for `plan`, the
-/// file's plan as Envoy holds it (`toml_text`). Names on stderr the environment variables the
-/// proxy needs, which go in the Secret [`KEYS_SECRET`], never in a manifest.
+/// plan of `file` (whose text is `text`) as Envoy holds it (`toml_text`). Names on stderr the
+/// environment variables the proxy needs, which go in the Secret [`KEYS_SECRET`], never in a
+/// manifest; for Istio also how to create the sidecar's config Secret, what the pod needs that
+/// the manifests cannot carry, and that the gRPC client API is not part of the recipe.
 pub fn command(
     cmd: &str,
     file: &str,
+    text: &str,
     plan: Plan,
     toml_text: &str,
     o: &Options,
@@ -236,7 +285,24 @@ pub fn command(
         eprintln!(
             "{file}: the gateway's proxy needs {BOOTSTRAP_XDS_AGENT}=true in its environment for the EnvoyFilter's BOOTSTRAP patch (the filter's stats tags and histogram buckets), read when it starts"
         );
-        render(plan, toml_text, o)?
+        let mut notes = Vec::new();
+        if plan.grpc_api.is_some() {
+            notes.push(format!("{file}: note: [grpc_api] is not part of the Istio recipe: no listener or cluster is rendered for it (run the gRPC client API with `airouter envoy`)"));
+        }
+        let named = match &plan.sidecar {
+            Some(s) => {
+                let named = files::named(file, text, &plan)?;
+                notes.extend(workload::notes(file, s));
+                notes.extend(files::notes(file, &o.namespace, &named));
+                named
+            }
+            None => files::NamedFiles::default(),
+        };
+        let docs = render_with_files(plan, toml_text, &named, o)?;
+        for n in notes {
+            eprintln!("{n}");
+        }
+        docs
     } else {
         eprintln!(
             "{file}: the Gateway {} names the EnvoyProxy {NAME} in spec.infrastructure.parametersRef (group gateway.envoyproxy.io, kind EnvoyProxy)",
@@ -249,7 +315,7 @@ pub fn command(
             &o.ca_file,
         );
         vec![
-            envoy_extension_policy(toml_text, o)?,
+            envoy_extension_policy(&plan, toml_text, o)?,
             envoy_proxy(&plan, &parts, o)?,
         ]
     };

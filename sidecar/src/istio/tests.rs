@@ -1,6 +1,7 @@
 //! The Istio and Envoy Gateway manifests: what each object carries, taken from the same Envoy
 //! pieces as the bootstrap, and no secret anywhere.
 
+use super::files;
 use super::*;
 use airouter_core::config::compile;
 use airouter_core::contract;
@@ -211,7 +212,7 @@ fn no_sidecar_objects_without_a_sidecar() {
 
 #[test]
 fn envoy_gateway_gets_an_extension_policy_with_the_image_reference() {
-    let p = envoy_extension_policy(TEXT, &options(&["--gateway", "ai-gw"])).unwrap();
+    let p = envoy_extension_policy(&plan(TEXT), TEXT, &options(&["--gateway", "ai-gw"])).unwrap();
     assert_eq!(p["kind"], "EnvoyExtensionPolicy");
     assert_eq!(p["spec"]["targetRefs"][0]["name"], "ai-gw");
     let wasm = &p["spec"]["wasm"][0];
@@ -224,6 +225,48 @@ fn envoy_gateway_gets_an_extension_policy_with_the_image_reference() {
 }
 
 #[test]
+fn envoy_gateway_hands_the_vm_the_key_variables_and_pins_the_digest() {
+    let digest = "b".repeat(64);
+    let o = options(&["--wasm-sha256", &format!("sha256:{digest}")]);
+    let p = envoy_extension_policy(&plan(TEXT), TEXT, &o).unwrap();
+    let wasm = &p["spec"]["wasm"][0];
+    assert_eq!(
+        wasm["env"],
+        json!({ "hostKeys": ["PROVIDER_KEY", "SIDECAR_SECRET"] })
+    );
+    assert_eq!(wasm["code"]["image"]["sha256"], digest);
+    let keyless = "[backends.b]\nkind = \"openai\"\nurl = \"http://10.0.0.5:8000/v1\"\n\n\
+                   [[models]]\nname = \"m\"\napis = [\"chat\"]\ntarget = { backend = \"b\" }\n";
+    let p = envoy_extension_policy(&plan(keyless), keyless, &options(&[])).unwrap();
+    assert!(p["spec"]["wasm"][0]["env"].is_null());
+    assert!(p["spec"]["wasm"][0]["code"]["image"]["sha256"].is_null());
+}
+
+#[test]
+fn each_command_has_its_own_default_namespace() {
+    let args = vec!["--wasm-image".to_string(), "oci://x".to_string()];
+    assert_eq!(
+        Options::parse_for("istio", &args).unwrap().namespace,
+        "istio-system"
+    );
+    assert_eq!(
+        Options::parse_for("envoy-gateway", &args)
+            .unwrap()
+            .namespace,
+        "default"
+    );
+}
+
+#[test]
+fn a_digest_is_taken_bare_or_as_pack_wasm_prints_it() {
+    let hex = "0123456789abcdef".repeat(4);
+    let bare = options(&["--wasm-sha256", &hex]);
+    let prefixed = options(&["--wasm-sha256", &format!("sha256:{hex}")]);
+    assert_eq!(bare.wasm_sha256.as_deref(), Some(hex.as_str()));
+    assert_eq!(prefixed.wasm_sha256, bare.wasm_sha256);
+}
+
+#[test]
 fn options_are_checked() {
     assert!(Options::parse(&[]).unwrap_err().contains("--wasm-image"));
     let bad = |a: &[&str]| {
@@ -231,6 +274,12 @@ fn options_are_checked() {
     };
     assert!(bad(&["--wasm-image", "oci://x", "--api", "envoyfilter"]));
     assert!(bad(&["--wasm-image", "oci://x", "--wasm-sha256", "ABC"]));
+    assert!(bad(&[
+        "--wasm-image",
+        "oci://x",
+        "--wasm-sha256",
+        "sha512:abc"
+    ]));
     assert!(bad(&["--wasm-image", "oci://x", "--selector", "novalue"]));
     assert!(bad(&["--wasm-image"]));
 }
@@ -382,4 +431,84 @@ fn with_tracing_envoy_gateway_traces_to_the_endpoint_with_the_gen_ai_tags() {
     let text = format!("{TEXT}\n[tracing]\nendpoint = \"otel-collector:4317\"\n");
     let tracing = &gateway_proxy(&text)["spec"]["telemetry"]["tracing"];
     assert_eq!(tracing["provider"]["backendRefs"][0]["namespace"], "ai");
+}
+
+fn deployment_spec(docs: &[Value]) -> &Value {
+    &docs.iter().find(|d| d["kind"] == "Deployment").unwrap()["spec"]["template"]["spec"]
+}
+
+#[test]
+fn the_sidecar_listens_on_every_interface_and_writes_its_sessions_where_the_file_says() {
+    let text = format!("{TEXT}\n[session_log]\ndir = \"../sessions\"\n");
+    let docs = render(plan(&text), &text, &options(&[])).unwrap();
+    let pod = deployment_spec(&docs);
+    let container = &pod["containers"][0];
+    assert_eq!(
+        container["args"],
+        json!([
+            "serve",
+            "/etc/airouter/airouter.toml",
+            "--listen-address",
+            "0.0.0.0"
+        ])
+    );
+    // Relative to the file, which the pod has at /etc/airouter/airouter.toml.
+    let sessions = container["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "sessions")
+        .unwrap();
+    assert_eq!(sessions["mountPath"], "/etc/sessions");
+    assert!(sessions["readOnly"].is_null());
+    assert!(pod["volumes"]
+        .as_array()
+        .unwrap()
+        .contains(&json!({ "name": "sessions", "emptyDir": {} })));
+}
+
+#[test]
+fn a_session_log_inside_the_read_only_config_mount_is_refused() {
+    let text = format!("{TEXT}\n[session_log]\ndir = \"sessions\"\n");
+    let e = render(plan(&text), &text, &options(&[])).unwrap_err();
+    assert!(
+        e.contains("[session_log] dir") && e.contains("/etc/airouter/sessions"),
+        "{e}"
+    );
+}
+
+#[test]
+fn the_config_secret_projects_each_named_file_beside_the_toml() {
+    let named = files::NamedFiles {
+        in_secret: vec![("prompts_a.md".into(), "prompts/a.md".into())],
+        elsewhere: vec![("../m.gguf".into(), "/etc/m.gguf".into())],
+    };
+    let docs = render_with_files(plan(TEXT), TEXT, &named, &options(&[])).unwrap();
+    assert_eq!(
+        deployment_spec(&docs)["volumes"][0]["secret"],
+        json!({ "secretName": CONFIG_SECRET, "items": [
+            { "key": "airouter.toml", "path": "airouter.toml" },
+            { "key": "prompts_a.md", "path": "prompts/a.md" }
+        ]})
+    );
+    let notes = files::notes("conf/airouter.toml", "ai", &named).join("\n");
+    assert!(notes.contains(
+        "kubectl -n ai create secret generic airouter-config --from-file=airouter.toml=conf/airouter.toml --from-file=prompts_a.md=conf/prompts/a.md"
+    ));
+    assert!(
+        notes.contains("../m.gguf cannot be in the Secret") && notes.contains("at /etc/m.gguf")
+    );
+}
+
+#[test]
+fn the_operator_hears_of_a_loopback_address_and_a_missing_secret() {
+    let p = plan("[sidecar]\naddress = \"127.0.0.1\"\n\n[backends.t]\nkind = \"triton\"\nurl = \"grpc://10.0.0.6:8001\"\n\n[[models]]\nname = \"l\"\napis = [\"chat\"]\ntarget = { backend = \"t\", model = \"m\" }\ntriton = { family = \"vllm\", template = \"chatml\" }\n");
+    let notes = workload::notes("f.toml", p.sidecar.as_ref().unwrap()).join("\n");
+    assert!(notes.contains("listens on 0.0.0.0") && notes.contains("127.0.0.1"));
+    assert!(notes.contains("secret_env is not set"));
+    let quiet = plan(TEXT);
+    let s = quiet.sidecar.as_ref().unwrap();
+    assert!(workload::notes("f.toml", s)
+        .iter()
+        .all(|n| !n.contains("secret_env")));
 }
