@@ -136,6 +136,9 @@ fn run(args: &[String]) -> Result<(), String> {
                 other => return Err(format!("--plugin-config takes toml or json, not {other}")),
             };
             let module = absolute(opts.module())?;
+            if !module.is_file() {
+                eprintln!("{file}: warning: {} does not exist (yet): Envoy will not start without it (`make {}` builds it, --{} names another)", module.display(), opts.filter, opts.filter);
+            }
             let filter = match opts.filter.as_str() {
                 "wasm" => bootstrap::FilterModule::Wasm(&module),
                 "native" => bootstrap::FilterModule::Native(&module),

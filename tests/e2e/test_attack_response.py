@@ -246,16 +246,16 @@ def test_redirects_name_no_backend_url(env):
     assert_normal_request_works(env)
 
 
-def test_a_compressed_body_is_passed_on_and_counted(env):
-    """The documented exception: a backend compressing although asked not to. Its headers are
-    still cleaned; its body passes as it is, counted for operators."""
-    before = env.stat("airouter_model_unrenamed_bodies.model.gzip")
+def test_a_compressed_answer_is_refused_not_passed_unrenamed(env):
+    """A backend compressing although asked not to (or only saying so, #19 review F6): its
+    answer cannot be read for names, so the client gets a 502 in OpenAI's envelope, never the
+    bytes."""
     status, headers, body = env.post("/v1/chat/completions", {"model": "gzip", "messages": []})
-    assert status == 200
+    assert status == 502
     names = {k.lower() for k, _ in headers}
-    assert names <= CLIENT_HEADERS and "openai-model" not in names
-    assert json.loads(gzip.decompress(body))["object"] == "chat.completion"
-    assert env.stat("airouter_model_unrenamed_bodies.model.gzip") == before + 1
+    assert names <= CLIENT_HEADERS and "content-encoding" not in names
+    assert json.loads(body)["error"]["code"] == "bad_backend_response"
+    assert_clean(status, headers, body)
     assert_normal_request_works(env)
 
 

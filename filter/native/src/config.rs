@@ -4,13 +4,14 @@
 //! the workers. The configuration text is compiled into a plan once here, so a bad file fails
 //! Envoy's load with the same errors as the wasm build; each worker thread then compiles its own
 //! plan from the same text on its first request (the core's plan is single-threaded, as it is in
-//! the wasm build's one VM per worker), so a worker's requests never contend for it.
+//! the wasm build's one VM per worker), so a worker's requests never contend for it. The
+//! listener's filter and the failover clusters' upstream filters of one rendering carry the same
+//! text, and a worker holds one plan for all of them.
 //!
 //! `filter_config` is a `google.protobuf.Struct`, which Envoy hands over as JSON:
 //! `{"name": <file name for messages>, "configuration": <airouter.toml text>}`.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -42,12 +43,13 @@ struct Counter {
 
 /// A filter configuration, shared by every worker's filters (read-only after creation).
 pub struct FilterConfig {
-    /// Tells this configuration's per-worker plans apart from a former one's.
+    /// This configuration's own id (its scheduled events name it).
     id: u64,
+    /// The id of its text ([`LIVE`]): the key of its plan on each worker, shared with every
+    /// live configuration of the same text.
+    plan_id: u64,
     /// The per-attempt upstream filter rather than the listener's.
     pub upstream: bool,
-    file: String,
-    text: String,
     counters: FxHashMap<String, Counter>,
     /// The GenAI histograms (listener filter with `[telemetry] metrics` only): one labelled
     /// histogram per metric and label list ([`histograms::label_sets`]), with Envoy's id.
@@ -66,8 +68,14 @@ pub struct WorkerPlan {
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-/// The ids of configurations not yet destroyed.
-static LIVE: Mutex<Option<HashSet<u64>>> = Mutex::new(None);
+/// The configuration texts of live configurations, by plan id: `(file, text, how many live
+/// configurations have it)`. Configurations with the same file and text (the listener's filter
+/// and every failover cluster's upstream filter of one rendering) share one plan id, so a worker
+/// compiles and holds one plan for all of them; an id is never reused.
+static LIVE: Mutex<Option<Texts>> = Mutex::new(None);
+
+/// Plan id → `(file, text, live configurations using it)`.
+type Texts = FxHashMap<u64, (String, String, usize)>;
 /// Counter values by stat name, shared by every configuration (Envoy's counter of a name is one
 /// counter whatever defined it).
 static VALUES: Mutex<Option<FxHashMap<String, Arc<AtomicU64>>>> = Mutex::new(None);
@@ -90,25 +98,50 @@ fn value_of(name: &str) -> Arc<AtomicU64> {
     Arc::clone(values.entry(name.to_string()).or_default())
 }
 
-fn live(f: impl FnOnce(&mut HashSet<u64>)) {
+fn live<T>(f: impl FnOnce(&mut Texts) -> T) -> T {
     let mut guard = LIVE.lock().unwrap_or_else(PoisonError::into_inner);
-    f(guard.get_or_insert_with(HashSet::new));
+    f(guard.get_or_insert_with(FxHashMap::default))
 }
 
-fn is_live(id: u64) -> bool {
-    let mut alive = false;
-    live(|set| alive = set.contains(&id));
-    alive
+fn is_live(plan_id: u64) -> bool {
+    live(|texts| texts.contains_key(&plan_id))
+}
+
+/// One configuration of plan `plan_id` is gone; the last one takes the text with it.
+fn release(plan_id: u64) {
+    live(|texts| {
+        if let Some((_, _, users)) = texts.get_mut(&plan_id) {
+            *users = users.saturating_sub(1);
+            if *users == 0 {
+                texts.remove(&plan_id);
+            }
+        }
+    });
+}
+
+/// The plan id of `(file, text)`: a live configuration's with the same, or a new one.
+fn plan_id_of(file: &str, text: &str) -> u64 {
+    live(|texts| {
+        let same = texts
+            .iter_mut()
+            .find(|(_, (f, t, _))| f == file && t == text);
+        if let Some((id, (_, _, users))) = same {
+            *users += 1;
+            return *id;
+        }
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        texts.insert(id, (file.to_string(), text.to_string(), 1));
+        id
+    })
 }
 
 /// Compiles `text` (named `file` in messages) with the process's environment.
 fn compile_text(file: &str, text: &str) -> Result<Plan, Vec<String>> {
     match compile_in_envoy(file, text, &|name| std::env::var(name).ok()) {
-        Ok(plan) if !plan.missing_env.is_empty() => Err(vec![format!(
-            "{file}: environment variables not set for Envoy: {}",
-            plan.missing_env.join(", ")
-        )]),
-        Ok(plan) => Ok(plan),
+        Ok(plan) => match plan.missing_env_error(file) {
+            Some(message) => Err(vec![message]),
+            None => Ok(plan),
+        },
         Err(errors) => Err(errors.0.iter().map(|e| format!("{e}")).collect()),
     }
 }
@@ -153,9 +186,7 @@ impl FilterConfig {
             define_histograms(envoy)
         };
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        live(|set| {
-            set.insert(id);
-        });
+        let plan_id = plan_id_of(&wire.name, &wire.configuration);
         let _discovery = if upstream {
             None
         } else {
@@ -163,9 +194,8 @@ impl FilterConfig {
         };
         Ok(FilterConfig {
             id,
+            plan_id,
             upstream,
-            file: wire.name,
-            text: wire.configuration,
             counters,
             histograms,
             _discovery,
@@ -176,10 +206,15 @@ impl FilterConfig {
     /// text stopped compiling (an environment variable removed since Envoy started).
     pub fn worker_plan(&self) -> Option<WorkerPlan> {
         PLANS.with(|plans| {
-            if let Some(found) = plans.borrow().get(&self.id) {
+            if let Some(found) = plans.borrow().get(&self.plan_id) {
                 return Some(found.clone());
             }
-            let plan = match compile_text(&self.file, &self.text) {
+            let (file, text) = live(|texts| {
+                texts
+                    .get(&self.plan_id)
+                    .map(|(file, text, _)| (file.clone(), text.clone()))
+            })?;
+            let plan = match compile_text(&file, &text) {
                 Ok(plan) => plan,
                 Err(errors) => {
                     for e in errors {
@@ -194,7 +229,7 @@ impl FilterConfig {
             };
             let mut plans = plans.borrow_mut();
             plans.retain(|id, _| is_live(*id));
-            plans.insert(self.id, made.clone());
+            plans.insert(self.plan_id, made.clone());
             Some(made)
         })
     }
@@ -290,8 +325,29 @@ fn define_histograms(envoy: ConfigPtr) -> Vec<(&'static str, Vec<&'static str>, 
 
 impl Drop for FilterConfig {
     fn drop(&mut self) {
-        live(|set| {
-            set.remove(&self.id);
-        });
+        release(self.plan_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configurations_of_one_text_share_a_plan_until_the_last_is_gone() {
+        let listener = plan_id_of("a.toml", "[listener]\nport = 1\n");
+        let upstream = plan_id_of("a.toml", "[listener]\nport = 1\n");
+        let other = plan_id_of("a.toml", "[listener]\nport = 2\n");
+        assert_eq!(listener, upstream);
+        assert_ne!(listener, other);
+        release(listener);
+        assert!(is_live(upstream));
+        release(upstream);
+        assert!(!is_live(upstream));
+        // The same text again is a new plan: a worker never serves a plan of a former one.
+        let again = plan_id_of("a.toml", "[listener]\nport = 1\n");
+        assert!(again > other);
+        release(again);
+        release(other);
     }
 }

@@ -114,11 +114,9 @@ impl RootContext for Root {
         };
         match compile_in_envoy(&file, &text, &|name| std::env::var(name).ok()) {
             Ok(plan) if !plan.missing_env.is_empty() => {
-                let vars = plan.missing_env.join(", ");
-                abi::log(
-                    abi::LOG_ERROR,
-                    &format!("{file}: environment variables not visible to the filter: {vars} (set them for Envoy; `airouter envoy` exposes them through vm_config.environment_variables)"),
-                );
+                if let Some(message) = plan.missing_env_error(&file) {
+                    abi::log(abi::LOG_ERROR, &message);
+                }
                 false
             }
             Ok(plan) => {

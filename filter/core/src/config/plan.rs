@@ -73,6 +73,18 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Why the filter inside Envoy refuses this plan, if it does: environment variables its
+    /// backends' keys name that Envoy's process does not show the filter (`None`: none missing).
+    /// Both builds say it in these words.
+    pub fn missing_env_error(&self, file: &str) -> Option<String> {
+        (!self.missing_env.is_empty()).then(|| {
+            format!(
+                "{file}: environment variables not visible to the filter: {} (set them in Envoy's environment; the configuration `airouter envoy` renders shows them to the filter)",
+                self.missing_env.join(", ")
+            )
+        })
+    }
+
     /// Whether routed requests are measured for telemetry: their GenAI facts gathered as the
     /// response passes (`[telemetry]` or `[tracing]`).
     pub fn measures_gen_ai(&self) -> bool {

@@ -302,10 +302,20 @@ fn mode_for(
         ResponseMode::Replaced(ApiError::with_status(status, message, None))
     } else if status >= 400 {
         ResponseMode::BackendError(status)
+    } else if encoded && body_kind.is_renamed() {
+        // The request asked for identity encoding. Compressed text would pass unread, so a
+        // backend could keep its names in an answer by compressing it (or by only saying so):
+        // not passed on.
+        let err = ApiError::with_status(
+            502,
+            "The backend compressed its answer, which the router asked it not to.".into(),
+            Some("bad_backend_response"),
+        );
+        host.set_header(resp, ":status", Some("502"));
+        ResponseMode::Replaced(err)
     } else if encoded || body_kind == BodyKind::Opaque {
-        // The request asked for identity encoding; a backend that compresses anyway, or
-        // sends a type the filter cannot read, gets its bytes passed on unrenamed, and
-        // counted so that operators see it.
+        // Compressed media, or a type the filter cannot read: its bytes are passed on
+        // unrenamed, and counted so that operators see it.
         let names = &plan.metric_names.model_unrenamed;
         metrics::add_at(host, names, routed.model, 1);
         host.log_warn("a backend's response body cannot be renamed (compressed or of an unknown type); it is passed on as it is");
@@ -367,6 +377,14 @@ enum BodyKind {
 }
 
 impl BodyKind {
+    /// Whether the filter reads and renames a body of this kind.
+    fn is_renamed(self) -> bool {
+        matches!(
+            self,
+            BodyKind::EventStream | BodyKind::Json | BodyKind::Text
+        )
+    }
+
     fn of(ctype: &str) -> Self {
         let mime = ctype.split(';').next().unwrap_or("").trim();
         if mime == "text/event-stream" {

@@ -53,18 +53,29 @@ fn binary_responses_pass_untouched() {
 }
 
 #[test]
-fn compressed_bodies_pass_untouched() {
-    let (mut f, mut h) = routed();
-    h.resp = vec![
-        (":status".into(), "200".into()),
-        ("content-type".into(), "application/json".into()),
-        ("content-encoding".into(), "gzip".into()),
-    ];
-    f.on_response_headers(&mut h, false);
-    h.resp_body = b"\x1f\x8b\"model\":\"qwen2-0.5b\"".to_vec();
-    let n = h.resp_body.len();
-    assert_eq!(f.on_response_body(&mut h, n, true), Action::Continue);
-    assert_eq!(h.resp_body, b"\x1f\x8b\"model\":\"qwen2-0.5b\"".to_vec());
+fn a_compressed_readable_body_is_refused_not_passed_unrenamed() {
+    // The request asked for identity encoding: a compressed (or only said to be compressed)
+    // JSON, event-stream or text answer would carry the backend's names unread.
+    for ctype in ["application/json", "text/event-stream", "text/plain"] {
+        let (mut f, mut h) = routed();
+        h.resp = vec![
+            (":status".into(), "200".into()),
+            ("content-type".into(), ctype.into()),
+            ("content-encoding".into(), "identity, gzip".into()),
+        ];
+        f.on_response_headers(&mut h, false);
+        h.resp_body = b"\x1f\x8b\"model\":\"qwen2-0.5b\"".to_vec();
+        let n = h.resp_body.len();
+        f.on_response_body(&mut h, n, true);
+        let body = String::from_utf8_lossy(&h.resp_body).into_owned();
+        assert!(body.contains("bad_backend_response"), "{ctype}: {body}");
+        assert!(!body.contains("qwen2"), "{body}");
+        assert_eq!(
+            h.header(Headers::Response, ":status").as_deref(),
+            Some("502")
+        );
+        assert_eq!(h.header(Headers::Response, "content-encoding"), None);
+    }
 }
 
 #[test]
@@ -206,11 +217,11 @@ fn text_bodies_are_renamed_with_their_exact_length() {
 #[test]
 fn bodies_that_cannot_be_renamed_are_counted() {
     let counted = |h: &FakeHost| h.counter(&metrics::model(metrics::MODEL_UNRENAMED, "chat-small"));
-    // Compressed (the request asked for none) and unknown types pass on, counted.
+    // Compressed media (the request asked for none) and unknown types pass on, counted.
     let (mut f, mut h) = routed();
     h.resp = vec![
         (":status".into(), "200".into()),
-        ("content-type".into(), "application/json".into()),
+        ("content-type".into(), "audio/mpeg".into()),
         ("content-encoding".into(), "gzip".into()),
     ];
     f.on_response_headers(&mut h, false);
