@@ -139,6 +139,20 @@ def tcmalloc(admin):
         return None
 
 
+def wasm_vms(admin):
+    """Envoy's count of live v8 VMs (`wasm.envoy.wasm.runtime.v8.active`), 0 without wasm."""
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d/stats?filter=wasm.envoy.wasm.runtime.v8.active" % admin,
+                                    timeout=5) as resp:
+            for line in resp.read().decode().splitlines():
+                name, _, value = line.partition(":")
+                if name.strip() == "wasm.envoy.wasm.runtime.v8.active":
+                    return int(value)
+    except (OSError, ValueError):
+        return None
+    return 0
+
+
 def memory(bench, variant):
     pid, admin = bench.pids.get(variant), bench.admins.get(variant)
     if not pid or not admin:
@@ -149,7 +163,8 @@ def memory(bench, variant):
     # tcmalloc's resident heap: what it took from the system, less what it gave back.
     resident_heap = (heap.get("heap_size", 0) - heap.get("pageheap_unmapped", 0)) / 1024
     return {"kinds": kinds, "allocated": heap.get("allocated", 0) / 1024, "heap": resident_heap,
-            "free": heap.get("pageheap_free", 0) / 1024, "outside_heap": max(kinds["anonymous"] - resident_heap, 0)}
+            "free": heap.get("pageheap_free", 0) / 1024, "thread_caches": heap.get("total_thread_cache", 0) / 1024,
+            "outside_heap": max(kinds["anonymous"] - resident_heap, 0), "vms": wasm_vms(admin)}
 
 
 def start_symbols_envoy(bench):
@@ -269,17 +284,33 @@ def cpu_lines(prof, perf):
 def memory_lines(mem, results):
     lines = ["Memory: the resident set after all runs (`/proc/PID/smaps`, summed by mapping; MB), and "
              "tcmalloc's heap from Envoy's admin `/memory`: resident (`heap_size` − `pageheap_unmapped`), in "
-             "use (`allocated`), and free pages tcmalloc keeps (`pageheap_free`). Anonymous memory outside "
-             "tcmalloc's heap is thread stacks, v8's own pages and Envoy's other mappings. The tables above "
-             "use peak RSS (`VmHWM`).", "",
+             "use (`allocated`), free pages tcmalloc keeps (`pageheap_free`) and freed objects its "
+             "per-thread caches hold (`total_thread_cache`). Anonymous memory outside tcmalloc's heap is "
+             "thread stacks, v8's own pages (wasm linear memories among them) and Envoy's other mappings. "
+             "v8 VMs: Envoy's `wasm.envoy.wasm.runtime.v8.active` (each with its own linear memory, where "
+             "the filter builds its plan). The module files: `airouter_filter.wasm` %s, the floor's %s; the dynamic "
+             "module %s. The tables above use peak RSS (`VmHWM`)." % (
+                 size(ROOT / "target" / "wasm32-wasip1" / "release" / "airouter_filter.wasm"),
+                 size(ROOT / "target" / "wasm32-wasip1" / "release" / "airouter_bench_floor.wasm"),
+                 size(ROOT / "target" / "native" / "libairouter_native.so")), "",
              "| variant | RSS now | Envoy binary (code and data touched) | dynamic module | other files | "
-             "anonymous | tcmalloc heap resident | in use | free in tcmalloc | anonymous outside the heap | peak RSS |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "anonymous | tcmalloc heap resident | in use | free pages | thread caches | anonymous outside "
+             "the heap | v8 VMs | peak RSS |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for v, m in mem.items():
         k = m["kinds"]
         peak = results.get(v, {}).get("rss")
-        lines.append("| %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %s |" % (
+        lines.append("| %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %s | %s |" % (
             v, sum(k.values()) / 1024, k["envoy binary"] / 1024, k["dynamic module"] / 1024,
             k["other files"] / 1024, k["anonymous"] / 1024, m["heap"] / 1024, m["allocated"] / 1024,
-            m["free"] / 1024, m["outside_heap"] / 1024, "%.1f" % peak if peak else "-"))
+            m["free"] / 1024, m["thread_caches"] / 1024, m["outside_heap"] / 1024,
+            "-" if m.get("vms") is None else m["vms"], "%.1f" % peak if peak else "-"))
     return lines
+
+
+def size(path):
+    try:
+        n = path.stat().st_size
+    except OSError:
+        return "-"
+    return "%.1f MB" % (n / 1e6) if n >= 1e6 else "%.0f KB" % (n / 1e3)
