@@ -9,7 +9,7 @@ NATIVE   := target/native/libairouter_native.so
 AIROUTER := target/release/airouter
 CARGO    ?= cargo
 
-.PHONY: run test bench bench-llm bench-tools build wasm native native-probe sidecar venv llm wasm-target redis lint deny-tools unit e2e mesh \
+.PHONY: run test bench bench-llm bench-tools native-symbols build wasm native native-probe sidecar venv llm wasm-target redis lint deny-tools unit e2e mesh \
         schema clean fuzz fuzz-quick fuzz-tools soak
 
 run: venv llm build
@@ -139,12 +139,18 @@ soak: venv build
 	$(PY) tests/soak/soak.py --requests $(SOAK_REQUESTS) --concurrency $(SOAK_CONCURRENCY)
 
 # Benchmarks (not part of `make test`): criterion micro-benchmarks, then the interleaved end-to-end
-# runs against plain Envoy, LiteLLM and nginx, then the real model three ways (direct to llama.cpp's
-# server, through Envoy, through the sidecar and Triton); rewrites BENCHMARKS.md and
+# runs against plain Envoy, LiteLLM, the Portkey gateway and nginx, a CPU profile (perf) and memory
+# account of each Envoy, then the real model three ways (direct to llama.cpp's server, through Envoy,
+# through the sidecar and Triton); rewrites BENCHMARKS.md and
 # docs/bench-latency.png. `make bench-llm` runs the real model's section alone (a few minutes) and
 # rewrites only its part of BENCHMARKS.md.
 BENCH_VENV := .bench-venv
 LITELLM    ?= litellm[proxy]==1.106.2
+# The Portkey gateway (npm, run by the machine's node): tests/bench/portkey pins it and every
+# dependency (its package-lock.json); `npm ci` installs exactly that under target/, only here, again
+# only when the lock changed. Install scripts are skipped: the gateway's postinstall (patch-package)
+# has no patches in the published package.
+PORTKEY_DIR := target/bench-portkey
 
 bench-tools: venv
 	@command -v wrk >/dev/null && command -v hey >/dev/null && command -v nginx >/dev/null || { \
@@ -152,9 +158,28 @@ bench-tools: venv
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq wrk hey nginx-light >/dev/null; }
 	@test -x $(BENCH_VENV)/bin/litellm || { python3 -m venv $(BENCH_VENV) && \
 	  $(BENCH_VENV)/bin/pip install -q --disable-pip-version-check '$(LITELLM)'; }
+	@command -v perf >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq linux-perf >/dev/null; }
+	@command -v npm >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq nodejs npm >/dev/null; }
+	@cmp -s tests/bench/portkey/package-lock.json $(PORTKEY_DIR)/package-lock.json || { \
+	  mkdir -p $(PORTKEY_DIR) && cp tests/bench/portkey/package.json tests/bench/portkey/package-lock.json $(PORTKEY_DIR)/ && \
+	  npm ci --prefix $(PORTKEY_DIR) --ignore-scripts --omit=dev --no-audit --no-fund >/dev/null || { \
+	    rm -f $(PORTKEY_DIR)/package-lock.json; exit 1; }; }
 	@$(PY) -c "import matplotlib" 2>/dev/null || $(PY) -m pip install -q --disable-pip-version-check matplotlib==3.11.2
 
-bench: bench-tools llm build
+# For the bench's CPU profile only (tests/bench/cost.py): the dynamic module with its symbol table
+# (the `native` profile strips it; the code is the same), copied aside, then the stripped build put
+# back: each step relinks the module alone, seconds.
+native-symbols: native
+	$(CARGO) rustc --profile native -p airouter-native -- -C strip=none
+	mkdir -p target/native-symbols/native
+	cp $(NATIVE) target/native-symbols/native/libairouter_native.so
+	$(CARGO) build --profile native -p airouter-native
+
+bench: bench-tools llm build native-symbols
 	$(CARGO) build --target wasm32-wasip1 --release -p airouter-bench-floor
 	$(CARGO) bench --no-run -p airouter-core -p airouter-sidecar -p airouter-wasm-tests \
 	  --bench hot_paths --bench triton_paths --bench filter_wasm --bench module_ops
