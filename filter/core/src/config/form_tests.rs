@@ -53,6 +53,9 @@ fn a_json_error_points_into_the_json_file() {
 fn a_json_syntax_error_has_the_json_parsers_line() {
     let e = &errors("{\n  \"listener\": {\"port\": 8080,}\n}\n")[0];
     assert_eq!(e.line, 2, "{e}");
+    // An error at a line's end (serde_json's column 0) is still a column of the text.
+    let e = &errors("{\"redis://r\n")[0];
+    assert!(e.line >= 1 && e.column >= 1, "{e}");
 }
 
 #[test]

@@ -90,7 +90,10 @@ pub fn compile_with(file: &str, text: &str, sources: &Sources) -> Result<Plan, C
     let toml = json::toml_text(text).map_err(|message| {
         let mut error = json_loc.error(0..0, "", message);
         if let Err(e) = serde_json::from_str::<serde_json::Value>(text) {
-            (error.line, error.column) = (e.line(), e.column());
+            // serde_json counts an error at a line's end as column 0, and may count one line
+            // past the text's end: kept within the text.
+            let lines = text.split('\n').count();
+            (error.line, error.column) = (e.line().clamp(1, lines), e.column().max(1));
         }
         ConfigErrors(vec![error])
     })?;
