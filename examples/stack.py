@@ -96,10 +96,22 @@ def llm_model_path():
     return path
 
 
+# Every port free_port has handed out in this process. A port is free only while nobody binds it:
+# one handed out for a backend meant to be down ("dead") and released at once could otherwise be
+# handed out again to a server started later (Triton's HTTP port took a failover test's dead
+# backend's port once, and that backend answered 404).
+_HANDED_OUT = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nobody listens on now and that no earlier call in this process returned."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def wait_http(url, timeout=30.0, proc=None, log=None):
